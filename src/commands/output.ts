@@ -1,0 +1,170 @@
+// Rendering and exit codes, the only place that prints or exits.
+// Every command takes --json: then stdout carries one JSON result object (and NDJSON events on
+// stderr); otherwise humans get lines, and progress on a TTY.
+import type { Command } from 'commander';
+import { CommanderError } from 'commander';
+import { ERROR_CODES, isSealiftError, SealiftError } from '../errors.ts';
+import type { EventSink, SealiftEvent } from '../events.ts';
+
+export interface GlobalFlags {
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export interface Output {
+  json: boolean;
+  onEvent: EventSink;
+  /** the command's result: JSON on stdout with --json, else `human(result)` lines */
+  result<T>(value: T, human: (v: T) => string | string[]): void;
+  line(text: string): void;
+  close(): void;
+}
+
+const isTTY = () => Boolean(process.stderr.isTTY) && process.env.CI !== 'true';
+
+function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  let v = n;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
+}
+
+export { formatBytes };
+
+/** Progress on a TTY: one status line, redrawn at most 10 times a second. */
+class ProgressLine {
+  private bytesDone = 0;
+  private bytesTotal = 0;
+  private items = 0;
+  private itemsTotal = 0;
+  private phase = '';
+  private last = 0;
+  private readonly started = Date.now();
+  private drawn = false;
+
+  update(e: SealiftEvent): void {
+    switch (e.type) {
+      case 'phase':
+        this.phase = e.name;
+        this.itemsTotal = e.total ?? 0;
+        this.items = 0;
+        break;
+      case 'blob:start':
+        this.bytesTotal += e.size;
+        break;
+      case 'blob:progress':
+        this.bytesDone += e.bytes;
+        break;
+      case 'blob:done':
+        if (e.skipped) this.bytesTotal -= e.size;
+        break;
+      case 'image:done':
+      case 'image:failed':
+        this.items++;
+        break;
+      default:
+        return;
+    }
+    this.draw();
+  }
+
+  private draw(force = false): void {
+    const now = Date.now();
+    if (!force && now - this.last < 100) return;
+    this.last = now;
+    const secs = Math.max((now - this.started) / 1000, 0.001);
+    const rate = this.bytesDone / secs;
+    const eta = rate > 0 && this.bytesTotal > this.bytesDone ? Math.round((this.bytesTotal - this.bytesDone) / rate) : 0;
+    const text = `${this.phase} ${this.items}/${this.itemsTotal || '?'} images  ${formatBytes(this.bytesDone)}/${formatBytes(this.bytesTotal)}  ${formatBytes(rate)}/s${eta ? `  ETA ${eta}s` : ''}`;
+    process.stderr.write(`\r\x1b[2K${text}`);
+    this.drawn = true;
+  }
+
+  clear(): void {
+    if (this.drawn) process.stderr.write('\r\x1b[2K');
+    this.drawn = false;
+  }
+}
+
+export function createOutput(flags: GlobalFlags): Output {
+  const json = Boolean(flags.json);
+  const progress = !json && isTTY() ? new ProgressLine() : undefined;
+  const onEvent: EventSink = (e) => {
+    if (json) {
+      process.stderr.write(`${JSON.stringify(e)}\n`);
+      return;
+    }
+    if (progress) progress.update(e);
+    if (flags.quiet) return;
+    if (e.type === 'warn' || e.type === 'info' || e.type === 'retry' || e.type === 'image:failed') {
+      progress?.clear();
+      const text =
+        e.type === 'retry'
+          ? `retry ${e.op} (attempt ${e.attempt}, in ${e.delayMs} ms): ${e.reason}`
+          : e.type === 'image:failed'
+            ? `failed ${e.ref}: ${e.message}`
+            : e.message;
+      process.stderr.write(`${e.type === 'warn' ? 'warning: ' : ''}${text}\n`);
+    } else if (!progress && e.type === 'image:done') {
+      process.stderr.write(`${e.skipped ? 'present' : 'done'} ${e.ref} ${e.digest}\n`);
+    }
+  };
+  return {
+    json,
+    onEvent,
+    result(value, human) {
+      progress?.clear();
+      if (json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+      else {
+        const lines = human(value);
+        const text = Array.isArray(lines) ? lines.join('\n') : lines;
+        if (text) process.stdout.write(`${text}\n`);
+      }
+    },
+    line(text) {
+      progress?.clear();
+      if (!json) process.stdout.write(`${text}\n`);
+    },
+    close() {
+      progress?.clear();
+    },
+  };
+}
+
+/** Adds the flags every command has. */
+export function withCommonFlags(cmd: Command): Command {
+  return cmd.option('--json', 'machine-readable output: a JSON result on stdout, NDJSON events on stderr').option('-q, --quiet', 'print only the result and errors');
+}
+
+export async function runMain(program: Command, argv: string[]): Promise<void> {
+  program.exitOverride();
+  const json = argv.includes('--json');
+  try {
+    await program.parseAsync(argv);
+  } catch (e) {
+    process.exitCode = reportError(e, json);
+  }
+}
+
+function reportError(e: unknown, json: boolean): number {
+  if (e instanceof CommanderError) {
+    // help and version exit 0; commander already printed its own message
+    return e.exitCode === 0 ? 0 : ERROR_CODES.USAGE.exit;
+  }
+  const err = isSealiftError(e)
+    ? e
+    : new SealiftError('INTERNAL', e instanceof Error ? (e.stack ?? e.message) : String(e), {
+        hint: 'This is a bug in sealift; please report it with the command you ran.',
+      });
+  if (json) {
+    process.stdout.write(`${JSON.stringify({ ok: false, error: err.toJSON() }, null, 2)}\n`);
+  } else {
+    process.stderr.write(`error[${err.code}]: ${err.message}\n`);
+    if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
+  }
+  return err.exitCode;
+}
