@@ -1,0 +1,108 @@
+// Loading means verifying (zarf's validatePackageIntegrity): before anything leaves the bundle,
+// every file listed in checksums.sha256 must be there and hash to its line, no file may be
+// unlisted, and a blob's name must be its digest. All differences are collected and named.
+import { createHash } from 'node:crypto';
+import pLimit from 'p-limit';
+import { SealiftError } from '../errors.ts';
+import { noEvents, type EventSink } from '../events.ts';
+import type { BundleArchive } from './tar-reader.ts';
+
+export const CHECKSUMS_FILE = 'checksums.sha256';
+const BLOB_PATH_RE = /(?:^|\/)blobs\/sha256\/([a-f0-9]{64})$/;
+
+/** `sha256sum` format: `<64 hex>  <path>` or `<64 hex> *<path>`, one per line. */
+export function parseChecksums(text: string, location: string): Map<string, string> {
+  const out = new Map<string, string>();
+  const lines = text.split('\n');
+  lines.forEach((raw, i) => {
+    const line = raw.replace(/\r$/, '');
+    if (line.trim() === '' || line.startsWith('#')) return;
+    const m = /^([a-f0-9]{64}) [ *](.+)$/.exec(line);
+    if (!m) {
+      throw new SealiftError('BUNDLE_INVALID', `${location}: ${CHECKSUMS_FILE} line ${i + 1} is not "<sha256>  <path>": "${line.slice(0, 120)}"`, {
+        hint: 'The checksum list is damaged; copy the bundle again.',
+      });
+    }
+    const [, hex = '', path = ''] = m;
+    const p = path.replace(/^\.\//, '');
+    if (out.has(p)) throw new SealiftError('BUNDLE_INVALID', `${location}: ${CHECKSUMS_FILE} lists "${p}" twice (line ${i + 1})`);
+    out.set(p, hex);
+  });
+  return out;
+}
+
+export interface ChecksumDifference {
+  path: string;
+  problem: 'missing' | 'unlisted' | 'modified' | 'misnamed-blob';
+  expected?: string;
+  got?: string;
+}
+
+export interface ChecksumResult {
+  files: number;
+  bytes: number;
+}
+
+function describe(d: ChecksumDifference): string {
+  switch (d.problem) {
+    case 'missing':
+      return `${d.path}: listed in ${CHECKSUMS_FILE} but not in the bundle`;
+    case 'unlisted':
+      return `${d.path}: in the bundle but not listed in ${CHECKSUMS_FILE}`;
+    case 'modified':
+      return `${d.path}: sha256 is ${d.got}, ${CHECKSUMS_FILE} says ${d.expected}`;
+    case 'misnamed-blob':
+      return `${d.path}: its checksum line says sha256:${d.expected}, but a blob's name must be its digest`;
+  }
+}
+
+/** Hashes every listed file (streaming) and refuses the bundle if anything differs. */
+export async function checkBundleChecksums(
+  archive: BundleArchive,
+  opts: { onEvent?: EventSink; concurrency?: number; signal?: AbortSignal } = {},
+): Promise<ChecksumResult> {
+  const onEvent = opts.onEvent ?? noEvents;
+  if (!archive.lookup(CHECKSUMS_FILE)) {
+    throw new SealiftError('BUNDLE_INVALID', `${archive.location}: there is no ${CHECKSUMS_FILE}, so the bundle cannot be checked`, {
+      hint: 'Load only bundles made by `sealift bundle`; copy the whole bundle again.',
+    });
+  }
+  const listed = parseChecksums((await archive.readSmall(CHECKSUMS_FILE)).toString('utf8'), archive.location);
+  const diffs: ChecksumDifference[] = [];
+  for (const e of archive.entries.values()) {
+    if (e.type === 'directory' || e.path === CHECKSUMS_FILE) continue;
+    if (!listed.has(e.path)) diffs.push({ path: e.path, problem: 'unlisted' });
+  }
+  const limit = pLimit(opts.concurrency ?? 2);
+  let bytes = 0;
+  onEvent({ type: 'phase', name: 'checking bundle', total: listed.size });
+  await Promise.all(
+    [...listed].map(([path, hex]) =>
+      limit(async () => {
+        opts.signal?.throwIfAborted();
+        const blob = BLOB_PATH_RE.exec(path);
+        if (blob && blob[1] !== hex) diffs.push({ path, problem: 'misnamed-blob', expected: hex });
+        const e = archive.lookup(path);
+        if (!e) {
+          diffs.push({ path, problem: 'missing' });
+          return;
+        }
+        const h = createHash('sha256');
+        for await (const chunk of archive.open(path)) h.update(chunk as Buffer);
+        const got = h.digest('hex');
+        bytes += e.size;
+        if (got !== hex) diffs.push({ path, problem: 'modified', expected: hex, got });
+      }),
+    ),
+  );
+  if (diffs.length > 0) {
+    diffs.sort((a, b) => a.path.localeCompare(b.path));
+    const shown = diffs.slice(0, 10).map(describe);
+    if (diffs.length > shown.length) shown.push(`... and ${diffs.length - shown.length} more`);
+    throw new SealiftError('BUNDLE_INVALID', `${archive.location} does not match its ${CHECKSUMS_FILE}; nothing was loaded:\n  ${shown.join('\n  ')}`, {
+      hint: 'The bundle was altered or damaged after it was made. Copy it again from the source and compare its .sha256 files.',
+      details: { differences: diffs },
+    });
+  }
+  return { files: listed.size, bytes };
+}

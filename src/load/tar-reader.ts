@@ -1,0 +1,480 @@
+// A bundle read in place: an index of a tar (or of its split parts, one offset space) built by
+// walking the headers, and byte ranges streamed straight out of it. Nothing is extracted.
+//
+// The tar is untrusted input. Every entry is checked before it is indexed: no absolute paths, no
+// `..`, no links that leave the archive, no devices or FIFOs, no duplicate paths, no header with a
+// bad checksum, no entry whose bytes run past the end, and an end-of-archive marker must be there.
+// A directory (an already extracted bundle) is read the same way, with the same rules for links.
+import { createReadStream } from 'node:fs';
+import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, posix, resolve, sep } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { Header, Pax, type HeaderData } from 'tar';
+import { SealiftError } from '../errors.ts';
+
+const BLOCK = 512;
+/** PAX and GNU long-name bodies are small; a huge one is an attack, not a bundle. */
+const MAX_META_BYTES = 1024 * 1024;
+const MAX_LINK_HOPS = 8;
+
+export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink';
+
+export interface ArchiveEntry {
+  /** normalized path inside the archive: no leading `./`, no trailing `/` */
+  path: string;
+  type: EntryType;
+  /** byte offset of the entry's data in the archive's offset space (tar only) */
+  offset: number;
+  size: number;
+  /** for links: the normalized path inside the archive that the link names */
+  target?: string;
+}
+
+/** What load needs from a bundle on disk, whether a tar, split parts or a directory. */
+export interface BundleArchive {
+  /** what the user gave, for messages */
+  readonly location: string;
+  readonly kind: 'tar' | 'parts' | 'directory';
+  /** every entry, in archive order */
+  readonly entries: ReadonlyMap<string, ArchiveEntry>;
+  /** the regular file a path names, following links inside the archive; undefined if absent */
+  lookup(path: string): ArchiveEntry | undefined;
+  /** a stream of exactly the file's bytes */
+  open(path: string): Readable;
+  /** a small file (bundle.json, checksums, a manifest) read whole */
+  readSmall(path: string, maxBytes?: number): Promise<Buffer>;
+  close(): Promise<void>;
+}
+
+function invalid(location: string, message: string, hint?: string, details?: Record<string, unknown>): SealiftError {
+  return new SealiftError('BUNDLE_INVALID', `${location}: ${message}`, {
+    hint: hint ?? 'The bundle is damaged or unsafe and nothing was loaded from it. Copy it again from the source, and compare its .sha256 files.',
+    ...(details ? { details } : {}),
+  });
+}
+
+/**
+ * Normalizes an archive path and refuses the unsafe ones. Returns '' for the root (`.` or `./`).
+ */
+export function normalizeEntryPath(raw: string, location: string): string {
+  if (raw.includes('\0')) throw invalid(location, `entry "${raw.replace(/\0/g, '\\0')}" has a NUL byte in its path`);
+  if (raw.startsWith('/')) throw invalid(location, `entry "${raw}" has an absolute path`, 'A bundle holds only relative paths; this one was made to write outside its directory. Do not use it.');
+  if (/^[A-Za-z]:[\\/]/.test(raw) || raw.includes('\\')) throw invalid(location, `entry "${raw}" has a Windows path`);
+  const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
+  if (parts.includes('..')) {
+    throw invalid(location, `entry "${raw}" has ".." in its path`, 'A bundle never holds ".." paths; this one was made to write outside its directory. Do not use it.');
+  }
+  return parts.join('/');
+}
+
+/** A link target resolved inside the archive, or a refusal if it leaves it. */
+function resolveLinkTarget(entryPath: string, linkpath: string, kind: 'symlink' | 'hardlink', location: string): string {
+  if (linkpath === '') throw invalid(location, `${kind} "${entryPath}" has an empty target`);
+  if (linkpath.startsWith('/')) {
+    throw invalid(location, `${kind} "${entryPath}" points to the absolute path "${linkpath}", outside the bundle`, 'Links in a bundle may only point inside it. Do not use this bundle.');
+  }
+  const base = kind === 'symlink' ? posix.dirname(entryPath) : '';
+  const joined = posix.normalize(posix.join(base === '.' ? '' : base, linkpath));
+  if (joined === '..' || joined.startsWith('../') || joined.startsWith('/')) {
+    throw invalid(location, `${kind} "${entryPath}" -> "${linkpath}" points outside the bundle`, 'Links in a bundle may only point inside it. Do not use this bundle.');
+  }
+  return joined === '.' ? '' : joined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// One offset space over a tar or its parts
+
+interface Part {
+  path: string;
+  start: number;
+  size: number;
+  fh: FileHandle;
+}
+
+class PartedFile {
+  readonly parts: Part[];
+  readonly total: number;
+  constructor(parts: Part[]) {
+    this.parts = parts;
+    this.total = parts.reduce((n, p) => n + p.size, 0);
+  }
+
+  static async open(paths: string[]): Promise<PartedFile> {
+    const parts: Part[] = [];
+    let start = 0;
+    try {
+      for (const p of paths) {
+        const fh = await open(p, 'r');
+        const { size } = await fh.stat();
+        parts.push({ path: p, start, size, fh });
+        start += size;
+      }
+    } catch (e) {
+      await Promise.all(parts.map((p) => p.fh.close()));
+      throw e;
+    }
+    return new PartedFile(parts);
+  }
+
+  async read(offset: number, length: number): Promise<Buffer> {
+    const out = Buffer.alloc(length);
+    let done = 0;
+    while (done < length) {
+      const at = offset + done;
+      const part = this.parts.find((p) => at >= p.start && at < p.start + p.size);
+      if (!part) break;
+      const n = Math.min(length - done, part.start + part.size - at);
+      const { bytesRead } = await part.fh.read(out, done, n, at - part.start);
+      if (bytesRead === 0) break;
+      done += bytesRead;
+    }
+    return done === length ? out : out.subarray(0, done);
+  }
+
+  /** A stream of [offset, offset+length) crossing part boundaries as one file. */
+  stream(offset: number, length: number): Readable {
+    const pieces: { path: string; start: number; end: number }[] = [];
+    let at = offset;
+    const end = offset + length;
+    for (const p of this.parts) {
+      if (at >= end) break;
+      const pEnd = p.start + p.size;
+      if (at >= pEnd) continue;
+      const n = Math.min(end, pEnd) - at;
+      pieces.push({ path: p.path, start: at - p.start, end: at - p.start + n - 1 });
+      at += n;
+    }
+    if (pieces.length === 1 && pieces[0]) return createReadStream(pieces[0].path, { start: pieces[0].start, end: pieces[0].end, highWaterMark: 1 << 20 });
+    const out = new PassThrough({ highWaterMark: 1 << 20 });
+    void (async () => {
+      try {
+        for (const piece of pieces) {
+          if (piece.end < piece.start) continue;
+          for await (const chunk of createReadStream(piece.path, { start: piece.start, end: piece.end, highWaterMark: 1 << 20 })) {
+            if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+            if (out.destroyed) return;
+          }
+        }
+        out.end();
+      } catch (e) {
+        out.destroy(e as Error);
+      }
+    })();
+    if (length === 0) out.end();
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.parts.map((p) => p.fh.close()));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Finding the parts
+
+const PART_RE = /^(.*)\.part-(\d{3,})$/;
+
+/** `x.tar` -> [x.tar]; `x.tar.part-000` -> every consecutive `x.tar.part-NNN` beside it. */
+export async function findParts(file: string): Promise<string[]> {
+  const m = PART_RE.exec(basename(file));
+  if (!m) return [file];
+  const [, stem = '', num = ''] = m;
+  if (Number(num) !== 0) {
+    throw new SealiftError('USAGE', `${file} is part ${Number(num)} of a split bundle`, {
+      hint: `Give the first part, ${join(dirname(file), `${stem}.part-${'0'.repeat(num.length)}`)}; sealift reads the others beside it.`,
+    });
+  }
+  const dir = dirname(file);
+  const names = await readdir(dir);
+  const found = new Map<number, string>();
+  for (const name of names) {
+    const pm = PART_RE.exec(name);
+    if (pm && pm[1] === stem) found.set(Number(pm[2]), join(dir, name));
+  }
+  const parts: string[] = [];
+  for (let i = 0; found.has(i); i++) parts.push(found.get(i) as string);
+  const highest = Math.max(...found.keys());
+  if (highest >= parts.length) {
+    throw new SealiftError('BUNDLE_INVALID', `${file}: part ${parts.length} of the split bundle is missing (parts up to ${highest} are there)`, {
+      hint: `Copy every ${stem}.part-NNN file into ${dir}.`,
+    });
+  }
+  return parts;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tar walker
+
+function isAllZero(b: Buffer): boolean {
+  for (const x of b) if (x !== 0) return false;
+  return true;
+}
+
+function cString(b: Buffer): string {
+  const s = b.toString('utf8');
+  const i = s.indexOf('\0');
+  return i === -1 ? s : s.slice(0, i);
+}
+
+export async function indexTar(file: PartedFile, location: string): Promise<Map<string, ArchiveEntry>> {
+  const entries = new Map<string, ArchiveEntry>();
+  let off = 0;
+  let ex: HeaderData | undefined;
+  let gex: HeaderData | undefined;
+  const truncated = (what: string) =>
+    invalid(location, `the archive is truncated: ${what} (it has ${file.total} bytes)`, 'The copy of the bundle is incomplete. Copy it again (and every part, if it was split).');
+  for (;;) {
+    if (off + BLOCK > file.total) throw truncated(`it ends at byte ${off} without the end-of-archive marker`);
+    const block = await file.read(off, BLOCK);
+    if (block.length < BLOCK) throw truncated(`a header at byte ${off} is cut short`);
+    if (isAllZero(block)) {
+      const next = await file.read(off + BLOCK, BLOCK);
+      if (next.length < BLOCK) throw truncated(`the end-of-archive marker at byte ${off} is cut short`);
+      if (!isAllZero(next)) throw invalid(location, `a zero block at byte ${off} is followed by data: the archive is damaged`);
+      if (ex) throw invalid(location, 'the archive ends with an extended header that describes no entry');
+      return entries;
+    }
+    const header = new Header(block, 0);
+    if (!header.cksumValid) {
+      throw invalid(location, `the tar header at byte ${off} is damaged (bad checksum)${off > 0 ? '; the bytes before it do not line up with the entries, so a file was altered, cut or a part is missing' : ''}`);
+    }
+    const typeKey = header.typeKey;
+    const size = typeKey === 'x' || typeKey === 'g' || typeKey === 'L' || typeKey === 'K' || typeKey === 'X' ? (header.size ?? 0) : (ex?.size ?? header.size ?? 0);
+    const dataOff = off + BLOCK;
+    const rawPath = ex?.path ?? header.path ?? '';
+    if (!Number.isSafeInteger(size) || size < 0) throw invalid(location, `entry "${rawPath}" has an invalid size`);
+    if (dataOff + size > file.total) throw truncated(`entry "${rawPath}" needs ${size} bytes from byte ${dataOff}`);
+    const next = dataOff + Math.ceil(size / BLOCK) * BLOCK;
+    const readMeta = async (what: string) => {
+      if (size > MAX_META_BYTES) throw invalid(location, `${what} at byte ${off} is ${size} bytes, more than a bundle ever needs`);
+      return file.read(dataOff, size);
+    };
+    switch (typeKey) {
+      case 'x':
+      case 'X':
+        ex = Pax.parse((await readMeta('an extended header')).toString('utf8'), ex, false);
+        off = next;
+        continue;
+      case 'g':
+        gex = Pax.parse((await readMeta('a global extended header')).toString('utf8'), gex, true);
+        off = next;
+        continue;
+      case 'L':
+      case 'N':
+        ex = { ...ex, path: cString(await readMeta('a long path')) };
+        off = next;
+        continue;
+      case 'K':
+        ex = { ...ex, linkpath: cString(await readMeta('a long link path')) };
+        off = next;
+        continue;
+      default:
+        break;
+    }
+    void gex; // global headers carry nothing sealift uses; parsed only to keep the walk in step
+    const path = normalizeEntryPath(rawPath, location);
+    const linkpath = ex?.linkpath ?? header.linkpath ?? '';
+    ex = undefined;
+    let entry: ArchiveEntry;
+    switch (typeKey) {
+      case '0':
+      case '':
+      case '7':
+        if (path === '') throw invalid(location, `a file entry at byte ${off} has an empty path`);
+        entry = { path, type: 'file', offset: dataOff, size };
+        break;
+      case '5':
+        entry = { path, type: 'directory', offset: dataOff, size: 0 };
+        break;
+      case '2':
+        entry = { path, type: 'symlink', offset: dataOff, size: 0, target: resolveLinkTarget(path, linkpath, 'symlink', location) };
+        break;
+      case '1': {
+        const target = resolveLinkTarget(path, linkpath, 'hardlink', location);
+        const t = entries.get(target);
+        if (!t || t.type !== 'file') throw invalid(location, `hard link "${path}" -> "${linkpath}" names no earlier file in the bundle`);
+        entry = { path, type: 'hardlink', offset: t.offset, size: t.size, target };
+        break;
+      }
+      case '3':
+      case '4':
+      case '6':
+        throw invalid(location, `entry "${rawPath}" is a ${header.type === 'FIFO' ? 'FIFO' : 'device file'}; a bundle holds only files and directories`, 'Do not use this bundle: it was not made by sealift.');
+      default:
+        throw invalid(location, `entry "${rawPath}" has the unsupported tar type "${typeKey}" (${header.type})`);
+    }
+    if (path === '' && entry.type === 'directory') {
+      off = next;
+      continue;
+    }
+    const prior = entries.get(path);
+    if (prior && !(prior.type === 'directory' && entry.type === 'directory')) {
+      throw invalid(location, `entry "${path}" appears twice; a later copy could replace what was checked`, 'Do not use this bundle: it was not made by sealift.');
+    }
+    entries.set(path, entry);
+    off = next;
+  }
+}
+
+/** Follows links inside the archive to a regular file. */
+function lookupIn(entries: ReadonlyMap<string, ArchiveEntry>, path: string, location: string): ArchiveEntry | undefined {
+  let p = normalizeEntryPath(path, location);
+  for (let hops = 0; hops <= MAX_LINK_HOPS; hops++) {
+    const e = entries.get(p) ?? lookupThroughDirLinks(entries, p);
+    if (!e) return undefined;
+    if (e.type === 'file') return e;
+    if (e.type === 'hardlink') return { ...e, type: 'file' };
+    if (e.type === 'directory') return undefined;
+    p = e.target ?? '';
+  }
+  throw invalid(location, `"${path}" is a chain of more than ${MAX_LINK_HOPS} links`);
+}
+
+/** `a/b/c` where `a` is a symlink to a directory inside the archive. */
+function lookupThroughDirLinks(entries: ReadonlyMap<string, ArchiveEntry>, p: string): ArchiveEntry | undefined {
+  const parts = p.split('/');
+  for (let i = parts.length - 1; i > 0; i--) {
+    const head = parts.slice(0, i).join('/');
+    const e = entries.get(head);
+    if (e?.type === 'symlink') {
+      const rewritten = [e.target, ...parts.slice(i)].filter(Boolean).join('/');
+      return entries.get(rewritten) ?? lookupThroughDirLinks(entries, rewritten);
+    }
+  }
+  return undefined;
+}
+
+async function readAllStream(s: Readable, maxBytes: number, what: string): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of s) {
+    n += (c as Buffer).length;
+    if (n > maxBytes) {
+      s.destroy();
+      throw new SealiftError('BUNDLE_INVALID', `${what} is larger than ${maxBytes} bytes`);
+    }
+    chunks.push(c as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+class TarArchive implements BundleArchive {
+  readonly location: string;
+  readonly kind: 'tar' | 'parts';
+  readonly entries: ReadonlyMap<string, ArchiveEntry>;
+  private readonly file: PartedFile;
+  constructor(location: string, file: PartedFile, entries: Map<string, ArchiveEntry>) {
+    this.location = location;
+    this.file = file;
+    this.entries = entries;
+    this.kind = file.parts.length > 1 ? 'parts' : 'tar';
+  }
+  lookup(path: string): ArchiveEntry | undefined {
+    return lookupIn(this.entries, path, this.location);
+  }
+  open(path: string): Readable {
+    const e = this.lookup(path);
+    if (!e) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${path}" is not in the bundle`);
+    return this.file.stream(e.offset, e.size);
+  }
+  async readSmall(path: string, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
+    const e = this.lookup(path);
+    if (!e) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${path}" is not in the bundle`);
+    if (e.size > maxBytes) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${path}" is ${e.size} bytes, larger than ${maxBytes}`);
+    return this.file.read(e.offset, e.size);
+  }
+  close(): Promise<void> {
+    return this.file.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A directory holding an extracted bundle
+
+class DirArchive implements BundleArchive {
+  readonly location: string;
+  readonly kind = 'directory' as const;
+  readonly entries: ReadonlyMap<string, ArchiveEntry>;
+  private readonly root: string;
+  constructor(root: string, entries: Map<string, ArchiveEntry>) {
+    this.root = root;
+    this.location = root;
+    this.entries = entries;
+  }
+  lookup(path: string): ArchiveEntry | undefined {
+    return lookupIn(this.entries, path, this.location);
+  }
+  open(path: string): Readable {
+    const e = this.lookup(path);
+    if (!e) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${path}" is not in the bundle`);
+    if (e.size === 0) return Readable.from([]);
+    return createReadStream(join(this.root, ...e.path.split('/')), { start: 0, end: e.size - 1, highWaterMark: 1 << 20 });
+  }
+  async readSmall(path: string, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
+    return readAllStream(this.open(path), maxBytes, `${this.location}/${path}`);
+  }
+  async close(): Promise<void> {}
+}
+
+async function indexDir(root: string): Promise<Map<string, ArchiveEntry>> {
+  const entries = new Map<string, ArchiveEntry>();
+  const realRoot = await realpath(root);
+  const walk = async (dir: string, rel: string): Promise<void> => {
+    const names = (await readdir(dir)).sort();
+    for (const name of names) {
+      const abs = join(dir, name);
+      const path = rel ? `${rel}/${name}` : name;
+      const st = await lstat(abs);
+      if (st.isDirectory()) {
+        entries.set(path, { path, type: 'directory', offset: 0, size: 0 });
+        await walk(abs, path);
+      } else if (st.isFile()) {
+        entries.set(path, { path, type: 'file', offset: 0, size: st.size });
+      } else if (st.isSymbolicLink()) {
+        const link = await readlink(abs);
+        const target = resolveLinkTarget(path, link, 'symlink', root);
+        const real = await realpath(abs).catch(() => undefined);
+        if (real !== undefined && real !== realRoot && !real.startsWith(realRoot + sep)) {
+          throw invalid(root, `symlink "${path}" -> "${link}" points outside the bundle`);
+        }
+        entries.set(path, { path, type: 'symlink', offset: 0, size: 0, target });
+      } else {
+        throw invalid(root, `"${path}" is a device, FIFO or socket; a bundle holds only files and directories`);
+      }
+    }
+  };
+  await walk(root, '');
+  return entries;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Opens a bundle given as a tar, the first of its parts, or an extracted directory, and indexes
+ * it. Refuses unsafe or damaged archives before anything is read out of them.
+ */
+export async function openBundleArchive(input: string): Promise<BundleArchive> {
+  const abs = resolve(input);
+  const st = await stat(abs).catch(() => undefined);
+  if (!st) {
+    throw new SealiftError('NOT_FOUND', `bundle ${input} does not exist`, {
+      hint: 'Give the bundle .tar, the first part of a split bundle (.tar.part-000), or a directory holding an extracted bundle.',
+    });
+  }
+  if (st.isDirectory()) return new DirArchive(abs, await indexDir(abs));
+  const paths = await findParts(abs);
+  const file = await PartedFile.open(paths);
+  try {
+    const magic = await file.read(0, 2);
+    if (magic[0] === 0x1f && magic[1] === 0x8b) {
+      throw new SealiftError('BUNDLE_INVALID', `${input} is gzip-compressed; sealift reads images straight out of an uncompressed tar`, {
+        hint: `Decompress it first (gunzip -k ${input}), then load the .tar.`,
+      });
+    }
+    const entries = await indexTar(file, input);
+    return new TarArchive(input, file, entries);
+  } catch (e) {
+    await file.close();
+    throw e;
+  }
+}
