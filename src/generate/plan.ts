@@ -1,0 +1,119 @@
+// The plan: what each release is, where its chart or files come from, and the values helmfile
+// passes. Pure: data in, data out. Both the generated helmfile and the image/bundle stages read
+// the same plan, so what is pulled is what is deployed.
+import { isPlainObject, mergeDeep, setPath } from '../config/merge.ts';
+import type { Environment, ReleaseConfig } from '../config/index.ts';
+import { SealiftError } from '../errors.ts';
+import { formatImageReference, parseImageReference, retagImageReference } from '../images/reference.ts';
+
+export type ChartSource =
+  | { type: 'repo'; repoUrl: string; chart: string; version: string } // Helm HTTP repo
+  | { type: 'oci'; url: string; version: string; plainHttp: boolean } // url = oci://host[:port]/path/chart
+  | { type: 'manifests'; files: { name: string; url: string }[] }; // release YAML downloads (Knative)
+
+export interface ReleasePlan {
+  name: string;
+  namespace: string;
+  /** names of the releases this one needs (helmfile writes them as namespace/name) */
+  needs: string[];
+  labels: Record<string, string>;
+  /** where the internet host fetches it (source overrides applied) */
+  source: ChartSource;
+  /** where the airgap helmfile expects it, relative to the site dir:
+   *  charts/<chart>-<version>.tgz  or  releases/<release>/ (dir holding the files) */
+  sitePath: string;
+  /** merged values exactly as helmfile passes them in this mode */
+  values: Record<string, unknown>;
+}
+
+export type PlanMode = 'upstream' | 'deploy';
+
+function joinUrl(base: string, path: string): string {
+  return `${base.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
+}
+
+/** `docker.io/istio` -> `REG/istio`, `kserve/agent` -> `REG/kserve/agent`, tags and digests kept. */
+export function hostSwap(image: string, registryHost: string, where: string): string {
+  return formatImageReference(retagImageReference(parseImageReference(image, where), registryHost, 'host-swap'));
+}
+
+function sourceOf(env: Environment, name: string, rel: ReleaseConfig): ChartSource {
+  const ref = rel.chart ?? rel.manifests!;
+  const src = env.sources[ref.source];
+  if (!src) {
+    throw new SealiftError('CONFIG_INVALID', `release ${name} names source "${ref.source}", which ${env.file} does not define`, {
+      hint: 'Define the source under sources:.',
+    });
+  }
+  if (rel.chart) {
+    if (src.type === 'oci') {
+      const base = src.url.startsWith('oci://') ? src.url : `oci://${src.url}`;
+      return { type: 'oci', url: joinUrl(base, rel.chart.name), version: rel.chart.version, plainHttp: src.plainHttp };
+    }
+    return { type: 'repo', repoUrl: src.url.replace(/\/+$/, ''), chart: rel.chart.name, version: rel.chart.version };
+  }
+  return {
+    type: 'manifests',
+    files: rel.manifests!.files.map((f) => ({ name: f.split('/').pop()!, url: joinUrl(src.url, f) })),
+  };
+}
+
+function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: PlanMode): Record<string, unknown> {
+  const registry = mode === 'deploy' ? env.registry : null;
+  const where = (k: string) => `${env.file}: releases.${name}`.concat(k ? `.${k}` : '');
+  let values: Record<string, unknown> = mergeDeep({}, rel.values);
+  if (rel.manifests) {
+    // the wrapper chart's values: which files to emit, and prefix rewrites for their images
+    const rewrites = registry
+      ? rel.manifests.images.map((prefix) => ({
+          from: `${prefix.replace(/\/+$/, '')}/`,
+          to: `${hostSwap(prefix.replace(/\/+$/, ''), registry.host, where('manifests.images'))}/`,
+        }))
+      : [];
+    values = mergeDeep(values, { files: rel.manifests.files.map((f) => f.split('/').pop()!), imageRewrites: rewrites });
+  }
+  if (registry) {
+    for (const [path, image] of Object.entries(rel.imageKnobs)) {
+      values = setPath(values, path, hostSwap(image, registry.host, where(`imageKnobs.${path}`)));
+    }
+  }
+  return values;
+}
+
+/** Enabled releases in install order (dependencies first, otherwise file order). */
+export function planReleases(env: Environment, opts: { mode: PlanMode }): ReleasePlan[] {
+  const enabled = Object.entries(env.releases).filter(([, r]) => r.enabled);
+  const byName = new Map(enabled);
+  const ordered: string[] = [];
+  const seen = new Set<string>();
+  const visit = (n: string, chain: string[]): void => {
+    if (seen.has(n)) return;
+    if (chain.includes(n)) {
+      throw new SealiftError('CONFIG_INVALID', `dependency cycle: ${[...chain, n].join(' -> ')} (${env.file})`, {
+        hint: 'Remove one of these needs.',
+      });
+    }
+    const rel = byName.get(n);
+    if (!rel) throw new SealiftError('CONFIG_INVALID', `"${chain.at(-1)}" needs "${n}", which is not an enabled release (${env.file})`);
+    for (const d of rel.needs) visit(d, [...chain, n]);
+    seen.add(n);
+    ordered.push(n);
+  };
+  for (const [n] of enabled) visit(n, []);
+
+  return ordered.map((name) => {
+    const rel = byName.get(name)!;
+    const source = sourceOf(env, name, rel);
+    return {
+      name,
+      namespace: rel.namespace,
+      needs: [...rel.needs],
+      labels: { app: rel.app ?? name, tier: rel.tier },
+      source,
+      sitePath: rel.chart ? `charts/${rel.chart.name}-${rel.chart.version}.tgz` : `releases/${name}/`,
+      values: valuesOf(env, name, rel, opts.mode),
+    };
+  });
+}
+
+export { isPlainObject };
