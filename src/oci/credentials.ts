@@ -1,0 +1,128 @@
+// Where registry credentials come from, in the order a user expects from docker and podman:
+// REGISTRY_AUTH_FILE (containers auth.json), then $DOCKER_CONFIG/config.json or
+// ~/.docker/config.json: credHelpers[host], auths[host], credsStore. Helpers are run as
+// `docker-credential-<name> get` with the host on stdin. Secrets never reach events or errors.
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { SealiftError } from '../errors.ts';
+
+export interface Credential {
+  username?: string;
+  password?: string;
+  /** an OAuth2 refresh token (docker's identitytoken) */
+  identityToken?: string;
+  /** where it came from, for messages (never the secret) */
+  source: string;
+}
+
+export type CredentialLookup = (host: string) => Promise<Credential | undefined>;
+
+interface DockerConfig {
+  auths?: Record<string, { auth?: string; username?: string; password?: string; identitytoken?: string }>;
+  credHelpers?: Record<string, string>;
+  credsStore?: string;
+}
+
+/** Keys a config file may use for a registry: docker.io has its legacy URL key. */
+function keysFor(host: string): string[] {
+  const keys = [host, `https://${host}`, `http://${host}`, `https://${host}/v1/`, `https://${host}/v2/`];
+  if (host === 'docker.io' || host === 'registry-1.docker.io' || host === 'index.docker.io') {
+    keys.push('https://index.docker.io/v1/', 'index.docker.io', 'registry-1.docker.io', 'docker.io');
+  }
+  return keys;
+}
+
+async function readConfig(path: string): Promise<DockerConfig | undefined> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch {
+    return undefined;
+  }
+  try {
+    return JSON.parse(text) as DockerConfig;
+  } catch (e) {
+    throw new SealiftError('CONFIG_INVALID', `${path} is not valid JSON: ${(e as Error).message}`, {
+      hint: 'Fix or remove the file; it holds registry credentials (docker login writes it).',
+    });
+  }
+}
+
+function fromAuths(cfg: DockerConfig, host: string, path: string): Credential | undefined {
+  if (!cfg.auths) return undefined;
+  for (const key of keysFor(host)) {
+    const entry = cfg.auths[key];
+    if (!entry) continue;
+    if (entry.identitytoken) return { identityToken: entry.identitytoken, username: entry.username, source: `${path} auths["${key}"]` };
+    if (entry.auth) {
+      const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
+      const i = decoded.indexOf(':');
+      if (i < 0) throw new SealiftError('CONFIG_INVALID', `${path}: auths["${key}"].auth is not base64 of user:password`);
+      return { username: decoded.slice(0, i), password: decoded.slice(i + 1), source: `${path} auths["${key}"]` };
+    }
+    if (entry.username !== undefined) return { username: entry.username, password: entry.password ?? '', source: `${path} auths["${key}"]` };
+  }
+  return undefined;
+}
+
+async function runHelper(helper: string, host: string): Promise<Credential | undefined> {
+  const bin = `docker-credential-${helper}`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(bin, ['get'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('error', (e) =>
+      reject(new SealiftError('TOOL_MISSING', `credential helper ${bin} could not be run: ${e.message}`, { hint: `Install ${bin} or remove it from your docker config.` })),
+    );
+    child.on('close', (code) => {
+      if (code !== 0) {
+        // helpers say "credentials not found" with a non-zero exit: that is anonymous, not an error
+        if (/not found/i.test(out + err)) return resolve(undefined);
+        return reject(new SealiftError('AUTH_FAILED', `credential helper ${bin} failed for ${host} (exit ${code}): ${err.trim().slice(0, 200)}`));
+      }
+      try {
+        const j = JSON.parse(out) as { Username?: string; Secret?: string };
+        if (j.Username === '<token>') resolve({ identityToken: j.Secret, source: bin });
+        else resolve({ username: j.Username, password: j.Secret, source: bin });
+      } catch {
+        reject(new SealiftError('AUTH_FAILED', `credential helper ${bin} printed something that is not JSON`));
+      }
+    });
+    child.stdin.end(host);
+  });
+}
+
+/** The default lookup: REGISTRY_AUTH_FILE, then the docker config. `env` is for tests. */
+export function dockerCredentials(env: NodeJS.ProcessEnv = process.env): CredentialLookup {
+  return async (host) => {
+    const files: string[] = [];
+    if (env.REGISTRY_AUTH_FILE) files.push(env.REGISTRY_AUTH_FILE);
+    files.push(join(env.DOCKER_CONFIG ?? join(env.HOME ?? homedir(), '.docker'), 'config.json'));
+    for (const path of files) {
+      const cfg = await readConfig(path);
+      if (!cfg) continue;
+      const helper = cfg.credHelpers?.[host];
+      if (helper) return runHelper(helper, host);
+      const fromFile = fromAuths(cfg, host, path);
+      if (fromFile) return fromFile;
+      if (cfg.credsStore) {
+        const c = await runHelper(cfg.credsStore, host);
+        if (c) return c;
+      }
+    }
+    return undefined;
+  };
+}
+
+/** Fixed credentials per host (flags, tests), falling back to another lookup. */
+export function staticCredentials(map: Record<string, { username: string; password: string }>, fallback?: CredentialLookup): CredentialLookup {
+  return async (host) => {
+    const c = map[host];
+    if (c) return { ...c, source: 'command line' };
+    return fallback?.(host);
+  };
+}

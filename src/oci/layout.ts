@@ -1,0 +1,172 @@
+// An OCI image layout on disk (oci-layout, index.json, blobs/sha256/). Every blob is verified
+// while it is written to an ingest file and only then renamed to its digest: a blob under
+// blobs/ is complete and correct by construction, so a re-run (even after SIGKILL) skips it.
+// index.json is rewritten atomically and never holds the same entry twice.
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Readable } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { SealiftError } from '../errors.ts';
+import { writeFileAtomic } from '../fs-atomic.ts';
+import { MediaTypes, parseManifest, type Descriptor, type Digest, type ImageIndex, type RawManifest } from './types.ts';
+import { VerifyStream } from './verify.ts';
+
+export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
+export const ANNOTATION_SOURCE = 'io.sealift.source';
+
+const INGEST_DIR = '.ingest';
+
+export class OciLayout {
+  readonly dir: string;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(dir: string) {
+    this.dir = dir;
+  }
+
+  /** Opens a layout, creating it if missing, and removes ingest files a killed run left. */
+  static async open(dir: string, opts: { create?: boolean } = { create: true }): Promise<OciLayout> {
+    const layout = new OciLayout(dir);
+    const marker = join(dir, 'oci-layout');
+    const has = await stat(marker).then(() => true, () => false);
+    if (!has) {
+      if (!opts.create) throw new SealiftError('BUNDLE_INVALID', `${dir} is not an OCI image layout (no oci-layout file)`);
+      await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+      await writeFileAtomic(marker, `${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
+    }
+    if (!(await stat(join(dir, 'index.json')).then(() => true, () => false))) {
+      if (!opts.create) throw new SealiftError('BUNDLE_INVALID', `${dir} has no index.json`);
+      await layout.writeIndex({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] });
+    }
+    await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
+    if (opts.create !== false) await rm(join(dir, INGEST_DIR), { recursive: true, force: true });
+    return layout;
+  }
+
+  blobPath(digest: Digest): string {
+    const [alg, hex] = digest.split(':');
+    return join(this.dir, 'blobs', alg ?? 'sha256', hex ?? '');
+  }
+
+  /** Present with the right size: it got there only through a verified write. */
+  async hasBlob(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
+    const st = await stat(this.blobPath(desc.digest)).catch(() => undefined);
+    return st !== undefined && st.isFile() && st.size === desc.size;
+  }
+
+  /** A verified read stream of a stored blob. */
+  async fetchBlob(desc: Pick<Descriptor, 'digest' | 'size'>, opts: { onBytes?: (n: number) => void } = {}): Promise<Readable> {
+    const path = this.blobPath(desc.digest);
+    if (!(await this.hasBlob(desc))) throw new SealiftError('NOT_FOUND', `blob ${desc.digest} (${desc.size} bytes) is not in the layout ${this.dir}`);
+    const verify = new VerifyStream(desc, { where: path, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
+    pipeline(createReadStream(path), verify).catch(() => undefined);
+    return verify;
+  }
+
+  async readBlob(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<Buffer> {
+    const chunks: Buffer[] = [];
+    for await (const c of await this.fetchBlob(desc)) chunks.push(c as Buffer);
+    return Buffer.concat(chunks);
+  }
+
+  /**
+   * Writes a blob from a stream: verified into an ingest file, then renamed into place.
+   * Returns 'existed' without reading the stream when the blob is already there.
+   */
+  async writeBlob(desc: Pick<Descriptor, 'digest' | 'size'>, body: Readable | Uint8Array, opts: { onBytes?: (n: number) => void } = {}): Promise<'written' | 'existed'> {
+    if (await this.hasBlob(desc)) {
+      if (!(body instanceof Uint8Array)) body.destroy();
+      return 'existed';
+    }
+    await mkdir(join(this.dir, INGEST_DIR), { recursive: true });
+    const tmp = join(this.dir, INGEST_DIR, `${desc.digest.replace(':', '-')}.${randomBytes(4).toString('hex')}`);
+    const verify = new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
+    try {
+      const out = createWriteStream(tmp, { flags: 'wx' });
+      if (body instanceof Uint8Array) {
+        verify.end(body);
+        await pipeline(verify, out);
+      } else {
+        await pipeline(body, verify, out);
+      }
+      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
+      await rename(tmp, this.blobPath(desc.digest));
+    } catch (e) {
+      await rm(tmp, { force: true });
+      throw e;
+    }
+    return 'written';
+  }
+
+  async readIndex(): Promise<ImageIndex> {
+    const path = join(this.dir, 'index.json');
+    try {
+      const idx = JSON.parse(await readFile(path, 'utf8')) as ImageIndex;
+      if (!Array.isArray(idx.manifests)) throw new Error('no manifests list');
+      return idx;
+    } catch (e) {
+      throw new SealiftError('BUNDLE_INVALID', `${path} is not a valid OCI index: ${(e as Error).message}`);
+    }
+  }
+
+  private async writeIndex(idx: ImageIndex): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'index.json'), `${JSON.stringify(idx, null, 2)}\n`);
+  }
+
+  /** Serializes read-modify-write of index.json within this process. */
+  private locked<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.queue.then(fn, fn);
+    this.queue = p.catch(() => undefined);
+    return p;
+  }
+
+  /**
+   * Adds a root entry to index.json. An entry with the same ref name and source is replaced,
+   * an identical one is kept: re-runs never duplicate.
+   */
+  async addManifest(desc: Descriptor, annotations: Record<string, string>): Promise<void> {
+    await this.locked(async () => {
+      const idx = await this.readIndex();
+      const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(desc.platform ? { platform: desc.platform } : {}), annotations };
+      const same = (m: Descriptor) =>
+        (m.annotations?.[ANNOTATION_SOURCE] ?? null) === (annotations[ANNOTATION_SOURCE] ?? null) &&
+        (m.annotations?.[ANNOTATION_REF_NAME] ?? null) === (annotations[ANNOTATION_REF_NAME] ?? null) &&
+        (annotations[ANNOTATION_SOURCE] !== undefined || annotations[ANNOTATION_REF_NAME] !== undefined || m.digest === desc.digest);
+      const manifests = idx.manifests.filter((m) => !same(m));
+      manifests.push(entry);
+      await this.writeIndex({ ...idx, manifests });
+    });
+  }
+
+  /** Finds root entries by ref name (tag), source reference or digest. */
+  async find(selector: string): Promise<Descriptor[]> {
+    const idx = await this.readIndex();
+    return idx.manifests.filter(
+      (m) => m.digest === selector || m.annotations?.[ANNOTATION_REF_NAME] === selector || m.annotations?.[ANNOTATION_SOURCE] === selector,
+    );
+  }
+
+  async readManifest(desc: Pick<Descriptor, 'digest' | 'size' | 'mediaType'>): Promise<RawManifest> {
+    const bytes = await this.readBlob(desc);
+    return parseManifest(bytes, { mediaType: desc.mediaType, expected: desc.digest, where: `${this.dir} ${desc.digest}` });
+  }
+
+  /** Lists stored blob digests (for verification and sizes). */
+  async listBlobs(): Promise<{ digest: Digest; size: number }[]> {
+    const dir = join(this.dir, 'blobs', 'sha256');
+    const names = await readdir(dir).catch(() => [] as string[]);
+    const out: { digest: Digest; size: number }[] = [];
+    for (const n of names.sort()) {
+      const st = await stat(join(dir, n));
+      if (st.isFile()) out.push({ digest: `sha256:${n}` as Digest, size: st.size });
+    }
+    return out;
+  }
+
+  /** Removes the ingest directory (call when done, before packing). */
+  async cleanIngest(): Promise<void> {
+    await rm(join(this.dir, INGEST_DIR), { recursive: true, force: true });
+  }
+}
