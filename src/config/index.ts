@@ -36,6 +36,23 @@ const ManifestsSchema = z.strictObject({
   files: z.array(z.string().min(1)).min(1),
   /** image name prefixes inside the files; with a registry they are host-swapped at render time */
   images: z.array(z.string().min(1)).default([]),
+  /** version of the generated wrapper chart (what `helm list` shows) */
+  version: z
+    .string()
+    .regex(/^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$/, 'must be a semantic version')
+    .default('0.1.0'),
+});
+
+/** Release-level helmfile settings passed through as they are (see helmfile's ReleaseSpec). */
+const HelmfileOptionsSchema = z.strictObject({
+  wait: z.boolean().optional(),
+  waitForJobs: z.boolean().optional(),
+  timeout: z.number().int().positive().optional(),
+  atomic: z.boolean().optional(),
+  historyMax: z.number().int().min(0).optional(),
+  skipSchemaValidation: z.boolean().optional(),
+  disableValidation: z.boolean().optional(),
+  disableOpenAPIValidation: z.boolean().optional(),
 });
 
 const ReleaseSchema = z
@@ -54,8 +71,14 @@ const ReleaseSchema = z
     values: z.record(z.string(), z.unknown()).default({}),
     /** image knobs: values path (dotted) -> the upstream value; host-swapped when the environment has a registry */
     imageKnobs: z.record(z.string(), z.string().min(1)).default({}),
+    /** release-level helmfile settings (wait, timeout, skipSchemaValidation, ...) */
+    helmfile: HelmfileOptionsSchema.default({}),
     /** first install retries: a release whose own webhook must be up before its custom resources apply */
     firstInstallRetries: z.number().int().min(0).max(20).default(0),
+    /** `sealift images`: references no render shows (added to the list as they are) */
+    extraImages: z.array(z.string().min(1)).default([]),
+    /** `sealift images`: listed references to leave out (globs over the normalized reference, `*` = anything) */
+    excludeImages: z.array(z.string().min(1)).default([]),
   })
   .refine((r) => (r.chart === undefined) !== (r.manifests === undefined), {
     message: 'a release needs exactly one of "chart" or "manifests"',
@@ -130,16 +153,24 @@ async function parseFile(file: string, display: string): Promise<ParsedFile> {
   const err = doc.errors[0];
   if (err) {
     const pos = lines.linePos(err.pos[0]);
-    throw new SealiftError('CONFIG_INVALID', `${display}:${pos.line}:${pos.col}: YAML syntax error: ${err.message.split('\n')[0]}`, {
-      hint: 'Fix the YAML at that line (indentation, quoting, a missing colon).',
-      details: { file: display, line: pos.line, column: pos.col },
-    });
+    throw new SealiftError(
+      'CONFIG_INVALID',
+      `${display}:${pos.line}:${pos.col}: YAML syntax error: ${err.message.split('\n')[0]}`,
+      {
+        hint: 'Fix the YAML at that line (indentation, quoting, a missing colon).',
+        details: { file: display, line: pos.line, column: pos.col },
+      },
+    );
   }
   const data = doc.toJS({ maxAliasCount: 1000 }) ?? {};
   if (!isPlainObject(data)) {
-    throw new SealiftError('CONFIG_INVALID', `${display}:1: the file must be a mapping (key: value), not ${Array.isArray(data) ? 'a list' : typeof data}`, {
-      details: { file: display, line: 1 },
-    });
+    throw new SealiftError(
+      'CONFIG_INVALID',
+      `${display}:1: the file must be a mapping (key: value), not ${Array.isArray(data) ? 'a list' : typeof data}`,
+      {
+        details: { file: display, line: 1 },
+      },
+    );
   }
   return { file: display, doc, lines, data };
 }
@@ -179,7 +210,12 @@ function locate(files: ParsedFile[], path: readonly PropertyKey[]): { file: stri
 }
 
 function keyPath(path: readonly PropertyKey[]): string {
-  return path.map((k) => (typeof k === 'number' ? `[${k}]` : String(k))).join('.').replace(/\.\[/g, '[') || '(top level)';
+  return (
+    path
+      .map((k) => (typeof k === 'number' ? `[${k}]` : String(k)))
+      .join('.')
+      .replace(/\.\[/g, '[') || '(top level)'
+  );
 }
 
 function configError(files: ParsedFile[], path: readonly PropertyKey[], message: string, hint: string): SealiftError {
@@ -204,10 +240,16 @@ export async function listEnvironments(stackDir: string): Promise<string[]> {
 export async function loadEnvironment(stackDir: string, envName: string, opts: LoadOptions = {}): Promise<Environment> {
   const known = await listEnvironments(stackDir);
   if (!NAME_RE.test(envName) || envName === 'default' || !known.includes(envName)) {
-    throw new SealiftError('USAGE', `unknown environment "${envName}" (no environments/${envName}.yaml in ${stackDir})`, {
-      hint: known.length ? `Known environments: ${known.join(', ')}.` : 'Create environments/<name>.yaml next to environments/default.yaml.',
-      details: { environment: envName, known },
-    });
+    throw new SealiftError(
+      'USAGE',
+      `unknown environment "${envName}" (no environments/${envName}.yaml in ${stackDir})`,
+      {
+        hint: known.length
+          ? `Known environments: ${known.join(', ')}.`
+          : 'Create environments/<name>.yaml next to environments/default.yaml.',
+        details: { environment: envName, known },
+      },
+    );
   }
   const show = (f: string) => relative(process.cwd(), f) || f;
   const defaultFile = join(stackDir, 'environments', 'default.yaml');
@@ -248,7 +290,7 @@ export async function loadEnvironment(stackDir: string, envName: string, opts: L
 function hintFor(path: readonly PropertyKey[]): string {
   const top = path[0];
   if (top === 'releases')
-    return 'Release keys: enabled, namespace, createNamespace, app, tier, needs, chart {source, name, version} or manifests {source, files, images}, values, imageKnobs, firstInstallRetries.';
+    return 'Release keys: enabled, namespace, createNamespace, app, tier, needs, chart {source, name, version} or manifests {source, files, images, version}, values, imageKnobs, helmfile {wait, waitForJobs, timeout, atomic, historyMax, skipSchemaValidation, disableValidation, disableOpenAPIValidation}, firstInstallRetries, extraImages, excludeImages.';
   if (top === 'sources') return 'Source keys: type (repo | oci | url), url, plainHttp.';
   return 'Top-level keys: kubeVersion, registry {host, plainHttp}, chartsFrom (sources | site), sources, releases. See README "Environment files".';
 }
@@ -262,28 +304,53 @@ function checkReferences(files: ParsedFile[], data: EnvironmentFile): void {
     const kind = rel.chart ? 'chart' : 'manifests';
     const src = data.sources[ref.source];
     if (!src) {
-      throw configError(files, ['releases', name, kind, 'source'], `names source "${ref.source}", which is not defined`, `Define it under sources: (known: ${Object.keys(data.sources).join(', ') || 'none'}).`);
+      throw configError(
+        files,
+        ['releases', name, kind, 'source'],
+        `names source "${ref.source}", which is not defined`,
+        `Define it under sources: (known: ${Object.keys(data.sources).join(', ') || 'none'}).`,
+      );
     }
     const want = rel.chart ? ['repo', 'oci'] : ['url'];
     if (!want.includes(src.type)) {
-      throw configError(files, ['releases', name, kind, 'source'], `source "${ref.source}" has type ${src.type}, but a ${kind} release needs ${want.join(' or ')}`, 'Point the release at a source of the right type.');
+      throw configError(
+        files,
+        ['releases', name, kind, 'source'],
+        `source "${ref.source}" has type ${src.type}, but a ${kind} release needs ${want.join(' or ')}`,
+        'Point the release at a source of the right type.',
+      );
     }
     if (rel.manifests) {
       const seen = new Set<string>();
       rel.manifests.files.forEach((f, i) => {
         const b = f.split('/').pop()!;
         if (seen.has(b) || !/^[A-Za-z0-9._-]+\.ya?ml$/.test(b)) {
-          throw configError(files, ['releases', name, 'manifests', 'files', i], `file name "${b}" is not a unique *.yaml name in this release`, 'Each release file must end in .yaml and have a distinct name.');
+          throw configError(
+            files,
+            ['releases', name, 'manifests', 'files', i],
+            `file name "${b}" is not a unique *.yaml name in this release`,
+            'Each release file must end in .yaml and have a distinct name.',
+          );
         }
         seen.add(b);
       });
     }
     rel.needs.forEach((n, i) => {
       if (!data.releases[n]) {
-        throw configError(files, ['releases', name, 'needs', i], `needs "${n}", which is not a release`, `Known releases: ${Object.keys(data.releases).join(', ')}.`);
+        throw configError(
+          files,
+          ['releases', name, 'needs', i],
+          `needs "${n}", which is not a release`,
+          `Known releases: ${Object.keys(data.releases).join(', ')}.`,
+        );
       }
       if (!enabledNames.has(n)) {
-        throw configError(files, ['releases', name, 'needs', i], `needs "${n}", which is disabled in this environment`, `Enable ${n} or disable ${name} too.`);
+        throw configError(
+          files,
+          ['releases', name, 'needs', i],
+          `needs "${n}", which is disabled in this environment`,
+          `Enable ${n} or disable ${name} too.`,
+        );
       }
     });
   }
@@ -296,7 +363,12 @@ function checkReferences(files: ParsedFile[], data: EnvironmentFile): void {
       const cycle = [...stack.slice(stack.indexOf(n)), n];
       const from = cycle[cycle.length - 2]!;
       const idx = data.releases[from]!.needs.indexOf(n);
-      throw configError(files, ['releases', from, 'needs', idx], `dependency cycle: ${cycle.join(' -> ')}`, 'Remove one of these needs so that the releases can be installed in order.');
+      throw configError(
+        files,
+        ['releases', from, 'needs', idx],
+        `dependency cycle: ${cycle.join(' -> ')}`,
+        'Remove one of these needs so that the releases can be installed in order.',
+      );
     }
     state.set(n, 'visiting');
     stack.push(n);

@@ -41,9 +41,13 @@ function sourceOf(env: Environment, name: string, rel: ReleaseConfig): ChartSour
   const ref = rel.chart ?? rel.manifests!;
   const src = env.sources[ref.source];
   if (!src) {
-    throw new SealiftError('CONFIG_INVALID', `release ${name} names source "${ref.source}", which ${env.file} does not define`, {
-      hint: 'Define the source under sources:.',
-    });
+    throw new SealiftError(
+      'CONFIG_INVALID',
+      `release ${name} names source "${ref.source}", which ${env.file} does not define`,
+      {
+        hint: 'Define the source under sources:.',
+      },
+    );
   }
   if (rel.chart) {
     if (src.type === 'oci') {
@@ -94,7 +98,11 @@ export function planReleases(env: Environment, opts: { mode: PlanMode }): Releas
       });
     }
     const rel = byName.get(n);
-    if (!rel) throw new SealiftError('CONFIG_INVALID', `"${chain.at(-1)}" needs "${n}", which is not an enabled release (${env.file})`);
+    if (!rel)
+      throw new SealiftError(
+        'CONFIG_INVALID',
+        `"${chain.at(-1)}" needs "${n}", which is not an enabled release (${env.file})`,
+      );
     for (const d of rel.needs) visit(d, [...chain, n]);
     seen.add(n);
     ordered.push(n);

@@ -1,0 +1,171 @@
+// `generate`: environments + templates -> helmfile.yaml.gotmpl, values/<env>/<release>.yaml and a
+// wrapper chart per release-file release (releases/<release>/). Deterministic (same input, same
+// bytes: nothing depends on time, absolute paths or map order) and atomic (the output directory
+// is built beside the old one and swapped in only when everything rendered).
+import { createHash } from 'node:crypto';
+import { cp, readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { dirname, join, relative } from 'node:path';
+import { listEnvironments, loadEnvironment, type Environment } from '../config/index.ts';
+import { noEvents, type RunOptions } from '../events.ts';
+import { pathExists, replaceDirAtomic } from '../fs-atomic.ts';
+import { buildContext, type EnvPlan } from './context.ts';
+import { planReleases } from './plan.ts';
+import { renderTemplate } from './render.ts';
+
+export { planReleases } from './plan.ts';
+export type { ChartSource, ReleasePlan, PlanMode } from './plan.ts';
+
+export interface GenerateOptions extends RunOptions {
+  /** directory holding environments/ and templates/ */
+  stackDir: string;
+  /** one environment, several, or 'all' (every environments/*.yaml but default) */
+  env: string | string[];
+  outDir: string;
+  /** extra environment files merged last (source overrides) */
+  overlays?: string[];
+}
+
+export interface GeneratedFile {
+  /** relative to outDir, '/' separated */
+  path: string;
+  bytes: number;
+  sha256: string;
+  action: 'written' | 'unchanged';
+}
+
+export interface GenerateResult {
+  outDir: string;
+  environments: string[];
+  files: GeneratedFile[];
+  /** fetched artifacts (charts/, release files) carried over from the previous output */
+  kept: string[];
+}
+
+const MANIFESTS_CHART = 'manifests-chart';
+
+/** Loads the named environments (in the given order, 'all' sorted). */
+export async function loadEnvironments(
+  stackDir: string,
+  env: string | string[],
+  overlays?: string[],
+): Promise<Environment[]> {
+  const names = env === 'all' ? await listEnvironments(stackDir) : Array.isArray(env) ? env : [env];
+  const out: Environment[] = [];
+  for (const n of names) out.push(await loadEnvironment(stackDir, n, { overlays }));
+  return out;
+}
+
+async function listFiles(dir: string, base = dir): Promise<string[]> {
+  const entries = await readdir(dir, { withFileTypes: true });
+  const out: string[] = [];
+  for (const e of entries.sort((a, b) => a.name.localeCompare(b.name))) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await listFiles(p, base)));
+    else out.push(relative(base, p).split('\\').join('/'));
+  }
+  return out;
+}
+
+/** Renders every output file in memory: relative path -> contents. */
+export async function renderSite(stackDir: string, envs: Environment[]): Promise<Map<string, string>> {
+  const envPlans: EnvPlan[] = envs.map((env) => ({ env, plans: planReleases(env, { mode: 'deploy' }) }));
+  const inputs = [...new Set(envs.flatMap((e) => e.files.map((f) => relative(stackDir, f).split('\\').join('/'))))];
+  const files = new Map<string, string>();
+  files.set(
+    'helmfile.yaml.gotmpl',
+    await renderTemplate(stackDir, 'helmfile.yaml.gotmpl.hbs', buildContext(envPlans, inputs)),
+  );
+
+  for (const { env, plans } of envPlans) {
+    for (const p of plans) {
+      files.set(
+        `values/${env.name}/${p.name}.yaml`,
+        await renderTemplate(stackDir, 'values.yaml.hbs', { release: p.name, environment: env.name, values: p.values }),
+      );
+    }
+  }
+
+  // one wrapper chart per release-file release (same in every environment: only values differ)
+  const chartTemplates = await listFiles(join(stackDir, 'templates', MANIFESTS_CHART));
+  const wrapped = new Map<string, { name: string; version: string; files: string[] }>();
+  for (const { env, plans } of envPlans) {
+    for (const p of plans) {
+      if (p.source.type !== 'manifests' || wrapped.has(p.sitePath)) continue;
+      wrapped.set(p.sitePath, {
+        name: p.name,
+        version: env.releases[p.name]!.manifests!.version.replace(/^v/, ''),
+        files: p.source.files.map((f) => f.name),
+      });
+    }
+  }
+  for (const [sitePath, w] of [...wrapped].sort(([a], [b]) => a.localeCompare(b))) {
+    const ctx = {
+      name: w.name,
+      version: w.version,
+      description: `Release files ${w.files.join(', ')}, installed as they are`,
+    };
+    for (const t of chartTemplates) {
+      const target = `${sitePath.replace(/\/+$/, '')}/${t.replace(/\.hbs$/, '')}`;
+      files.set(
+        target,
+        t.endsWith('.hbs')
+          ? await renderTemplate(stackDir, `${MANIFESTS_CHART}/${t}`, ctx)
+          : await readFile(join(stackDir, 'templates', MANIFESTS_CHART, t), 'utf8'),
+      );
+    }
+  }
+  return new Map([...files].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** Files a previous run's output holds that generate does not make: fetched charts and release files. */
+async function fetchedArtifacts(outDir: string, envs: Environment[]): Promise<string[]> {
+  const keep: string[] = [];
+  if (await pathExists(join(outDir, 'charts')))
+    keep.push(...(await listFiles(join(outDir, 'charts'))).map((f) => `charts/${f}`));
+  for (const env of envs) {
+    for (const p of planReleases(env, { mode: 'upstream' })) {
+      if (p.source.type !== 'manifests') continue;
+      for (const f of p.source.files) {
+        const rel = `${p.sitePath.replace(/\/+$/, '')}/${f.name}`;
+        if (!keep.includes(rel) && (await pathExists(join(outDir, rel)))) keep.push(rel);
+      }
+    }
+  }
+  return keep.sort();
+}
+
+export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const envs = await loadEnvironments(opts.stackDir, opts.env, opts.overlays);
+  const files = await renderSite(opts.stackDir, envs);
+  const kept = await fetchedArtifacts(opts.outDir, envs);
+
+  const result: GeneratedFile[] = [];
+  await replaceDirAtomic(opts.outDir, async (tmp) => {
+    for (const rel of kept) {
+      await mkdir(dirname(join(tmp, rel)), { recursive: true });
+      await cp(join(opts.outDir, rel), join(tmp, rel), { preserveTimestamps: true });
+    }
+    for (const [rel, text] of files) {
+      const target = join(tmp, rel);
+      await mkdir(dirname(target), { recursive: true });
+      await writeFile(target, text);
+      const previous = await readFile(join(opts.outDir, rel), 'utf8').catch(() => undefined);
+      result.push({
+        path: rel,
+        bytes: Buffer.byteLength(text),
+        sha256: createHash('sha256').update(text).digest('hex'),
+        action: previous === text ? 'unchanged' : 'written',
+      });
+    }
+  });
+  for (const f of result) onEvent({ type: 'file', action: f.action, path: join(opts.outDir, f.path) });
+  return { outDir: opts.outDir, environments: envs.map((e) => e.name), files: result, kept };
+}
+
+export async function isDirectory(p: string): Promise<boolean> {
+  return stat(p).then(
+    (s) => s.isDirectory(),
+    () => false,
+  );
+}
