@@ -1,6 +1,10 @@
 // One line per command: each module adds its commander command to the program.
 import type { Command } from 'commander';
+import { registerLoad } from './load.ts';
+import { registerGenerate } from './generate.ts';
 
 export function registerCommands(program: Command): void {
   void program;
+  registerLoad(program);
+  registerGenerate(program);
 }
