@@ -1,0 +1,105 @@
+// `sealift load <bundle> --registry HOST:PORT`: flags -> LoadOptions -> a table.
+import { Command, Option } from 'commander';
+import { ERROR_CODES, SealiftError } from '../errors.ts';
+import type { CheckStatus, CopyEngineResult, LoadResult, SiteRegistry } from '../load/index.ts';
+import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
+
+export interface TransportFlags {
+  plainHttp?: boolean;
+  insecure?: boolean;
+  caFile?: string;
+}
+
+export function parseConcurrency(v: string | undefined, fallback = 4): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new SealiftError('USAGE', `--concurrency must be a whole number from 1 to 64, not "${v}"`);
+  }
+  return n;
+}
+
+export function siteRegistryFromFlags(host: string, f: TransportFlags, flag = '--registry'): SiteRegistry {
+  if (/^[a-z]+:\/\//i.test(host)) {
+    throw new SealiftError('USAGE', `${flag} takes HOST:PORT, not a URL ("${host}")`, { hint: 'Drop the scheme; say --plain-http for a plain-HTTP registry.' });
+  }
+  const set = [f.plainHttp && '--plain-http', f.insecure && '--insecure', f.caFile && '--ca-file'].filter(Boolean);
+  if (set.length > 1) throw new SealiftError('USAGE', `${set.join(' and ')} exclude each other`, { hint: 'Plain HTTP has no TLS; --insecure skips TLS verification; --ca-file trusts a private CA.' });
+  return { host, ...(f.plainHttp ? { plainHttp: true } : {}), ...(f.insecure ? { insecure: true } : {}), ...(f.caFile ? { caFile: f.caFile } : {}) };
+}
+
+export function withTransportFlags(cmd: Command): Command {
+  return cmd
+    .option('--plain-http', 'the registry speaks plain HTTP (as registry:2 at most sites)')
+    .option('--insecure', 'HTTPS without verifying the certificate')
+    .option('--ca-file <file>', 'trust this PEM CA for the registry');
+}
+
+const STATUS_MARK: Record<CheckStatus, string> = { ok: 'ok', missing: 'MISSING', mismatch: 'MISMATCH', error: 'ERROR' };
+
+function short(d: string | undefined): string {
+  return d ? d.replace(/^sha256:/, '').slice(0, 12) : '-';
+}
+
+/** The after-copy table: every image, where it is, and whether the site serves the right digest. */
+export function renderCopyTable(r: CopyEngineResult): string[] {
+  const rows = r.checks.map((c) => {
+    const img = r.images.find((i) => i.source === c.source);
+    return [c.target, short(c.expected), short(c.found), img?.status ?? '-', STATUS_MARK[c.status]];
+  });
+  const head = ['TARGET', 'EXPECTED', 'FOUND', 'COPY', 'CHECK'];
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const fmt = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const lines = [fmt(head), ...rows.map(fmt)];
+  for (const f of r.failures) lines.push(`failed: ${f.source}: ${f.message}`);
+  for (const c of r.checks.filter((x) => x.message && x.status !== 'ok')) lines.push(`check: ${c.target}: ${c.message}`);
+  const s = r.stats;
+  lines.push(
+    `${r.images.length} images: ${r.images.filter((i) => i.status === 'pushed').length} pushed, ${r.images.filter((i) => i.status === 'present').length} already there, ${r.failures.length} failed; ` +
+      `blobs: ${s.blobsPushed} uploaded (${formatBytes(s.bytesPushed)}), ${s.blobsMounted} mounted, ${s.blobsPresent} present`,
+  );
+  return lines;
+}
+
+/** Sets the exit code for a finished run whose items partly failed (the result is already printed). */
+export function exitForPartial(ok: boolean): void {
+  if (!ok) process.exitCode = ERROR_CODES.PARTIAL_FAILURE.exit;
+}
+
+export function registerLoad(program: Command): void {
+  const cmd = new Command('load')
+    .description('Push a bundle into the site registry byte for byte (same digests); optionally write the site files for helmfile.')
+    .argument('<bundle>', 'bundle .tar, the first part of a split bundle (.tar.part-000), or an extracted bundle directory')
+    .requiredOption('--registry <host:port>', 'the site registry, e.g. 10.61.3.31:35000')
+    .addOption(new Option('--scheme <scheme>', 'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)').choices(['host-swap', 'scoped']).default('host-swap'))
+    .option('--concurrency <n>', 'blob transfers at once', '4')
+    .option('--extract-to <dir>', 'write the helmfile, values, charts, release files and containerd hosts.toml here');
+  withTransportFlags(cmd);
+  withCommonFlags(cmd).action(async (bundle: string, flags: GlobalFlags & TransportFlags & { registry: string; scheme: 'host-swap' | 'scoped'; concurrency?: string; extractTo?: string }) => {
+    const out = createOutput(flags);
+    const { loadBundle } = await import('../load/index.ts');
+    const { closeRegistryConnections } = await import('../oci/registry.ts');
+    try {
+      const result = await loadBundle({
+        bundle,
+        registry: siteRegistryFromFlags(flags.registry, flags),
+        scheme: flags.scheme,
+        concurrency: parseConcurrency(flags.concurrency),
+        ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
+        onEvent: out.onEvent,
+      });
+      out.result(result, (r: LoadResult) => {
+        const lines = renderCopyTable(r);
+        lines.unshift(`bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256`);
+        if (r.siteFiles) lines.push(`site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`);
+        lines.push(r.ok ? `loaded into ${r.registry}` : `NOT complete: run the same command again to finish`);
+        return lines;
+      });
+      exitForPartial(result.ok);
+    } finally {
+      out.close();
+      await closeRegistryConnections();
+    }
+  });
+  program.addCommand(cmd);
+}

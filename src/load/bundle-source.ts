@@ -1,0 +1,124 @@
+// The bundle's OCI image layout (`images/` inside the tar) as a copy source: manifests and
+// blobs are read straight out of the archive by offset and verified against their descriptor
+// while streaming. Sizes that disagree with a descriptor are refused before a byte is sent.
+import { pipeline, type Readable } from 'node:stream';
+import { SealiftError } from '../errors.ts';
+import { isDigest, type Digest } from '../images/reference.ts';
+import type { ImageSource } from '../oci/copy.ts';
+import { ANNOTATION_REF_NAME, ANNOTATION_SOURCE } from '../oci/layout.ts';
+import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type RawManifest } from '../oci/types.ts';
+import { VerifyStream } from '../oci/verify.ts';
+import type { BundleArchive } from './tar-reader.ts';
+
+export const LAYOUT_DIR = 'images';
+
+/** One image as the layout's index.json lists it. */
+export interface LayoutImage {
+  /** full source reference (io.sealift.source), e.g. docker.io/istio/pilot:1.23.2 */
+  source: string;
+  /** the tag (org.opencontainers.image.ref.name), if any */
+  tag?: string;
+  descriptor: Descriptor;
+}
+
+export class BundleSource implements ImageSource {
+  readonly archive: BundleArchive;
+  readonly layoutDir: string;
+  constructor(archive: BundleArchive, layoutDir = LAYOUT_DIR) {
+    this.archive = archive;
+    this.layoutDir = layoutDir;
+  }
+
+  get location(): string {
+    return this.archive.location;
+  }
+
+  get name(): string {
+    return this.archive.location;
+  }
+
+  blobPath(digest: string): string {
+    if (!isDigest(digest)) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${digest}" is not a sha256 digest`);
+    return `${this.layoutDir}/blobs/sha256/${digest.slice('sha256:'.length)}`;
+  }
+
+  /** The images index.json names, with their source references. */
+  async listImages(): Promise<LayoutImage[]> {
+    const path = `${this.layoutDir}/index.json`;
+    if (!this.archive.lookup(path)) {
+      throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is missing; this is not a sealift bundle`, { hint: 'Give the .tar that `sealift bundle` wrote.' });
+    }
+    let index: { manifests?: Descriptor[] };
+    try {
+      index = JSON.parse((await this.archive.readSmall(path, MAX_MANIFEST_BYTES)).toString('utf8')) as { manifests?: Descriptor[] };
+    } catch (e) {
+      throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is not valid JSON: ${(e as Error).message}`);
+    }
+    const out: LayoutImage[] = [];
+    for (const d of index.manifests ?? []) {
+      const source = d.annotations?.[ANNOTATION_SOURCE];
+      if (!source) continue;
+      if (!isDigest(d.digest) || !Number.isSafeInteger(d.size)) throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} has an invalid descriptor for ${source}`);
+      const tag = d.annotations?.[ANNOTATION_REF_NAME];
+      out.push({ source, ...(tag ? { tag } : {}), descriptor: d });
+    }
+    return out;
+  }
+
+  has(digest: Digest): boolean {
+    return this.archive.lookup(this.blobPath(digest)) !== undefined;
+  }
+
+  private checkSize(desc: Pick<Descriptor, 'digest' | 'size'>): void {
+    const path = this.blobPath(desc.digest);
+    const e = this.archive.lookup(path);
+    if (!e) {
+      throw new SealiftError('BUNDLE_INVALID', `${this.location}: blob ${desc.digest} is referenced but not in the bundle (${path})`, {
+        hint: 'The bundle is incomplete; make it again with `sealift bundle`.',
+      });
+    }
+    if (e.size !== desc.size) {
+      throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is ${e.size} bytes but its descriptor says ${desc.size}`, {
+        hint: 'The bundle was altered or damaged; copy it again.',
+        details: { digest: desc.digest, expectedSize: desc.size, size: e.size },
+      });
+    }
+  }
+
+  /** A manifest or index, byte for byte, verified against its digest; by descriptor or digest. */
+  async fetchManifest(selector: string | Pick<Descriptor, 'digest' | 'size' | 'mediaType'>): Promise<RawManifest> {
+    let desc: Pick<Descriptor, 'digest' | 'size'> & { mediaType?: string };
+    if (typeof selector === 'string') {
+      if (!isDigest(selector)) throw new SealiftError('INTERNAL', `the bundle reader looks manifests up by digest, not "${selector}"`);
+      const e = this.archive.lookup(this.blobPath(selector));
+      if (!e) throw new SealiftError('BUNDLE_INVALID', `${this.location}: manifest ${selector} is not in the bundle`);
+      desc = { digest: selector, size: e.size };
+    } else desc = selector;
+    this.checkSize(desc);
+    const bytes = await this.archive.readSmall(this.blobPath(desc.digest), MAX_MANIFEST_BYTES);
+    return parseManifest(bytes, { ...(desc.mediaType ? { mediaType: desc.mediaType } : {}), expected: desc.digest, where: `${this.location} ${desc.digest}` });
+  }
+
+  /** A blob's bytes, which fail the stream unless they are exactly the descriptor's. */
+  async fetchBlob(desc: Pick<Descriptor, 'digest' | 'size'>, opts: { onBytes?: (n: number) => void } = {}): Promise<Readable> {
+    this.checkSize(desc);
+    const raw = this.archive.open(this.blobPath(desc.digest));
+    const verify = new VerifyStream(desc, { where: `${this.location} ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
+    pipeline(raw, verify, () => undefined);
+    return verify;
+  }
+
+  /** Every manifest and blob digest an image's graph holds (manifests are small and read from the bundle). */
+  async graph(root: Descriptor): Promise<{ manifests: Descriptor[]; blobs: Descriptor[] }> {
+    const manifests: Descriptor[] = [];
+    const blobs: Descriptor[] = [];
+    const walk = async (d: Descriptor): Promise<void> => {
+      const raw = await this.fetchManifest(d);
+      manifests.push(d);
+      if (raw.kind === 'index') for (const c of raw.parsed.manifests) await walk(c);
+      else blobs.push(raw.parsed.config, ...raw.parsed.layers);
+    };
+    await walk(root);
+    return { manifests, blobs };
+  }
+}

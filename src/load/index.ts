@@ -1,0 +1,330 @@
+// `sealift load`: a bundle into the site registry. The stages read as the pipeline:
+//   openBundleArchive (index the tar, refuse unsafe entries) -> checkBundleChecksums (refuse a
+//   tampered bundle before the registry is touched) -> readBundleIndex (sizes agree) ->
+//   planTargets (naming, collisions) -> copyImage per image (bundle -> registry, one graph walk,
+//   blobs read by tar offset) -> checkTargets (every lock entry resolved at the site) ->
+//   writeSiteFiles (--extract-to).
+import pLimit from 'p-limit';
+import { SealiftError, errorMessage } from '../errors.ts';
+import { noEvents, type RunOptions } from '../events.ts';
+import { formatImageReference, normalizeImageReference, type NamingScheme } from '../images/reference.ts';
+import { copyImage, createCopySession, type CopySession, type ImageSource } from '../oci/copy.ts';
+import type { CredentialLookup } from '../oci/credentials.ts';
+import { RegistryClient, type RegistryHostConfig } from '../oci/registry.ts';
+import type { Descriptor, Digest } from '../oci/types.ts';
+import { CHECKSUMS_FILE, checkBundleChecksums, parseChecksums } from './bundle-check.ts';
+import { BundleSource } from './bundle-source.ts';
+import { planTargets, type ImageTarget as NamedTarget } from './naming.ts';
+import { createBlobHomes, siteRegistryTarget, type BlobHomes } from './site-target.ts';
+import { writeSiteFiles, type SiteFilesResult } from './site-files.ts';
+import { openBundleArchive, type BundleArchive } from './tar-reader.ts';
+
+export interface SiteRegistry {
+  /** host:port */
+  host: string;
+  plainHttp?: boolean;
+  insecure?: boolean;
+  caFile?: string;
+}
+
+export interface LoadOptions extends RunOptions {
+  /** a bundle .tar, the first of its parts, or an extracted bundle directory */
+  bundle: string;
+  registry: SiteRegistry;
+  scheme?: NamingScheme;
+  /** blob transfers at once (default 4) */
+  concurrency?: number;
+  extractTo?: string;
+  credentials?: CredentialLookup;
+}
+
+export type ImageStatus = 'pushed' | 'present' | 'failed';
+
+export interface ImageLoad {
+  source: string;
+  target: string;
+  digest: string;
+  status: ImageStatus;
+  error?: string;
+}
+
+export type CheckStatus = 'ok' | 'missing' | 'mismatch' | 'error';
+
+export interface TargetCheck {
+  source: string;
+  target: string;
+  expected: string;
+  found?: string;
+  status: CheckStatus;
+  message?: string;
+}
+
+export interface TransferStats {
+  blobsPushed: number;
+  blobsMounted: number;
+  blobsPresent: number;
+  bytesPushed: number;
+}
+
+export interface CopyEngineResult {
+  images: ImageLoad[];
+  checks: TargetCheck[];
+  stats: TransferStats;
+  failures: { source: string; message: string }[];
+}
+
+export interface LoadResult extends CopyEngineResult {
+  ok: boolean;
+  bundle: string;
+  registry: string;
+  scheme: NamingScheme;
+  verified: { files: number; bytes: number };
+  siteFiles?: SiteFilesResult;
+}
+
+/** What load reads from bundle.json: expected digest and size of each image, loosely typed so older bundles load. */
+export interface BundleImageEntry {
+  reference: string;
+  digest?: string;
+  size?: number;
+}
+
+export async function readBundleIndex(archive: BundleArchive): Promise<{ images: BundleImageEntry[]; raw: Record<string, unknown> }> {
+  if (!archive.lookup('bundle.json')) {
+    throw new SealiftError('BUNDLE_INVALID', `${archive.location}: bundle.json is missing; this is not a sealift bundle`, { hint: 'Give the .tar that `sealift bundle` wrote.' });
+  }
+  let raw: Record<string, unknown>;
+  try {
+    raw = JSON.parse((await archive.readSmall('bundle.json')).toString('utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new SealiftError('BUNDLE_INVALID', `${archive.location}: bundle.json is not valid JSON: ${errorMessage(e)}`);
+  }
+  const list = Array.isArray(raw.images) ? (raw.images as Record<string, unknown>[]) : [];
+  const images: BundleImageEntry[] = list.map((i) => ({
+    reference: String(i.reference ?? i.source ?? ''),
+    ...(typeof i.digest === 'string' ? { digest: i.digest } : {}),
+    ...(typeof i.size === 'number' ? { size: i.size } : {}),
+  }));
+  return { images, raw };
+}
+
+/** Sizes bundle.json gives must be the sizes in the archive (a swapped blob keeps neither). */
+function checkIndexAgainstArchive(source: BundleSource, images: BundleImageEntry[]): void {
+  const bad: string[] = [];
+  for (const i of images) {
+    if (!i.digest) continue;
+    const e = source.archive.lookup(source.blobPath(i.digest));
+    if (!e) bad.push(`${i.reference}: ${i.digest} is not in the bundle`);
+    else if (i.size !== undefined && e.size !== i.size) bad.push(`${i.reference}: ${i.digest} is ${e.size} bytes, bundle.json says ${i.size}`);
+  }
+  if (bad.length) {
+    throw new SealiftError('BUNDLE_INVALID', `${source.location}: bundle.json disagrees with the bundle's contents; nothing was loaded:\n  ${bad.slice(0, 10).join('\n  ')}`, {
+      hint: 'The bundle was altered or damaged after it was made. Copy it again from the source.',
+    });
+  }
+}
+
+export function registryHostConfig(r: SiteRegistry): RegistryHostConfig {
+  return { ...(r.plainHttp ? { plainHttp: true } : {}), ...(r.insecure ? { insecureSkipVerify: true } : {}), ...(r.caFile ? { caFile: r.caFile } : {}) };
+}
+
+/** One item for the copy engine: where the image is read, where it goes, what the site must resolve. */
+export interface CopyItem {
+  named: NamedTarget;
+  /** the root to copy (bundle: the layout's descriptor; mirror: the source reference's selector) */
+  selector: string | Descriptor;
+  /** the digest the site must resolve the target to, when known */
+  expected?: string;
+}
+
+/**
+ * Copies every item into its target repository; a failing image does not stop the others.
+ * Then resolves every target and compares it with the expected digest.
+ */
+export async function copyAll(opts: {
+  items: CopyItem[];
+  client: RegistryClient;
+  source: (item: CopyItem) => ImageSource;
+  homes: BlobHomes;
+  concurrency: number;
+} & RunOptions): Promise<CopyEngineResult> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const shared = pLimit(Math.max(1, opts.concurrency));
+  // one session per target repository: dedupe within it, mounts across them (site-target.ts)
+  const sessions = new Map<string, CopySession>();
+  const sessionFor = (repo: string): CopySession => {
+    let s = sessions.get(repo);
+    if (!s) {
+      s = { ...createCopySession(1), limit: shared };
+      sessions.set(repo, s);
+    }
+    return s;
+  };
+  const stats: TransferStats = { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesPushed: 0 };
+  const counting: typeof onEvent = (e) => {
+    if (e.type === 'blob:done') {
+      if (!e.skipped) {
+        stats.blobsPushed++;
+        stats.bytesPushed += e.size;
+      } else if (e.skipped === 'mounted') stats.blobsMounted++;
+      else stats.blobsPresent++;
+    }
+    onEvent(e);
+  };
+  onEvent({ type: 'phase', name: 'pushing', total: opts.items.length });
+  const images: ImageLoad[] = [];
+  const failures: { source: string; message: string }[] = [];
+  const perImage = pLimit(Math.max(2, opts.concurrency));
+  await Promise.all(
+    opts.items.map((item, index) =>
+      perImage(async () => {
+        const source = formatImageReference(item.named.source);
+        const target = formatImageReference(item.named.target);
+        const repo = item.named.target.repository;
+        onEvent({ type: 'image:start', ref: source, index, total: opts.items.length });
+        let moved = 0;
+        const imageEvents: typeof onEvent = (e) => {
+          if (e.type === 'blob:done' && (!e.skipped || e.skipped === 'mounted')) moved++;
+          counting(e);
+        };
+        try {
+          const r = await copyImage(opts.source(item), siteRegistryTarget(opts.client, repo, opts.homes), {
+            selector: item.selector,
+            ...(item.named.target.tag ? { tag: item.named.target.tag } : {}),
+            session: sessionFor(repo),
+            ref: source,
+            onEvent: imageEvents,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
+          const status: ImageStatus = moved > 0 ? 'pushed' : 'present';
+          images.push({ source, target, digest: r.root.digest, status });
+          onEvent({ type: 'image:done', ref: source, digest: r.root.digest, ...(status === 'present' ? { skipped: true } : {}) });
+        } catch (e) {
+          if (opts.signal?.aborted) throw e;
+          const message = errorMessage(e);
+          images.push({ source, target, digest: item.expected ?? '', status: 'failed', error: message });
+          failures.push({ source, message });
+          onEvent({ type: 'image:failed', ref: source, message });
+        }
+      }),
+    ),
+  );
+  const order = new Map(opts.items.map((it, i) => [formatImageReference(it.named.source), i]));
+  images.sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
+  const checks = await checkTargets(opts.client, opts.items, opts.signal);
+  return { images, checks, stats, failures };
+}
+
+/** Resolves every target at the site and compares it with the digest the site must serve. */
+export async function checkTargets(client: RegistryClient, items: CopyItem[], signal?: AbortSignal): Promise<TargetCheck[]> {
+  const limit = pLimit(8);
+  return Promise.all(
+    items.map((item) =>
+      limit(async (): Promise<TargetCheck> => {
+        const source = formatImageReference(item.named.source);
+        const target = formatImageReference(item.named.target);
+        const expected = item.expected ?? item.named.source.digest ?? '';
+        const t = item.named.target;
+        try {
+          const d = await client.resolve({ repository: t.repository, selector: t.tag ?? t.digest ?? 'latest' }, signal);
+          const status: CheckStatus = expected && d.digest !== expected ? 'mismatch' : 'ok';
+          // a reference with tag and digest must serve that digest under the tag
+          return { source, target, expected, found: d.digest, status };
+        } catch (e) {
+          const code = e instanceof SealiftError ? e.code : '';
+          return { source, target, expected, status: code === 'NOT_FOUND' ? 'missing' : 'error', message: errorMessage(e) };
+        }
+      }),
+    ),
+  );
+}
+
+export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const scheme = opts.scheme ?? 'host-swap';
+  onEvent({ type: 'phase', name: 'reading bundle' });
+  const archive = await openBundleArchive(opts.bundle);
+  try {
+    // 1. nothing leaves a bundle that does not match its checksums
+    const verified = await checkBundleChecksums(archive, { onEvent, ...(opts.signal ? { signal: opts.signal } : {}) });
+    const checksums = parseChecksums((await archive.readSmall(CHECKSUMS_FILE)).toString('utf8'), archive.location);
+    const source = new BundleSource(archive);
+    const index = await readBundleIndex(archive);
+    checkIndexAgainstArchive(source, index.images);
+    const layoutImages = await source.listImages();
+    if (layoutImages.length === 0) {
+      throw new SealiftError('BUNDLE_INVALID', `${archive.location} holds no images (images/index.json lists none)`);
+    }
+    // 2. naming: refuse collisions before the registry is touched
+    const named = planTargets(
+      layoutImages.map((i) => i.source),
+      opts.registry.host,
+      scheme,
+    );
+    const expectedBySource = new Map(index.images.map((i) => [formatImageReference(normalizeImageReference(i.reference)), i.digest]));
+    const items: CopyItem[] = named.map((n) => {
+      const key = formatImageReference(n.source);
+      const li = layoutImages.find((l) => formatImageReference(normalizeImageReference(l.source)) === key);
+      if (!li) throw new SealiftError('INTERNAL', `no layout entry for ${key}`);
+      const expected = expectedBySource.get(key) ?? li.descriptor.digest;
+      if (expected !== li.descriptor.digest) {
+        throw new SealiftError('BUNDLE_INVALID', `${archive.location}: bundle.json says ${key} is ${expected}, images/index.json says ${li.descriptor.digest}`);
+      }
+      return { named: n, selector: li.descriptor, expected };
+    });
+    // 3. which repositories use which blob (for mounts of blobs an earlier run placed)
+    const homes = createBlobHomes();
+    for (const item of items) {
+      const g = await source.graph(item.selector as Descriptor);
+      for (const b of g.blobs) {
+        const set = homes.users.get(b.digest as Digest) ?? new Set<string>();
+        set.add(item.named.target.repository);
+        homes.users.set(b.digest as Digest, set);
+      }
+    }
+    const client = new RegistryClient(opts.registry.host, {
+      hosts: { [opts.registry.host]: registryHostConfig(opts.registry) },
+      onEvent,
+      ...(opts.credentials ? { credentials: opts.credentials } : {}),
+    });
+    await client.ping(opts.signal);
+    const engine = await copyAll({
+      items,
+      client,
+      source: () => source,
+      homes,
+      concurrency: opts.concurrency ?? 4,
+      onEvent,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    let siteFiles: SiteFilesResult | undefined;
+    if (opts.extractTo) {
+      onEvent({ type: 'phase', name: 'writing site files' });
+      siteFiles = await writeSiteFiles({
+        archive,
+        checksums,
+        dir: opts.extractTo,
+        sources: named.map((n) => n.source),
+        hosts: {
+          registry: opts.registry.host,
+          scheme,
+          transport: opts.registry.plainHttp ? 'plain-http' : opts.registry.insecure ? 'insecure' : 'https',
+          ...(opts.registry.caFile ? { caFile: opts.registry.caFile } : {}),
+        },
+        onEvent,
+      });
+    }
+    const ok = engine.failures.length === 0 && engine.checks.every((c) => c.status === 'ok');
+    return {
+      ok,
+      bundle: opts.bundle,
+      registry: opts.registry.host,
+      scheme,
+      verified,
+      ...engine,
+      ...(siteFiles ? { siteFiles } : {}),
+    };
+  } finally {
+    await archive.close();
+  }
+}

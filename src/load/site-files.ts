@@ -1,0 +1,77 @@
+// `load --extract-to DIR`: the site directory (helmfile, values, charts, release files, image
+// lists) copied out of the bundle, each file verified against checksums.sha256 on the way out,
+// plus containerd `certs.d/<upstream-host>/hosts.toml` for nodes that pull upstream names.
+import { createWriteStream } from 'node:fs';
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import { randomBytes } from 'node:crypto';
+import { writeFileAtomic } from '../fs-atomic.ts';
+import { noEvents, type EventSink } from '../events.ts';
+import type { ImageReference } from '../images/reference.ts';
+import { VerifyStream } from '../oci/verify.ts';
+import type { Digest } from '../images/reference.ts';
+import { renderHostsToml, upstreamHosts, type HostsTomlOptions } from './naming.ts';
+import type { BundleArchive } from './tar-reader.ts';
+
+/** Top-level paths of the site dir inside a bundle (INTERFACES.md: the site dir layout). */
+export const SITE_PATHS = ['helmfile.yaml.gotmpl', 'helmfile.yaml', 'values/', 'charts/', 'releases/', 'imagelists/'] as const;
+
+export function isSitePath(path: string): boolean {
+  return SITE_PATHS.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p));
+}
+
+export interface SiteFilesResult {
+  dir: string;
+  files: string[];
+  hostsToml: string[];
+}
+
+/** Copies one archive file to `target` through a temp file, verifying its sha256 and size. */
+async function extractOne(archive: BundleArchive, path: string, sha256Hex: string, size: number, target: string): Promise<void> {
+  await mkdir(dirname(target), { recursive: true });
+  const tmp = join(dirname(target), `.${randomBytes(4).toString('hex')}.extract.tmp`);
+  try {
+    await pipeline(
+      archive.open(path),
+      new VerifyStream({ digest: `sha256:${sha256Hex}` as Digest, size }, { where: `${archive.location} ${path}` }),
+      createWriteStream(tmp),
+    );
+    await rename(tmp, target);
+  } catch (e) {
+    await rm(tmp, { force: true });
+    throw e;
+  }
+}
+
+export async function writeSiteFiles(opts: {
+  archive: BundleArchive;
+  /** path -> sha256 hex, from checksums.sha256 (already checked) */
+  checksums: ReadonlyMap<string, string>;
+  dir: string;
+  sources: readonly ImageReference[];
+  hosts: HostsTomlOptions;
+  onEvent?: EventSink;
+}): Promise<SiteFilesResult> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const files: string[] = [];
+  for (const e of opts.archive.entries.values()) {
+    if (e.type === 'directory' || e.type === 'symlink' || !isSitePath(e.path)) continue;
+    const sum = opts.checksums.get(e.path);
+    if (!sum) continue; // unreachable after checkBundleChecksums: every file is listed
+    // the path was normalized and checked by the tar reader: relative, no '..'
+    const target = join(opts.dir, ...e.path.split('/'));
+    await extractOne(opts.archive, e.path, sum, e.size, target);
+    files.push(e.path);
+    onEvent({ type: 'file', action: 'written', path: target });
+  }
+  const hostsToml: string[] = [];
+  for (const host of upstreamHosts(opts.sources)) {
+    const rel = `containerd/certs.d/${host}/hosts.toml`;
+    const target = join(opts.dir, ...rel.split('/'));
+    await writeFileAtomic(target, renderHostsToml(host, opts.hosts));
+    hostsToml.push(rel);
+    onEvent({ type: 'file', action: 'written', path: target });
+  }
+  return { dir: opts.dir, files, hostsToml };
+}

@@ -1,0 +1,84 @@
+// `sealift load` against a real registry (Debian's docker-registry) on loopback, checked with
+// skopeo (an independent client): every image at the site has the source's digest, a second
+// load transfers nothing, tampered bundles are refused before the registry sees a request.
+import { readFile, readdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/tools.ts';
+import { startRegistry } from '../support/registry.ts';
+import { tempDir } from '../support/process.ts';
+import { makeImages, skopeoDigest, writeBundle } from './load-fixtures.ts';
+
+const NAMES = ['docker.io/istio/pilot:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1', 'ghcr.io/kserve/kserve-controller:v0.15.2', 'docker.io/istio/proxyv2:1.23.2'];
+
+async function sealift(args: string[]) {
+  return execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: PROJECT_ROOT, timeout: 240_000 });
+}
+
+/** Every repository the registry stores (a filesystem view, independent of the API). */
+async function storedRepositories(dataDir: string): Promise<string[]> {
+  const root = join(dataDir, 'docker/registry/v2/repositories');
+  const out: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    if (entries.some((e) => e.name === '_manifests')) out.push(rel);
+    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('_')) await walk(join(d, e.name), rel ? `${rel}/${e.name}` : e.name);
+  };
+  await walk(root, '');
+  return out.sort();
+}
+
+describe('sealift load', () => {
+  it('pushes every image with the source digest, and a second load transfers no blob', async () => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    const images = makeImages(NAMES);
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
+
+    const first = await sealift(['load', bundle, '--registry', reg.host, '--plain-http', '--json']);
+    expect(first.stderr.split('\n').filter((l) => l.includes('"error"')).join('\n')).toBe('');
+    expect(first.exitCode, first.stdout + first.stderr).toBe(0);
+    const r1 = JSON.parse(first.stdout);
+    expect(r1.ok).toBe(true);
+    expect(r1.checks.map((c: { status: string }) => c.status)).toEqual(['ok', 'ok', 'ok', 'ok']);
+
+    for (const img of images) {
+      const target = `${reg.host}/${img.source.slice(img.source.indexOf('/') + 1)}`;
+      expect(await skopeoDigest(target), target).toBe(img.root.digest);
+    }
+    expect(await storedRepositories(reg.dataDir)).toEqual(['istio/pilot', 'istio/proxyv2', 'jetstack/cert-manager-controller', 'kserve/kserve-controller']);
+    // the shared base layer was uploaded once and mounted into the other repositories
+    const uniqueBlobs = new Set(images.flatMap((i) => i.blobs.filter((b) => !b.mediaType.includes('manifest')).map((b) => b.digest)));
+    expect(r1.stats.blobsPushed).toBe(uniqueBlobs.size);
+    expect(r1.stats.blobsMounted).toBe(images.length - 1);
+
+    const second = await sealift(['load', bundle, '--registry', reg.host, '--plain-http', '--json']);
+    expect(second.exitCode, second.stderr).toBe(0);
+    const r2 = JSON.parse(second.stdout);
+    expect(r2.stats).toEqual({ blobsPushed: 0, blobsMounted: 0, blobsPresent: expect.any(Number), bytesPushed: 0 });
+    expect(r2.images.map((i: { status: string }) => i.status)).toEqual(['present', 'present', 'present', 'present']);
+  });
+
+  it('refuses a bundle with a modified blob, naming it, and leaves the registry untouched', async () => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    const images = makeImages(NAMES.slice(0, 2));
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
+    // flip one byte inside a layer, in place, as a bad disk or an attacker would
+    const layer = images[1]?.blobs[2];
+    if (!layer) throw new Error('fixture has no layer');
+    const bytes = await readFile(bundle);
+    const at = bytes.indexOf(layer.bytes.subarray(0, 64));
+    expect(at).toBeGreaterThan(0);
+    bytes[at + 10] = (bytes[at + 10] ?? 0) ^ 0xff;
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(bundle, bytes);
+
+    const r = await sealift(['load', bundle, '--registry', reg.host, '--plain-http']);
+    expect(r.exitCode).toBe(10);
+    expect(r.stderr).toContain(`images/blobs/sha256/${layer.digest.slice(7)}: sha256 is`);
+    expect(r.stderr).toContain('nothing was loaded');
+    expect(await storedRepositories(reg.dataDir)).toEqual([]);
+  });
+});
