@@ -63,6 +63,7 @@ interface Blob {
   size: number;
   mediaType: string;
   diffId?: string;
+  compressed?: boolean;
 }
 
 const MT = {
@@ -175,7 +176,7 @@ class ImageWriter {
     await pipeline(stages as unknown as [Readable, PassThrough]);
     const digest = `sha256:${blob.digest('hex')}`;
     await rename(tmp, join(this.dir, 'blobs', digest.slice(7)));
-    return { digest, size: blobN.n, mediaType, diffId: `sha256:${diff.digest('hex')}` };
+    return { digest, size: blobN.n, mediaType, diffId: `sha256:${diff.digest('hex')}`, compressed: compress };
   }
   /** skopeo dir: layout of one image */
   async imageDir(name: string, root: Blob, children: Blob[], blobs: string[]): Promise<string> {
@@ -205,7 +206,7 @@ export async function writeImages(dir: string, specs: ImageSpec[]): Promise<(Omi
       const [os = 'linux', architecture = 'amd64', variant] = platform.split('/');
       const layers: Blob[] = [];
       if (spec.base) {
-        const key = `${spec.base}|${platform}|${spec.format ?? 'oci'}`;
+        const key = `${spec.base}|${platform}`;
         let base = bases.get(key);
         if (!base) {
           base = [];
@@ -230,7 +231,7 @@ export async function writeImages(dir: string, specs: ImageSpec[]): Promise<(Omi
         schemaVersion: 2,
         mediaType: fmt.manifest,
         config: { mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.size },
-        layers: layers.map((l) => ({ mediaType: l.mediaType, digest: l.digest, size: l.size })),
+        layers: layers.map((l) => ({ mediaType: l.compressed ? fmt.layer : fmt.layerRaw, digest: l.digest, size: l.size })),
       };
       const m = await w.putBytes(Buffer.from(JSON.stringify(manifest, null, 3)), fmt.manifest);
       for (const b of [cfg, ...layers]) blobs[b.digest] = b.size;
