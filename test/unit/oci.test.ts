@@ -1,0 +1,177 @@
+// Protocol edge cases with tiny in-process servers and lying bodies: the verifying stream,
+// challenges, credentials, redirects that must not carry Authorization to another host.
+import { createHash } from 'node:crypto';
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  closeRegistryConnections,
+  dockerCredentials,
+  parseChallenge,
+  parseManifest,
+  parsePlatform,
+  platformMatches,
+  RegistryClient,
+  VerifyStream,
+  type Digest,
+} from '../../src/oci/index.ts';
+import type { SealiftEvent } from '../../src/events.ts';
+import { tempDir } from '../support/process.ts';
+
+const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
+
+async function drain(src: Readable, v: VerifyStream): Promise<void> {
+  await pipeline(src, v, async (s: AsyncIterable<unknown>) => {
+    for await (const _ of s) void _;
+  });
+}
+
+afterAll(closeRegistryConnections);
+
+describe('VerifyStream', () => {
+  const body = Buffer.from('the layer bytes');
+  const desc = { digest: digestOf(body), size: body.length };
+  it.each([
+    { name: 'exact body', data: body, error: undefined },
+    { name: 'short body', data: body.subarray(0, 5), error: /ended after 5 of 15 bytes/ },
+    { name: 'long body', data: Buffer.concat([body, Buffer.from('!')]), error: /longer than its size 15/ },
+    { name: 'other bytes, same size', data: Buffer.from('THE LAYER BYTES'), error: new RegExp(`expected ${desc.digest}, got sha256:`) },
+  ])('$name', async ({ data, error }) => {
+    const run = drain(Readable.from([data]), new VerifyStream(desc, { where: 'test' }));
+    if (error) await expect(run).rejects.toThrow(error);
+    else await expect(run).resolves.toBeUndefined();
+  });
+});
+
+describe('parsing', () => {
+  it.each([
+    { input: 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:istio/pilot:pull"', scheme: 'bearer', realm: 'https://auth.docker.io/token', scope: 'repository:istio/pilot:pull' },
+    { input: 'Basic realm="sealift-test"', scheme: 'basic', realm: 'sealift-test', scope: undefined },
+    { input: 'Bearer realm=http://127.0.0.1:5/token,service=x', scheme: 'bearer', realm: 'http://127.0.0.1:5/token', scope: undefined },
+  ])('challenge $input', ({ input, scheme, realm, scope }) => {
+    const c = parseChallenge(input);
+    expect(c?.scheme).toBe(scheme);
+    expect(c?.params.realm).toBe(realm);
+    expect(c?.params.scope).toBe(scope);
+  });
+
+  it('keeps manifest bytes and checks a pinned digest', () => {
+    const bytes = Buffer.from('{"schemaVersion":2,"manifests":[]}');
+    const m = parseManifest(bytes, { mediaType: 'application/vnd.oci.image.index.v1+json', where: 't' });
+    expect(m.kind).toBe('index');
+    expect(m.bytes).toBe(bytes);
+    expect(m.digest).toBe(digestOf(bytes));
+    expect(() => parseManifest(bytes, { where: 'x/y@d', expected: digestOf(Buffer.from('other')) })).toThrow(/x\/y@d: manifest digest mismatch: expected sha256:/);
+    expect(() => parseManifest(Buffer.from('{"schemaVersion":1}'), { where: 'old' })).toThrow(/unsupported manifest schemaVersion 1/);
+  });
+
+  it.each([
+    { want: 'linux/amd64', have: { os: 'linux', architecture: 'amd64' }, match: true },
+    { want: 'linux/arm64', have: { os: 'linux', architecture: 'arm64', variant: 'v8' }, match: true },
+    { want: 'linux/arm64/v8', have: { os: 'linux', architecture: 'arm64' }, match: true },
+    { want: 'linux/arm/v7', have: { os: 'linux', architecture: 'arm', variant: 'v6' }, match: false },
+    { want: 'linux/amd64', have: { os: 'unknown', architecture: 'unknown' }, match: false },
+  ])('platform $want vs $have.os/$have.architecture', ({ want, have, match }) => {
+    expect(platformMatches(parsePlatform(want), have)).toBe(match);
+  });
+  it('rejects a malformed platform', () => expect(() => parsePlatform('amd64')).toThrow(/invalid platform "amd64"/));
+});
+
+describe('credentials', () => {
+  it('reads auths, then credHelpers and credsStore through helper processes', async () => {
+    await using dir = await tempDir();
+    const bin = join(dir.path, 'bin');
+    await mkdir(bin);
+    await writeFile(
+      join(bin, 'docker-credential-fake'),
+      `#!/bin/sh\nread host\nif [ "$host" = "helped.example:5000" ]; then echo '{"Username":"helper-user","Secret":"helper-pass"}'; else echo "credentials not found in native keychain"; exit 1; fi\n`,
+    );
+    await chmod(join(bin, 'docker-credential-fake'), 0o755);
+    await writeFile(
+      join(dir.path, 'config.json'),
+      JSON.stringify({
+        auths: { 'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw').toString('base64') }, 'plain.example': { auth: Buffer.from('u:p:with:colons').toString('base64') } },
+        credHelpers: { 'helped.example:5000': 'fake' },
+        credsStore: 'fake',
+      }),
+    );
+    const PATH = `${bin}:${process.env.PATH ?? ''}`;
+    const saved = process.env.PATH;
+    process.env.PATH = PATH;
+    try {
+      const lookup = dockerCredentials({ DOCKER_CONFIG: dir.path });
+      expect(await lookup('docker.io')).toMatchObject({ username: 'hub', password: 'pw' });
+      expect(await lookup('plain.example')).toMatchObject({ username: 'u', password: 'p:with:colons' });
+      expect(await lookup('helped.example:5000')).toMatchObject({ username: 'helper-user', password: 'helper-pass', source: 'docker-credential-fake' });
+      expect(await lookup('unknown.example')).toBeUndefined();
+    } finally {
+      process.env.PATH = saved;
+    }
+  });
+});
+
+async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; host: string; [Symbol.asyncDispose](): Promise<void> }> {
+  const server = createServer(handler);
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    server,
+    host,
+    [Symbol.asyncDispose]: async () => {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe('RegistryClient over HTTP', () => {
+  it('follows a blob redirect to another host without sending the Authorization header there', async () => {
+    const blob = Buffer.from('blob in object storage');
+    const seen: (string | undefined)[] = [];
+    await using storage = await serve((req, res) => {
+      seen.push(req.headers.authorization);
+      res.writeHead(200, { 'content-length': blob.length }).end(blob);
+    });
+    await using registry = await serve((req, res) => {
+      if (req.headers.authorization !== `Basic ${Buffer.from('alice:pw').toString('base64')}`) {
+        res.writeHead(401, { 'www-authenticate': 'Basic realm="r"' }).end();
+        return;
+      }
+      res.writeHead(307, { location: `http://${storage.host}/bucket/blob?sig=1` }).end();
+    });
+    const client = new RegistryClient(registry.host, {
+      hosts: { [registry.host]: { plainHttp: true } },
+      credentials: async () => ({ username: 'alice', password: 'pw', source: 'test' }),
+    });
+    const chunks: Buffer[] = [];
+    for await (const c of await client.fetchBlob('repo', { digest: digestOf(blob), size: blob.length })) chunks.push(c as Buffer);
+    expect(Buffer.concat(chunks).equals(blob)).toBe(true);
+    expect(seen).toEqual([undefined]);
+  });
+
+  it('waits as long as Retry-After says on 429, and reports the retry as an event', async () => {
+    let calls = 0;
+    const body = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}');
+    await using registry = await serve((_req, res) => {
+      if (calls++ === 0) res.writeHead(429, { 'retry-after': '1' }).end();
+      else res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', 'content-length': body.length }).end(body);
+    });
+    const events: SealiftEvent[] = [];
+    const client = new RegistryClient(registry.host, { hosts: { [registry.host]: { plainHttp: true } }, credentials: async () => undefined, onEvent: (e) => events.push(e) });
+    const t = Date.now();
+    const m = await client.fetchManifest('repo', 'v1');
+    expect(m.digest).toBe(digestOf(body));
+    expect(Date.now() - t).toBeGreaterThanOrEqual(950);
+    expect(events).toEqual([expect.objectContaining({ type: 'retry', delayMs: 1000, reason: `429 from ${registry.host}` })]);
+  });
+
+  it('gives up after the retry budget with the registry named and what to do', async () => {
+    await using registry = await serve((_req, res) => res.writeHead(503).end());
+    const client = new RegistryClient(registry.host, { hosts: { [registry.host]: { plainHttp: true } }, credentials: async () => undefined, retry: { attempts: 2, baseDelayMs: 1 } });
+    await expect(client.fetchManifest('repo', 'v1')).rejects.toThrow(`registry ${registry.host} answered 503 to GET http://${registry.host}/v2/repo/manifests/v1`);
+  });
+});
