@@ -2,9 +2,13 @@
 import type { Command } from 'commander';
 import { registerLoad } from './load.ts';
 import { registerGenerate } from './generate.ts';
+import { registerImages } from './images.ts';
+import { registerVerify } from './verify.ts';
 
 export function registerCommands(program: Command): void {
   void program;
   registerLoad(program);
   registerGenerate(program);
+  registerImages(program);
+  registerVerify(program);
 }

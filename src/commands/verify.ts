@@ -1,0 +1,61 @@
+// `sealift verify -e <env>`: render side. Flags -> verifyRenderedImages -> output and exit code.
+import { resolve } from 'node:path';
+import type { Command } from 'commander';
+import { ERROR_CODES, SealiftError } from '../errors.ts';
+import { formatOrigin } from '../images/extract.ts';
+import { parseNamingScheme } from '../load/naming.ts';
+import { verifyRenderedImages } from '../verify/render.ts';
+import { stackDirFrom } from './generate.ts';
+import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
+
+interface VerifyFlags extends GlobalFlags {
+  env?: string;
+  stack?: string;
+  lock?: string;
+  scheme?: string;
+  rules?: string[];
+  overlay?: string[];
+  cacheDir?: string;
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+async function runVerify(flags: VerifyFlags): Promise<void> {
+  const out = createOutput(flags);
+  if (!flags.env) throw new SealiftError('USAGE', 'sealift verify needs -e <env>', { hint: 'e.g. sealift verify -e airgap' });
+  const r = await verifyRenderedImages({
+    stackDir: stackDirFrom(flags.stack),
+    env: flags.env,
+    ...(flags.lock ? { lock: resolve(flags.lock) } : {}),
+    scheme: parseNamingScheme(flags.scheme),
+    ...(flags.rules ? { rulesDirs: flags.rules.map((d) => resolve(d)) } : {}),
+    ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
+    ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
+    onEvent: out.onEvent,
+  });
+  for (const k of r.knobless) {
+    out.onEvent({ type: 'warn', code: 'VERIFY_FAILED', message: `${k.reference} stays outside ${r.registry ?? 'the registry'}: no values knob moves it (rule ${k.rule}: ${k.description}) <- ${k.why.map(formatOrigin).join('; ')}` });
+  }
+  out.result(r, (v) => [
+    ...v.offenders.flatMap((o) => [`escape: ${o.reference} (${o.problem === 'outside-registry' ? `not in ${v.registry}` : 'not in the image list'})`, ...o.why.map((w) => `    <- ${formatOrigin(w)}`)]),
+    v.ok
+      ? `verify ${v.environment}: all ${v.checked} images the deployed render pulls are in ${v.registry ?? 'the list'} and in ${v.lock}${v.knobless.length ? ` (${v.knobless.length} knob-less, see warnings)` : ''}`
+      : `verify ${v.environment}: ${v.offenders.length} of ${v.checked} images escape ${v.registry ?? 'the list'}`,
+  ]);
+  if (!r.ok) process.exitCode = ERROR_CODES.VERIFY_FAILED.exit;
+}
+
+export function registerVerify(program: Command): void {
+  withCommonFlags(
+    program
+      .command('verify')
+      .description('Render the environment as deployed and prove every image it pulls is in its registry and in the image list')
+      .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
+      .option('--stack <dir>', 'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)')
+      .option('--lock <file>', 'the image lock to check against (default <stack>/imagelists/<env>.lock.json)')
+      .option('--scheme <scheme>', 'how the loader names images in the registry: host-swap (default) or scoped')
+      .option('--rules <dir>', 'a directory of image rule files (repeatable)', collect)
+      .option('--overlay <file>', 'extra environment file merged last, e.g. source overrides for a mirror (repeatable)', collect)
+      .option('--cache-dir <dir>', 'where pulled charts are kept'),
+  ).action((flags: VerifyFlags) => runVerify(flags));
+}

@@ -1,0 +1,328 @@
+// The images stage: render every release of an environment, extract every image the cluster will
+// pull, apply the environment's extraImages/excludeImages, and produce the lists and the lock.
+// Also `scanTarget` (one chart, archive, directory or manifest file) and, for verify,
+// `renderDeployedImages` (the same, with the values the environment deploys).
+import { readdir, stat } from 'node:fs/promises';
+import { basename, extname, join, relative, resolve } from 'node:path';
+import type { Environment } from '../config/index.ts';
+import { loadEnvironment } from '../config/index.ts';
+import { SealiftError } from '../errors.ts';
+import { noEvents, type RunOptions } from '../events.ts';
+import { planReleases, type PlanMode, type ReleasePlan } from '../generate/plan.ts';
+import { helmTemplate } from '../render/helm.ts';
+import { fetchManifestFile, renderReleases, type RenderedRelease } from '../render/index.ts';
+import { parseManifests, type ManifestProblem } from '../render/manifests.ts';
+import { findImages, formatOrigin, type ExcludedCandidate, type ExtractionProblem, type ImageFinding, type SkippedDocument } from './extract.ts';
+import { renderListFile, renderLock, type ImageListFiles, type ImageLock, type ImageLockEntry, type Why } from './lock.ts';
+import { formatImageReference, normalizeImageReference, withDefaultTag } from './reference.ts';
+import { globToRegExp, loadRules, type RuleSet } from './rules.ts';
+
+export { readImageLock } from './lock.ts';
+export type { ImageLock, ImageLockEntry } from './lock.ts';
+
+export interface ReleaseImages {
+  release: string;
+  chart?: string;
+  /** what it was rendered from, for headers: `chart kserve v0.15.2`, `release files a.yaml, b.yaml` */
+  from: string;
+  /** sorted, deduplicated normalized references */
+  images: string[];
+  findings: ImageFinding[];
+  excluded: ExcludedCandidate[];
+  skipped: SkippedDocument[];
+  /** bad documents (kept out, the rest extracted) and rules that did not resolve */
+  warnings: string[];
+  documents: number;
+  durationMs: number;
+  helmMs?: number;
+}
+
+export interface Timing {
+  /** wall time of the whole resolve */
+  totalMs: number;
+  /** sum of the single `helm template` times, and the slowest one */
+  sumHelmMs: number;
+  maxHelmMs: number;
+  slowestRelease?: string;
+}
+
+export interface ResolveResult {
+  environment: string;
+  envFile: string;
+  releases: ReleaseImages[];
+  lock: ImageLock;
+  timing: Timing;
+}
+
+export interface StageOptions extends RunOptions {
+  /** the directory holding environments/ (and templates/) */
+  stackDir: string;
+  /** rule directories (default: the project's rules/) */
+  rulesDirs?: string[];
+  cacheDir?: string;
+  concurrency?: number;
+  /** extra environment files merged last (loadEnvironment overlays) */
+  overlays?: string[];
+}
+
+function describeSource(p: ReleasePlan): string {
+  const s = p.source;
+  if (s.type === 'repo') return `chart ${s.chart} ${s.version}`;
+  if (s.type === 'oci') return `chart ${s.url.split('/').pop()} ${s.version}`;
+  return `release files ${s.files.map((f) => f.name).join(', ')}`;
+}
+
+function problemText(p: ManifestProblem | ExtractionProblem, release: string): string {
+  if ('severity' in p) return `${release}: ${p.message}`;
+  return `${release}: ${p.file ?? ''}${p.template ? ` (${p.template})` : ''} line ${p.line}: ${p.message}`;
+}
+
+/** Extraction over one rendered release; errors (malformed references in definite places) are collected. */
+function extractRelease(r: RenderedRelease, from: string, rules: RuleSet, errors: string[]): ReleaseImages {
+  const ex = findImages(r.documents, { release: r.release, ...(r.chart ? { chart: r.chart } : {}), rules });
+  const warnings = [...r.problems.map((p) => problemText(p, r.release))];
+  for (const p of ex.problems) (p.severity === 'error' ? errors : warnings).push(p.severity === 'error' ? p.message : problemText(p, r.release));
+  return {
+    release: r.release,
+    ...(r.chart ? { chart: r.chart } : {}),
+    from,
+    images: [...new Set(ex.findings.map((f) => f.reference))].sort(),
+    findings: ex.findings,
+    excluded: ex.excluded,
+    skipped: ex.skipped,
+    warnings,
+    documents: r.documents.length,
+    durationMs: r.durationMs,
+    ...(r.helmMs !== undefined ? { helmMs: r.helmMs } : {}),
+  };
+}
+
+function throwIfErrors(errors: string[]): void {
+  if (errors.length === 0) return;
+  throw new SealiftError('REF_INVALID', `${errors.length} malformed image reference${errors.length > 1 ? 's' : ''}:\n  ${errors.join('\n  ')}`, {
+    hint: 'Fix the value where the chart or values set it, or drop the release; sealift lists only references it can pull.',
+    details: { errors },
+  });
+}
+
+function timingOf(releases: ReleaseImages[], started: number): Timing {
+  let sumHelmMs = 0;
+  let maxHelmMs = 0;
+  let slowestRelease: string | undefined;
+  for (const r of releases) {
+    const ms = r.helmMs ?? 0;
+    sumHelmMs += ms;
+    if (ms > maxHelmMs) {
+      maxHelmMs = ms;
+      slowestRelease = r.release;
+    }
+  }
+  return { totalMs: Date.now() - started, sumHelmMs, maxHelmMs, ...(slowestRelease ? { slowestRelease } : {}) };
+}
+
+/** Renders the environment's releases in `mode` and extracts their images. */
+async function renderAndExtract(env: Environment, mode: PlanMode, opts: StageOptions): Promise<{ releases: ReleaseImages[]; plans: ReleasePlan[]; timing: Timing }> {
+  const started = Date.now();
+  const rules = await loadRules(opts.rulesDirs);
+  const plans = planReleases(env, { mode });
+  const rendered = await renderReleases(plans, {
+    kubeVersion: env.kubeVersion,
+    ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  const errors: string[] = [];
+  const releases = rendered.map((r, i) => extractRelease(r, describeSource(plans[i]!), rules, errors));
+  throwIfErrors(errors);
+  const onEvent = opts.onEvent ?? noEvents;
+  for (const r of releases) for (const w of r.warnings) onEvent({ type: 'warn', message: w });
+  return { releases, plans, timing: timingOf(releases, started) };
+}
+
+/** extraImages are added as given, excludeImages (globs) take listed images out, both with a why. */
+function applyEnvironmentLists(env: Environment, r: ReleaseImages): void {
+  const cfg = env.releases[r.release];
+  const file = relative(process.cwd(), env.file) || env.file;
+  const extra: string[] = cfg?.extraImages ?? [];
+  const exclude: string[] = cfg?.excludeImages ?? [];
+  extra.forEach((ref, i) => {
+    const path = `releases.${r.release}.extraImages[${i}]`;
+    const normalized = formatImageReference(withDefaultTag(normalizeImageReference(ref, `${file}: ${path}`)));
+    r.findings.push({
+      reference: normalized,
+      origin: { release: r.release, kind: 'Environment', name: basename(env.file), path, via: 'text' },
+    });
+  });
+  const patterns = exclude.map((g, i) => ({ re: globToRegExp(g), path: `releases.${r.release}.excludeImages[${i}]`, glob: g }));
+  r.findings = r.findings.filter((f) => {
+    const p = patterns.find((x) => x.re.test(f.reference));
+    if (!p) return true;
+    r.excluded.push({ value: f.reference, origin: f.origin, reason: `excludeImages "${p.glob}" (${file}: ${p.path})` });
+    return false;
+  });
+  r.images = [...new Set(r.findings.map((f) => f.reference))].sort();
+}
+
+/** One lock entry per reference, with every release and every why. */
+export function buildLock(environment: string, releases: readonly ReleaseImages[], previous?: ImageLock): ImageLock {
+  const byRef = new Map<string, ImageLockEntry>();
+  const known = new Map((previous?.images ?? []).filter((e) => e.digest).map((e) => [e.reference, e.digest!]));
+  for (const r of releases) {
+    for (const f of r.findings) {
+      let e = byRef.get(f.reference);
+      if (!e) {
+        e = { reference: f.reference, releases: [], why: [] };
+        const digest = known.get(f.reference);
+        if (digest) e.digest = digest;
+        byRef.set(f.reference, e);
+      }
+      if (!e.releases.includes(r.release)) e.releases.push(r.release);
+      const why: Why = f.origin.kind === 'Environment' ? { ...f.origin, kind: 'Environment', via: 'extra' } : f.origin;
+      if (!e.why.some((w) => w.release === why.release && w.kind === why.kind && w.name === why.name && w.path === why.path)) e.why.push(why);
+      if (f.knobless && !e.knobless) e.knobless = f.knobless;
+    }
+  }
+  return { version: 1, environment, images: [...byRef.values()] };
+}
+
+/** Resolves every image the environment's releases pull, as upstream publishes them. */
+export async function resolveImages(opts: StageOptions & { env: string; previousLock?: ImageLock }): Promise<ResolveResult> {
+  const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
+  const { releases, timing } = await renderAndExtract(env, 'upstream', opts);
+  for (const r of releases) applyEnvironmentLists(env, r);
+  return { environment: env.name, envFile: env.file, releases, lock: buildLock(env.name, releases, opts.previousLock), timing };
+}
+
+/** The files `sealift images` writes for a result. */
+export function imageListFiles(result: ResolveResult, stackDir: string): ImageListFiles {
+  const envFile = relative(stackDir, result.envFile) || result.envFile;
+  const lists = new Map<string, string>();
+  for (const r of result.releases) lists.set(`${r.release}.txt`, renderListFile(result.environment, r, envFile));
+  return { lists, lock: renderLock(result.lock) };
+}
+
+export interface DeployedImage {
+  reference: string;
+  why: ImageFinding['origin'][];
+  knobless?: { rule: string; description: string };
+}
+
+export interface DeployedImages {
+  environment: string;
+  images: DeployedImage[];
+  releases: ReleaseImages[];
+  timing: Timing;
+}
+
+/** Renders the environment as it will be deployed (airgap values) and lists what its pods pull. */
+export async function renderDeployedImages(env: Environment, opts: StageOptions): Promise<DeployedImages> {
+  const { releases, timing } = await renderAndExtract(env, 'deploy', opts);
+  const byRef = new Map<string, DeployedImage>();
+  for (const r of releases) {
+    for (const f of r.findings) {
+      const d = byRef.get(f.reference) ?? { reference: f.reference, why: [] };
+      d.why.push(f.origin);
+      if (f.knobless) d.knobless = f.knobless;
+      byRef.set(f.reference, d);
+    }
+  }
+  const images = [...byRef.values()].sort((a, b) => (a.reference < b.reference ? -1 : 1));
+  return { environment: env.name, images, releases, timing };
+}
+
+// ---------------------------------------------------------------------------------------------
+// scan: one chart (dir, .tgz, repo chart, oci://), a manifest file or a directory of them
+
+export interface ScanOptions extends RunOptions {
+  target: string;
+  valuesFiles?: string[];
+  set?: string[];
+  version?: string;
+  repo?: string;
+  plainHttp?: boolean;
+  release?: string;
+  namespace?: string;
+  kubeVersion?: string;
+  rulesDirs?: string[];
+  cacheDir?: string;
+}
+
+async function isFile(p: string): Promise<'file' | 'dir' | undefined> {
+  const s = await stat(p).catch(() => undefined);
+  return s?.isFile() ? 'file' : s?.isDirectory() ? 'dir' : undefined;
+}
+
+async function yamlFilesUnder(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const e of (await readdir(dir, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const p = join(dir, e.name);
+    if (e.isDirectory()) out.push(...(await yamlFilesUnder(p)));
+    else if (/\.(ya?ml|json)$/.test(e.name)) out.push(p);
+  }
+  return out;
+}
+
+function releaseNameFor(target: string): string {
+  const base = basename(target.replace(/\/+$/, '')).replace(/\.tgz$/, '').replace(/-v?\d+\.\d+.*$/, '');
+  const name = base.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 53);
+  return name || 'scan';
+}
+
+/** Scans one target; values and --set apply to charts only. */
+export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
+  const started = Date.now();
+  const rules = await loadRules(opts.rulesDirs);
+  const release = opts.release ?? releaseNameFor(opts.target);
+  const local = await isFile(opts.target);
+  let rendered: RenderedRelease;
+  let from: string;
+  const isManifestFile = local === 'file' && /\.(ya?ml|json)$/i.test(extname(opts.target));
+  const isChartDir = local === 'dir' && (await isFile(join(opts.target, 'Chart.yaml'))) === 'file';
+  if (isManifestFile || (local === 'dir' && !isChartDir) || (!local && /^https?:\/\/.*\.(ya?ml|json)$/i.test(opts.target))) {
+    const files = local === 'dir' ? await yamlFilesUnder(opts.target) : [opts.target];
+    if (files.length === 0) {
+      throw new SealiftError('USAGE', `${opts.target} holds no Chart.yaml and no *.yaml files`, { hint: 'Give a chart directory, a .tgz, a chart reference or manifest files.' });
+    }
+    const documents = [];
+    const problems = [];
+    for (const f of files) {
+      const text = await fetchManifestFile(local ? resolve(f) : f, { ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
+      const parsed = parseManifests(text, local === 'dir' ? relative(opts.target, f) : basename(f));
+      documents.push(...parsed.documents);
+      problems.push(...parsed.problems);
+    }
+    rendered = { release, documents, problems, durationMs: Date.now() - started };
+    from = `manifests ${opts.target}`;
+  } else {
+    if (!local && !opts.target.startsWith('oci://') && !opts.repo && !opts.target.includes('/')) {
+      throw new SealiftError('USAGE', `"${opts.target}" is neither a file, a directory, an oci:// reference nor repo/chart`, {
+        hint: 'Give a chart directory or .tgz, oci://host/path/chart, `--repo URL CHART`, or a manifest file or directory.',
+      });
+    }
+    const r = await helmTemplate({
+      release,
+      chart: opts.target,
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+      ...(opts.version ? { version: opts.version } : {}),
+      ...(opts.repo ? { repo: opts.repo } : {}),
+      ...(opts.plainHttp ? { plainHttp: true } : {}),
+      ...(opts.valuesFiles ? { valuesFiles: opts.valuesFiles } : {}),
+      ...(opts.set ? { set: opts.set } : {}),
+      ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const chart = opts.target.startsWith('oci://') || opts.repo || !local ? opts.target.split('/').pop()! : releaseNameFor(opts.target);
+    const parsed = parseManifests(r.stdout, chart);
+    rendered = { release, chart, ...parsed, durationMs: Date.now() - started, helmMs: r.durationMs };
+    from = `chart ${opts.target}${opts.version ? ` ${opts.version}` : ''}`;
+  }
+  const errors: string[] = [];
+  const result = extractRelease(rendered, from, rules, errors);
+  throwIfErrors(errors);
+  const onEvent = opts.onEvent ?? noEvents;
+  for (const w of result.warnings) onEvent({ type: 'warn', message: w });
+  return result;
+}
+
+export { formatOrigin };

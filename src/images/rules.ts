@@ -1,0 +1,209 @@
+// Image rules: what the generic extractor cannot know about a particular chart, as data.
+// A rule file (rules/*.yaml, or any directory a user passes) holds a list of rules; each rule
+// matches resources by kind/name/namespace/apiVersion/chart/release (globs) and does one thing:
+//
+//   exclude:  { field?, value? }  the matched candidates are not images (placeholders, examples, unused)
+//   knobless: { field?, value? }  the images are real but no chart value points them elsewhere:
+//                                 listed, and reported as warnings by `verify`
+//   inject:   { from, image, consumes? }  an image that appears in no manifest but that a webhook or
+//                                 operator adds at admission time, composed from fields under `from`
+//
+// Field paths are dotted (`data.agent.image`, `spec.containers[0].image`); a string holding
+// embedded JSON/YAML continues the path (`data.values.global.hub`); a line found in text that
+// does not parse is `@L<n>`. In field globs `*` matches within one segment, `**` across segments.
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { LineCounter, parseDocument, isNode } from 'yaml';
+import { z } from 'zod';
+import { SealiftError } from '../errors.ts';
+import { PROJECT_ROOT } from '../tools.ts';
+
+export const DEFAULT_RULES_DIR = join(PROJECT_ROOT, 'rules');
+
+const resourceMatch = z
+  .object({
+    kind: z.string().optional(),
+    name: z.string().optional(),
+    namespace: z.string().optional(),
+    apiVersion: z.string().optional(),
+    chart: z.string().optional(),
+    release: z.string().optional(),
+  })
+  .strict();
+
+const fieldMatch = z
+  .object({ field: z.string().min(1).optional(), value: z.string().min(1).optional() })
+  .strict()
+  .refine((m) => m.field !== undefined || m.value !== undefined, { message: 'give field, value or both' });
+
+const injectSpec = z
+  .object({
+    from: z.string().min(1),
+    image: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    consumes: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+
+const ruleSchema = z
+  .object({
+    id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lowercase letters, digits, ".", "_" and "-"'),
+    description: z.string().min(1),
+    match: resourceMatch.optional(),
+    exclude: fieldMatch.optional(),
+    knobless: fieldMatch.optional(),
+    inject: injectSpec.optional(),
+  })
+  .strict()
+  .refine((r) => [r.exclude, r.knobless, r.inject].filter((x) => x !== undefined).length === 1, {
+    message: 'a rule has exactly one of exclude, knobless, inject',
+  });
+
+const ruleFileSchema = z.object({ rules: z.array(ruleSchema) }).strict();
+
+type RuleInput = z.infer<typeof ruleSchema>;
+
+export interface ResourceIdentity {
+  kind: string;
+  name: string;
+  namespace?: string;
+  apiVersion?: string;
+  chart?: string;
+  release: string;
+}
+
+export interface CompiledMatch {
+  test(r: ResourceIdentity): boolean;
+}
+
+export interface FieldTest {
+  field?: RegExp;
+  value?: RegExp;
+}
+
+interface RuleBase {
+  id: string;
+  description: string;
+  /** `file:line` where the rule is written */
+  where: string;
+  match: CompiledMatch;
+}
+
+export type ImageRule =
+  | (RuleBase & { type: 'exclude'; test: FieldTest })
+  | (RuleBase & { type: 'knobless'; test: FieldTest })
+  | (RuleBase & { type: 'inject'; from: string; images: string[]; consumes: string[] });
+
+export interface RuleSet {
+  rules: ImageRule[];
+}
+
+export const EMPTY_RULES: RuleSet = { rules: [] };
+
+const escapeRe = (s: string) => s.replace(/[.+?^${}()|[\]\\]/g, '\\$&');
+
+/** Glob for names and values: `*` matches anything. */
+export function globToRegExp(glob: string): RegExp {
+  return new RegExp(`^${glob.split('*').map(escapeRe).join('.*')}$`);
+}
+
+/** Glob for field paths: `**` crosses segments, `*` stays within one (no `.`, `[` or `]`). */
+export function fieldGlobToRegExp(glob: string): RegExp {
+  const parts = glob.split('**').map((p) => p.split('*').map(escapeRe).join('[^.\\[\\]]*'));
+  return new RegExp(`^${parts.join('.*')}$`);
+}
+
+function compileMatch(m: RuleInput['match']): CompiledMatch {
+  const tests: [keyof ResourceIdentity, RegExp][] = [];
+  for (const key of ['kind', 'name', 'namespace', 'apiVersion', 'chart', 'release'] as const) {
+    const g = m?.[key];
+    if (g !== undefined) tests.push([key, globToRegExp(g)]);
+  }
+  return { test: (r) => tests.every(([k, re]) => re.test(r[k] ?? '')) };
+}
+
+function compileFieldTest(m: { field?: string | undefined; value?: string | undefined }): FieldTest {
+  return {
+    ...(m.field !== undefined ? { field: fieldGlobToRegExp(m.field) } : {}),
+    ...(m.value !== undefined ? { value: globToRegExp(m.value) } : {}),
+  };
+}
+
+export function fieldTestMatches(t: FieldTest, path: string, value: string): boolean {
+  return (t.field === undefined || t.field.test(path)) && (t.value === undefined || t.value.test(value));
+}
+
+/** Placeholders `{a.b}` used by an inject template. */
+export function templateFields(template: string): string[] {
+  return [...template.matchAll(/\{([^{}]+)\}/g)].map((m) => (m[1] ?? '').trim());
+}
+
+function compileRule(r: RuleInput, where: string): ImageRule {
+  const base = { id: r.id, description: r.description.trim(), where, match: compileMatch(r.match) };
+  if (r.exclude) return { ...base, type: 'exclude', test: compileFieldTest(r.exclude) };
+  if (r.knobless) return { ...base, type: 'knobless', test: compileFieldTest(r.knobless) };
+  const inject = r.inject!;
+  const images = Array.isArray(inject.image) ? inject.image : [inject.image];
+  const consumes = [...new Set([...images.flatMap(templateFields), ...(inject.consumes ?? [])])];
+  return { ...base, type: 'inject', from: inject.from, images, consumes };
+}
+
+/** Parses one rule file's text; errors name the file, line and key. */
+export function parseRuleFile(text: string, file: string): ImageRule[] {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { lineCounter, prettyErrors: false });
+  if (doc.errors.length > 0) {
+    const err = doc.errors[0]!;
+    const pos = lineCounter.linePos(err.pos[0]);
+    throw new SealiftError('CONFIG_INVALID', `${file}:${pos.line}: ${err.message.split('\n')[0]}`, {
+      hint: 'Fix the YAML syntax of the rule file.',
+    });
+  }
+  const data: unknown = doc.toJS();
+  const lineOf = (path: readonly PropertyKey[]): number => {
+    for (let n = path.length; n >= 0; n--) {
+      const node = doc.getIn(path.slice(0, n) as (string | number)[], true);
+      if (isNode(node) && node.range) return lineCounter.linePos(node.range[0]).line;
+    }
+    return 1;
+  };
+  const parsed = ruleFileSchema.safeParse(data);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const key = issue.path.map(String).join('.');
+    throw new SealiftError('CONFIG_INVALID', `${file}:${lineOf(issue.path)}: ${key ? `${key}: ` : ''}${issue.message}`, {
+      hint: 'See rules/README.md for the rule file format.',
+      details: { file, path: key },
+    });
+  }
+  return parsed.data.rules.map((r, i) => compileRule(r, `${file}:${lineOf(['rules', i])}`));
+}
+
+/** Reads every `*.yaml`/`*.yml` in the directories (sorted, so the order is stable). Ids must be unique. */
+export async function loadRules(dirs: string[] = [DEFAULT_RULES_DIR]): Promise<RuleSet> {
+  const rules: ImageRule[] = [];
+  for (const dir of dirs) {
+    let names: string[];
+    try {
+      names = (await readdir(dir)).filter((n) => /\.ya?ml$/.test(n)).sort();
+    } catch (e) {
+      throw new SealiftError('CONFIG_INVALID', `cannot read the rules directory ${dir}: ${(e as Error).message}`, {
+        hint: 'Pass an existing directory of rule files with --rules.',
+      });
+    }
+    for (const name of names) {
+      const file = join(dir, name);
+      rules.push(...parseRuleFile(await readFile(file, 'utf8'), file));
+    }
+  }
+  const seen = new Map<string, string>();
+  for (const r of rules) {
+    const prev = seen.get(r.id);
+    if (prev) {
+      throw new SealiftError('CONFIG_INVALID', `${r.where}: rule id "${r.id}" is already used at ${prev}`, {
+        hint: 'Give every rule its own id.',
+      });
+    }
+    seen.set(r.id, r.where);
+  }
+  return { rules };
+}

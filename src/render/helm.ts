@@ -1,0 +1,151 @@
+// The helm wrapper: `helm template` and `helm pull`, nothing else. A failed call is a SealiftError
+// that carries the argv (secrets stripped), the exit code and the tail of helm's stderr, with a
+// one-line message a person can act on (as helmfile's exit_error and execa's shortMessage do).
+import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { SealiftError, type ErrorCode } from '../errors.ts';
+import { requireTool, toolEnv } from '../tools.ts';
+
+export interface HelmResult {
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+}
+
+export interface HelmCallOptions {
+  signal?: AbortSignal;
+  /** extra environment for helm (e.g. HELM_CACHE_HOME) */
+  env?: Record<string, string>;
+}
+
+const SECRET_FLAGS = new Set(['--password', '--pass', '--token', '--key-file', '--cert-file']);
+const STDERR_TAIL_LINES = 20;
+
+/** argv for messages: values of password-like flags replaced by `***`. */
+export function redactArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf('=');
+    if (eq > 0 && SECRET_FLAGS.has(a.slice(0, eq))) out.push(`${a.slice(0, eq)}=***`);
+    else if (SECRET_FLAGS.has(a) && i + 1 < args.length) {
+      out.push(a, '***');
+      i++;
+    } else out.push(a);
+  }
+  return out;
+}
+
+export function stderrTail(stderr: string, lines = STDERR_TAIL_LINES): string {
+  return stderr.trimEnd().split('\n').slice(-lines).join('\n');
+}
+
+/** The first line of helm's own complaint (`Error: ...`), else its last line. */
+function helmReason(stderr: string): string {
+  const lines = stderr.trim().split('\n').filter(Boolean);
+  const err = lines.find((l) => l.startsWith('Error:'));
+  return (err ?? lines.at(-1) ?? 'no output').replace(/^Error:\s*/, '');
+}
+
+export async function runHelm(args: string[], opts: HelmCallOptions & { code?: ErrorCode; what?: string } = {}): Promise<HelmResult> {
+  const helm = requireTool('helm');
+  const started = Date.now();
+  const r = await execa(helm, args, {
+    env: toolEnv(opts.env),
+    extendEnv: true,
+    reject: false,
+    stripFinalNewline: false,
+    maxBuffer: 512 * 1024 * 1024,
+    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+  });
+  const durationMs = Date.now() - started;
+  if (r.exitCode !== 0 || r.failed) {
+    const argv = redactArgs(args);
+    const reason = r.isCanceled ? 'canceled' : r.isMaxBuffer ? 'its output is too large' : helmReason(String(r.stderr ?? ''));
+    throw new SealiftError(opts.code ?? 'TOOL_FAILED', `${opts.what ?? `helm ${args[0]}`} failed (exit ${r.exitCode ?? r.signal ?? '?'}): ${reason}`, {
+      hint: `helm ${argv.join(' ')}\n  stderr:\n${stderrTail(String(r.stderr ?? '')).replace(/^/gm, '    ')}`,
+      details: { argv: [helm, ...argv], exitCode: r.exitCode ?? null, stderrTail: stderrTail(String(r.stderr ?? '')) },
+    });
+  }
+  return { stdout: String(r.stdout), stderr: String(r.stderr), durationMs };
+}
+
+export interface HelmTemplateOptions extends HelmCallOptions {
+  release: string;
+  namespace?: string;
+  /** a chart directory, a .tgz, `repo/chart` with `repo`, or `oci://host/path/chart` */
+  chart: string;
+  version?: string;
+  /** chart repository URL (helm --repo) */
+  repo?: string;
+  plainHttp?: boolean;
+  /** values objects, each written to a temp file and passed as -f in order (after valuesFiles) */
+  values?: Record<string, unknown>[];
+  valuesFiles?: string[];
+  set?: string[];
+  kubeVersion?: string;
+  /** default true: CRDs in crds/ are part of what a release installs */
+  includeCrds?: boolean;
+  skipSchemaValidation?: boolean;
+}
+
+export function templateArgs(o: HelmTemplateOptions, valueFiles: string[]): string[] {
+  const args = ['template', o.release, o.chart];
+  if (o.namespace) args.push('--namespace', o.namespace);
+  if (o.version) args.push('--version', o.version);
+  if (o.repo) args.push('--repo', o.repo);
+  if (o.plainHttp) args.push('--plain-http');
+  if (o.includeCrds !== false) args.push('--include-crds');
+  if (o.kubeVersion) args.push('--kube-version', o.kubeVersion);
+  if (o.skipSchemaValidation) args.push('--skip-schema-validation');
+  for (const f of [...(o.valuesFiles ?? []), ...valueFiles]) args.push('--values', f);
+  for (const s of o.set ?? []) args.push('--set', s);
+  return args;
+}
+
+/** `helm template` with hooks (helm keeps them in the output) and CRDs; returns the YAML stream. */
+export async function helmTemplate(o: HelmTemplateOptions): Promise<HelmResult> {
+  const dir = o.values?.length ? await mkdtemp(join(tmpdir(), 'sealift-values-')) : undefined;
+  try {
+    const files: string[] = [];
+    for (const [i, v] of (o.values ?? []).entries()) {
+      const f = join(dir!, `values-${i}.json`); // JSON is YAML: no quoting surprises
+      await writeFile(f, JSON.stringify(v));
+      files.push(f);
+    }
+    return await runHelm(templateArgs(o, files), { ...o, code: 'RENDER_FAILED', what: `helm template ${o.release} (${o.chart}${o.version ? ` ${o.version}` : ''})` });
+  } finally {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+export function isSchemaError(e: unknown): boolean {
+  const tail = (e as SealiftError | undefined)?.details?.stderrTail;
+  return typeof tail === 'string' && /values don't meet the specifications of the schema|jsonschema/i.test(tail);
+}
+
+export interface HelmPullOptions extends HelmCallOptions {
+  chart: string;
+  version: string;
+  repo?: string;
+  plainHttp?: boolean;
+  /** an empty directory: the .tgz lands here */
+  destination: string;
+}
+
+/** `helm pull` into `destination`; returns the path of the .tgz helm wrote. */
+export async function helmPull(o: HelmPullOptions): Promise<string> {
+  const args = ['pull', o.chart, '--version', o.version, '--destination', o.destination];
+  if (o.repo) args.push('--repo', o.repo);
+  if (o.plainHttp) args.push('--plain-http');
+  await runHelm(args, { ...o, what: `helm pull ${o.chart} ${o.version}${o.repo ? ` from ${o.repo}` : ''}` });
+  const tgz = (await readdir(o.destination)).filter((n) => n.endsWith('.tgz'));
+  if (tgz.length !== 1) {
+    throw new SealiftError('TOOL_FAILED', `helm pull ${o.chart} ${o.version} left ${tgz.length} chart archives in ${o.destination}`, {
+      hint: 'This is unexpected; run the helm pull by hand to see what it wrote.',
+    });
+  }
+  return join(o.destination, tgz[0]!);
+}

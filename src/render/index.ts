@@ -1,0 +1,190 @@
+// Rendering releases into manifests: charts through `helm template` (pulled once into a cache,
+// then rendered from the local .tgz), Knative-style release files downloaded and parsed as they
+// are. Many releases render in parallel; each result says how long helm took.
+import { createHash } from 'node:crypto';
+import { mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import pLimit from 'p-limit';
+import { SealiftError, errorMessage } from '../errors.ts';
+import { noEvents, type RunOptions } from '../events.ts';
+import { pathExists, writeFileAtomic } from '../fs-atomic.ts';
+import type { ChartSource } from '../generate/plan.ts';
+import { helmPull, helmTemplate, isSchemaError } from './helm.ts';
+import { parseManifests, type ManifestDocument, type ManifestProblem } from './manifests.ts';
+
+export type { ChartSource } from '../generate/plan.ts';
+
+/** What rendering needs of a release (a ReleasePlan fits). */
+export interface RenderTarget {
+  name: string;
+  namespace: string;
+  source: ChartSource;
+  values: Record<string, unknown>;
+}
+
+export interface RenderOptions extends RunOptions {
+  kubeVersion?: string;
+  /** where pulled charts and downloaded files are kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
+  cacheDir?: string;
+  /** how many helm processes at once (default 4) */
+  concurrency?: number;
+}
+
+export interface RenderedRelease {
+  release: string;
+  /** chart name, for rules that match by chart */
+  chart?: string;
+  documents: ManifestDocument[];
+  problems: ManifestProblem[];
+  /** wall time of this release: fetching (or cache hit) plus rendering */
+  durationMs: number;
+  /** time helm template itself took (undefined for release files) */
+  helmMs?: number;
+}
+
+export function defaultCacheDir(): string {
+  if (process.env.SEALIFT_CACHE_DIR) return process.env.SEALIFT_CACHE_DIR;
+  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'sealift');
+}
+
+const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+
+export function chartName(source: ChartSource): string | undefined {
+  if (source.type === 'repo') return source.chart;
+  if (source.type === 'oci') return source.url.split('/').pop();
+  return undefined;
+}
+
+/**
+ * The chart's .tgz, pulled once per (source, chart, version) into the cache. A pull goes to a
+ * temp dir that is renamed into place, so an interrupted pull leaves nothing half-written.
+ */
+export async function fetchChart(source: Exclude<ChartSource, { type: 'manifests' }>, opts: RenderOptions = {}): Promise<string> {
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const key = source.type === 'repo' ? `repo ${source.repoUrl} ${source.chart} ${source.version}` : `oci ${source.url} ${source.version}`;
+  const dir = join(cacheDir, 'charts', sha(key).slice(0, 24));
+  const cached = await readdir(dir).then(
+    (n) => n.filter((x) => x.endsWith('.tgz')),
+    () => [] as string[],
+  );
+  if (cached.length === 1) return join(dir, cached[0]!);
+  await mkdir(join(cacheDir, 'charts'), { recursive: true });
+  const tmp = await mkdtemp(join(cacheDir, 'charts', '.pull-'));
+  try {
+    const pulled =
+      source.type === 'repo'
+        ? await helmPull({ chart: source.chart, version: source.version, repo: source.repoUrl, destination: tmp, ...(opts.signal ? { signal: opts.signal } : {}) })
+        : await helmPull({ chart: source.url, version: source.version, plainHttp: source.plainHttp, destination: tmp, ...(opts.signal ? { signal: opts.signal } : {}) });
+    await rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
+      // another render pulled the same chart first: keep theirs
+      if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
+      await rm(tmp, { recursive: true, force: true });
+    });
+    const name = pulled.split('/').pop()!;
+    return (await pathExists(join(dir, name))) ? join(dir, name) : join(dir, (await readdir(dir)).find((x) => x.endsWith('.tgz'))!);
+  } catch (e) {
+    await rm(tmp, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+/** A release file: http(s) download (cached by URL), or a local path / file:// URL read in place. */
+export async function fetchManifestFile(url: string, opts: RenderOptions = {}): Promise<string> {
+  if (!/^https?:\/\//.test(url)) {
+    const path = url.startsWith('file://') ? new URL(url).pathname : url;
+    try {
+      return await readFile(path, 'utf8');
+    } catch (e) {
+      throw new SealiftError('NOT_FOUND', `cannot read release file ${path}: ${errorMessage(e)}`, { hint: 'Check the path in the environment file.' });
+    }
+  }
+  const cacheDir = opts.cacheDir ?? defaultCacheDir();
+  const file = join(cacheDir, 'files', sha(url).slice(0, 24), url.split('/').pop() || 'file.yaml');
+  if (await pathExists(file)) return readFile(file, 'utf8');
+  let res: Response;
+  try {
+    res = await fetch(url, { redirect: 'follow', ...(opts.signal ? { signal: opts.signal } : {}) });
+  } catch (e) {
+    throw new SealiftError('NETWORK_ERROR', `cannot download ${url}: ${errorMessage((e as Error).cause ?? e)}`, {
+      hint: 'Check the source URL in the environment file (sources:), or the network route to it.',
+    });
+  }
+  if (!res.ok) {
+    await res.arrayBuffer().catch(() => undefined);
+    throw new SealiftError(res.status === 404 ? 'NOT_FOUND' : 'NETWORK_ERROR', `download of ${url} answered HTTP ${res.status}`, {
+      hint: 'Check the file path and version in the environment file.',
+    });
+  }
+  const text = await res.text();
+  await writeFileAtomic(file, text);
+  return text;
+}
+
+interface ImageRewrite {
+  from: string;
+  to: string;
+}
+
+/** Prefix rewrites the generated wrapper chart applies to release files (deploy mode), if any. */
+function imageRewrites(values: Record<string, unknown>): ImageRewrite[] {
+  const r = values.imageRewrites;
+  if (!Array.isArray(r)) return [];
+  return r.filter((x): x is ImageRewrite => typeof x?.from === 'string' && typeof x?.to === 'string' && x.from !== '');
+}
+
+export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): Promise<RenderedRelease> {
+  const started = Date.now();
+  const onEvent = opts.onEvent ?? noEvents;
+  const chart = chartName(t.source);
+  if (t.source.type === 'manifests') {
+    const documents: ManifestDocument[] = [];
+    const problems: ManifestProblem[] = [];
+    const rewrites = imageRewrites(t.values);
+    for (const f of t.source.files) {
+      let text = await fetchManifestFile(f.url, opts);
+      for (const rw of rewrites) text = text.split(rw.from).join(rw.to);
+      const parsed = parseManifests(text, f.name);
+      documents.push(...parsed.documents);
+      problems.push(...parsed.problems);
+    }
+    return { release: t.name, documents, problems, durationMs: Date.now() - started };
+  }
+  const tgz = await fetchChart(t.source, opts);
+  const base = {
+    release: t.name,
+    namespace: t.namespace,
+    chart: tgz,
+    values: [t.values],
+    ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  };
+  let result;
+  try {
+    result = await helmTemplate(base);
+  } catch (e) {
+    if (!isSchemaError(e)) throw e;
+    // Published charts whose values.schema.json newer helm rejects even for default values
+    // (helm/helm#31160, Istio gateway 1.23.x): render without the schema, and say so.
+    onEvent({ type: 'warn', code: 'RENDER_FAILED', message: `${t.name}: the chart's values schema rejects the values (${errorMessage(e)}); rendered with --skip-schema-validation` });
+    result = await helmTemplate({ ...base, skipSchemaValidation: true });
+  }
+  const parsed = parseManifests(result.stdout, chart);
+  return { release: t.name, ...(chart ? { chart } : {}), ...parsed, durationMs: Date.now() - started, helmMs: result.durationMs };
+}
+
+/** Renders releases in parallel (p-limit), results in the input order. */
+export async function renderReleases(targets: readonly RenderTarget[], opts: RenderOptions = {}): Promise<RenderedRelease[]> {
+  const limit = pLimit(Math.max(1, opts.concurrency ?? 4));
+  const onEvent = opts.onEvent ?? noEvents;
+  onEvent({ type: 'phase', name: 'render', total: targets.length });
+  return Promise.all(
+    targets.map((t) =>
+      limit(async () => {
+        const r = await renderRelease(t, opts);
+        onEvent({ type: 'info', message: `rendered ${t.name}: ${r.documents.length} documents in ${r.durationMs} ms`, fields: { release: t.name, documents: r.documents.length, ms: r.durationMs } });
+        return r;
+      }),
+    ),
+  );
+}
