@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { ERROR_CODES, SealiftError } from '../errors.ts';
 import type { CheckStatus, CopyEngineResult, LoadResult, SiteRegistry } from '../load/index.ts';
-import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
+import { createOutput, formatBytes, withCommonFlags, type GlobalFlags, type Output } from './output.ts';
 
 export interface TransportFlags {
   plainHttp?: boolean;
@@ -61,9 +61,16 @@ export function renderCopyTable(r: CopyEngineResult): string[] {
   return lines;
 }
 
-/** Sets the exit code for a finished run whose items partly failed (the result is already printed). */
-export function exitForPartial(ok: boolean): void {
-  if (!ok) process.exitCode = ERROR_CODES.PARTIAL_FAILURE.exit;
+/**
+ * Prints a copy run (the table between `head` and the closing line) and, when part of it
+ * failed, sets the PARTIAL_FAILURE exit code: the result is printed either way.
+ */
+export function reportCopy<T extends CopyEngineResult & { ok: boolean }>(out: Output, result: T, lines: (r: T) => { head?: string[]; tail?: string[]; done: string }): void {
+  out.result(result, (r: T) => {
+    const l = lines(r);
+    return [...(l.head ?? []), ...renderCopyTable(r), ...(l.tail ?? []), r.ok ? l.done : 'NOT complete: run the same command again to finish'];
+  });
+  if (!result.ok) process.exitCode = ERROR_CODES.PARTIAL_FAILURE.exit;
 }
 
 export function registerLoad(program: Command): void {
@@ -88,14 +95,11 @@ export function registerLoad(program: Command): void {
         ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
         onEvent: out.onEvent,
       });
-      out.result(result, (r: LoadResult) => {
-        const lines = renderCopyTable(r);
-        lines.unshift(`bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256`);
-        if (r.siteFiles) lines.push(`site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`);
-        lines.push(r.ok ? `loaded into ${r.registry}` : `NOT complete: run the same command again to finish`);
-        return lines;
-      });
-      exitForPartial(result.ok);
+      reportCopy(out, result, (r: LoadResult) => ({
+        head: [`bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256`],
+        tail: r.siteFiles ? [`site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`] : [],
+        done: `loaded into ${r.registry}`,
+      }));
     } finally {
       out.close();
       await closeRegistryConnections();

@@ -11,7 +11,7 @@ import { formatImageReference, normalizeImageReference, type NamingScheme } from
 import { copyImage, createCopySession, type CopySession, type ImageSource } from '../oci/copy.ts';
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryClient, type RegistryHostConfig } from '../oci/registry.ts';
-import type { Descriptor, Digest } from '../oci/types.ts';
+import type { Descriptor, Digest, PlatformSelection } from '../oci/types.ts';
 import { CHECKSUMS_FILE, checkBundleChecksums, parseChecksums } from './bundle-check.ts';
 import { BundleSource } from './bundle-source.ts';
 import { planTargets, type ImageTarget as NamedTarget } from './naming.ts';
@@ -147,6 +147,10 @@ export async function copyAll(opts: {
   source: (item: CopyItem) => ImageSource;
   homes: BlobHomes;
   concurrency: number;
+  /** default: the exact graph (every platform) */
+  platforms?: PlatformSelection;
+  /** for items without an expected digest: what the target must serve (e.g. the source tag's digest now) */
+  resolveExpected?: ((item: CopyItem) => Promise<string>) | undefined;
 } & RunOptions): Promise<CopyEngineResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const shared = pLimit(Math.max(1, opts.concurrency));
@@ -174,6 +178,7 @@ export async function copyAll(opts: {
   onEvent({ type: 'phase', name: 'pushing', total: opts.items.length });
   const images: ImageLoad[] = [];
   const failures: { source: string; message: string }[] = [];
+  const copied = new Map<CopyItem, string>();
   const perImage = pLimit(Math.max(2, opts.concurrency));
   await Promise.all(
     opts.items.map((item, index) =>
@@ -188,14 +193,29 @@ export async function copyAll(opts: {
           counting(e);
         };
         try {
+          // incremental: a target that already serves the expected digest is not walked at all
+          let expected = item.expected;
+          if (!expected && opts.resolveExpected) expected = await opts.resolveExpected(item);
+          if (expected) {
+            const t = item.named.target;
+            const have = await opts.client.manifestExists(repo, t.tag ?? expected, opts.signal);
+            if (have?.digest === expected) {
+              copied.set(item, expected);
+              images.push({ source, target, digest: expected, status: 'present' });
+              onEvent({ type: 'image:done', ref: source, digest: expected, skipped: true });
+              return;
+            }
+          }
           const r = await copyImage(opts.source(item), siteRegistryTarget(opts.client, repo, opts.homes), {
             selector: item.selector,
             ...(item.named.target.tag ? { tag: item.named.target.tag } : {}),
             session: sessionFor(repo),
             ref: source,
             onEvent: imageEvents,
+            ...(opts.platforms ? { platforms: opts.platforms } : {}),
             ...(opts.signal ? { signal: opts.signal } : {}),
           });
+          copied.set(item, r.root.digest);
           const status: ImageStatus = moved > 0 ? 'pushed' : 'present';
           images.push({ source, target, digest: r.root.digest, status });
           onEvent({ type: 'image:done', ref: source, digest: r.root.digest, ...(status === 'present' ? { skipped: true } : {}) });
@@ -211,7 +231,14 @@ export async function copyAll(opts: {
   );
   const order = new Map(opts.items.map((it, i) => [formatImageReference(it.named.source), i]));
   images.sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
-  const checks = await checkTargets(opts.client, opts.items, opts.signal);
+  const checks = await checkTargets(
+    opts.client,
+    opts.items.map((it) => {
+      const expected = it.expected ?? copied.get(it);
+      return expected ? { ...it, expected } : it;
+    }),
+    opts.signal,
+  );
   return { images, checks, stats, failures };
 }
 

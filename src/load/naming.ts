@@ -47,6 +47,11 @@ export function planTargets(sources: readonly (string | ImageReference)[], regis
     const key = formatImageReference(source);
     if (seen.has(key)) continue;
     seen.add(key);
+    if (scheme === 'scoped' && source.registry.includes(':')) {
+      throw new SealiftError('USAGE', `${source.original}: with --scheme scoped the source host becomes a path component, and "${source.registry}" has a port, which a repository name cannot hold`, {
+        hint: 'Use --scheme host-swap for sources with a port (or name the source without one).',
+      });
+    }
     const target = retagImageReference(source, registry, scheme);
     const targetRepo = repositoryName(target);
     const sourceRepo = repositoryName(source);

@@ -156,8 +156,19 @@ export async function seedRegistry(host: string, workDir: string, images: Fixtur
   const skopeo = requireTool('skopeo');
   for (const [i, img] of images.entries()) {
     const dir = join(workDir, `seed-${i}`);
-    await writeLayout(dir, [img]);
-    await execa(skopeo, ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${dir}:${img.tag}`, `docker://${host}/${rename(img.source)}`]);
+    let from: string;
+    if (img.root.mediaType.includes('docker')) {
+      // skopeo's oci: transport lists only OCI media types; its dir: transport takes any manifest
+      await mkdir(dir, { recursive: true });
+      await writeFile(join(dir, 'version'), 'Directory Transport Version: 1.1\n');
+      await writeFile(join(dir, 'manifest.json'), img.root.bytes);
+      for (const b of img.blobs) await writeFile(join(dir, b.digest.slice(7)), b.bytes);
+      from = `dir:${dir}`;
+    } else {
+      await writeLayout(dir, [img]);
+      from = `oci:${dir}:${img.tag}`;
+    }
+    await execa(skopeo, ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', from, `docker://${host}/${rename(img.source)}`]);
   }
 }
 

@@ -1,0 +1,70 @@
+// `sealift mirror (-e ENV | --imagelist FILE) --to HOST:PORT`: flags -> MirrorOptions -> a table.
+import { join } from 'node:path';
+import { Command, Option } from 'commander';
+import { SealiftError } from '../errors.ts';
+import type { MirrorResult } from '../load/mirror.ts';
+import type { RegistryHostConfig } from '../oci/registry.ts';
+import { stackDirFrom } from './generate.ts';
+import { parseConcurrency, reportCopy, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './load.ts';
+import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
+
+interface MirrorFlags extends GlobalFlags, TransportFlags {
+  env?: string;
+  stack?: string;
+  imagelist?: string;
+  to: string;
+  scheme: 'host-swap' | 'scoped';
+  concurrency?: string;
+  platform?: string[];
+  sourcePlainHttp?: string[];
+  sourceInsecure?: string[];
+}
+
+const collect = (v: string, prev: string[] = []) => [...prev, v];
+
+export function registerMirror(program: Command): void {
+  const cmd = new Command('mirror')
+    .description('Copy images registry to registry (same engine and naming as load); incremental: what the target has is not copied again.')
+    .option('-e, --env <name>', 'the environment whose image lock (imagelists/<env>.lock.json) to mirror')
+    .option('--stack <dir>', 'directory holding imagelists/ (default: current directory, else the sealift checkout)')
+    .option('--imagelist <file>', 'a file with one image reference a line (or a .lock.json)')
+    .requiredOption('--to <host:port>', 'the target registry')
+    .addOption(new Option('--scheme <scheme>', 'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)').choices(['host-swap', 'scoped']).default('host-swap'))
+    .option('--concurrency <n>', 'blob transfers at once', '4')
+    .option('--platform <os/arch>', 'copy only this platform of multi-platform tags (repeatable; default: every platform, the exact upstream graph)', collect)
+    .option('--source-plain-http <host>', 'a source registry that speaks plain HTTP (repeatable)', collect)
+    .option('--source-insecure <host>', 'a source registry whose TLS certificate is not verified (repeatable)', collect);
+  withTransportFlags(cmd);
+  withCommonFlags(cmd).action(async (flags: MirrorFlags) => {
+    if (Boolean(flags.env) === Boolean(flags.imagelist)) {
+      throw new SealiftError('USAGE', 'say what to mirror: -e <env> or --imagelist <file> (one of them)', {
+        hint: 'e.g. sealift mirror -e airgap --to 10.61.3.31:35000 --plain-http',
+      });
+    }
+    const out = createOutput(flags);
+    const { mirrorImages, readImageList } = await import('../load/mirror.ts');
+    const { closeRegistryConnections } = await import('../oci/registry.ts');
+    const { parsePlatform } = await import('../oci/types.ts');
+    const from = flags.imagelist ?? join(stackDirFrom(flags.stack), 'imagelists', `${flags.env}.lock.json`);
+    const sources: Record<string, RegistryHostConfig> = {};
+    for (const h of flags.sourcePlainHttp ?? []) sources[h] = { ...sources[h], plainHttp: true };
+    for (const h of flags.sourceInsecure ?? []) sources[h] = { ...sources[h], insecureSkipVerify: true };
+    try {
+      const result = await mirrorImages({
+        images: await readImageList(from),
+        from,
+        to: siteRegistryFromFlags(flags.to, flags, '--to'),
+        sources,
+        scheme: flags.scheme,
+        concurrency: parseConcurrency(flags.concurrency),
+        ...(flags.platform?.length ? { platforms: { kind: 'only' as const, platforms: flags.platform.map(parsePlatform) } } : {}),
+        onEvent: out.onEvent,
+      });
+      reportCopy(out, result, (r: MirrorResult) => ({ done: `mirrored ${r.from} into ${r.registry}` }));
+    } finally {
+      out.close();
+      await closeRegistryConnections();
+    }
+  });
+  program.addCommand(cmd);
+}

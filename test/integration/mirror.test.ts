@@ -1,0 +1,75 @@
+// `sealift mirror` registry to registry: an "upstream" seeded by skopeo, an empty site registry
+// behind a recording proxy. The first run copies every image with its digest (skopeo checks);
+// the second transfers nothing: no upload starts at the site, no blob is read upstream.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/tools.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
+import { tempDir } from '../support/process.ts';
+import { startRegistry } from '../support/registry.ts';
+import { makeImages, seedRegistry, skopeoDigest } from './load-fixtures.ts';
+
+async function sealift(args: string[]) {
+  return execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: PROJECT_ROOT, timeout: 240_000 });
+}
+
+const uploads = (reqs: { method: string; path: string }[]) => reqs.filter((r) => r.method !== 'GET' && r.method !== 'HEAD' && r.path.includes('/blobs/'));
+const blobReads = (reqs: { method: string; path: string }[]) => reqs.filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:'));
+
+describe('sealift mirror', () => {
+  it('copies an image list into an empty registry, then a second run transfers nothing', async () => {
+    await using tmp = await tempDir();
+    await using upstream = await startRegistry();
+    await using site = await startRegistry();
+    await using upProxy = await startFaultProxy(upstream.host);
+    await using siteProxy = await startFaultProxy(site.host);
+    const images = makeImages(['docker.io/istio/pilot:1.23.2', 'docker.io/istio/proxyv2:1.23.2', 'quay.io/jetstack/cert-manager-webhook:v1.16.1']);
+    await seedRegistry(upstream.host, tmp.path, images);
+    // the list names the upstream through the recording proxy; the last one pinned by digest
+    const refs = images.map((img, i) => {
+      const path = img.source.slice(img.source.indexOf('/') + 1);
+      return i === 2 ? `${upProxy.host}/${path.replace(/:[^:]+$/, '')}@${img.root.digest}` : `${upProxy.host}/${path}`;
+    });
+    const list = join(tmp.path, 'images.txt');
+    await writeFile(list, `# mirrored nightly\n${refs.join('\n')}\n`);
+    const args = ['mirror', '--imagelist', list, '--to', siteProxy.host, '--plain-http', '--source-plain-http', upProxy.host, '--json'];
+
+    const first = await sealift(args);
+    expect(first.exitCode, first.stdout + first.stderr).toBe(0);
+    const r1 = JSON.parse(first.stdout);
+    expect(r1.checks.map((c: { status: string }) => c.status)).toEqual(['ok', 'ok', 'ok']);
+    expect(await skopeoDigest(`${site.host}/istio/pilot:1.23.2`)).toBe(images[0]?.root.digest);
+    expect(await skopeoDigest(`${site.host}/istio/proxyv2:1.23.2`)).toBe(images[1]?.root.digest);
+    expect(await skopeoDigest(`${site.host}/jetstack/cert-manager-webhook@${images[2]?.root.digest}`)).toBe(images[2]?.root.digest);
+    expect(uploads(siteProxy.requests).length).toBeGreaterThan(0);
+
+    siteProxy.requests.length = 0;
+    upProxy.requests.length = 0;
+    const second = await sealift(args);
+    expect(second.exitCode, second.stderr).toBe(0);
+    const r2 = JSON.parse(second.stdout);
+    expect(r2.images.map((i: { status: string }) => i.status)).toEqual(['present', 'present', 'present']);
+    expect(r2.stats.bytesPushed).toBe(0);
+    expect(uploads(siteProxy.requests)).toEqual([]);
+    expect(siteProxy.requests.filter((r) => r.method === 'PUT')).toEqual([]);
+    expect(blobReads(upProxy.requests)).toEqual([]);
+  });
+
+  it('refuses two sources that would land on one name, before the target is touched', async () => {
+    await using tmp = await tempDir();
+    await using upstream = await startRegistry();
+    await using site = await startRegistry();
+    await using siteProxy = await startFaultProxy(site.host);
+    const port = upstream.host.split(':')[1];
+    // one registry under two names: the same repository from two "hosts"
+    const collide = join(tmp.path, 'collide.txt');
+    await writeFile(collide, `${upstream.host}/docker/x/y:1\nlocalhost:${port}/docker/x/y:1\n`);
+    const refused = await sealift(['mirror', '--imagelist', collide, '--to', siteProxy.host, '--plain-http', '--source-plain-http', upstream.host]);
+    expect(refused.exitCode).toBe(2);
+    expect(refused.stderr).toContain(`${upstream.host}/docker/x/y and localhost:${port}/docker/x/y would both become ${siteProxy.host}/docker/x/y`);
+    expect(refused.stderr).toContain('--scheme scoped');
+    expect(siteProxy.requests).toEqual([]);
+  });
+});
