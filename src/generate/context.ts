@@ -105,6 +105,27 @@ function fetchHook(dir: string, file: { name: string; url: string }): HookContex
   };
 }
 
+/**
+ * Site charts are .tgz files (byte-exact from the bundle), but helmfile lint only treats a chart
+ * directory as local: for a .tgz it runs `helm fetch ./charts/x.tgz`, which fails. So on the site
+ * a prepare hook unpacks each .tgz into charts/.unpacked/<file>/ and the release uses that dir.
+ */
+export const UNPACKED_DIR = 'charts/.unpacked';
+
+function unpackHook(tgz: string, dir: string): HookContext {
+  return {
+    events: ['prepare'],
+    command: 'sh',
+    args: [
+      '-c',
+      'set -eu; rm -rf "$2.part"; mkdir -p "$2.part"; tar -xzf "$1" -C "$2.part"; rm -rf "$2"; mv "$2.part" "$2"',
+      'unpack',
+      tgz,
+      dir,
+    ],
+  };
+}
+
 type ChartRef = Pick<ReleaseLocation, 'chart' | 'version' | 'plainHttp'>;
 
 function firstInstallHook(p: ReleasePlan, v: ChartRef, attempts: number, skipSchema: boolean): HookContext {
@@ -174,7 +195,12 @@ export function buildContext(envPlans: EnvPlan[], inputs: string[]): HelmfileCon
         ref = { chart: `./${dir}`, version: null, plainHttp: false };
         if (!site) hooks.push(...p.source.files.map((f) => fetchHook(dir, f)));
       } else if (site) {
-        ref = { chart: `./${p.sitePath}`, version: null, plainHttp: false };
+        const dir = `${UNPACKED_DIR}/${p.sitePath
+          .split('/')
+          .pop()!
+          .replace(/\.tgz$/, '')}`;
+        ref = { chart: `./${dir}/${r.chart!.name}`, version: null, plainHttp: false };
+        hooks.push(unpackHook(p.sitePath, dir));
       } else if (p.source.type === 'oci') {
         ref = { chart: p.source.url, version: p.source.version, plainHttp: p.source.plainHttp };
       } else {

@@ -120,8 +120,11 @@ export async function renderSite(stackDir: string, envs: Environment[]): Promise
 /** Files a previous run's output holds that generate does not make: fetched charts and release files. */
 async function fetchedArtifacts(outDir: string, envs: Environment[]): Promise<string[]> {
   const keep: string[] = [];
-  if (await pathExists(join(outDir, 'charts')))
-    keep.push(...(await listFiles(join(outDir, 'charts'))).map((f) => `charts/${f}`));
+  // charts/*.tgz (not charts/.unpacked/, which the site's prepare hooks rebuild)
+  if (await pathExists(join(outDir, 'charts'))) {
+    const entries = await readdir(join(outDir, 'charts'), { withFileTypes: true });
+    keep.push(...entries.filter((e) => e.isFile() && !e.name.startsWith('.')).map((e) => `charts/${e.name}`));
+  }
   for (const env of envs) {
     for (const p of planReleases(env, { mode: 'upstream' })) {
       if (p.source.type !== 'manifests') continue;
