@@ -96,24 +96,27 @@ function tomlString(s: string): string {
 
 /**
  * containerd (1.5+) `certs.d/<upstream-host>/hosts.toml`: resolve and pull the upstream name
- * from the site registry first. With scoped naming the site keeps the upstream host as the
- * first path component, so the mirror's API root is `/v2/<upstream-host>` (override_path).
+ * from the site registry. The site registry is also the `server` (containerd's last resort), so
+ * a node never falls back to the internet: at an air-gapped site that would only add dial
+ * timeouts, and it must not leak requests. With scoped naming the site keeps the upstream host
+ * as the first path component, so the API root is `/v2/<upstream-host>` (override_path).
  */
 export function renderHostsToml(upstreamHost: string, opts: HostsTomlOptions): string {
   const scheme = opts.transport === 'plain-http' ? 'http' : 'https';
   const base = `${scheme}://${opts.registry}`;
   const mirror = opts.scheme === 'scoped' ? `${base}/v2/${upstreamHost}` : base;
-  const server = upstreamHost === 'docker.io' ? 'https://registry-1.docker.io' : `https://${upstreamHost}`;
+  const settings = ['capabilities = ["pull", "resolve"]'];
+  if (opts.scheme === 'scoped') settings.push('override_path = true');
+  if (opts.transport === 'insecure') settings.push('skip_verify = true');
+  if (opts.transport === 'https' && opts.caFile) settings.push(`ca = ${tomlString(opts.caFile)}`);
   const lines = [
-    `# Written by sealift load --extract-to: pull ${upstreamHost} images from the site registry ${opts.registry}.`,
+    `# Written by sealift load --extract-to: pull ${upstreamHost} images from the site registry ${opts.registry}, never from ${upstreamHost}.`,
     `# Install as /etc/containerd/certs.d/${upstreamHost}/hosts.toml (config_path = "/etc/containerd/certs.d").`,
-    `server = ${tomlString(server)}`,
+    `server = ${tomlString(mirror)}`,
+    ...settings,
     '',
     `[host.${tomlString(mirror)}]`,
-    '  capabilities = ["pull", "resolve"]',
+    ...settings.map((l) => `  ${l}`),
   ];
-  if (opts.scheme === 'scoped') lines.push('  override_path = true');
-  if (opts.transport === 'insecure') lines.push('  skip_verify = true');
-  if (opts.transport === 'https' && opts.caFile) lines.push(`  ca = ${tomlString(opts.caFile)}`);
   return `${lines.join('\n')}\n`;
 }

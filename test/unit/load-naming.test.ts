@@ -51,22 +51,23 @@ describe('planTargets', () => {
 });
 
 describe('hosts.toml', () => {
-  it('points an upstream host at a plain-HTTP site registry', () => {
+  it('points an upstream host at a plain-HTTP site registry and never at the upstream', () => {
     const toml = renderHostsToml('docker.io', { registry: REG, scheme: 'host-swap', transport: 'plain-http' });
-    expect(toml).toContain('server = "https://registry-1.docker.io"');
+    expect(toml).toContain(`server = "http://${REG}"\ncapabilities = ["pull", "resolve"]\n`);
     expect(toml).toContain(`[host."http://${REG}"]\n  capabilities = ["pull", "resolve"]\n`);
     expect(toml).not.toContain('override_path');
+    expect(toml).not.toMatch(/registry-1|https:\/\/docker\.io/);
   });
 
   it('uses the upstream host as the path prefix when scoped', () => {
     const toml = renderHostsToml('quay.io', { registry: REG, scheme: 'scoped', transport: 'plain-http' });
-    expect(toml).toContain('server = "https://quay.io"');
+    expect(toml).toContain(`server = "http://${REG}/v2/quay.io"\ncapabilities = ["pull", "resolve"]\noverride_path = true\n`);
     expect(toml).toContain(`[host."http://${REG}/v2/quay.io"]\n  capabilities = ["pull", "resolve"]\n  override_path = true\n`);
   });
 
   it('writes TLS settings for https registries', () => {
     expect(renderHostsToml('ghcr.io', { registry: REG, scheme: 'host-swap', transport: 'insecure' })).toContain(`[host."https://${REG}"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true`);
-    expect(renderHostsToml('ghcr.io', { registry: REG, scheme: 'host-swap', transport: 'https', caFile: '/etc/ca.pem' })).toContain('ca = "/etc/ca.pem"');
+    expect(renderHostsToml('ghcr.io', { registry: REG, scheme: 'host-swap', transport: 'https', caFile: '/etc/ca.pem' })).toContain('  ca = "/etc/ca.pem"');
   });
 
   it('lists each upstream host once', () => {
