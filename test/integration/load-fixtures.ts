@@ -133,7 +133,13 @@ async function listFiles(root: string): Promise<string[]> {
  * A bundle tar as `sealift bundle` lays it out: images/ (OCI layout), bundle.json, the site
  * files given, checksums.sha256 over everything else. Returns the tar path.
  */
-export async function writeBundle(stage: string, out: string, images: FixtureImage[], siteFiles: Record<string, string> = {}): Promise<string> {
+export async function writeBundle(
+  stage: string,
+  out: string,
+  images: FixtureImage[],
+  siteFiles: Record<string, string> = {},
+  opts: { editIndex?: (index: { images: { reference: string; digest: string; size: number }[] }) => void } = {},
+): Promise<string> {
   await writeLayout(join(stage, 'images'), images);
   for (const [p, text] of Object.entries(siteFiles)) {
     await mkdir(dirname(join(stage, p)), { recursive: true });
@@ -143,6 +149,7 @@ export async function writeBundle(stage: string, out: string, images: FixtureIma
     version: 1,
     images: images.map((img) => ({ reference: img.source, digest: img.root.digest, size: img.root.size, mediaType: img.root.mediaType })),
   };
+  opts.editIndex?.(bundleJson);
   await writeFile(join(stage, 'bundle.json'), JSON.stringify(bundleJson, null, 2));
   const files = await listFiles(stage);
   const lines = await Promise.all(files.map(async (f) => `${sha(await readFile(join(stage, f)))}  ${f}`));
@@ -177,4 +184,21 @@ export async function skopeoDigest(ref: string): Promise<string> {
   const skopeo = requireTool('skopeo');
   const r = await execa(skopeo, ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'buffer' });
   return `sha256:${sha(Buffer.from(r.stdout))}`;
+}
+
+/** A hand-made tar entry (header + padded body): what an attacker, not node-tar, would write. */
+export function craftEntry(spec: { path: string; type?: 'File' | 'SymbolicLink' | 'Link' | 'CharacterDevice' | 'FIFO'; linkpath?: string; body?: string }): Buffer {
+  const body = Buffer.from(spec.body ?? '');
+  const type = spec.type ?? 'File';
+  const h = new Header({ path: spec.path, mode: 0o644, size: type === 'File' ? body.length : 0, type, linkpath: spec.linkpath ?? '', mtime: new Date(0), uid: 0, gid: 0 });
+  h.encode();
+  const data = type === 'File' ? Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]) : Buffer.alloc(0);
+  return Buffer.concat([h.block as Buffer, data]);
+}
+
+/** The tar's bytes up to its end-of-archive zero blocks, so entries can be appended. */
+export function withoutEndMarker(tar: Buffer): Buffer {
+  let end = tar.length - (tar.length % 512);
+  while (end >= 512 && tar.subarray(end - 512, end).every((b) => b === 0)) end -= 512;
+  return tar.subarray(0, end);
 }

@@ -8,7 +8,8 @@ import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/tools.ts';
 import { startRegistry } from '../support/registry.ts';
 import { tempDir } from '../support/process.ts';
-import { makeImages, skopeoDigest, writeBundle } from './load-fixtures.ts';
+import { craftEntry, makeImages, skopeoDigest, withoutEndMarker, writeBundle } from './load-fixtures.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 
 const NAMES = ['docker.io/istio/pilot:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1', 'ghcr.io/kserve/kserve-controller:v0.15.2', 'docker.io/istio/proxyv2:1.23.2'];
 
@@ -80,5 +81,45 @@ describe('sealift load', () => {
     expect(r.stderr).toContain(`images/blobs/sha256/${layer.digest.slice(7)}: sha256 is`);
     expect(r.stderr).toContain('nothing was loaded');
     expect(await storedRepositories(reg.dataDir)).toEqual([]);
+  });
+
+  const attacks: [string, (tar: Buffer, imgs: ReturnType<typeof makeImages>) => Buffer, RegExp][] = [
+    ['path traversal', (t) => Buffer.concat([withoutEndMarker(t), craftEntry({ path: '../../../etc/cron.d/evil', body: '* * * * * root sh\n' }), Buffer.alloc(1024)]), /"\.\.\/\.\.\/\.\.\/etc\/cron\.d\/evil" has "\.\." in its path/],
+    ['symlink escape', (t) => Buffer.concat([withoutEndMarker(t), craftEntry({ path: 'charts/evil.tgz', type: 'SymbolicLink', linkpath: '../../../../root/.ssh/id_rsa' }), Buffer.alloc(1024)]), /symlink "charts\/evil\.tgz" -> "\.\.\/\.\.\/\.\.\/\.\.\/root\/\.ssh\/id_rsa" points outside the bundle/],
+    ['device file', (t) => Buffer.concat([withoutEndMarker(t), craftEntry({ path: 'dev-null', type: 'CharacterDevice' }), Buffer.alloc(1024)]), /"dev-null" is a device file/],
+    ['truncated tar', (t) => t.subarray(0, Math.floor(t.length / 2)), /the archive is truncated/],
+    ['unlisted extra file', (t) => Buffer.concat([withoutEndMarker(t), craftEntry({ path: 'values/airgap/extra.yaml', body: 'image: evil.example/x\n' }), Buffer.alloc(1024)]), /values\/airgap\/extra\.yaml: in the bundle but not listed in checksums\.sha256/],
+  ];
+
+  it.each(attacks)('refuses a bundle with a %s without touching the registry', async (_name, mutate, message) => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    await using proxy = await startFaultProxy(reg.host);
+    const images = makeImages(NAMES.slice(0, 2));
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(bundle, mutate(await readFile(bundle), images));
+    const r = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http', '--extract-to', join(tmp.path, 'site')]);
+    expect(r.exitCode, r.stderr).toBe(10);
+    expect(r.stderr).toMatch(message);
+    expect(proxy.requests).toEqual([]);
+    expect(await readdir(join(tmp.path, 'site')).catch(() => 'absent')).toBe('absent');
+  });
+
+  it('refuses a self-consistent bundle whose bundle.json sizes disagree with its blobs', async () => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    await using proxy = await startFaultProxy(reg.host);
+    const images = makeImages(NAMES.slice(0, 2));
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images, {}, {
+      editIndex: (idx) => {
+        const first = idx.images[0];
+        if (first) first.size += 1000;
+      },
+    });
+    const r = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http']);
+    expect(r.exitCode, r.stderr).toBe(10);
+    expect(r.stderr).toContain(`docker.io/istio/pilot:1.23.2: ${images[0]?.root.digest} is ${images[0]?.root.size} bytes, bundle.json says ${(images[0]?.root.size ?? 0) + 1000}`);
+    expect(proxy.requests).toEqual([]);
   });
 });
