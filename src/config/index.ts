@@ -251,7 +251,10 @@ export async function loadEnvironment(stackDir: string, envName: string, opts: L
       },
     );
   }
-  const show = (f: string) => relative(process.cwd(), f) || f;
+  const show = (f: string) => {
+    const r = relative(process.cwd(), f);
+    return r && !r.startsWith('..') ? r : f;
+  };
   const defaultFile = join(stackDir, 'environments', 'default.yaml');
   const envFile = join(stackDir, 'environments', `${envName}.yaml`);
   const paths = [defaultFile, envFile, ...(opts.overlays ?? [])];
@@ -361,12 +364,16 @@ function checkReferences(files: ParsedFile[], data: EnvironmentFile): void {
     if (state.get(n) === 'done') return;
     if (state.get(n) === 'visiting') {
       const cycle = [...stack.slice(stack.indexOf(n)), n];
-      const from = cycle[cycle.length - 2]!;
-      const idx = data.releases[from]!.needs.indexOf(n);
+      // point at the edge set by the latest file (the environment's, rather than default.yaml's)
+      const edges = cycle
+        .slice(0, -1)
+        .map((from, i) => ['releases', from, 'needs', data.releases[from]!.needs.indexOf(cycle[i + 1]!)]);
+      const rank = (path: PropertyKey[]) => files.findIndex((f) => f.file === locate(files, path).file);
+      const edge = edges.reduce((best, e) => (rank(e) > rank(best) ? e : best), edges[0]!);
       throw configError(
         files,
-        ['releases', from, 'needs', idx],
-        `dependency cycle: ${cycle.join(' -> ')}`,
+        edge,
+        `dependency cycle: ${cycle.join(' needs ')}`,
         'Remove one of these needs so that the releases can be installed in order.',
       );
     }

@@ -1,0 +1,109 @@
+import { describe, expect, it } from 'vitest';
+import { loadEnvironment } from '../../src/config/index.ts';
+import { hostSwap, planReleases } from '../../src/generate/plan.ts';
+import { PROJECT_ROOT } from '../../src/tools.ts';
+
+const REG = '10.61.3.31:35000';
+
+describe('hostSwap', () => {
+  it.each([
+    ['docker.io/istio', `${REG}/istio`],
+    ['kserve/agent', `${REG}/kserve/agent`],
+    ['busybox:1.28', `${REG}/library/busybox:1.28`],
+    ['quay.io/brancz/kube-rbac-proxy:v0.18.0', `${REG}/brancz/kube-rbac-proxy:v0.18.0`],
+    [
+      `gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
+      `${REG}/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
+    ],
+  ])('%s -> %s', (from, to) => {
+    expect(hostSwap(from, REG, 'test')).toBe(to);
+  });
+});
+
+describe('planReleases', () => {
+  it('orders releases so that every release comes after what it needs', async () => {
+    const plans = planReleases(await loadEnvironment(PROJECT_ROOT, 'online'), { mode: 'deploy' });
+    const pos = new Map(plans.map((p, i) => [p.name, i]));
+    expect(plans.map((p) => p.name).sort()).toEqual([
+      'cert-manager',
+      'istio-base',
+      'istio-ingressgateway',
+      'istiod',
+      'knative-serving',
+      'knative-serving-crds',
+      'kserve',
+      'kserve-crd',
+      'net-istio',
+    ]);
+    for (const p of plans) for (const n of p.needs) expect(pos.get(n)!).toBeLessThan(pos.get(p.name)!);
+  });
+
+  it('sources as upstream publishes: OCI for KServe and cert-manager, HTTP repo for Istio, downloads for Knative', async () => {
+    const plans = planReleases(await loadEnvironment(PROJECT_ROOT, 'online'), { mode: 'upstream' });
+    const by = (n: string) => plans.find((p) => p.name === n)!;
+    expect(by('kserve').source).toEqual({
+      type: 'oci',
+      url: 'oci://ghcr.io/kserve/charts/kserve',
+      version: 'v0.15.2',
+      plainHttp: false,
+    });
+    expect(by('cert-manager').source).toEqual({
+      type: 'oci',
+      url: 'oci://quay.io/jetstack/charts/cert-manager',
+      version: 'v1.16.1',
+      plainHttp: false,
+    });
+    expect(by('istio-ingressgateway').source).toEqual({
+      type: 'repo',
+      repoUrl: 'https://istio-release.storage.googleapis.com/charts',
+      chart: 'gateway',
+      version: '1.23.2',
+    });
+    expect(by('knative-serving').source).toEqual({
+      type: 'manifests',
+      files: [
+        {
+          name: 'serving-core.yaml',
+          url: 'https://github.com/knative/serving/releases/download/knative-v1.15.2/serving-core.yaml',
+        },
+      ],
+    });
+    expect(by('kserve').sitePath).toBe('charts/kserve-v0.15.2.tgz');
+    expect(by('net-istio').sitePath).toBe('releases/net-istio/');
+    expect(by('kserve').values).toEqual({ kserve: { controller: { deploymentMode: 'Serverless' } } });
+  });
+
+  it('airgap deploy: every image knob host-swapped, release files rewritten by prefix', async () => {
+    const env = await loadEnvironment(PROJECT_ROOT, 'airgap');
+    const plans = planReleases(env, { mode: 'deploy' });
+    const by = (n: string) => plans.find((p) => p.name === n)!;
+    const cm = by('cert-manager').values as Record<string, { image?: { repository: string }; repository?: string }>;
+    expect(cm.image?.repository).toBe(`${REG}/jetstack/cert-manager-controller`);
+    expect(cm.acmesolver?.image?.repository).toBe(`${REG}/jetstack/cert-manager-acmesolver`);
+    expect(by('istiod').values).toEqual({ global: { hub: `${REG}/istio` } });
+    const kserve = by('kserve').values as { kserve: Record<string, Record<string, unknown>> };
+    expect(kserve.kserve.controller).toEqual({
+      deploymentMode: 'Serverless',
+      image: `${REG}/kserve/kserve-controller`,
+      rbacProxyImage: `${REG}/brancz/kube-rbac-proxy:v0.18.0`,
+    });
+    expect((kserve.kserve.servingruntime as Record<string, { image: string }>).tritonserver?.image).toBe(
+      `${REG}/nvidia/tritonserver`,
+    );
+    expect(by('knative-serving').values).toEqual({
+      files: ['serving-core.yaml'],
+      imageRewrites: [{ from: 'gcr.io/knative-releases/', to: `${REG}/knative-releases/` }],
+    });
+    // every knob of every release is rewritten, none left at its upstream value
+    for (const [name, rel] of Object.entries(env.releases)) {
+      const values = JSON.stringify(by(name).values);
+      for (const upstream of Object.values(rel.imageKnobs)) expect(values).not.toContain(`"${upstream}"`);
+    }
+  });
+
+  it('upstream mode leaves image knobs to the chart defaults, even for airgap', async () => {
+    const plans = planReleases(await loadEnvironment(PROJECT_ROOT, 'airgap'), { mode: 'upstream' });
+    expect(plans.find((p) => p.name === 'istiod')!.values).toEqual({});
+    expect(plans.find((p) => p.name === 'net-istio')!.values).toEqual({ files: ['net-istio.yaml'], imageRewrites: [] });
+  });
+});
