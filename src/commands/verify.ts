@@ -1,5 +1,5 @@
 // `sealift verify -e <env>`: render side. Flags -> verifyRenderedImages -> output and exit code.
-import { resolve } from 'node:path';
+import { relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ERROR_CODES, SealiftError } from '../errors.ts';
 import { formatOrigin } from '../images/extract.ts';
@@ -39,7 +39,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
   out.result(r, (v) => [
     ...v.offenders.flatMap((o) => [`escape: ${o.reference} (${o.problem === 'outside-registry' ? `not in ${v.registry}` : 'not in the image list'})`, ...o.why.map((w) => `    <- ${formatOrigin(w)}`)]),
     v.ok
-      ? `verify ${v.environment}: all ${v.checked} images the deployed render pulls are in ${v.registry ?? 'the list'} and in ${v.lock}${v.knobless.length ? ` (${v.knobless.length} knob-less, see warnings)` : ''}`
+      ? `verify ${v.environment}: ${v.checked - v.knobless.length} of ${v.checked} images the deployed render pulls are in ${v.registry ?? 'the list'} and in ${relative(process.cwd(), v.lock) || v.lock}${v.knobless.length ? `; ${v.knobless.length} knob-less ones stay where upstream has them (warnings)` : ''}`
       : `verify ${v.environment}: ${v.offenders.length} of ${v.checked} images escape ${v.registry ?? 'the list'}`,
   ]);
   if (!r.ok) process.exitCode = ERROR_CODES.VERIFY_FAILED.exit;

@@ -81,6 +81,13 @@ type Segment = string | number | { line: number };
 const CONTAINER_KEYS = new Set(['containers', 'initContainers', 'ephemeralContainers']);
 const ARG_KEYS = new Set(['args', 'command']);
 const TEST_HOOKS = new Set(['test', 'test-success', 'test-failure']);
+/** Keys that make an object with an `image` a container, whatever its list is called (Tekton steps, Argo templates). */
+// (not `resources`, `env` or `imagePullPolicy`: Helm values objects have those beside a bare `image: proxyv2`)
+const CONTAINER_HINTS = ['command', 'args', 'script', 'workingDir', 'volumeMounts', 'envFrom', 'livenessProbe', 'readinessProbe', 'startupProbe'];
+
+function looksLikeContainer(o: Record<string, unknown>): boolean {
+  return CONTAINER_HINTS.some((k) => k in o);
+}
 const TEMPLATE_MARKER = /\{\{|\}\}|\$\{|\$\(|<%|%>/;
 const MAX_EMBEDDED = 4 * 1024 * 1024;
 
@@ -254,6 +261,9 @@ class DocumentWalk {
       const value = scalarString(e.value);
       if (name !== undefined && value !== undefined && isImageKey(name)) {
         this.consider(value, [...path, i, 'value'], 'env', 'strong');
+      } else if (name !== undefined && value !== undefined && keyWords(name).includes('image')) {
+        // RELATED_IMAGE_PROXY (operators), but also IMAGE_PULL_SECRET: only full references count
+        this.consider(value, [...path, i, 'value'], 'env', 'weak');
       } else {
         this.walk(e, [...path, i]);
       }
@@ -266,6 +276,7 @@ class DocumentWalk {
     if (s !== undefined) {
       const split = composeSplit(parent, key, s);
       if (split) this.consider(split.reference, formatPath(path.slice(0, -1)) + `.{${[key, ...split.keys].join(',')}}`, 'split-fields', 'weak');
+      else if (key === 'image' && looksLikeContainer(parent)) this.consider(s, path, 'container', 'strong');
       else this.consider(s, path, 'image-field', 'weak');
     } else if (isObject(v)) {
       const composed = composeObject(v);
@@ -292,6 +303,10 @@ class DocumentWalk {
       if (kv && isImageKey(kv[1] ?? '')) {
         this.consider(kv[2] ?? kv[3] ?? kv[4] ?? '', [...at, kv[1] ?? ''], 'text', 'weak');
         return;
+      }
+      // inline JSON-ish pairs: { "image": "x", ... }
+      for (const m of line.matchAll(/"([A-Za-z0-9_./-]+)"\s*:\s*"([^"]*)"/g)) {
+        if (isImageKey(m[1] ?? '')) this.consider(m[2] ?? '', [...at, m[1] ?? ''], 'text', 'weak');
       }
       for (const m of line.matchAll(/(?:^|[\s"'[,])--?([A-Za-z0-9][\w.-]*)=["']?([^\s"',\]]+)/g)) {
         if (isImageKey(m[1] ?? '')) this.consider(m[2] ?? '', [...at, `--${m[1]}`], 'arg', 'strong');
