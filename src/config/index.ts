@@ -295,7 +295,7 @@ function hintFor(path: readonly PropertyKey[]): string {
   if (top === 'releases')
     return 'Release keys: enabled, namespace, createNamespace, app, tier, needs, chart {source, name, version} or manifests {source, files, images, version}, values, imageKnobs, helmfile {wait, waitForJobs, timeout, atomic, historyMax, skipSchemaValidation, disableValidation, disableOpenAPIValidation}, firstInstallRetries, extraImages, excludeImages.';
   if (top === 'sources') return 'Source keys: type (repo | oci | url), url, plainHttp.';
-  return 'Top-level keys: kubeVersion, registry {host, plainHttp}, chartsFrom (sources | site), sources, releases. See README "Environment files".';
+  return 'Top-level keys: kubeVersion, registry {host, plainHttp}, chartsFrom (sources | site), sources, releases. See environments/README.md.';
 }
 
 /** Cross-references the schema cannot see: sources named by releases, needs, dependency cycles. */

@@ -1,6 +1,7 @@
 import { cp, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { execa } from 'execa';
 import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isSealiftError } from '../../src/errors.ts';
@@ -66,6 +67,30 @@ describe('generate', () => {
     expect(kserve.chart).toBe('./charts/.unpacked/kserve-v0.15.2/kserve');
     expect(releases.releases.find((r) => r.name === 'net-istio')!.chart).toBe('./releases/net-istio');
     expect(text).not.toContain('dependsOn');
+  });
+
+  it('every hook script is valid sh; the first-install retry runs only for kserve and only on presync', async () => {
+    for (const env of ['online', 'airgap']) {
+      await generate({ stackDir: PROJECT_ROOT, env, outDir: join(dir, env) });
+      const text = await readFile(join(dir, env, 'helmfile.yaml.gotmpl'), 'utf8');
+      const body = text
+        .split(/^---$/m)[1]!
+        .replace('{{ .Values.sealift.kubeVersion }}', 'v1.28.6')
+        .replaceAll('{{ .Environment.Name }}', env);
+      const { releases } = parse(body) as {
+        releases: { name: string; hooks?: { events: string[]; command: string; args: string[] }[] }[];
+      };
+      const hooks = releases.flatMap((r) => (r.hooks ?? []).map((h) => ({ release: r.name, ...h })));
+      expect(hooks.length).toBeGreaterThan(0);
+      for (const h of hooks) {
+        expect(h.command).toBe('sh');
+        const check = await execa('sh', ['-n', '-c', h.args[1]!], { reject: false });
+        expect(check.exitCode, `${h.release}: ${check.stderr}`).toBe(0);
+      }
+      const presync = hooks.filter((h) => h.events.includes('presync'));
+      expect(presync.map((h) => h.release)).toEqual(['kserve']);
+      expect(presync[0]!.args[1]).toContain(`--values values/${env}/kserve.yaml`);
+    }
   });
 
   it('keeps values out of Go templating and carries release-file wrapper charts', async () => {
