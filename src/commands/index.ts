@@ -5,6 +5,7 @@ import { registerMirror } from './mirror.ts';
 import { registerGenerate } from './generate.ts';
 import { registerImages } from './images.ts';
 import { registerVerify } from './verify.ts';
+import { registerBundle } from './bundle.ts';
 
 export function registerCommands(program: Command): void {
   void program;
@@ -13,4 +14,5 @@ export function registerCommands(program: Command): void {
   registerGenerate(program);
   registerImages(program);
   registerVerify(program);
+  registerBundle(program);
 }

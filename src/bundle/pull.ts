@@ -1,0 +1,92 @@
+// Images into the bundle's OCI layout: one copy walk per image (registry -> layout), all sharing
+// one session so a blob used by many images is fetched and stored once. A failed image fails the
+// run (no bundle is packed); what was stored stays for the re-run.
+import pLimit from 'p-limit';
+import { SealiftError, isSealiftError, errorMessage } from '../errors.ts';
+import { noEvents, type RunOptions } from '../events.ts';
+import { copyImage, createCopySession, type CopyResult } from '../oci/copy.ts';
+import { ANNOTATION_SOURCE, type OciLayout } from '../oci/layout.ts';
+import { RegistryPool, type RegistryOptions } from '../oci/registry.ts';
+import { layoutTarget, registrySource } from '../oci/stores.ts';
+import type { ImagePull } from './requests.ts';
+
+export interface PulledImage {
+  pull: ImagePull;
+  result: CopyResult;
+}
+
+export interface PullOptions extends RunOptions {
+  layout: OciLayout;
+  registry: RegistryOptions;
+  /** parallel blob transfers (default 4) */
+  concurrency?: number;
+}
+
+export interface PullSummary {
+  images: PulledImage[];
+  /** unique blobs (layers and configs) over all images, digest -> size */
+  blobs: Map<string, number>;
+  bytesTransferred: number;
+}
+
+function describeFailure(pull: ImagePull, e: unknown): string {
+  const releases = pull.request.releases.length ? ` (needed by release${pull.request.releases.length > 1 ? 's' : ''} ${pull.request.releases.join(', ')})` : '';
+  return `${pull.request.reference}${releases}: ${errorMessage(e)}`;
+}
+
+export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions): Promise<PullSummary> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const concurrency = Math.max(1, opts.concurrency ?? 4);
+  const session = createCopySession(concurrency);
+  const pool = new RegistryPool({ ...opts.registry, onEvent });
+  const imageLimit = pLimit(Math.min(concurrency, 4));
+  const target = layoutTarget(opts.layout);
+  const done: PulledImage[] = [];
+  const failed: { pull: ImagePull; error: unknown }[] = [];
+  onEvent({ type: 'phase', name: 'pulling images', total: pulls.length });
+  await Promise.all(
+    pulls.map((pull, index) =>
+      imageLimit(async () => {
+        if (opts.signal?.aborted) return;
+        onEvent({ type: 'image:start', ref: pull.request.reference, index, total: pulls.length });
+        try {
+          const result = await copyImage(registrySource(pool.client(pull.registry), pull.repository), target, {
+            selector: pull.selector,
+            ...(pull.tag ? { tag: pull.tag } : {}),
+            annotations: { [ANNOTATION_SOURCE]: pull.request.reference },
+            platforms: pull.platforms,
+            session,
+            ref: pull.request.reference,
+            onEvent,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
+          done.push({ pull, result });
+          onEvent({ type: 'image:done', ref: pull.request.reference, digest: result.root.digest });
+        } catch (e) {
+          failed.push({ pull, error: e });
+          onEvent({ type: 'image:failed', ref: pull.request.reference, message: describeFailure(pull, e) });
+        }
+      }),
+    ),
+  );
+  opts.signal?.throwIfAborted();
+  if (failed.length === 1) {
+    const { pull, error } = failed[0]!;
+    const code = isSealiftError(error) ? error.code : 'REGISTRY_ERROR';
+    throw new SealiftError(code, `${describeFailure(pull, error)}; no bundle was written`, {
+      cause: error,
+      hint: `${isSealiftError(error) && error.hint ? `${error.hint} ` : ''}Fix or exclude the reference${pull.request.where ? ` (${pull.request.where})` : ''}; a re-run keeps what was already fetched.`,
+      details: { reference: pull.request.reference, releases: pull.request.releases },
+    });
+  }
+  if (failed.length > 1) {
+    throw new SealiftError('PARTIAL_FAILURE', `${failed.length} of ${pulls.length} images failed; no bundle was written:\n  ${failed.map((f) => describeFailure(f.pull, f.error)).join('\n  ')}`, {
+      hint: 'Fix or exclude those references and run again; a re-run keeps what was already fetched.',
+      details: { failed: failed.map((f) => ({ reference: f.pull.request.reference, releases: f.pull.request.releases, error: isSealiftError(f.error) ? f.error.toJSON() : errorMessage(f.error) })) },
+    });
+  }
+  // keep the plan's order
+  const order = new Map(pulls.map((p, i) => [p, i]));
+  done.sort((a, b) => (order.get(a.pull) ?? 0) - (order.get(b.pull) ?? 0));
+  return { images: done, blobs: new Map([...session.blobs]), bytesTransferred: session.bytesTransferred };
+}

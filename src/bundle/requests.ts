@@ -1,0 +1,96 @@
+// What to bundle: image references from an image lock (imagelists/<env>.lock.json) or a plain
+// list (one reference a line, `#` comments), and the pure plan of how each is pulled.
+import { readFile } from 'node:fs/promises';
+import { SealiftError, errorMessage } from '../errors.ts';
+import { readImageLock, type ImageLock } from '../images/lock.ts';
+import { formatImageReference, normalizeImageReference, withDefaultTag, type ImageReference } from '../images/reference.ts';
+import type { Digest, PlatformSelection } from '../oci/types.ts';
+
+export interface ImageRequest {
+  /** canonical normalized reference: docker.io/istio/pilot:1.23.2 */
+  reference: string;
+  ref: ImageReference;
+  releases: string[];
+  /** a digest the lock already resolved the tag to: fetched by digest, still reduced like a tag */
+  lockDigest?: Digest;
+  /** file:line (list) or file: images[i] (lock) */
+  where: string;
+}
+
+/** Reads `--imagelist FILE`: a `.json` image lock or a text list. */
+export async function readImageRequests(file: string): Promise<{ requests: ImageRequest[]; lock?: ImageLock }> {
+  if (file.endsWith('.json')) {
+    const lock = await readImageLock(file);
+    return { requests: requestsFromLock(lock, file), lock };
+  }
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new SealiftError('NOT_FOUND', `cannot read the image list ${file}: ${errorMessage(e)}`, { hint: 'Give a file with one image reference a line.' });
+  }
+  const out: ImageRequest[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (!line) return;
+    const where = `${file}:${i + 1}`;
+    const ref = withDefaultTag(normalizeImageReference(line, where));
+    out.push({ reference: formatImageReference(ref), ref, releases: [], where });
+  });
+  if (out.length === 0) throw new SealiftError('USAGE', `the image list ${file} names no images`, { hint: 'Write one image reference a line.' });
+  return { requests: dedupe(out) };
+}
+
+export function requestsFromLock(lock: ImageLock, file: string): ImageRequest[] {
+  return dedupe(
+    lock.images.map((e, i) => {
+      const where = `${file}: images[${i}]`;
+      const ref = withDefaultTag(normalizeImageReference(e.reference, where));
+      return {
+        reference: formatImageReference(ref),
+        ref,
+        releases: [...e.releases],
+        ...(e.digest && !ref.digest ? { lockDigest: e.digest as Digest } : {}),
+        where,
+      };
+    }),
+  );
+}
+
+function dedupe(list: ImageRequest[]): ImageRequest[] {
+  const by = new Map<string, ImageRequest>();
+  for (const r of list) {
+    const seen = by.get(r.reference);
+    if (seen) seen.releases = [...new Set([...seen.releases, ...r.releases])].sort();
+    else by.set(r.reference, { ...r, releases: [...new Set(r.releases)].sort() });
+  }
+  return [...by.values()];
+}
+
+export interface ImagePull {
+  request: ImageRequest;
+  registry: string;
+  repository: string;
+  /** what to ask the registry for: the pinned digest, the lock's digest, or the tag */
+  selector: string;
+  /** the tag recorded as org.opencontainers.image.ref.name */
+  tag?: string;
+  /** digest-pinned references keep the exact upstream graph, every platform */
+  platforms: PlatformSelection;
+}
+
+/** Pure: how each request is pulled, by the platform rules of `sealift bundle`. */
+export function planImagePulls(requests: readonly ImageRequest[], selection: PlatformSelection): ImagePull[] {
+  return requests.map((request) => {
+    const { ref } = request;
+    const pinned = ref.digest !== undefined;
+    return {
+      request,
+      registry: ref.registry,
+      repository: ref.repository,
+      selector: ref.digest ?? request.lockDigest ?? ref.tag ?? 'latest',
+      ...(ref.tag ? { tag: ref.tag } : {}),
+      platforms: pinned ? { kind: 'all' } : selection,
+    };
+  });
+}

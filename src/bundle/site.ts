@@ -1,0 +1,66 @@
+// The site files a bundle carries beside the images: the generated helmfile and values for the
+// environment, every chart at its pinned version (sha256 recorded), and release files.
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { SealiftError, errorMessage } from '../errors.ts';
+import { writeFileAtomic } from '../fs-atomic.ts';
+import { noEvents, type RunOptions } from '../events.ts';
+
+export interface SiteFiles {
+  charts: { release: string; chart: string; version: string; source: string; path: string; sha256: string; size: number }[];
+  files: { release?: string; path: string; url?: string; sha256: string; size: number }[];
+  imagelists: string[];
+}
+
+const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
+
+export async function assembleSiteFiles(opts: RunOptions & { stackDir: string; env: string; workDir: string }): Promise<SiteFiles> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const { loadEnvironment } = await import('../config/index.ts');
+  const { planReleases } = await import('../generate/plan.ts');
+  const { generate } = await import('../generate/index.ts');
+  const { fetchChart, fetchManifestFile } = await import('../render/index.ts');
+  const env = await loadEnvironment(opts.stackDir, opts.env);
+  const plans = planReleases(env, { mode: 'upstream' });
+  const out: SiteFiles = { charts: [], files: [], imagelists: [] };
+
+  onEvent({ type: 'phase', name: 'fetching charts and release files', total: plans.length });
+  for (const plan of plans) {
+    const src = plan.source;
+    if (src.type === 'manifests') {
+      for (const f of src.files) {
+        const text = await fetchManifestFile(f.url, opts.signal ? { signal: opts.signal } : {});
+        const rel = join(plan.sitePath, f.name).split('\\').join('/');
+        await writeFileAtomic(join(opts.workDir, rel), text);
+        out.files.push({ release: plan.name, path: rel, url: f.url, sha256: sha(text), size: Buffer.byteLength(text) });
+      }
+      continue;
+    }
+    let tgz: string;
+    try {
+      tgz = await fetchChart(src, opts.signal ? { signal: opts.signal } : {});
+    } catch (e) {
+      throw new SealiftError((e as SealiftError).code ?? 'TOOL_FAILED', `release ${plan.name}: cannot fetch its chart: ${errorMessage(e)}`, { cause: e, ...((e as SealiftError).hint ? { hint: (e as SealiftError).hint } : {}) });
+    }
+    const target = join(opts.workDir, plan.sitePath);
+    await mkdir(dirname(target), { recursive: true });
+    await copyFile(tgz, target);
+    const bytes = await readFile(target);
+    const chart = src.type === 'repo' ? src.chart : (src.url.split('/').pop() ?? src.url);
+    out.charts.push({ release: plan.name, chart, version: src.version, source: src.type === 'repo' ? src.repoUrl : src.url, path: plan.sitePath, sha256: sha(bytes), size: bytes.length });
+    onEvent({ type: 'file', action: 'written', path: plan.sitePath });
+  }
+
+  // the generated helmfile and values, as `sealift generate` writes them
+  const gen = join(opts.workDir, '.generate');
+  await rm(gen, { recursive: true, force: true });
+  const result = await generate({ stackDir: opts.stackDir, env: opts.env, outDir: gen, onEvent });
+  for (const f of result.files) {
+    await mkdir(dirname(join(opts.workDir, f.path)), { recursive: true });
+    await copyFile(join(gen, f.path), join(opts.workDir, f.path));
+    out.files.push({ path: f.path, sha256: f.sha256, size: f.bytes });
+  }
+  await rm(gen, { recursive: true, force: true });
+  return out;
+}

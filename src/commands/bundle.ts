@@ -1,0 +1,147 @@
+// `sealift bundle -e <env> | --imagelist FILE` and `sealift bundle verify <bundle>`:
+// flags -> BundleOptions -> a summary.
+import { Command } from 'commander';
+import { SealiftError } from '../errors.ts';
+import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
+import type { RegistryHostConfig } from '../oci/registry.ts';
+import { parsePlatform, type PlatformSelection } from '../oci/types.ts';
+import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
+
+interface BundleFlags extends GlobalFlags {
+  env?: string;
+  imagelist?: string;
+  out: string;
+  name?: string;
+  stack: string;
+  platform: string[];
+  allPlatforms?: boolean;
+  concurrency: string;
+  splitSize?: string;
+  gzip?: boolean;
+  keepWork?: boolean;
+  pack: boolean;
+  plainHttp: string[];
+  insecure: string[];
+  caFile: string[];
+  mirror: string[];
+  mirrorFallback?: boolean;
+}
+
+const collect = (v: string, prev: string[]) => [...prev, v];
+
+function keyValue(flag: string, v: string): [string, string] {
+  const i = v.indexOf('=');
+  if (i <= 0 || i === v.length - 1) throw new SealiftError('USAGE', `${flag} takes HOST=VALUE, not "${v}"`);
+  return [v.slice(0, i), v.slice(i + 1)];
+}
+
+/** Per-registry transport settings from the repeatable flags. */
+export function registryHostsFromFlags(f: Pick<BundleFlags, 'plainHttp' | 'insecure' | 'caFile' | 'mirror' | 'mirrorFallback'>): Record<string, RegistryHostConfig> {
+  const hosts: Record<string, RegistryHostConfig> = {};
+  const at = (h: string) => (hosts[h] ??= {});
+  for (const h of f.plainHttp) at(h).plainHttp = true;
+  for (const h of f.insecure) at(h).insecureSkipVerify = true;
+  for (const v of f.caFile) {
+    const [h, file] = keyValue('--ca-file', v);
+    at(h).caFile = file;
+  }
+  for (const v of f.mirror) {
+    const [h, endpoint] = keyValue('--mirror', v);
+    if (/^[a-z]+:\/\//i.test(endpoint)) throw new SealiftError('USAGE', `--mirror ${v}: give the mirror as HOST[:PORT][/PREFIX], without a scheme`, { hint: 'Mark a plain-HTTP mirror with --plain-http HOST.' });
+    const cfg = at(h);
+    cfg.mirrors = [...(cfg.mirrors ?? []), endpoint];
+    if (f.mirrorFallback) cfg.mirrorFallback = true;
+  }
+  return hosts;
+}
+
+function platformSelection(f: Pick<BundleFlags, 'platform' | 'allPlatforms'>): PlatformSelection {
+  if (f.allPlatforms && f.platform.length) throw new SealiftError('USAGE', '--platform and --all-platforms exclude each other');
+  if (f.allPlatforms) return { kind: 'all' };
+  return { kind: 'only', platforms: (f.platform.length ? f.platform : ['linux/amd64']).map(parsePlatform) };
+}
+
+function summary(r: BundleResult): string[] {
+  const t = r.index.totals;
+  const lines = [
+    `${t.images} images, ${t.blobs} unique blobs (${formatBytes(t.blobBytes)}; sharing saved ${formatBytes(t.savedBySharing)}), ${t.charts} charts, ${t.files} files`,
+    `fetched ${formatBytes(r.bytesTransferred)} this run`,
+  ];
+  if (r.pack) {
+    for (const f of r.pack.files) lines.push(`wrote ${f.path} (${formatBytes(f.size)}) sha256 ${f.sha256}`);
+    lines.push(`checksums of the bundle file(s): ${r.pack.checksumFile}`);
+  } else lines.push(`bundle directory: ${r.workDir}`);
+  return lines;
+}
+
+export function registerBundle(program: Command): void {
+  const cmd = new Command('bundle')
+    .description('Pull every image (digest-exact, deduplicated, resumable) and the charts into one verified offline bundle.')
+    .option('-e, --env <env>', 'the environment: images from imagelists/<env>.lock.json, charts and files from its release plan')
+    .option('--imagelist <file>', 'images only: a list (one reference a line) or an image lock (.json)')
+    .option('-o, --out <dir>', 'output directory', 'bundles')
+    .option('--name <name>', 'bundle file name without .tar (default: the environment or the list name)')
+    .option('--stack <dir>', 'stack directory (environments/, templates/, imagelists/)', '.')
+    .option('--platform <os/arch[/variant]>', 'platform to keep from multi-arch tags (repeatable; default linux/amd64)', collect, [] as string[])
+    .option('--all-platforms', 'keep every platform of every image')
+    .option('--concurrency <n>', 'blob transfers at once', '4')
+    .option('--split-size <size>', 'split the bundle into parts of this size (e.g. 4G)')
+    .option('--gzip', 'gzip the tar (layers are compressed already; `load` needs it uncompressed)')
+    .option('--keep-work', 'keep <name>.work/ after packing, for a fast incremental re-run')
+    .option('--no-pack', 'leave the bundle as the directory <name>.work/ (no tar)')
+    .option('--plain-http <host>', 'this source registry speaks plain HTTP (repeatable)', collect, [] as string[])
+    .option('--insecure <host>', 'HTTPS to this registry without certificate checks (repeatable)', collect, [] as string[])
+    .option('--ca-file <host=file>', 'trust this PEM CA for the registry (repeatable)', collect, [] as string[])
+    .option('--mirror <host=endpoint>', 'pull HOST through ENDPOINT (HOST[:PORT][/PREFIX]), e.g. docker.io=mirror.corp:5000 (repeatable)', collect, [] as string[])
+    .option('--mirror-fallback', 'when every mirror fails, try the registry itself');
+  withCommonFlags(cmd).action(async (flags: BundleFlags) => {
+    const out = createOutput(flags);
+    const { createBundle, parseSize } = await import('../bundle/index.ts');
+    const { closeRegistryConnections } = await import('../oci/registry.ts');
+    const concurrency = Number(flags.concurrency);
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new SealiftError('USAGE', `--concurrency must be a whole number from 1 to 64, not "${flags.concurrency}"`);
+    const ac = new AbortController();
+    const onSignal = () => ac.abort(new SealiftError('PARTIAL_FAILURE', 'interrupted; run the same command again to continue'));
+    process.once('SIGINT', onSignal);
+    try {
+      const result = await createBundle({
+        outDir: flags.out,
+        ...(flags.name ? { name: flags.name } : {}),
+        ...(flags.env ? { env: flags.env, stackDir: flags.stack } : {}),
+        ...(flags.imagelist ? { imagelist: flags.imagelist } : {}),
+        platforms: platformSelection(flags),
+        concurrency,
+        ...(flags.splitSize ? { splitSize: parseSize(flags.splitSize) } : {}),
+        ...(flags.gzip ? { gzip: true } : {}),
+        ...(flags.keepWork ? { keepWork: true } : {}),
+        ...(flags.pack === false ? { noPack: true } : {}),
+        registry: { hosts: registryHostsFromFlags(flags) },
+        onEvent: out.onEvent,
+        signal: ac.signal,
+      });
+      out.result(result, summary);
+    } finally {
+      process.off('SIGINT', onSignal);
+      out.close();
+      await closeRegistryConnections();
+    }
+  });
+
+  const verify = new Command('verify')
+    .description('Re-hash a bundle (.tar, .tar.gz, .tar.part-000 or directory) and name every file that differs.')
+    .argument('<bundle>', 'the bundle');
+  withCommonFlags(verify).action(async (bundle: string) => {
+    // --json / -q may be read by the parent `bundle` command: take them from either
+    const out = createOutput(verify.optsWithGlobals<GlobalFlags>());
+    const { verifyBundle } = await import('../bundle/index.ts');
+    try {
+      const r = await verifyBundle(bundle, { onEvent: out.onEvent });
+      out.result(r, (v: BundleVerifyResult) => `${v.bundle}: OK: ${v.files} files (${formatBytes(v.bytes)}), ${v.images} images${v.parts > 1 ? `, ${v.parts} parts` : ''} match their checksums`);
+    } finally {
+      out.close();
+    }
+  });
+  cmd.addCommand(verify);
+  program.addCommand(cmd);
+}
+
