@@ -2,7 +2,7 @@
 // with charts served from loopback (Helm HTTP repo, OCI registry, release-file downloads); the
 // airgap environment renders from local chart files with no server running, and every image it
 // deploys points at the private registry; show-dag gives the reference install order.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { load } from 'js-yaml';
@@ -12,7 +12,7 @@ import { runHelmfile } from '../../src/generate/helmfile.ts';
 import { generate } from '../../src/generate/index.ts';
 import { planReleases } from '../../src/generate/plan.ts';
 import { PROJECT_ROOT, requireTool } from '../../src/tools.ts';
-import { startChartServers, type ChartServers } from '../support/chart-servers.ts';
+import { FIXTURES, startChartServers, type ChartServers } from '../support/chart-servers.ts';
 import { tempDir } from '../support/process.ts';
 
 const REGISTRY = '10.61.3.31:35000';
@@ -118,6 +118,20 @@ describe('generate + helmfile, charts from loopback servers', () => {
     before('default/net-istio', 'kserve/kserve');
     before('istio-system/istiod', 'default/net-istio');
     expect(g.size).toBe(9);
+  });
+
+  it('--all: one helmfile, each environment takes its own chart locations and values', async () => {
+    const out = join(tmp.path, 'out-all');
+    const result = await generate({ stackDir: PROJECT_ROOT, env: 'all', outDir: out, overlays: [overlay] });
+    expect(result.environments).toEqual(['airgap', 'online']);
+    // the site's charts are the served fixture charts; online's prepare hooks fetch the release files
+    await cp(join(FIXTURES, 'charts'), join(out, 'charts'), { recursive: true });
+    const online = documents((await runHelmfile(['-e', 'online', 'template'], { cwd: out, env: servers.helmEnv })).stdout);
+    const airgap = documents((await runHelmfile(['-e', 'airgap', 'template'], { cwd: out, env: servers.helmEnv })).stdout);
+    const istiod = (docs: Doc[]) => find(docs, 'Deployment', 'istiod')?.spec.template.spec.containers[0].image;
+    expect(istiod(online)).toBe('docker.io/istio/pilot:1.23.2');
+    expect(istiod(airgap)).toBe(`${REGISTRY}/istio/pilot:1.23.2`);
+    expect(online.length).toBe(airgap.length);
   });
 });
 
