@@ -126,8 +126,12 @@ describe('generate + helmfile, charts from loopback servers', () => {
     expect(result.environments).toEqual(['airgap', 'online']);
     // the site's charts are the served fixture charts; online's prepare hooks fetch the release files
     await cp(join(FIXTURES, 'charts'), join(out, 'charts'), { recursive: true });
-    const online = documents((await runHelmfile(['-e', 'online', 'template'], { cwd: out, env: servers.helmEnv })).stdout);
-    const airgap = documents((await runHelmfile(['-e', 'airgap', 'template'], { cwd: out, env: servers.helmEnv })).stdout);
+    const online = documents(
+      (await runHelmfile(['-e', 'online', 'template'], { cwd: out, env: servers.helmEnv })).stdout,
+    );
+    const airgap = documents(
+      (await runHelmfile(['-e', 'airgap', 'template'], { cwd: out, env: servers.helmEnv })).stdout,
+    );
     const istiod = (docs: Doc[]) => find(docs, 'Deployment', 'istiod')?.spec.template.spec.containers[0].image;
     expect(istiod(online)).toBe('docker.io/istio/pilot:1.23.2');
     expect(istiod(airgap)).toBe(`${REGISTRY}/istio/pilot:1.23.2`);
@@ -214,4 +218,3 @@ describe('airgap: local charts, no chart server', () => {
     ).toBe(true);
   });
 });
-
