@@ -6,7 +6,8 @@ import { readdir, readFile } from 'node:fs/promises';
 import { basename, join, relative } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
-import { SealiftError } from '../errors.ts';
+import { errorMessage, SealiftError } from '../errors.ts';
+import { parseImageReference } from '../images/reference.ts';
 import { isPlainObject, mergeDeep } from './merge.ts';
 
 export { isPlainObject, mergeDeep } from './merge.ts';
@@ -337,6 +338,29 @@ function checkReferences(files: ParsedFile[], data: EnvironmentFile): void {
         }
         seen.add(b);
       });
+    }
+    // image knobs and file image prefixes must be image names: they are host-swapped for a registry
+    const images: [PropertyKey[], string][] = [
+      ...Object.entries(rel.imageKnobs).map(([k, v]): [PropertyKey[], string] => [
+        ['releases', name, 'imageKnobs', k],
+        v,
+      ]),
+      ...(rel.manifests?.images ?? []).map((v, i): [PropertyKey[], string] => [
+        ['releases', name, 'manifests', 'images', i],
+        v.replace(/\/+$/, ''),
+      ]),
+    ];
+    for (const [path, value] of images) {
+      try {
+        parseImageReference(value);
+      } catch (e) {
+        throw configError(
+          files,
+          path,
+          `"${value}" is not an image name: ${errorMessage(e)}`,
+          'Write the value upstream ships, e.g. docker.io/istio or quay.io/jetstack/cert-manager-controller.',
+        );
+      }
     }
     rel.needs.forEach((n, i) => {
       if (!data.releases[n]) {

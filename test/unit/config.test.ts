@@ -156,6 +156,15 @@ describe('bad input names file, line and key', () => {
     );
   });
 
+  it('an image knob that is not an image name', async () => {
+    const file = join(stack, 'environments', 'knob.yaml');
+    await writeFile(file, 'releases:\n  istiod:\n    imageKnobs:\n      global.hub: "docker.io/Istio Hub"\n');
+    const e = await failure(loadEnvironment(stack, 'knob'));
+    expect(e.message).toContain(
+      'knob.yaml:4: releases.istiod.imageKnobs.global.hub: "docker.io/Istio Hub" is not an image name',
+    );
+  });
+
   it('a registry given as a URL', async () => {
     const file = join(stack, 'environments', 'url.yaml');
     await writeFile(file, 'registry:\n  host: http://10.0.0.1:5000\n');
