@@ -295,6 +295,9 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
     rendered = { release, documents, problems, durationMs: Date.now() - started };
     from = `manifests ${opts.target}`;
   } else {
+    if (!local && !opts.repo && (/^(\.{0,2}\/|~)/.test(opts.target) || /\.(tgz|ya?ml|json)$/.test(opts.target))) {
+      throw new SealiftError('USAGE', `${opts.target} does not exist`, { hint: 'Give an existing chart directory, .tgz or manifest file, or a chart reference.' });
+    }
     if (!local && !opts.target.startsWith('oci://') && !opts.repo && !opts.target.includes('/')) {
       throw new SealiftError('USAGE', `"${opts.target}" is neither a file, a directory, an oci:// reference nor repo/chart`, {
         hint: 'Give a chart directory or .tgz, oci://host/path/chart, `--repo URL CHART`, or a manifest file or directory.',

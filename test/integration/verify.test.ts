@@ -1,0 +1,114 @@
+// `sealift verify -e airgap`, render side: the environment rendered as deployed (airgap values,
+// charts from loopback servers) pulls only from its registry, and only images of the list.
+import { cp, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { execa } from 'execa';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PROJECT_ROOT } from '../../src/tools.ts';
+import { startChartServers, type ChartServers } from '../support/chart-servers.ts';
+import { tempDir } from '../support/process.ts';
+
+const CLI = join(PROJECT_ROOT, 'bin', 'sealift.js');
+const REG = '10.61.3.31:35000'; // the airgap environment's registry: a string, never contacted
+
+let tmp: Awaited<ReturnType<typeof tempDir>>;
+let servers: ChartServers;
+let overlay: string;
+let stack: string;
+
+async function sealift(args: string[]) {
+  const r = await execa(process.execPath, [CLI, ...args, '--stack', stack, '--overlay', overlay], {
+    cwd: PROJECT_ROOT,
+    reject: false,
+    env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'cache'), CI: 'true' },
+  });
+  return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
+}
+
+interface VerifyJson {
+  ok: boolean;
+  registry: string;
+  checked: number;
+  offenders: { reference: string; problem: string; why: { release: string; kind: string; name: string; path: string }[]; message: string }[];
+  knobless: { reference: string; rule: string }[];
+}
+
+beforeAll(async () => {
+  tmp = await tempDir('sealift-verify-test-');
+  servers = await startChartServers();
+  overlay = join(tmp.path, 'sources.yaml');
+  await writeFile(overlay, await servers.sourcesOverlayYaml());
+  // a copy of the stack's environments, so a test can take a knob out
+  stack = join(tmp.path, 'stack');
+  await cp(join(PROJECT_ROOT, 'environments'), join(stack, 'environments'), { recursive: true });
+  const r = await sealift(['images', '-e', 'airgap']);
+  expect(r.code, r.stderr).toBe(0);
+});
+
+afterAll(async () => {
+  await servers?.stop();
+  await tmp?.[Symbol.asyncDispose]();
+});
+
+describe('verify -e airgap', () => {
+  it('passes: every image the deployed render pulls is in the registry and maps back to the list; knob-less ones are warnings', async () => {
+    const r = await sealift(['verify', '-e', 'airgap', '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const v = JSON.parse(r.stdout) as VerifyJson;
+    expect(v).toMatchObject({ ok: true, registry: REG, offenders: [] });
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as { images: unknown[] };
+    expect(v.checked).toBe(lock.images.length);
+    expect(v.knobless.map((k) => k.reference).sort()).toEqual(['docker.io/kserve/storage-initializer:latest', 'docker.io/library/busybox:1.28']);
+
+    const human = await sealift(['verify', '-e', 'airgap']);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toMatch(/verify airgap: 31 of 33 images .* are in 10\.61\.3\.31:35000/);
+    expect(human.stderr).toContain('warning: docker.io/library/busybox:1.28 stays outside 10.61.3.31:35000: no values knob moves it');
+  });
+
+  it('fails naming the image and where it comes from when one knob is taken out of the airgap values', async () => {
+    const defaults = join(stack, 'environments', 'default.yaml');
+    const original = await readFile(defaults, 'utf8');
+    const without = original.replace(/^\s*kserve\.router\.image: kserve\/router\n/m, '');
+    expect(without).not.toBe(original);
+    await writeFile(defaults, without);
+    try {
+      const r = await sealift(['verify', '-e', 'airgap', '--json']);
+      expect(r.code).toBe(8);
+      const v = JSON.parse(r.stdout) as VerifyJson;
+      expect(v.ok).toBe(false);
+      expect(v.offenders).toEqual([
+        expect.objectContaining({
+          reference: 'docker.io/kserve/router:v0.15.2',
+          problem: 'outside-registry',
+          why: [expect.objectContaining({ release: 'kserve', kind: 'ConfigMap', name: 'inferenceservice-config', path: 'data.router.image' })],
+        }),
+      ]);
+      const human = await sealift(['verify', '-e', 'airgap']);
+      expect(human.code).toBe(8);
+      expect(human.stdout).toContain('escape: docker.io/kserve/router:v0.15.2 (not in 10.61.3.31:35000)');
+      expect(human.stdout).toContain('<- kserve: ConfigMap kserve/inferenceservice-config data.router.image');
+    } finally {
+      await writeFile(defaults, original);
+    }
+  });
+
+  it('fails when an image is in the registry but the list does not have it', async () => {
+    const lockFile = join(tmp.path, 'short.lock.json');
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as { images: { reference: string }[] };
+    lock.images = lock.images.filter((i) => i.reference !== 'docker.io/istio/pilot:1.23.2');
+    await writeFile(lockFile, JSON.stringify(lock));
+    const r = await sealift(['verify', '-e', 'airgap', '--lock', lockFile, '--json']);
+    expect(r.code).toBe(8);
+    const v = JSON.parse(r.stdout) as VerifyJson;
+    expect(v.offenders.map((o) => [o.reference, o.problem])).toEqual([[`${REG}/istio/pilot:1.23.2`, 'not-in-list']]);
+    expect(v.offenders[0]!.message).toContain('Deployment istio-system/istiod spec.template.spec.containers[0].image');
+  });
+
+  it('says what to do when there is no list yet', async () => {
+    const r = await sealift(['verify', '-e', 'airgap', '--lock', join(tmp.path, 'missing.lock.json')]);
+    expect(r.code).toBe(9);
+    expect(r.stderr).toContain('cannot read the image lock');
+    expect(r.stderr).toContain('sealift images -e <env>');
+  });
+});
