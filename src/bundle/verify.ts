@@ -50,6 +50,15 @@ async function bundleFiles(input: string): Promise<{ kind: 'dir' | 'tar'; files:
   return { kind: 'tar', files: [input], sumsFile: `${input}.sha256` };
 }
 
+function invalid(input: string, problems: string[], hint: string): SealiftError {
+  const shown = problems.slice(0, 20);
+  if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`);
+  return new SealiftError('BUNDLE_INVALID', `${input} does not verify (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  ${shown.join('\n  ')}`, {
+    hint,
+    details: { problems },
+  });
+}
+
 export async function verifyBundle(input: string, opts: RunOptions = {}): Promise<BundleVerifyResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const { kind, files, sumsFile } = await bundleFiles(input);
@@ -134,7 +143,8 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
     try {
       await Promise.all([feed, parsed]);
     } catch (e) {
-      throw new SealiftError('BUNDLE_INVALID', `${input} is not a readable tar: ${(e as Error).message}`, { hint: 'The file is damaged or incomplete; copy it again (all parts, if split).' });
+      problems.push(`the archive is not a readable tar: ${(e as Error).message}`);
+      throw invalid(input, problems, 'The file is damaged or incomplete; copy it again (all parts, if split).');
     }
     onEvent({ type: 'blob:done', digest: 'verify', size: total });
   }
@@ -206,14 +216,7 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
     }
   }
 
-  if (problems.length) {
-    const shown = problems.slice(0, 20);
-    if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`);
-    throw new SealiftError('BUNDLE_INVALID', `${input} does not verify (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  ${shown.join('\n  ')}`, {
-      hint: 'The bundle was altered or damaged after it was made: copy it again, or make it again with `sealift bundle`.',
-      details: { problems },
-    });
-  }
+  if (problems.length) throw invalid(input, problems, 'The bundle was altered or damaged after it was made: copy it again, or make it again with `sealift bundle`.');
   return { bundle: input, files: seen.size, bytes, images, parts: kind === 'tar' ? files.length : 0 };
 }
 
