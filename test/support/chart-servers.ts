@@ -52,12 +52,14 @@ export interface ChartServerOptions {
   charts?: string[];
   /** skip the OCI registry (faster when a test only needs the HTTP repo and files) */
   oci?: boolean;
+  /** serve release files from this tree (same layout as fixtures/releases) instead of the fixtures */
+  releasesDir?: string;
 }
 
 const CONTENT_TYPES: Record<string, string> = { '.yaml': 'application/yaml', '.tgz': 'application/gzip' };
 
 /** Maps a request path to a file under `repoDir` or the fixture releases, or undefined. */
-function resolvePath(repoDir: string, urlPath: string): string | undefined {
+function resolvePath(repoDir: string, releasesDir: string, urlPath: string): string | undefined {
   const path = decodeURIComponent(urlPath.split('?')[0] ?? '');
   if (path.includes('\0')) return undefined;
   const parts = normalize(path).split('/').filter(Boolean);
@@ -65,7 +67,7 @@ function resolvePath(repoDir: string, urlPath: string): string | undefined {
   if (parts[0] === 'charts' && parts.length === 2) return join(repoDir, parts[1]!);
   // GitHub release download: /<owner>/<repo>/releases/download/<tag>/<file>
   if (parts.length === 6 && parts[2] === 'releases' && parts[3] === 'download') {
-    return join(FIXTURES, 'releases', parts[0]!, parts[1]!, parts[4]!, parts[5]!);
+    return join(releasesDir, parts[0]!, parts[1]!, parts[4]!, parts[5]!);
   }
   return undefined;
 }
@@ -97,7 +99,7 @@ export async function startChartServers(opts: ChartServerOptions = {}): Promise<
   const requests: string[] = [];
   const server = createServer((req, res) => {
     void (async () => {
-      const file = resolvePath(repoDir, req.url ?? '/');
+      const file = resolvePath(repoDir, opts.releasesDir ?? join(FIXTURES, 'releases'), req.url ?? '/');
       const st = file ? await stat(file).catch(() => undefined) : undefined;
       if (!file || !st?.isFile() || (req.method !== 'GET' && req.method !== 'HEAD')) {
         requests.push(`404 ${req.url}`);

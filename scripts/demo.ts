@@ -1,0 +1,244 @@
+// The demo: the whole pipeline in a sandbox on 127.0.0.1, ending in a verification.
+//
+//   internet side: chart servers holding the real fixture charts and Knative release files, and an
+//                  "upstream" registry seeded with small generated images under the stack's real
+//                  names (docker.io/..., quay.io/..., gcr.io/... each under its own path prefix,
+//                  reached through sealift's --mirror, as a corporate mirror would be)
+//   site side:     an empty "site" registry standing in for 10.61.3.31:35000
+//
+// Steps: images scan (find the digest-pinned Knative images) -> seed -> generate -> images ->
+// bundle -> bundle verify -> stop every upstream server -> load --extract-to -> verify ->
+// helmfile -e airgap template in the extracted site dir -> every rendered image in the site registry.
+//
+// The real Knative release files pin their images by digest. Generated images cannot have those
+// digests, so the demo serves copies of the release files in which each pinned digest is replaced by
+// the digest of the generated image seeded for it, and says so in the report.
+import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import { execa } from 'execa';
+import { dump as dumpYaml, load as loadYaml, loadAll } from 'js-yaml';
+import { normalizeImageReference, formatImageReference } from '../src/images/reference.ts';
+import { PROJECT_ROOT, requireTool, toolEnv } from '../src/tools.ts';
+import { FIXTURES, startChartServers } from '../test/support/chart-servers.ts';
+import { seedImages, type ImageSpec } from '../test/support/images.ts';
+import { startRegistry } from '../test/support/registry.ts';
+import { startContainerd } from '../test/support/containerd.ts';
+
+const SANDBOX = join(PROJECT_ROOT, '.sandbox', 'demo');
+const started = Date.now();
+const timings: [string, number][] = [];
+
+function step(title: string): () => void {
+  const t0 = Date.now();
+  console.log(`\n==> ${title}`);
+  return () => timings.push([title, Date.now() - t0]);
+}
+
+async function sealift(args: string[], opts: { json?: boolean; allowFail?: boolean } = {}): Promise<unknown> {
+  const argv = [join(PROJECT_ROOT, 'bin', 'sealift.js'), ...args, ...(opts.json ? ['--json'] : [])];
+  console.log(`$ sealift ${args.map((a) => (a.startsWith(SANDBOX) ? relative(PROJECT_ROOT, a) : a)).join(' ')}`);
+  const res = await execa(process.execPath, argv, {
+    cwd: PROJECT_ROOT,
+    reject: false,
+    stdout: opts.json ? 'pipe' : 'inherit',
+    stderr: opts.json ? 'pipe' : 'inherit',
+    env: { CI: 'true' },
+  });
+  if (res.exitCode !== 0 && !opts.allowFail) {
+    if (opts.json) console.error(`${res.stdout}\n${res.stderr}`);
+    throw new Error(`sealift ${args[0]} failed with exit code ${res.exitCode}`);
+  }
+  return opts.json ? JSON.parse(String(res.stdout)) : undefined;
+}
+
+/** Every `image:` reference in a set of rendered manifests (parsed, not grepped). */
+function podImages(manifests: string): string[] {
+  const out = new Set<string>();
+  const walk = (v: unknown, key?: string): void => {
+    if (Array.isArray(v)) v.forEach((x) => walk(x));
+    else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) walk(x, k);
+    else if (key === 'image' && typeof v === 'string' && v !== 'auto') out.add(v);
+  };
+  for (const doc of loadAll(manifests)) walk(doc);
+  return [...out].sort();
+}
+
+async function main(): Promise<void> {
+  await rm(SANDBOX, { recursive: true, force: true });
+  await mkdir(SANDBOX, { recursive: true });
+  const cleanups: (() => Promise<void>)[] = [];
+  const report: string[] = [];
+  try {
+    // ---------------------------------------------------------------- internet side
+    let done = step('find the digest-pinned images in the Knative release files');
+    const scan = (await sealift(['images', 'scan', join(FIXTURES, 'releases')], { json: true })) as {
+      images: { reference: string }[];
+    };
+    const pinned = scan.images.map((i) => normalizeImageReference(i.reference)).filter((r) => r.digest);
+    console.log(`${pinned.length} images pinned by digest`);
+    done();
+
+    done = step('start the "upstream" registry and seed generated images under the real names');
+    const upstream = await startRegistry();
+    cleanups.push(() => upstream.stop());
+    const site = await startRegistry();
+    cleanups.push(() => site.stop());
+    // The airgap list names every image the stack pulls; the committed lock is the source of truth.
+    const lock = JSON.parse(await readFile(join(PROJECT_ROOT, 'imagelists', 'airgap.lock.json'), 'utf8')) as {
+      images: { reference: string }[];
+    };
+    const byHost = new Map<string, ImageSpec[]>();
+    const pinnedTag = new Map<string, string>(); // repository -> demo tag for digest-pinned images
+    for (const { reference } of lock.images) {
+      const ref = normalizeImageReference(reference);
+      const tag = ref.tag ?? 'demo';
+      if (ref.digest) pinnedTag.set(`${ref.registry}/${ref.repository}`, tag);
+      const specs = byHost.get(ref.registry) ?? [];
+      specs.push({ ref: `${ref.repository}:${tag}`, base: 'demo-base', layers: [48 << 10, 16 << 10] });
+      byHost.set(ref.registry, specs);
+    }
+    const digestOf = new Map<string, string>();
+    let seededCount = 0;
+    for (const [host, specs] of byHost) {
+      const seeded = await seedImages(`${upstream.host}/${host}`, specs, { workDir: SANDBOX });
+      for (const s of seeded) digestOf.set(`${host}/${s.repository.replace(/^library\//, 'library/')}:${s.tag}`, s.digest);
+      seededCount += seeded.length;
+    }
+    console.log(`seeded ${seededCount} images into ${upstream.host} (${byHost.size} upstream registries)`);
+    done();
+
+    done = step('serve the release files with the pinned digests replaced by the seeded ones');
+    const releasesDir = join(SANDBOX, 'releases');
+    await cp(join(FIXTURES, 'releases'), releasesDir, { recursive: true });
+    let replaced = 0;
+    for (const file of await readdir(releasesDir, { recursive: true })) {
+      if (!file.endsWith('.yaml')) continue;
+      const p = join(releasesDir, file);
+      let text = await readFile(p, 'utf8');
+      for (const ref of pinned) {
+        const name = `${ref.registry}/${ref.repository}`;
+        const seededDigest = digestOf.get(`${name}:${pinnedTag.get(name) ?? 'demo'}`);
+        if (!seededDigest || !text.includes(ref.digest!)) continue;
+        text = text.split(ref.digest!).join(seededDigest);
+        replaced++;
+      }
+      await writeFile(p, text);
+    }
+    console.log(`${replaced} pinned digests replaced`);
+    const servers = await startChartServers({ releasesDir });
+    cleanups.push(() => servers.stop());
+    done();
+
+    // A sandbox copy of the stack whose airgap environment fetches from the loopback servers and
+    // names the site registry (standing in for 10.61.3.31:35000).
+    const stack = join(SANDBOX, 'stack');
+    await cp(join(PROJECT_ROOT, 'environments'), join(stack, 'environments'), { recursive: true });
+    await cp(join(PROJECT_ROOT, 'templates'), join(stack, 'templates'), { recursive: true });
+    const airgapFile = join(stack, 'environments', 'airgap.yaml');
+    const airgap = (loadYaml(await readFile(airgapFile, 'utf8')) ?? {}) as Record<string, unknown>;
+    const { sources } = (loadYaml(await servers.sourcesOverlayYaml()) ?? {}) as { sources: unknown };
+    airgap.sources = sources;
+    airgap.registry = { host: site.host, plainHttp: true };
+    await writeFile(airgapFile, `# demo: sources on loopback, the site registry on loopback\n${dumpYaml(airgap)}`);
+    const mirrors = [...byHost.keys()].flatMap((h) => ['--mirror', `${h}=${upstream.host}/${h}`]);
+
+    done = step('generate the helmfile and values for every environment');
+    await sealift(['generate', '--all', '--stack', stack, '-o', join(SANDBOX, 'generated')]);
+    done();
+
+    done = step('images: render every chart and resolve every image (hidden ones included)');
+    await sealift(['images', '-e', 'airgap', '--stack', stack]);
+    done();
+
+    done = step('bundle: pull images digest-exact and the charts into one verified tar');
+    const bundleOut = join(SANDBOX, 'bundles');
+    await sealift([
+      'bundle', '-e', 'airgap', '--stack', stack, '-o', bundleOut, '--plain-http', upstream.host, ...mirrors,
+    ]);
+    const bundleFile = (await readdir(bundleOut)).find((f) => f.endsWith('.tar'));
+    if (!bundleFile) throw new Error(`no bundle tar in ${bundleOut}`);
+    const bundlePath = join(bundleOut, bundleFile);
+    await sealift(['bundle', 'verify', bundlePath]);
+    done();
+
+    done = step('cross the air gap: stop every upstream server');
+    await servers.stop();
+    await upstream.stop();
+    console.log('chart servers, file server and upstream registry stopped');
+    done();
+
+    // ---------------------------------------------------------------- site side
+    done = step('load: push the bundle into the site registry and extract the site files');
+    const siteDir = join(SANDBOX, 'site');
+    await sealift(['load', bundlePath, '--registry', site.host, '--plain-http', '--extract-to', siteDir]);
+    done();
+
+    done = step('load again: the registry has everything, nothing is transferred');
+    const reload = (await sealift(['load', bundlePath, '--registry', site.host, '--plain-http'], { json: true })) as {
+      stats: { blobsPushed: number; blobsPresent: number };
+    };
+    console.log(`blobs uploaded: ${reload.stats.blobsPushed}, already present: ${reload.stats.blobsPresent}`);
+    done();
+
+    done = step('verify: the airgap render pulls only from the site registry, and the registry has it all');
+    const verified = (await sealift(['verify', '-e', 'airgap', '--stack', stack], {
+      json: true,
+    })) as { ok: boolean; checked: number };
+    done();
+
+    done = step('helmfile -e airgap template in the site dir, with no upstream server running');
+    const helmfile = requireTool('helmfile');
+    const rendered = await execa(helmfile, ['-e', 'airgap', 'template', '--include-crds', '--skip-deps'], {
+      cwd: siteDir,
+      env: toolEnv(),
+      reject: false,
+    });
+    if (rendered.exitCode !== 0) throw new Error(`helmfile template failed in ${siteDir}:\n${rendered.stderr}`);
+    const images = podImages(String(rendered.stdout));
+    const skopeo = requireTool('skopeo');
+    let present = 0;
+    const outside: string[] = [];
+    for (const image of images) {
+      const ref = normalizeImageReference(image);
+      if (ref.registry !== site.host) {
+        outside.push(image);
+        continue;
+      }
+      await execa(skopeo, ['inspect', '--raw', '--tls-verify=false', `docker://${formatImageReference(ref)}`]);
+      present++;
+    }
+    console.log(`${images.length} images in the rendered pod specs; ${present} pulled from ${site.host} by skopeo; ${outside.length} elsewhere`);
+    for (const o of outside) console.log(`  not in the site registry: ${o}`);
+    done();
+
+    done = step('a node pulls by upstream name: containerd with the generated hosts.toml');
+    const containerd = await startContainerd();
+    cleanups.push(() => containerd.stop());
+    const hostsDir = join(siteDir, 'containerd', 'certs.d');
+    const nodePulls = [...pinned.map((r) => `${r.registry}/${r.repository}@${digestOf.get(`${r.registry}/${r.repository}:${pinnedTag.get(`${r.registry}/${r.repository}`) ?? 'demo'}`)}`).slice(0, 2), 'docker.io/istio/proxyv2:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1'];
+    for (const ref of nodePulls) {
+      await containerd.ctr(['images', 'pull', '--snapshotter', 'native', '--hosts-dir', hostsDir, ref]);
+      console.log(`ctr pulled ${ref}`);
+    }
+    done();
+
+    report.push(
+      '',
+      '==> report',
+      `images seeded upstream:          ${seededCount} (Knative pins replaced: ${replaced})`,
+      `bundle:                          ${relative(PROJECT_ROOT, bundlePath)}`,
+      `site registry:                   ${site.host}; a second load uploaded ${reload.stats.blobsPushed} blobs`,
+      `containerd (node) pulls:         ${nodePulls.length} by upstream name through hosts.toml`,
+      `verify -e airgap:                ${verified.ok ? 'ok' : 'FAILED'} (${verified.checked} images checked)`,
+      `helmfile template (site, offline): ${images.length} pod images, ${present} present in the site registry`,
+      `total time:                      ${((Date.now() - started) / 1000).toFixed(1)} s`,
+      ...timings.map(([t, ms]) => `  ${(ms / 1000).toFixed(1).padStart(6)} s  ${t}`),
+    );
+    console.log(report.join('\n'));
+    if (!verified.ok || outside.length > 0 || present !== images.length || reload.stats.blobsPushed !== 0) process.exitCode = 1;
+  } finally {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  }
+}
+
+await main();
