@@ -118,7 +118,7 @@ function unpackHook(tgz: string, dir: string): HookContext {
     command: 'sh',
     args: [
       '-c',
-      'set -eu; rm -rf "$2.part"; mkdir -p "$2.part"; tar -xzf "$1" -C "$2.part"; rm -rf "$2"; mv "$2.part" "$2"',
+      'set -eu; if [ ! -f "$1" ]; then echo "sealift: chart $1 is missing: put the bundle\'s site files here (sealift load --extract-to)" >&2; exit 1; fi; rm -rf "$2.part"; mkdir -p "$2.part"; tar -xzf "$1" -C "$2.part"; rm -rf "$2"; mv "$2.part" "$2"',
       'unpack',
       tgz,
       dir,

@@ -20,6 +20,23 @@ export interface HelmfileOptions {
   code?: ErrorCode;
 }
 
+/**
+ * The line that says what went wrong: a sealift hook's `sealift: ...`, else helm's own
+ * `Error: ...` (helmfile quotes it under STDERR), else helmfile's `in ./helmfile.yaml.gotmpl: ...`.
+ */
+export function helmfileReason(stderr: string): string {
+  const lines = stderr
+    .split('\n')
+    .map((l) => l.trim())
+    .filter(Boolean);
+  const pick =
+    lines.find((l) => l.startsWith('sealift: ')) ??
+    lines.findLast((l) => l.startsWith('Error: ')) ??
+    lines.find((l) => /^in \S+: /.test(l)) ??
+    lines.at(-1);
+  return (pick ?? 'no output').replace(/^(sealift|Error):\s*/, '').slice(0, 400);
+}
+
 /** `helmfile --file helmfile.yaml.gotmpl --helm-binary <helm> <args>` in `cwd`. */
 export async function runHelmfile(args: string[], opts: HelmfileOptions): Promise<HelmfileResult> {
   const helmfile = requireTool('helmfile');
@@ -39,9 +56,7 @@ export async function runHelmfile(args: string[], opts: HelmfileOptions): Promis
   if (r.exitCode !== 0 || r.failed) {
     const shown = redactArgs(argv);
     const tail = stderrTail(String(r.stderr ?? ''), 30);
-    const reason = r.isCanceled
-      ? 'canceled'
-      : (tail.split('\n').find((l) => /error|failed/i.test(l)) ?? tail.split('\n').at(-1) ?? 'no output');
+    const reason = r.isCanceled ? 'canceled' : helmfileReason(String(r.stderr ?? ''));
     throw new SealiftError(
       opts.code ?? 'TOOL_FAILED',
       `helmfile ${args.join(' ')} failed (exit ${r.exitCode ?? r.signal ?? '?'}) in ${opts.cwd}: ${reason.trim()}`,

@@ -140,6 +140,24 @@ describe('generate + helmfile, charts from loopback servers', () => {
 });
 
 describe('airgap: local charts, no chart server', () => {
+  it('a site missing a chart or a release file: helmfile fails naming what is missing', async () => {
+    const site = join(tmp.path, 'incomplete-site');
+    await generate({ stackDir: PROJECT_ROOT, env: 'airgap', outDir: site });
+    const missingChart = await runHelmfile(['-e', 'airgap', 'template'], { cwd: site }).catch(
+      (e: unknown) => e as Error,
+    );
+    expect(missingChart).toBeInstanceOf(Error);
+    expect((missingChart as Error).message).toMatch(
+      /chart charts\/[a-z-]+-v?[0-9.]+\.tgz is missing: put the bundle's site files here/,
+    );
+
+    await cp(join(FIXTURES, 'charts'), join(site, 'charts'), { recursive: true });
+    const missingFile = await runHelmfile(['-e', 'airgap', 'template'], { cwd: site }).catch(
+      (e: unknown) => e as Error,
+    );
+    expect((missingFile as Error).message).toMatch(/release file [a-z-]+\.yaml is missing from chart [a-z-]+/);
+  });
+
   it('lints and renders from the site layout alone, every image from the private registry', async () => {
     const site = join(tmp.path, 'site');
     await generate({ stackDir: PROJECT_ROOT, env: 'airgap', outDir: site, overlays: [overlay] });
