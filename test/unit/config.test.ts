@@ -96,21 +96,6 @@ describe('bad input names file, line and key', () => {
     expect(e.details).toMatchObject({ line: 3, key: 'chartFrom' });
   });
 
-  it('unknown key inside a release (helmfile has no dependsOn)', async () => {
-    const file = join(stack, 'environments', 'dep.yaml');
-    await writeFile(file, 'releases:\n  kserve:\n    dependsOn: [istiod]\n');
-    const e = await failure(loadEnvironment(stack, 'dep'));
-    expect(e.message).toContain('dep.yaml:3: releases.kserve.dependsOn: unknown key "dependsOn"');
-    expect(e.hint).toContain('needs');
-  });
-
-  it('wrong type, reported where the environment sets it', async () => {
-    const file = join(stack, 'environments', 'types.yaml');
-    await writeFile(file, 'registry:\n  host: 10.0.0.1:5000\n  plainHttp: "yes"\n');
-    const e = await failure(loadEnvironment(stack, 'types'));
-    expect(e.message).toMatch(/types\.yaml:3: registry\.plainHttp: /);
-  });
-
   it('an error in default.yaml points into default.yaml', async () => {
     const file = join(stack, 'environments', 'default.yaml');
     const text = await readFile(file, 'utf8');
@@ -121,54 +106,72 @@ describe('bad input names file, line and key', () => {
     );
   });
 
-  it('needs naming a release that does not exist', async () => {
-    const file = join(stack, 'environments', 'needs.yaml');
-    await writeFile(file, 'releases:\n  kserve:\n    needs:\n      - cert-manager\n      - knative\n');
-    const e = await failure(loadEnvironment(stack, 'needs'));
-    expect(e.message).toContain('needs.yaml:5: releases.kserve.needs[1]: needs "knative", which is not a release');
+  // an environment file `bad.yaml` with this text -> the start of the error message
+  it.each([
+    {
+      what: 'unknown key inside a release (helmfile has no dependsOn)',
+      text: 'releases:\n  kserve:\n    dependsOn: [istiod]\n',
+      message: 'bad.yaml:3: releases.kserve.dependsOn: unknown key "dependsOn"',
+    },
+    {
+      what: 'wrong type',
+      text: 'registry:\n  host: 10.0.0.1:5000\n  plainHttp: "yes"\n',
+      message: 'bad.yaml:3: registry.plainHttp: ',
+    },
+    {
+      what: 'needs naming a release that does not exist',
+      text: 'releases:\n  kserve:\n    needs:\n      - cert-manager\n      - knative\n',
+      message: 'bad.yaml:5: releases.kserve.needs[1]: needs "knative", which is not a release',
+    },
+    {
+      what: 'a dependency cycle, at the edge this file adds',
+      text: 'releases:\n  istio-base:\n    needs: [istio-ingressgateway]\n',
+      message: 'bad.yaml:3: releases.istio-base.needs[0]: dependency cycle: ',
+    },
+    {
+      what: 'a source that is not defined',
+      text: 'releases:\n  istiod:\n    chart: { source: istio-mirror }\n',
+      message: 'bad.yaml:3: releases.istiod.chart.source: names source "istio-mirror", which is not defined',
+    },
+    {
+      what: 'both chart and manifests',
+      text: 'releases:\n  net-istio:\n    chart: { source: istio, name: x, version: 1.0.0 }\n',
+      message: 'bad.yaml:2: releases.net-istio: a release needs exactly one of "chart" or "manifests"',
+    },
+    {
+      what: 'an image knob that is not an image name',
+      text: 'releases:\n  istiod:\n    imageKnobs:\n      global.hub: "docker.io/Istio Hub"\n',
+      message: 'bad.yaml:4: releases.istiod.imageKnobs.global.hub: "docker.io/Istio Hub" is not an image name',
+    },
+    {
+      what: 'a registry given as a URL',
+      text: 'registry:\n  host: http://10.0.0.1:5000\n',
+      message: 'bad.yaml:2: registry.host: must be HOST[:PORT] without a scheme',
+    },
+    {
+      what: 'a chart repo source with a manifests release',
+      text: 'releases:\n  net-istio:\n    manifests: { source: istio }\n',
+      message:
+        'bad.yaml:3: releases.net-istio.manifests.source: source "istio" has type repo, but a manifests release needs url',
+    },
+  ])('$what', async ({ text, message }) => {
+    const file = join(stack, 'environments', 'bad.yaml');
+    await writeFile(file, text);
+    const e = await failure(loadEnvironment(stack, 'bad'));
+    expect(e.code).toBe('CONFIG_INVALID');
+    expect(e.message.startsWith(`${file}:`) || e.message.startsWith('environments/bad.yaml:')).toBe(true);
+    expect(e.message).toContain(message);
+    expect(e.hint).toBeTruthy();
   });
 
-  it('a dependency cycle, shown as a chain', async () => {
-    const file = join(stack, 'environments', 'cycle.yaml');
-    await writeFile(file, 'releases:\n  istio-base:\n    needs: [istio-ingressgateway]\n');
+  it('the cycle is shown as a chain of needs', async () => {
+    await writeFile(
+      join(stack, 'environments', 'cycle.yaml'),
+      'releases:\n  istio-base:\n    needs: [istio-ingressgateway]\n',
+    );
     const e = await failure(loadEnvironment(stack, 'cycle'));
-    expect(e.message).toContain('cycle.yaml:3: releases.istio-base.needs[0]: dependency cycle: ');
     expect(e.message).toMatch(
       /(istio-base needs istio-ingressgateway needs istiod needs istio-base|istiod needs istio-base needs istio-ingressgateway needs istiod|istio-ingressgateway needs istiod needs istio-base needs istio-ingressgateway)$/,
     );
-  });
-
-  it('a release naming a source that is not defined', async () => {
-    const file = join(stack, 'environments', 'src.yaml');
-    await writeFile(file, 'releases:\n  istiod:\n    chart: { source: istio-mirror }\n');
-    const e = await failure(loadEnvironment(stack, 'src'));
-    expect(e.message).toContain(
-      'src.yaml:3: releases.istiod.chart.source: names source "istio-mirror", which is not defined',
-    );
-  });
-
-  it('a release with both chart and manifests', async () => {
-    const file = join(stack, 'environments', 'both.yaml');
-    await writeFile(file, 'releases:\n  net-istio:\n    chart: { source: istio, name: x, version: 1.0.0 }\n');
-    const e = await failure(loadEnvironment(stack, 'both'));
-    expect(e.message).toMatch(
-      /both\.yaml:2: releases\.net-istio: a release needs exactly one of "chart" or "manifests"/,
-    );
-  });
-
-  it('an image knob that is not an image name', async () => {
-    const file = join(stack, 'environments', 'knob.yaml');
-    await writeFile(file, 'releases:\n  istiod:\n    imageKnobs:\n      global.hub: "docker.io/Istio Hub"\n');
-    const e = await failure(loadEnvironment(stack, 'knob'));
-    expect(e.message).toContain(
-      'knob.yaml:4: releases.istiod.imageKnobs.global.hub: "docker.io/Istio Hub" is not an image name',
-    );
-  });
-
-  it('a registry given as a URL', async () => {
-    const file = join(stack, 'environments', 'url.yaml');
-    await writeFile(file, 'registry:\n  host: http://10.0.0.1:5000\n');
-    const e = await failure(loadEnvironment(stack, 'url'));
-    expect(e.message).toMatch(/url\.yaml:2: registry\.host: must be HOST\[:PORT\] without a scheme/);
   });
 });
