@@ -69,6 +69,10 @@ export interface BundleOptions extends RunOptions {
   /** environment mode: stack dir (environments/, templates/, imagelists/) and environment name */
   stackDir?: string;
   env?: string;
+  /** extra environment files merged last (source overrides), as for generate and images */
+  overlays?: string[];
+  /** where imagelists/<env>.lock.json and imagelists/<env>/ are (default <stack>/imagelists) */
+  imagelistsDir?: string;
   platforms: PlatformSelection;
   concurrency?: number;
   splitSize?: number;
@@ -141,7 +145,7 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
     lock = read.lock;
   } else {
     const stackDir = opts.stackDir ?? '.';
-    const lockFile = join(stackDir, 'imagelists', `${opts.env}.lock.json`);
+    const lockFile = join(opts.imagelistsDir ?? join(stackDir, 'imagelists'), `${opts.env}.lock.json`);
     const { readImageLock } = await import('../images/lock.ts');
     lock = await readImageLock(lockFile);
     requests = requestsFromLock(lock, lockFile);
@@ -162,7 +166,14 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
 
   // 3. site files: generated helmfile + values, charts, release files
   if (opts.env) {
-    site = await assembleSiteFiles({ stackDir: opts.stackDir ?? '.', env: opts.env, workDir, onEvent, ...(opts.signal ? { signal: opts.signal } : {}) });
+    site = await assembleSiteFiles({
+      stackDir: opts.stackDir ?? '.',
+      env: opts.env,
+      workDir,
+      onEvent,
+      ...(opts.overlays ? { overlays: opts.overlays } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
   }
 
   // 4. image lists: the lock with resolved digests, plus the lists it came from
@@ -171,7 +182,7 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   await writeFileAtomic(join(workDir, 'imagelists', `${listName}.lock.json`), `${JSON.stringify(resolvedLock(listName, requests, pulled, lock), null, 2)}\n`);
   if (opts.imagelist && !opts.imagelist.endsWith('.json')) await cp(opts.imagelist, join(workDir, 'imagelists', basename(opts.imagelist)));
   if (opts.env) {
-    const lists = join(opts.stackDir ?? '.', 'imagelists', opts.env);
+    const lists = join(opts.imagelistsDir ?? join(opts.stackDir ?? '.', 'imagelists'), opts.env);
     if (await stat(lists).then((s) => s.isDirectory(), () => false)) {
       for (const f of (await readdir(lists)).filter((n) => n.endsWith('.txt'))) await cp(join(lists, f), join(workDir, 'imagelists', opts.env, f));
     }

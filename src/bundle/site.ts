@@ -15,13 +15,13 @@ export interface SiteFiles {
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
-export async function assembleSiteFiles(opts: RunOptions & { stackDir: string; env: string; workDir: string }): Promise<SiteFiles> {
+export async function assembleSiteFiles(opts: RunOptions & { stackDir: string; env: string; workDir: string; overlays?: string[] }): Promise<SiteFiles> {
   const onEvent = opts.onEvent ?? noEvents;
   const { loadEnvironment } = await import('../config/index.ts');
   const { planReleases } = await import('../generate/plan.ts');
   const { generate } = await import('../generate/index.ts');
   const { fetchChart, fetchManifestFile } = await import('../render/index.ts');
-  const env = await loadEnvironment(opts.stackDir, opts.env);
+  const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
   const plans = planReleases(env, { mode: 'upstream' });
   const out: SiteFiles = { charts: [], files: [], imagelists: [] };
 
@@ -55,7 +55,7 @@ export async function assembleSiteFiles(opts: RunOptions & { stackDir: string; e
   // the generated helmfile and values, as `sealift generate` writes them
   const gen = join(opts.workDir, '.generate');
   await rm(gen, { recursive: true, force: true });
-  const result = await generate({ stackDir: opts.stackDir, env: opts.env, outDir: gen, onEvent });
+  const result = await generate({ stackDir: opts.stackDir, env: opts.env, outDir: gen, onEvent, ...(opts.overlays ? { overlays: opts.overlays } : {}) });
   for (const f of result.files) {
     await mkdir(dirname(join(opts.workDir, f.path)), { recursive: true });
     await copyFile(join(gen, f.path), join(opts.workDir, f.path));

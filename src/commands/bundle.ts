@@ -1,5 +1,6 @@
 // `sealift bundle -e <env> | --imagelist FILE` and `sealift bundle verify <bundle>`:
 // flags -> BundleOptions -> a summary.
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
@@ -13,6 +14,8 @@ interface BundleFlags extends GlobalFlags {
   out: string;
   name?: string;
   stack: string;
+  overlay: string[];
+  imagelists?: string;
   platform: string[];
   allPlatforms?: boolean;
   concurrency: string;
@@ -82,6 +85,8 @@ export function registerBundle(program: Command): void {
     .option('-o, --out <dir>', 'output directory', 'bundles')
     .option('--name <name>', 'bundle file name without .tar (default: the environment or the list name)')
     .option('--stack <dir>', 'stack directory (environments/, templates/, imagelists/)', '.')
+    .option('--overlay <file>', 'extra environment file merged last, e.g. source overrides for a mirror (repeatable)', collect, [] as string[])
+    .option('--imagelists <dir>', 'where <env>.lock.json is (default <stack>/imagelists)')
     .option('--platform <os/arch[/variant]>', 'platform to keep from multi-arch tags (repeatable; default linux/amd64)', collect, [] as string[])
     .option('--all-platforms', 'keep every platform of every image')
     .option('--concurrency <n>', 'blob transfers at once', '4')
@@ -108,6 +113,8 @@ export function registerBundle(program: Command): void {
         outDir: flags.out,
         ...(flags.name ? { name: flags.name } : {}),
         ...(flags.env ? { env: flags.env, stackDir: flags.stack } : {}),
+        ...(flags.overlay.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
+        ...(flags.imagelists ? { imagelistsDir: flags.imagelists } : {}),
         ...(flags.imagelist ? { imagelist: flags.imagelist } : {}),
         platforms: platformSelection(flags),
         concurrency,
