@@ -97,7 +97,7 @@ function fetchHook(dir: string, file: { name: string; url: string }): HookContex
     command: 'sh',
     args: [
       '-c',
-      'set -eu; curl --fail --silent --show-error --location --retry 3 --create-dirs -o "$1.part" "$2"; mv "$1.part" "$1"',
+      'set -eu; mkdir -p "$(dirname "$1")"; if command -v curl >/dev/null 2>&1; then curl --fail --silent --show-error --location --retry 3 -o "$1.part" "$2"; else wget -q -O "$1.part" "$2"; fi; mv "$1.part" "$1"',
       'fetch',
       `${dir}/${file.name}`,
       file.url,

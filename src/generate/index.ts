@@ -49,7 +49,7 @@ export async function loadEnvironments(
   env: string | string[],
   overlays?: string[],
 ): Promise<Environment[]> {
-  const names = env === 'all' ? await listEnvironments(stackDir) : Array.isArray(env) ? env : [env];
+  const names = env === 'all' ? await listEnvironments(stackDir) : [...new Set(Array.isArray(env) ? env : [env])];
   const out: Environment[] = [];
   for (const n of names) out.push(await loadEnvironment(stackDir, n, { overlays }));
   return out;
