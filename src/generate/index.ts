@@ -3,7 +3,7 @@
 // bytes: nothing depends on time, absolute paths or map order) and atomic (the output directory
 // is built beside the old one and swapped in only when everything rendered).
 import { createHash } from 'node:crypto';
-import { cp, readdir, readFile, stat, writeFile, mkdir } from 'node:fs/promises';
+import { cp, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { listEnvironments, loadEnvironment, type Environment } from '../config/index.ts';
 import { noEvents, type RunOptions } from '../events.ts';
@@ -164,11 +164,4 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   });
   for (const f of result) onEvent({ type: 'file', action: f.action, path: join(opts.outDir, f.path) });
   return { outDir: opts.outDir, environments: envs.map((e) => e.name), files: result, kept };
-}
-
-export async function isDirectory(p: string): Promise<boolean> {
-  return stat(p).then(
-    (s) => s.isDirectory(),
-    () => false,
-  );
 }

@@ -6,6 +6,7 @@ import { parse } from 'yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { isSealiftError } from '../../src/errors.ts';
 import { generate } from '../../src/generate/index.ts';
+import { helmfileReason } from '../../src/generate/helmfile.ts';
 import { PROJECT_ROOT } from '../../src/tools.ts';
 
 let dir: string;
@@ -130,5 +131,20 @@ describe('generate', () => {
     await generate({ stackDir: stack, env: 'online', outDir: fresh }).catch(() => undefined);
     await expect(readdir(fresh)).rejects.toThrow();
     expect((await readdir(dir)).filter((n) => n.includes('.tmp'))).toEqual([]);
+  });
+});
+
+describe('helmfileReason', () => {
+  it('picks the line a person can act on out of helmfile stderr', () => {
+    const hook =
+      'hook[prepare] logs | \nin ./helmfile.yaml.gotmpl: [hook[sh]: command `sh` failed\n\nSTDERR:\n  sealift: chart charts/x-1.0.0.tgz is missing: extract the bundle\n';
+    expect(helmfileReason(hook)).toBe('chart charts/x-1.0.0.tgz is missing: extract the bundle');
+    const helm =
+      'Templating release=a\nin ./helmfile.yaml.gotmpl: command "helm" exited with non-zero status:\n\nSTDERR:\n  Error: execution error at (a/templates/m.yaml:4:4): release file a.yaml is missing\n';
+    expect(helmfileReason(helm)).toBe('execution error at (a/templates/m.yaml:4:4): release file a.yaml is missing');
+    expect(helmfileReason('in ./helmfile.yaml.gotmpl: failed to read helmfile.yaml.gotmpl: yaml: line 3\n')).toBe(
+      'in ./helmfile.yaml.gotmpl: failed to read helmfile.yaml.gotmpl: yaml: line 3',
+    );
+    expect(helmfileReason('')).toBe('no output');
   });
 });
