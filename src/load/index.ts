@@ -89,7 +89,20 @@ export interface BundleImageEntry {
   size?: number;
 }
 
-export async function readBundleIndex(archive: BundleArchive): Promise<{ images: BundleImageEntry[]; raw: Record<string, unknown> }> {
+/** A chart or site file bundle.json lists, with the size and sha256 it had when bundled. */
+export interface BundleFileEntry {
+  path: string;
+  size?: number;
+  sha256?: string;
+}
+
+export interface BundleIndexView {
+  images: BundleImageEntry[];
+  files: BundleFileEntry[];
+  environment?: string;
+}
+
+export async function readBundleIndex(archive: BundleArchive): Promise<BundleIndexView> {
   if (!archive.lookup('bundle.json')) {
     throw new SealiftError('BUNDLE_INVALID', `${archive.location}: bundle.json is missing; this is not a sealift bundle`, { hint: 'Give the .tar that `sealift bundle` wrote.' });
   }
@@ -99,23 +112,36 @@ export async function readBundleIndex(archive: BundleArchive): Promise<{ images:
   } catch (e) {
     throw new SealiftError('BUNDLE_INVALID', `${archive.location}: bundle.json is not valid JSON: ${errorMessage(e)}`);
   }
-  const list = Array.isArray(raw.images) ? (raw.images as Record<string, unknown>[]) : [];
-  const images: BundleImageEntry[] = list.map((i) => ({
+  const list = (k: string) => (Array.isArray(raw[k]) ? (raw[k] as Record<string, unknown>[]) : []);
+  const images: BundleImageEntry[] = list('images').map((i) => ({
     reference: String(i.reference ?? i.source ?? ''),
     ...(typeof i.digest === 'string' ? { digest: i.digest } : {}),
     ...(typeof i.size === 'number' ? { size: i.size } : {}),
   }));
-  return { images, raw };
+  const files: BundleFileEntry[] = [...list('charts'), ...list('files')]
+    .filter((f) => typeof f.path === 'string')
+    .map((f) => ({
+      path: String(f.path),
+      ...(typeof f.size === 'number' ? { size: f.size } : {}),
+      ...(typeof f.sha256 === 'string' ? { sha256: f.sha256 } : {}),
+    }));
+  return { images, files, ...(typeof raw.environment === 'string' ? { environment: raw.environment } : {}) };
 }
 
-/** Sizes bundle.json gives must be the sizes in the archive (a swapped blob keeps neither). */
-function checkIndexAgainstArchive(source: BundleSource, images: BundleImageEntry[]): void {
+/** What bundle.json says (sizes, sha256) must be what the archive holds: a swapped file keeps neither. */
+function checkIndexAgainstArchive(source: BundleSource, index: BundleIndexView, checksums: ReadonlyMap<string, string>): void {
   const bad: string[] = [];
-  for (const i of images) {
+  for (const i of index.images) {
     if (!i.digest) continue;
     const e = source.archive.lookup(source.blobPath(i.digest));
     if (!e) bad.push(`${i.reference}: ${i.digest} is not in the bundle`);
     else if (i.size !== undefined && e.size !== i.size) bad.push(`${i.reference}: ${i.digest} is ${e.size} bytes, bundle.json says ${i.size}`);
+  }
+  for (const f of index.files) {
+    const e = source.archive.lookup(f.path);
+    if (!e) bad.push(`${f.path}: listed in bundle.json but not in the bundle`);
+    else if (f.size !== undefined && e.size !== f.size) bad.push(`${f.path}: ${e.size} bytes, bundle.json says ${f.size}`);
+    else if (f.sha256 !== undefined && checksums.get(f.path) !== f.sha256) bad.push(`${f.path}: sha256 ${checksums.get(f.path) ?? 'unknown'}, bundle.json says ${f.sha256}`);
   }
   if (bad.length) {
     throw new SealiftError('BUNDLE_INVALID', `${source.location}: bundle.json disagrees with the bundle's contents; nothing was loaded:\n  ${bad.slice(0, 10).join('\n  ')}`, {
@@ -277,7 +303,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     const checksums = parseChecksums((await archive.readSmall(CHECKSUMS_FILE)).toString('utf8'), archive.location);
     const source = new BundleSource(archive);
     const index = await readBundleIndex(archive);
-    checkIndexAgainstArchive(source, index.images);
+    checkIndexAgainstArchive(source, index, checksums);
     const layoutImages = await source.listImages();
     if (layoutImages.length === 0) {
       throw new SealiftError('BUNDLE_INVALID', `${archive.location} holds no images (images/index.json lists none)`);

@@ -1,0 +1,170 @@
+// Benchmark: `sealift load` of a bundle into an empty registry vs `skopeo copy` per image of the
+// same data (sequential, as a shell loop would, and 4 at a time), in one run; then the no-op
+// re-load. Real docker-registry instances on loopback, one per contender.
+//
+//   node bench/load.ts [--images 30] [--own-mb 24] [--base-mb 48] [--bases 3] [--concurrency 4] [--keep DIR]
+//
+// Layers are random bytes under a gzip media type: neither tool decompresses when copying
+// (skopeo with --preserve-digests), so both move exactly the same bytes.
+import { createHash, randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { execa } from 'execa';
+import pLimit from 'p-limit';
+import { create as tarCreate } from 'tar';
+import { PROJECT_ROOT, requireTool } from '../src/tools.ts';
+import { startRegistry } from '../test/support/registry.ts';
+import { tempDir } from '../test/support/process.ts';
+
+const { values: args } = parseArgs({
+  options: {
+    images: { type: 'string', default: '30' },
+    'own-mb': { type: 'string', default: '24' },
+    'base-mb': { type: 'string', default: '48' },
+    bases: { type: 'string', default: '3' },
+    concurrency: { type: 'string', default: '4' },
+    keep: { type: 'string' },
+  },
+});
+const IMAGES = Number(args.images);
+const OWN = Number(args['own-mb']) * 1024 * 1024;
+const BASE = Number(args['base-mb']) * 1024 * 1024;
+const BASES = Number(args.bases);
+const MiB = 1024 * 1024;
+
+interface Desc {
+  mediaType: string;
+  digest: string;
+  size: number;
+}
+
+/** Writes `size` random bytes to `path` in 4 MiB chunks, returning the descriptor. */
+async function randomBlob(dir: string, size: number): Promise<Desc> {
+  const tmp = join(dir, `tmp-${randomBytes(6).toString('hex')}`);
+  const h = createHash('sha256');
+  const out = createWriteStream(tmp);
+  for (let left = size; left > 0; ) {
+    const chunk = randomBytes(Math.min(left, 4 * MiB));
+    h.update(chunk);
+    if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+    left -= chunk.length;
+  }
+  await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
+  const hex = h.digest('hex');
+  const { rename } = await import('node:fs/promises');
+  await rename(tmp, join(dir, hex));
+  return { mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', digest: `sha256:${hex}`, size };
+}
+
+async function jsonBlob(dir: string, doc: unknown, mediaType: string): Promise<Desc> {
+  const bytes = Buffer.from(JSON.stringify(doc));
+  const hex = createHash('sha256').update(bytes).digest('hex');
+  await writeFile(join(dir, hex), bytes);
+  return { mediaType, digest: `sha256:${hex}`, size: bytes.length };
+}
+
+async function buildBundle(root: string): Promise<{ tar: string; layout: string; refs: { source: string; tag: string; repo: string; digest: string }[]; bytes: number }> {
+  const stage = join(root, 'stage');
+  const layout = join(stage, 'images');
+  const blobs = join(layout, 'blobs', 'sha256');
+  await mkdir(blobs, { recursive: true });
+  await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }));
+  const bases: Desc[] = [];
+  for (let i = 0; i < BASES; i++) bases.push(await randomBlob(blobs, BASE));
+  const refs: { source: string; tag: string; repo: string; digest: string }[] = [];
+  const manifests: (Desc & { annotations: Record<string, string> })[] = [];
+  let bytes = bases.reduce((n, b) => n + b.size, 0);
+  for (let i = 0; i < IMAGES; i++) {
+    const own = await randomBlob(blobs, OWN);
+    bytes += own.size;
+    const layers = [bases[i % BASES] as Desc, own];
+    const config = await jsonBlob(blobs, { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }, 'application/vnd.oci.image.config.v1+json');
+    const m = await jsonBlob(blobs, { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers }, 'application/vnd.oci.image.manifest.v1+json');
+    const repo = `bench/app-${String(i).padStart(2, '0')}`;
+    const tag = `v1.${i}`;
+    const source = `docker.io/${repo}:${tag}`;
+    refs.push({ source, tag, repo, digest: m.digest });
+    manifests.push({ ...m, annotations: { 'org.opencontainers.image.ref.name': tag, 'io.sealift.source': source } });
+  }
+  await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
+  await writeFile(
+    join(stage, 'bundle.json'),
+    JSON.stringify({ version: 1, environment: null, images: manifests.map((m, i) => ({ reference: refs[i]?.source, digest: m.digest, size: m.size, mediaType: m.mediaType })) }),
+  );
+  const { readdir } = await import('node:fs/promises');
+  const files = ['bundle.json', 'images/oci-layout', 'images/index.json', ...(await readdir(blobs)).map((f) => `images/blobs/sha256/${f}`)];
+  const lines: string[] = [];
+  for (const f of files) {
+    const m = /blobs\/sha256\/([a-f0-9]{64})$/.exec(f);
+    lines.push(`${m ? m[1] : createHash('sha256').update(await readFile(join(stage, f))).digest('hex')}  ${f}`);
+  }
+  await writeFile(join(stage, 'checksums.sha256'), `${lines.join('\n')}\n`);
+  const tar = join(root, 'bench.tar');
+  await tarCreate({ file: tar, cwd: stage, portable: true, noDirRecurse: true }, ['bundle.json', 'checksums.sha256', ...files.slice(1)]);
+  return { tar, layout, refs, bytes };
+}
+
+async function timed<T>(f: () => Promise<T>): Promise<{ secs: number; value: T }> {
+  const t0 = performance.now();
+  const value = await f();
+  return { secs: (performance.now() - t0) / 1000, value };
+}
+
+async function rawDigest(ref: string): Promise<string> {
+  const r = await execa(requireTool('skopeo'), ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'buffer' });
+  return `sha256:${createHash('sha256').update(Buffer.from(r.stdout)).digest('hex')}`;
+}
+
+const keep = args.keep;
+const work = keep ? { path: keep, [Symbol.asyncDispose]: async () => {} } : await tempDir('sealift-bench-load-');
+try {
+  await mkdir(work.path, { recursive: true });
+  console.log(`building a bundle: ${IMAGES} images, ${BASES} shared base layers of ${BASE / MiB} MiB, one own layer of ${OWN / MiB} MiB each ...`);
+  const bundle = await buildBundle(work.path);
+  const tarSize = (await stat(bundle.tar)).size;
+  console.log(`bundle ${bundle.tar}: ${(tarSize / MiB).toFixed(0)} MiB (${(bundle.bytes / MiB).toFixed(0)} MiB of unique layers)\n`);
+  const skopeo = requireTool('skopeo');
+
+  const regA = await startRegistry();
+  const regB = await startRegistry();
+  const regC = await startRegistry();
+  try {
+    const load = () =>
+      execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), 'load', bundle.tar, '--registry', regA.host, '--plain-http', '--concurrency', String(args.concurrency), '--json'], { reject: false });
+    const first = await timed(load);
+    if (first.value.exitCode !== 0) throw new Error(`sealift load failed:\n${first.value.stdout}\n${first.value.stderr.slice(-2000)}`);
+    const noop = await timed(load);
+    if (noop.value.exitCode !== 0) throw new Error(`sealift re-load failed:\n${noop.value.stderr.slice(-2000)}`);
+    const noopResult = JSON.parse(noop.value.stdout) as { stats: { bytesPushed: number } };
+
+    const copy = (reg: string, r: { tag: string; repo: string }) =>
+      execa(skopeo, ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${bundle.layout}:${r.tag}`, `docker://${reg}/${r.repo}:${r.tag}`]);
+    const seq = await timed(async () => {
+      for (const r of bundle.refs) await copy(regB.host, r);
+    });
+    const limit = pLimit(Number(args.concurrency));
+    const par = await timed(() => Promise.all(bundle.refs.map((r) => limit(() => copy(regC.host, r)))));
+
+    // same bytes everywhere: every image has its bundle digest in all three registries
+    for (const r of bundle.refs) {
+      for (const reg of [regA.host, regB.host, regC.host]) {
+        const d = await rawDigest(`${reg}/${r.repo}:${r.tag}`);
+        if (d !== r.digest) throw new Error(`${reg}/${r.repo}:${r.tag} is ${d}, expected ${r.digest}`);
+      }
+    }
+    const rate = (secs: number) => `${(bundle.bytes / MiB / secs).toFixed(0)} MiB/s`;
+    console.log(`${IMAGES} images, ${(bundle.bytes / MiB).toFixed(0)} MiB of unique blobs, into empty registries on loopback:`);
+    console.log(`  sealift load (from the tar, checksums verified first, concurrency ${args.concurrency}) ${first.secs.toFixed(2)} s  ${rate(first.secs)}`);
+    console.log(`  skopeo copy per image, one after another (from the extracted layout)       ${seq.secs.toFixed(2)} s  ${rate(seq.secs)}`);
+    console.log(`  skopeo copy per image, ${args.concurrency} at a time (from the extracted layout)           ${par.secs.toFixed(2)} s  ${rate(par.secs)}`);
+    console.log(`  sealift no-op re-load (everything present; ${noopResult.stats.bytesPushed} bytes pushed)              ${noop.secs.toFixed(2)} s`);
+    console.log(`  speed-up vs sequential skopeo: ${(seq.secs / first.secs).toFixed(2)}x; vs parallel skopeo: ${(par.secs / first.secs).toFixed(2)}x`);
+    console.log('  every image verified with skopeo inspect --raw in all three registries: same digests');
+  } finally {
+    await Promise.all([regA.stop(), regB.stop(), regC.stop()]);
+  }
+} finally {
+  if (!keep) await rm(work.path, { recursive: true, force: true });
+}
