@@ -17,7 +17,7 @@ import { formatImageReference, normalizeImageReference, parseImageReference, wit
 import type { ImageRule, ResourceIdentity, RuleSet } from './rules.ts';
 import { fieldTestMatches, templateFields } from './rules.ts';
 
-export type Via = 'container' | 'image-field' | 'split-fields' | 'arg' | 'env' | 'text' | 'rule';
+export type Via = 'container' | 'image-field' | 'split-fields' | 'arg' | 'env' | 'value' | 'text' | 'rule';
 
 /** Where an image (or a rejected candidate) was found: the `why` of every list entry. */
 export interface Origin {
@@ -77,6 +77,9 @@ export interface ExtractContext {
 
 type Strength = 'definite' | 'strong' | 'weak';
 type Segment = string | number | { line: number };
+
+/** Kinds that hold no image (CRD schema text only): rendering may leave them unparsed (parseManifests skipKinds). */
+export const IMAGELESS_KINDS: readonly string[] = ['CustomResourceDefinition'];
 
 const CONTAINER_KEYS = new Set(['containers', 'initContainers', 'ephemeralContainers']);
 const ARG_KEYS = new Set(['args', 'command']);
@@ -231,6 +234,7 @@ class DocumentWalk {
   private field(key: string, v: unknown, p: Segment[]): void {
     if (ARG_KEYS.has(key) && Array.isArray(v)) this.args(v, p);
     else if (key === 'env' && Array.isArray(v)) this.env(v, p);
+    else if (typeof v === 'string' && isQualifiedReference(v)) this.consider(v, p, 'value', 'weak');
     else if (typeof v === 'string') this.text(v, p);
     else this.walk(v, p);
   }
@@ -242,6 +246,7 @@ class DocumentWalk {
       const m = /^--?([A-Za-z0-9][\w.-]*)=(.*)$/s.exec(a);
       if (m) {
         if (isImageKey(m[1] ?? '')) this.consider(m[2] ?? '', [...path, i], 'arg', 'strong');
+        else if (isQualifiedReference(m[2] ?? '')) this.consider(m[2] ?? '', [...path, i], 'arg', 'weak'); // --prometheus-config-reloader=quay.io/...:v1
         return;
       }
       const flag = /^--?([A-Za-z0-9][\w.-]*)$/.exec(a);
@@ -250,7 +255,8 @@ class DocumentWalk {
         this.consider(next, [...path, i + 1], 'arg', 'strong');
         return;
       }
-      if (/\s/.test(a)) this.text(a, [...path, i]);
+      if (isQualifiedReference(a)) this.consider(a, [...path, i], 'arg', 'weak');
+      else if (/\s/.test(a)) this.text(a, [...path, i]);
     });
   }
 
@@ -263,6 +269,8 @@ class DocumentWalk {
         this.consider(value, [...path, i, 'value'], 'env', 'strong');
       } else if (name !== undefined && value !== undefined && keyWords(name).includes('image')) {
         // RELATED_IMAGE_PROXY (operators), but also IMAGE_PULL_SECRET: only full references count
+        this.consider(value, [...path, i, 'value'], 'env', 'weak');
+      } else if (value !== undefined && isQualifiedReference(value)) {
         this.consider(value, [...path, i, 'value'], 'env', 'weak');
       } else {
         this.walk(e, [...path, i]);
@@ -300,7 +308,7 @@ class DocumentWalk {
       if (!/image/i.test(line)) return;
       const at = [...path, { line: i + 1 }];
       const kv = /^\s*(?:-\s+)?["']?([A-Za-z0-9_./-]+)["']?\s*[:=]\s*(?:"([^"]*)"|'([^']*)'|([^\s"',]*))\s*,?\s*(?:#.*)?$/.exec(line);
-      if (kv && isImageKey(kv[1] ?? '')) {
+      if (kv && (isImageKey(kv[1] ?? '') || isQualifiedReference(kv[2] ?? kv[3] ?? kv[4] ?? ''))) {
         this.consider(kv[2] ?? kv[3] ?? kv[4] ?? '', [...at, kv[1] ?? ''], 'text', 'weak');
         return;
       }
@@ -339,6 +347,23 @@ class DocumentWalk {
       }
       this.consider(composed, `${r.from}.{${used.join(',')}}`, 'rule', 'definite', r.id);
     }
+  }
+}
+
+const QUALIFIED_SHAPE = /^(?:[A-Za-z0-9-]+\.[A-Za-z0-9.-]+|[A-Za-z0-9.-]+:\d+|localhost|\[[0-9a-fA-F:]+\](?::\d+)?)\/\S+(?::[\w][\w.-]*|@sha256:[0-9a-f]{64})$/;
+
+/**
+ * A value that can only be an image, whatever its key: a registry host (with a dot or a port), a
+ * repository path, and a tag or digest (`quay.io/org/reloader:v0.73.0`). Such values are taken
+ * from any field, arg or env var; bare names and host-less paths need an image-named key.
+ */
+export function isQualifiedReference(s: string): boolean {
+  if (s.length > 512 || !QUALIFIED_SHAPE.test(s)) return false;
+  try {
+    const r = parseImageReference(s);
+    return r.registry !== '' && (r.tag !== undefined || r.digest !== undefined);
+  } catch {
+    return false;
   }
 }
 
@@ -482,7 +507,7 @@ function extractOne(doc: Record<string, unknown>, source: string | undefined, ct
     for (const item of doc.items) if (isObject(item)) extractOne(item, source, ctx, out);
     return;
   }
-  if (id.kind === 'CustomResourceDefinition') {
+  if (IMAGELESS_KINDS.includes(id.kind)) {
     out.skipped.push({ release: ctx.release, kind: id.kind, name: id.name, reason: 'a CRD: its schema text describes fields, it pulls no image' });
     return;
   }

@@ -12,7 +12,7 @@ import { planReleases, type PlanMode, type ReleasePlan } from '../generate/plan.
 import { helmTemplate } from '../render/helm.ts';
 import { fetchManifestFile, renderReleases, type RenderedRelease } from '../render/index.ts';
 import { parseManifests, type ManifestProblem } from '../render/manifests.ts';
-import { findImages, formatOrigin, type ExcludedCandidate, type ExtractionProblem, type ImageFinding, type SkippedDocument } from './extract.ts';
+import { findImages, formatOrigin, IMAGELESS_KINDS, type ExcludedCandidate, type ExtractionProblem, type ImageFinding, type SkippedDocument } from './extract.ts';
 import { renderListFile, renderLock, type ImageListFiles, type ImageLock, type ImageLockEntry, type Why } from './lock.ts';
 import { formatImageReference, normalizeImageReference, withDefaultTag } from './reference.ts';
 import { globToRegExp, loadRules, type RuleSet } from './rules.ts';
@@ -127,6 +127,7 @@ async function renderAndExtract(env: Environment, mode: PlanMode, opts: StageOpt
   const plans = planReleases(env, { mode });
   const rendered = await renderReleases(plans, {
     kubeVersion: env.kubeVersion,
+    skipKinds: IMAGELESS_KINDS,
     ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
@@ -288,7 +289,7 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
     const problems = [];
     for (const f of files) {
       const text = await fetchManifestFile(local ? resolve(f) : f, { ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
-      const parsed = parseManifests(text, local === 'dir' ? relative(opts.target, f) : basename(f));
+      const parsed = parseManifests(text, local === 'dir' ? relative(opts.target, f) : basename(f), { skipKinds: IMAGELESS_KINDS });
       documents.push(...parsed.documents);
       problems.push(...parsed.problems);
     }
@@ -316,7 +317,7 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     const chart = opts.target.startsWith('oci://') || opts.repo || !local ? opts.target.split('/').pop()! : releaseNameFor(opts.target);
-    const parsed = parseManifests(r.stdout, chart);
+    const parsed = parseManifests(r.stdout, chart, { skipKinds: IMAGELESS_KINDS });
     rendered = { release, chart, ...parsed, durationMs: Date.now() - started, helmMs: r.durationMs };
     from = `chart ${opts.target}${opts.version ? ` ${opts.version}` : ''}`;
   }

@@ -29,6 +29,8 @@ export interface RenderOptions extends RunOptions {
   cacheDir?: string;
   /** how many helm processes at once (default 4) */
   concurrency?: number;
+  /** kinds left unparsed (only named): see parseManifests */
+  skipKinds?: readonly string[];
 }
 
 export interface RenderedRelease {
@@ -144,7 +146,7 @@ export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): 
     for (const f of t.source.files) {
       let text = await fetchManifestFile(f.url, opts);
       for (const rw of rewrites) text = text.split(rw.from).join(rw.to);
-      const parsed = parseManifests(text, f.name);
+      const parsed = parseManifests(text, f.name, { skipKinds: opts.skipKinds ?? [] });
       documents.push(...parsed.documents);
       problems.push(...parsed.problems);
     }
@@ -169,7 +171,7 @@ export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): 
     onEvent({ type: 'warn', code: 'RENDER_FAILED', message: `${t.name}: the chart's values schema rejects the values (${errorMessage(e)}); rendered with --skip-schema-validation` });
     result = await helmTemplate({ ...base, skipSchemaValidation: true });
   }
-  const parsed = parseManifests(result.stdout, chart);
+  const parsed = parseManifests(result.stdout, chart, { skipKinds: opts.skipKinds ?? [] });
   return { release: t.name, ...(chart ? { chart } : {}), ...parsed, durationMs: Date.now() - started, helmMs: result.durationMs };
 }
 

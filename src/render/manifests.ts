@@ -46,7 +46,27 @@ export function parseYamlGo(text: string): unknown {
  * Empty and comment-only documents are dropped; a document that fails to parse becomes a problem
  * naming its file, line and (for helm output) its template.
  */
-export function parseManifests(text: string, file?: string): ParsedManifests {
+export interface ParseOptions {
+  /**
+   * Kinds whose documents are not parsed, only named (`{apiVersion, kind, metadata: {name}}` from
+   * their top-level lines): CRDs are most of the bytes of some charts and hold no image.
+   */
+  skipKinds?: readonly string[];
+}
+
+const TOP_KIND = /^kind:[ \t]*["']?([A-Za-z0-9]+)["']?[ \t]*$/m;
+const TOP_API = /^apiVersion:[ \t]*["']?([^"'\s]+)["']?[ \t]*$/m;
+const META_NAME = /^metadata:[ \t]*\n(?:[ \t]+.*\n|[ \t]*\n)*?[ \t]+name:[ \t]*["']?([^"'\s#]+)/m;
+
+function stubOf(text: string, skip: readonly string[]): Record<string, unknown> | undefined {
+  const kind = TOP_KIND.exec(text)?.[1];
+  if (!kind || !skip.includes(kind)) return undefined;
+  const name = META_NAME.exec(text)?.[1];
+  const apiVersion = TOP_API.exec(text)?.[1];
+  return { ...(apiVersion ? { apiVersion } : {}), kind, metadata: name ? { name } : {} };
+}
+
+export function parseManifests(text: string, file?: string, opts: ParseOptions = {}): ParsedManifests {
   const lines = text.split(/\r?\n/);
   const chunks: { line: number; text: string }[] = [];
   let start = 0;
@@ -74,6 +94,11 @@ export function parseManifests(text: string, file?: string): ParsedManifests {
     const template = SOURCE_COMMENT.exec(chunk.text)?.[1]?.trim();
     const at = { index, line: chunk.line, ...(file !== undefined ? { file } : {}), ...(template ? { template } : {}) };
     index++;
+    const stub = opts.skipKinds?.length ? stubOf(chunk.text, opts.skipKinds) : undefined;
+    if (stub) {
+      documents.push({ ...at, value: stub });
+      continue;
+    }
     try {
       const value = parseYamlGo(chunk.text);
       if (value === null || value === undefined) continue;

@@ -225,6 +225,49 @@ spec:
   });
 });
 
+describe('values that can only be images, under any key', () => {
+  it('takes registry/path:tag values from args, env and custom resource fields; not host:port paths or URLs', () => {
+    const r = extract(`
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: prometheus-operator }
+spec:
+  template:
+    spec:
+      containers:
+        - name: op
+          image: "quay.io/prometheus-operator/prometheus-operator:v0.73.0"
+          args:
+            - --prometheus-config-reloader=quay.io/prometheus-operator/prometheus-config-reloader:v0.73.0
+            - --kubelet-service=kube-system/kubelet
+            - --web.listen-address=:8080
+          env:
+            - { name: DEFAULT_SIDECAR, value: "registry.k8s.io/pause:3.9" }
+            - { name: OTEL_ENDPOINT, value: "otel.monitoring.svc:4317/v1/traces" }
+---
+apiVersion: operator.knative.dev/v1beta1
+kind: KnativeServing
+metadata: { name: knative-serving }
+spec:
+  registry:
+    override:
+      activator: "10.61.3.31:35000/knative-releases/knative.dev/serving/cmd/activator@${D}"
+      net-istio-controller/controller: "10.61.3.31:35000/knative-releases/knative.dev/net-istio/cmd/controller:v1.15.1"
+  config:
+    istio: { discoveryAddress: "istiod.istio-system.svc:15012", module: "github.com/org/repo", docs: "example.com/path" }
+`);
+    expect(refs(r)).toEqual([
+      '10.61.3.31:35000/knative-releases/knative.dev/net-istio/cmd/controller:v1.15.1',
+      `10.61.3.31:35000/knative-releases/knative.dev/serving/cmd/activator@${D}`,
+      'quay.io/prometheus-operator/prometheus-config-reloader:v0.73.0',
+      'quay.io/prometheus-operator/prometheus-operator:v0.73.0',
+      'registry.k8s.io/pause:3.9',
+    ]);
+    expect(r.findings.find((f) => f.reference.includes('activator'))!.origin).toMatchObject({ via: 'value', path: 'spec.registry.override.activator' });
+    expect(r.excluded).toEqual([]);
+  });
+});
+
 describe('what is not listed, and why', () => {
   it('skips CRDs, keeps test hooks out, and rejects placeholders, bare names and non-references with a reason', () => {
     const r = extract(`
