@@ -48,7 +48,7 @@ async function randomBlob(dir: string, size: number): Promise<Desc> {
   for (let left = size; left > 0; ) {
     const chunk = randomBytes(Math.min(left, 4 * MiB));
     h.update(chunk);
-    if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+    if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
     left -= chunk.length;
   }
   await new Promise<void>((r, j) => out.end((e?: Error | null) => (e ? j(e) : r())));
