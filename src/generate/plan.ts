@@ -1,7 +1,7 @@
 // The plan: what each release is, where its chart or files come from, and the values helmfile
 // passes. Pure: data in, data out. Both the generated helmfile and the image/bundle stages read
 // the same plan, so what is pulled is what is deployed.
-import { isPlainObject, mergeDeep, setPath } from '../config/merge.ts';
+import { mergeDeep, setPath } from '../config/merge.ts';
 import type { Environment, ReleaseConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { formatImageReference, parseImageReference, retagImageReference } from '../images/reference.ts';
@@ -123,5 +123,3 @@ export function planReleases(env: Environment, opts: { mode: PlanMode }): Releas
     };
   });
 }
-
-export { isPlainObject };
