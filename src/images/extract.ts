@@ -297,7 +297,8 @@ class DocumentWalk {
 
   /** Strings can hold JSON or YAML (ConfigMap data, annotations): parse and walk on; else scan lines. */
   text(s: string, path: Segment[]): void {
-    if (!/image/i.test(s) || s.length > MAX_EMBEDDED) return;
+    const worthReading = (t: string) => /image/i.test(t) || QUALIFIED_INSIDE.test(t);
+    if (s.length > MAX_EMBEDDED || !worthReading(s)) return;
     const embedded = parseEmbedded(s);
     if (embedded !== undefined) {
       this.walk(embedded, path);
@@ -305,7 +306,7 @@ class DocumentWalk {
     }
     const lines = s.split('\n');
     lines.forEach((line, i) => {
-      if (!/image/i.test(line)) return;
+      if (!worthReading(line)) return;
       const at = [...path, { line: i + 1 }];
       const kv = /^\s*(?:-\s+)?["']?([A-Za-z0-9_./-]+)["']?\s*[:=]\s*(?:"([^"]*)"|'([^']*)'|([^\s"',]*))\s*,?\s*(?:#.*)?$/.exec(line);
       if (kv && (isImageKey(kv[1] ?? '') || isQualifiedReference(kv[2] ?? kv[3] ?? kv[4] ?? ''))) {
@@ -350,6 +351,8 @@ class DocumentWalk {
   }
 }
 
+/** A registry-qualified, tagged reference somewhere in a text (a cheap filter before reading it line by line). */
+const QUALIFIED_INSIDE = /[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?\/[^\s"',]+(?::[\w][\w.-]*|@sha256:[0-9a-f]{64})/;
 const QUALIFIED_SHAPE = /^(?:[A-Za-z0-9-]+\.[A-Za-z0-9.-]+|[A-Za-z0-9.-]+:\d+|localhost|\[[0-9a-fA-F:]+\](?::\d+)?)\/\S+(?::[\w][\w.-]*|@sha256:[0-9a-f]{64})$/;
 
 /**
@@ -439,7 +442,8 @@ export function composeSplit(parent: Record<string, unknown>, key: string, value
       return w.length === 1 || w.includes('image') || w.slice(0, -1).join(' ') === keyPrefix;
     })
     .sort((a, b) => rankTagKey(a) - rankTagKey(b))[0];
-  const registryKey = ['registry', 'hub'].find((k) => typeof parent[k] === 'string' && parent[k] !== '');
+  // `repository` beside `image` is a prefix (NVIDIA ClusterPolicy: repository nvcr.io/nvidia, image driver)
+  const registryKey = ['registry', 'hub', 'repository'].find((k) => k !== key && typeof parent[k] === 'string' && parent[k] !== '');
   const digest = typeof parent.digest === 'string' && parent.digest !== '' ? parent.digest : undefined;
   const tag = tagKey !== undefined ? scalarString(parent[tagKey]) : undefined;
   if (!tag && !digest) return undefined;

@@ -174,6 +174,24 @@ data:
     expect(pathsOf(r, 'docker.io/org/agent:v1')).toEqual(['data.agent.image']);
   });
 
+  it('composes repository + image + version of operator resources (NVIDIA ClusterPolicy style)', () => {
+    const r = extract(`
+apiVersion: nvidia.com/v1
+kind: ClusterPolicy
+metadata: { name: cluster-policy }
+spec:
+  driver:
+    enabled: true
+    repository: nvcr.io/nvidia
+    image: driver
+    version: "550.90.07"
+    manager: { repository: nvcr.io/nvidia/cloud-native, image: k8s-driver-manager, version: v0.6.10 }
+  devicePlugin: { repository: nvcr.io/nvidia, image: k8s-device-plugin, version: v0.16.2, imagePullPolicy: IfNotPresent }
+`);
+    expect(refs(r)).toEqual(['nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.6.10', 'nvcr.io/nvidia/driver:550.90.07', 'nvcr.io/nvidia/k8s-device-plugin:v0.16.2']);
+    expect(pathsOf(r, 'nvcr.io/nvidia/driver:550.90.07')).toEqual(['spec.driver.{image,repository,version}']);
+  });
+
   it('reads image fields of custom resources, annotations and image lists', () => {
     const r = extract(`
 apiVersion: caching.internal.knative.dev/v1alpha1
@@ -265,6 +283,29 @@ spec:
     ]);
     expect(r.findings.find((f) => f.reference.includes('activator'))!.origin).toMatchObject({ via: 'value', path: 'spec.registry.override.activator' });
     expect(r.excluded).toEqual([]);
+  });
+
+  it('reads version=image maps in env values (Strimzi style), line by line', () => {
+    const r = extract(`
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: strimzi-cluster-operator }
+spec:
+  template:
+    spec:
+      containers:
+        - name: op
+          image: "quay.io/strimzi/operator:0.39.0"
+          env:
+            - name: STRIMZI_KAFKA_IMAGES
+              value: |
+                3.5.0=quay.io/strimzi/kafka:0.39.0-kafka-3.5.0
+                3.6.0=quay.io/strimzi/kafka:0.39.0-kafka-3.6.0
+            - name: STRIMZI_DEFAULT_TLS_SIDECAR_ENTITY_OPERATOR_IMAGE
+              value: quay.io/strimzi/kafka:0.39.0-kafka-3.6.0
+`);
+    expect(refs(r)).toEqual(['quay.io/strimzi/kafka:0.39.0-kafka-3.5.0', 'quay.io/strimzi/kafka:0.39.0-kafka-3.6.0', 'quay.io/strimzi/operator:0.39.0']);
+    expect(pathsOf(r, 'quay.io/strimzi/kafka:0.39.0-kafka-3.5.0')).toEqual(['spec.template.spec.containers[0].env[0].value@L1.3.5.0']);
   });
 });
 
