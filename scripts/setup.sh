@@ -16,6 +16,9 @@ HELM_DIFF_VERSION=v3.9.14     # the newest helm-diff the module proxy serves
 CRANE_VERSION=v0.20.6         # benchmark comparison only
 DEBIAN_PACKAGES=(docker-registry skopeo containerd)   # distribution 2.8.2, skopeo 1.9, containerd 1.6
 
+# Everything this script says goes to stderr; stdout carries only the final export line,
+# which scripts/env.sh evaluates.
+exec 3>&1 1>&2
 log() { printf 'setup: %s\n' "$*" >&2; }
 
 # --- Node.js ---------------------------------------------------------------
@@ -115,4 +118,4 @@ if [ "${SEALIFT_SETUP_QUIET:-0}" != 1 ]; then
   } >&2
 fi
 # Callers source the environment from here.
-echo "export PATH=\"$NODE_DIR:$BIN:\$PATH\" HELM_PLUGINS=\"$PLUGINS\" SEALIFT_TOOLS=\"$TOOLS\""
+echo "export PATH=\"$NODE_DIR:$BIN:\$PATH\" HELM_PLUGINS=\"$PLUGINS\" SEALIFT_TOOLS=\"$TOOLS\"" >&3
