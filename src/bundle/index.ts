@@ -121,8 +121,12 @@ async function pruneLayout(layout: OciLayout, pulled: PullSummary): Promise<void
     for (const d of [...p.result.blobs, ...p.result.manifests]) keep.add(d.digest);
   }
   const idx = await layout.readIndex();
-  const manifests = idx.manifests.filter((m) => keepRefs.has(m.annotations?.[ANNOTATION_SOURCE] ?? ''));
-  if (manifests.length !== idx.manifests.length) await writeFileAtomic(join(layout.dir, 'index.json'), `${JSON.stringify({ ...idx, manifests }, null, 2)}\n`);
+  // in the order of the list, whatever order the pulls finished in: a reader that takes the
+  // first entry for a tag (skopeo's oci: transport) sees the same image on every run
+  const order = new Map(pulled.images.map((p, i) => [p.pull.request.reference, i]));
+  const rank = (m: { annotations?: Record<string, string> }) => order.get(m.annotations?.[ANNOTATION_SOURCE] ?? '') ?? -1;
+  const manifests = idx.manifests.filter((m) => keepRefs.has(m.annotations?.[ANNOTATION_SOURCE] ?? '')).sort((a, b) => rank(a) - rank(b));
+  await writeFileAtomic(join(layout.dir, 'index.json'), `${JSON.stringify({ ...idx, manifests }, null, 2)}\n`);
   for (const b of await layout.listBlobs()) if (!keep.has(b.digest)) await rm(layout.blobPath(b.digest), { force: true });
 }
 

@@ -153,7 +153,7 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
   const total = (await Promise.all(ordered.map((f) => stat(join(opts.root, f))))).reduce((n, s) => n + s.size, 0);
   onEvent({ type: 'phase', name: 'packing bundle', total: 1 });
   onEvent({ type: 'blob:start', digest: 'tar', size: total });
-  const tar = tarCreate({ cwd: opts.root, portable: true, mtime: new Date(0), noDirRecurse: true }, ordered) as unknown as Readable;
+  const tar = tarCreate({ cwd: opts.root, portable: true, mtime: new Date(0), noDirRecurse: true, maxReadSize: 1 << 20 }, ordered) as unknown as Readable;
   const stream = opts.gzip ? tar.pipe(createGzip()) : tar;
   if (opts.gzip) tar.on('error', (e) => stream.destroy(e));
   const output = opts.gzip && !opts.output.endsWith('.gz') ? `${opts.output}.gz` : opts.output;

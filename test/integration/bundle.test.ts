@@ -103,10 +103,16 @@ describe('sealift bundle --imagelist', () => {
     expect(storedAfterKill.has(big.slice(7))).toBe(false);
     await expect(stat(join(out, 'images.tar'))).rejects.toThrow();
 
-    // run 2: completes, and GETs no blob that run 1 had stored
+    // run 2, through faults: completes, and GETs no blob that run 1 had stored
+    proxy.inject({ fault: 'reset', match: /^GET \/v2\/.*\/manifests\//, times: 2 });
+    proxy.inject({ fault: '429', match: /^GET \/v2\/.*\/manifests\//, times: 1, retryAfter: 1 });
+    proxy.inject({ fault: 'truncate', match: /^GET .*\/blobs\/sha256:/, times: 2 });
+    proxy.inject({ fault: '500', match: /^GET .*\/blobs\/sha256:/, times: 2 });
     const mark = proxy.requests.length;
     const run = await sealift(args);
     expect(run.exitCode, run.stderr).toBe(0);
+    expect(proxy.pending()).toBe(0);
+    expect(run.stderr).toContain('"type":"retry"');
     const fetched = proxy.requests.slice(mark).filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:'));
     for (const r of fetched) expect(storedAfterKill.has(r.path.split('sha256:')[1]!)).toBe(false);
     expect(fetched.some((r) => r.path.endsWith(big))).toBe(true);
