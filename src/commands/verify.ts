@@ -15,6 +15,7 @@ interface VerifyFlags extends GlobalFlags {
   scheme?: string;
   rules?: string[];
   overlay?: string[];
+  manifests?: string[];
   cacheDir?: string;
 }
 
@@ -31,6 +32,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     ...(flags.rules ? { rulesDirs: flags.rules.map((d) => resolve(d)) } : {}),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
     ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
+    ...(flags.manifests?.length ? { manifests: flags.manifests.map((f) => resolve(f)) } : {}),
     onEvent: out.onEvent,
   });
   for (const k of r.knobless) {
@@ -54,6 +56,7 @@ export function registerVerify(program: Command): void {
       .option('--stack <dir>', 'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)')
       .option('--lock <file>', 'the image lock to check against (default <stack>/imagelists/<env>.lock.json)')
       .option('--scheme <scheme>', 'how the loader names images in the registry: host-swap (default) or scoped')
+      .option('--manifests <file>', 'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)', collect)
       .option('--rules <dir>', 'a directory of image rule files (repeatable)', collect)
       .option('--overlay <file>', 'extra environment file merged last, e.g. source overrides for a mirror (repeatable)', collect)
       .option('--cache-dir <dir>', 'where pulled charts are kept'),

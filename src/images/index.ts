@@ -219,6 +219,10 @@ export interface DeployedImages {
 /** Renders the environment as it will be deployed (airgap values) and lists what its pods pull. */
 export async function renderDeployedImages(env: Environment, opts: StageOptions): Promise<DeployedImages> {
   const { releases, timing } = await renderAndExtract(env, 'deploy', opts);
+  return { environment: env.name, images: deployedImages(releases), releases, timing };
+}
+
+function deployedImages(releases: readonly ReleaseImages[]): DeployedImage[] {
   const byRef = new Map<string, DeployedImage>();
   for (const r of releases) {
     for (const f of r.findings) {
@@ -228,8 +232,27 @@ export async function renderDeployedImages(env: Environment, opts: StageOptions)
       byRef.set(f.reference, d);
     }
   }
-  const images = [...byRef.values()].sort((a, b) => (a.reference < b.reference ? -1 : 1));
-  return { environment: env.name, images, releases, timing };
+  return [...byRef.values()].sort((a, b) => (a.reference < b.reference ? -1 : 1));
+}
+
+/**
+ * The same from manifests rendered elsewhere (e.g. `helmfile -e airgap template` at the site):
+ * each file is one "release" named after the file.
+ */
+export async function manifestImages(environment: string, files: readonly string[], opts: Pick<StageOptions, 'rulesDirs' | 'onEvent'> = {}): Promise<DeployedImages> {
+  const started = Date.now();
+  const rules = await loadRules(opts.rulesDirs);
+  const errors: string[] = [];
+  const releases: ReleaseImages[] = [];
+  for (const f of files) {
+    const text = await fetchManifestFile(resolve(f));
+    const parsed = parseManifests(text, basename(f), { skipKinds: IMAGELESS_KINDS });
+    releases.push(extractRelease({ release: basename(f), ...parsed, durationMs: Date.now() - started }, `manifests ${f}`, rules, errors));
+  }
+  throwIfErrors(errors);
+  const onEvent = opts.onEvent ?? noEvents;
+  for (const r of releases) for (const w of r.warnings) onEvent({ type: 'warn', message: w });
+  return { environment, images: deployedImages(releases), releases, timing: timingOf(releases, started) };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 // image of the committed list. Knob-less images (a rule says no value can move them) are warnings.
 import { join } from 'node:path';
 import { loadEnvironment } from '../config/index.ts';
-import { formatOrigin, readImageLock, renderDeployedImages, type StageOptions } from '../images/index.ts';
+import { formatOrigin, manifestImages, readImageLock, renderDeployedImages, type StageOptions } from '../images/index.ts';
 import type { Origin } from '../images/extract.ts';
 import { lockPath } from '../images/lock.ts';
 import { formatImageReference, normalizeImageReference, retagImageReference, type NamingScheme } from '../images/reference.ts';
@@ -13,6 +13,8 @@ export interface VerifyRenderOptions extends StageOptions {
   /** the lock to check against (default: <stack>/imagelists/<env>.lock.json) */
   lock?: string;
   scheme?: NamingScheme;
+  /** check these rendered manifest files (e.g. `helmfile -e <env> template` output) instead of rendering */
+  manifests?: string[];
 }
 
 export interface Offender {
@@ -55,7 +57,7 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
     const site = registry ? retagImageReference(ref, registry, scheme) : ref;
     expected.set(formatImageReference(site), e.reference);
   }
-  const deployed = await renderDeployedImages(env, opts);
+  const deployed = opts.manifests?.length ? await manifestImages(env.name, opts.manifests, opts) : await renderDeployedImages(env, opts);
   const offenders: Offender[] = [];
   const knobless: KnoblessImage[] = [];
   for (const d of deployed.images) {

@@ -1,11 +1,15 @@
 // `sealift verify -e airgap`, render side: the environment rendered as deployed (airgap values,
 // charts from loopback servers) pulls only from its registry, and only images of the list.
-import { cp, readFile, writeFile } from 'node:fs/promises';
+import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadEnvironment } from '../../src/config/index.ts';
+import { runHelmfile } from '../../src/generate/helmfile.ts';
+import { generate } from '../../src/generate/index.ts';
+import { planReleases } from '../../src/generate/plan.ts';
 import { PROJECT_ROOT } from '../../src/tools.ts';
-import { startChartServers, type ChartServers } from '../support/chart-servers.ts';
+import { FIXTURES, startChartServers, type ChartServers } from '../support/chart-servers.ts';
 import { tempDir } from '../support/process.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'sealift.js');
@@ -103,6 +107,38 @@ describe('verify -e airgap', () => {
     const v = JSON.parse(r.stdout) as VerifyJson;
     expect(v.offenders.map((o) => [o.reference, o.problem])).toEqual([[`${REG}/istio/pilot:1.23.2`, 'not-in-list']]);
     expect(v.offenders[0]!.message).toContain('Deployment istio-system/istiod spec.template.spec.containers[0].image');
+  });
+
+  it('passes on what the generated airgap helmfile renders from site files alone (verify --manifests)', async () => {
+    const site = join(tmp.path, 'site');
+    await generate({ stackDir: PROJECT_ROOT, env: 'airgap', outDir: site, overlays: [overlay] });
+    // the site layout the bundle carries: charts/<chart>-<version>.tgz and releases/<release>/<file>
+    await cp(join(FIXTURES, 'charts'), join(site, 'charts'), { recursive: true });
+    const env = await loadEnvironment(PROJECT_ROOT, 'airgap', { overlays: [overlay] });
+    for (const p of planReleases(env, { mode: 'upstream' })) {
+      if (p.source.type !== 'manifests') continue;
+      await mkdir(join(site, p.sitePath), { recursive: true });
+      for (const f of p.source.files) await writeFile(join(site, p.sitePath, f.name), await (await fetch(f.url)).text());
+    }
+    const helmHome = join(tmp.path, 'site-helm');
+    const rendered = await runHelmfile(['-e', 'airgap', 'template', '--include-crds'], {
+      cwd: site,
+      env: { HELM_CACHE_HOME: join(helmHome, 'cache'), HELM_CONFIG_HOME: join(helmHome, 'config'), HELM_DATA_HOME: join(helmHome, 'data') },
+    });
+    const out = join(tmp.path, 'airgap-rendered.yaml');
+    await writeFile(out, rendered.stdout);
+    const r = await sealift(['verify', '-e', 'airgap', '--manifests', out, '--json']);
+    expect(r.code, r.stdout + r.stderr).toBe(0);
+    const v = JSON.parse(r.stdout) as VerifyJson;
+    expect(v).toMatchObject({ ok: true, offenders: [] });
+    expect(v.checked).toBe(33);
+    expect(v.knobless.map((k) => k.reference).sort()).toEqual(['docker.io/kserve/storage-initializer:latest', 'docker.io/library/busybox:1.28']);
+
+    // and the same rendered output with one image pointed back upstream is caught
+    await writeFile(out, rendered.stdout.replace(`${REG}/istio/pilot:1.23.2`, 'docker.io/istio/pilot:1.23.2'));
+    const bad = await sealift(['verify', '-e', 'airgap', '--manifests', out, '--json']);
+    expect(bad.code).toBe(8);
+    expect((JSON.parse(bad.stdout) as VerifyJson).offenders.map((o) => [o.reference, o.why[0]?.kind, o.why[0]?.name])).toEqual([['docker.io/istio/pilot:1.23.2', 'Deployment', 'istiod']]);
   });
 
   it('says what to do when there is no list yet', async () => {
