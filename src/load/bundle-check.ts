@@ -88,7 +88,13 @@ export async function checkBundleChecksums(
           return;
         }
         const h = createHash('sha256');
-        for await (const chunk of archive.open(path)) h.update(chunk as Buffer);
+        const digest = `sha256:${hex}`;
+        onEvent({ type: 'blob:start', digest, size: e.size, ref: path });
+        for await (const chunk of archive.open(path)) {
+          h.update(chunk as Buffer);
+          onEvent({ type: 'blob:progress', digest, bytes: (chunk as Buffer).length });
+        }
+        onEvent({ type: 'blob:done', digest, size: e.size });
         const got = h.digest('hex');
         bytes += e.size;
         if (got !== hex) diffs.push({ path, problem: 'modified', expected: hex, got });
