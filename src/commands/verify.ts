@@ -4,11 +4,15 @@ import type { Command } from 'commander';
 import { ERROR_CODES, SealiftError } from '../errors.ts';
 import { formatOrigin } from '../images/extract.ts';
 import { parseNamingScheme } from '../load/naming.ts';
-import { verifyRenderedImages } from '../verify/render.ts';
+import { verifyRenderedImages, type Offender, type VerifyRenderResult } from '../verify/render.ts';
 import { stackDirFrom } from './generate.ts';
+import { loadEnvironment } from '../config/index.ts';
+import type { RegistryHostConfig } from '../oci/registry.ts';
+import { siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './load.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
-interface VerifyFlags extends GlobalFlags {
+interface VerifyFlags extends GlobalFlags, TransportFlags {
+  registry?: string | boolean;
   env?: string;
   stack?: string;
   lock?: string;
@@ -21,10 +25,20 @@ interface VerifyFlags extends GlobalFlags {
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
 
+const PROBLEM_TEXT: Record<Offender['problem'], (v: VerifyRenderResult) => string> = {
+  'outside-registry': (v) => `not in ${v.registry}`,
+  'not-in-list': () => 'not in the image list',
+  missing: () => 'the registry does not have it',
+  'digest-mismatch': () => 'the registry serves another digest than the lock',
+  'registry-error': () => 'the registry could not answer',
+};
+
 async function runVerify(flags: VerifyFlags): Promise<void> {
   const out = createOutput(flags);
   if (!flags.env) throw new SealiftError('USAGE', 'sealift verify needs -e <env>', { hint: 'e.g. sealift verify -e airgap' });
+  const registry = flags.registry ? await registryToCheck(flags, stackDirFrom(flags.stack), flags.env) : undefined;
   const r = await verifyRenderedImages({
+    ...(registry ? { registry } : {}),
     stackDir: stackDirFrom(flags.stack),
     env: flags.env,
     ...(flags.lock ? { lock: resolve(flags.lock) } : {}),
@@ -39,7 +53,8 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     out.onEvent({ type: 'warn', code: 'VERIFY_FAILED', message: `${k.reference} stays outside ${r.registry ?? 'the registry'}: no values knob moves it (rule ${k.rule}: ${k.description}) <- ${k.why.map(formatOrigin).join('; ')}` });
   }
   out.result(r, (v) => [
-    ...v.offenders.flatMap((o) => [`escape: ${o.reference} (${o.problem === 'outside-registry' ? `not in ${v.registry}` : 'not in the image list'})`, ...o.why.map((w) => `    <- ${formatOrigin(w)}`)]),
+    ...v.offenders.flatMap((o) => [`${o.problem === 'outside-registry' || o.problem === 'not-in-list' ? 'escape' : o.problem}: ${o.reference} (${PROBLEM_TEXT[o.problem](v)})`, ...o.why.map((w) => `    <- ${formatOrigin(w)}`)]),
+    ...(v.registryChecks ? [`registry: ${v.registryChecks.filter((c) => c.status === 'present').length} of ${v.registryChecks.length} images present`] : []),
     v.ok
       ? `verify ${v.environment}: ${v.checked - v.knobless.length} of ${v.checked} images the deployed render pulls are in ${v.registry ?? 'the list'} and in ${relative(process.cwd(), v.lock) || v.lock}${v.knobless.length ? `; ${v.knobless.length} knob-less ones stay where upstream has them (warnings)` : ''}`
       : `verify ${v.environment}: ${v.offenders.length} of ${v.checked} images escape ${v.registry ?? 'the list'}`,
@@ -47,8 +62,22 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
   if (!r.ok) process.exitCode = ERROR_CODES.VERIFY_FAILED.exit;
 }
 
+/** `--registry` alone: the environment's registry; `--registry HOST:PORT`: another address of it. */
+async function registryToCheck(flags: VerifyFlags, stackDir: string, envName: string): Promise<{ host: string } & RegistryHostConfig> {
+  let host = typeof flags.registry === 'string' ? flags.registry : undefined;
+  let plainHttp = flags.plainHttp;
+  if (!host) {
+    const env = await loadEnvironment(stackDir, envName, flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {});
+    if (!env.registry) throw new SealiftError('USAGE', `environment ${envName} has no registry to check`, { hint: 'Give one: --registry HOST:PORT.' });
+    host = env.registry.host;
+    plainHttp ??= env.registry.plainHttp;
+  }
+  const site = siteRegistryFromFlags(host, { ...flags, ...(plainHttp ? { plainHttp } : {}) });
+  return { host: site.host, ...(site.plainHttp ? { plainHttp: true } : {}), ...(site.insecure ? { insecureSkipVerify: true } : {}), ...(site.caFile ? { caFile: site.caFile } : {}) };
+}
+
 export function registerVerify(program: Command): void {
-  withCommonFlags(
+  withCommonFlags(withTransportFlags(
     program
       .command('verify')
       .description('Render the environment as deployed and prove every image it pulls is in its registry and in the image list')
@@ -59,6 +88,7 @@ export function registerVerify(program: Command): void {
       .option('--manifests <file>', 'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)', collect)
       .option('--rules <dir>', 'a directory of image rule files (repeatable)', collect)
       .option('--overlay <file>', 'extra environment file merged last, e.g. source overrides for a mirror (repeatable)', collect)
-      .option('--cache-dir <dir>', 'where pulled charts are kept'),
-  ).action((flags: VerifyFlags) => runVerify(flags));
+      .option('--cache-dir <dir>', 'where pulled charts are kept')
+      .option('--registry [host:port]', "also check that every image is in the registry (default: the environment's; give HOST:PORT for another address of it)"),
+  )).action((flags: VerifyFlags) => runVerify(flags));
 }

@@ -10,7 +10,9 @@ import { generate } from '../../src/generate/index.ts';
 import { planReleases } from '../../src/generate/plan.ts';
 import { PROJECT_ROOT } from '../../src/tools.ts';
 import { FIXTURES, startChartServers, type ChartServers } from '../support/chart-servers.ts';
+import { seedImages } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
+import { startRegistry } from '../support/registry.ts';
 
 const CLI = join(PROJECT_ROOT, 'bin', 'sealift.js');
 const REG = '10.61.3.31:35000'; // the airgap environment's registry: a string, never contacted
@@ -139,6 +141,41 @@ describe('verify -e airgap', () => {
     const bad = await sealift(['verify', '-e', 'airgap', '--manifests', out, '--json']);
     expect(bad.code).toBe(8);
     expect((JSON.parse(bad.stdout) as VerifyJson).offenders.map((o) => [o.reference, o.why[0]?.kind, o.why[0]?.name])).toEqual([['docker.io/istio/pilot:1.23.2', 'Deployment', 'istiod']]);
+  });
+
+  it('--registry: every image is in the site registry (a real one on loopback), with the digest the lock has', async () => {
+    await using registry = await startRegistry();
+    const manifests = join(tmp.path, 'three.yaml');
+    const deployment = (name: string, image: string) =>
+      `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: ${name}, namespace: ns }\nspec: { template: { spec: { containers: [{ name: c, image: "${image}" }] } } }\n---\n`;
+    await writeFile(
+      manifests,
+      deployment('pilot', `${REG}/istio/pilot:1.23.2`) + deployment('controller', `${REG}/jetstack/cert-manager-controller:v1.16.1`) + deployment('router', `${REG}/kserve/router:v0.15.2`),
+    );
+    const seeded = await seedImages(registry.host, [{ ref: 'docker.io/istio/pilot:1.23.2' }, { ref: 'quay.io/jetstack/cert-manager-controller:v1.16.1' }], { workDir: tmp.path });
+    const args = ['verify', '-e', 'airgap', '--manifests', manifests, '--registry', registry.host, '--plain-http', '--json'];
+    const r = await sealift(args);
+    expect(r.code, r.stderr).toBe(8);
+    const v = JSON.parse(r.stdout) as VerifyJson & { registryChecks: { reference: string; status: string }[] };
+    expect(v.offenders).toEqual([expect.objectContaining({ reference: `${REG}/kserve/router:v0.15.2`, problem: 'missing', why: [expect.objectContaining({ kind: 'Deployment', name: 'router' })] })]);
+    expect(v.offenders[0]!.message).toContain(`${registry.host}/kserve/router:v0.15.2 does not exist`);
+    expect(v.registryChecks.filter((c) => c.status === 'present').map((c) => c.reference).sort()).toEqual([`${REG}/istio/pilot:1.23.2`, `${REG}/jetstack/cert-manager-controller:v1.16.1`]);
+
+    // the lock knows another digest for pilot than the registry serves: named as a mismatch
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as { images: { reference: string; digest?: string }[] };
+    for (const i of lock.images) if (i.reference === 'docker.io/istio/pilot:1.23.2') i.digest = `sha256:${'0'.repeat(64)}`;
+    const lockFile = join(tmp.path, 'digests.lock.json');
+    await writeFile(lockFile, JSON.stringify(lock));
+    await seedImages(registry.host, [{ ref: 'docker.io/kserve/router:v0.15.2' }], { workDir: tmp.path });
+    const mismatch = await sealift([...args, '--lock', lockFile]);
+    expect(mismatch.code).toBe(8);
+    expect((JSON.parse(mismatch.stdout) as VerifyJson).offenders.map((o) => [o.reference, o.problem])).toEqual([[`${REG}/istio/pilot:1.23.2`, 'digest-mismatch']]);
+
+    // with the right digest in the lock, and router pushed, all is well
+    for (const i of lock.images) if (i.reference === 'docker.io/istio/pilot:1.23.2') i.digest = seeded[0]!.digest;
+    await writeFile(lockFile, JSON.stringify(lock));
+    const good = await sealift([...args, '--lock', lockFile]);
+    expect(good.code, good.stdout).toBe(0);
   });
 
   it('says what to do when there is no list yet', async () => {
