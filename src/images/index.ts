@@ -9,7 +9,7 @@ import { loadEnvironment } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { planReleases, type PlanMode, type ReleasePlan } from '../generate/plan.ts';
-import { helmTemplate } from '../render/helm.ts';
+import { helmTemplateCoping } from '../render/helm.ts';
 import { fetchManifestFile, renderReleases, type RenderedRelease } from '../render/index.ts';
 import { parseManifests, type ManifestProblem } from '../render/manifests.ts';
 import { findImages, formatOrigin, IMAGELESS_KINDS, type ExcludedCandidate, type ExtractionProblem, type ImageFinding, type SkippedDocument } from './extract.ts';
@@ -327,7 +327,7 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
         hint: 'Give a chart directory or .tgz, oci://host/path/chart, `--repo URL CHART`, or a manifest file or directory.',
       });
     }
-    const r = await helmTemplate({
+    const r = await helmTemplateCoping({
       release,
       chart: opts.target,
       ...(opts.namespace ? { namespace: opts.namespace } : {}),
@@ -338,7 +338,7 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
       ...(opts.set ? { set: opts.set } : {}),
       ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
-    });
+    }, opts.onEvent);
     const chart = opts.target.startsWith('oci://') || opts.repo || !local ? opts.target.split('/').pop()! : releaseNameFor(opts.target);
     const parsed = parseManifests(r.stdout, chart, { skipKinds: IMAGELESS_KINDS });
     rendered = { release, chart, ...parsed, durationMs: Date.now() - started, helmMs: r.durationMs };

@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { SealiftError, type ErrorCode } from '../errors.ts';
+import { noEvents, type EventSink } from '../events.ts';
 import { requireTool, toolEnv } from '../tools.ts';
 
 export interface HelmResult {
@@ -118,6 +119,21 @@ export async function helmTemplate(o: HelmTemplateOptions): Promise<HelmResult> 
     return await runHelm(templateArgs(o, files), { ...o, code: 'RENDER_FAILED', what: `helm template ${o.release} (${o.chart}${o.version ? ` ${o.version}` : ''})` });
   } finally {
     if (dir) await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * `helm template`, and when the chart's own values.schema.json rejects the values, once more
+ * without the schema, with a warning: published charts exist whose schema newer helm rejects
+ * even for their default values (helm/helm#31160, the Istio gateway chart 1.23.x).
+ */
+export async function helmTemplateCoping(o: HelmTemplateOptions, onEvent: EventSink = noEvents): Promise<HelmResult> {
+  try {
+    return await helmTemplate(o);
+  } catch (e) {
+    if (!isSchemaError(e) || o.skipSchemaValidation) throw e;
+    onEvent({ type: 'warn', code: 'RENDER_FAILED', message: `${o.release}: the chart's values schema rejects the values (${(e as Error).message}); rendered with --skip-schema-validation` });
+    return helmTemplate({ ...o, skipSchemaValidation: true });
   }
 }
 

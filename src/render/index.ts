@@ -10,7 +10,7 @@ import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { pathExists, writeFileAtomic } from '../fs-atomic.ts';
 import type { ChartSource } from '../generate/plan.ts';
-import { helmPull, helmTemplate, isSchemaError } from './helm.ts';
+import { helmPull, helmTemplateCoping } from './helm.ts';
 import { parseManifests, type ManifestDocument, type ManifestProblem } from './manifests.ts';
 
 export type { ChartSource } from '../generate/plan.ts';
@@ -161,16 +161,7 @@ export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): 
     ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
-  let result;
-  try {
-    result = await helmTemplate(base);
-  } catch (e) {
-    if (!isSchemaError(e)) throw e;
-    // Published charts whose values.schema.json newer helm rejects even for default values
-    // (helm/helm#31160, Istio gateway 1.23.x): render without the schema, and say so.
-    onEvent({ type: 'warn', code: 'RENDER_FAILED', message: `${t.name}: the chart's values schema rejects the values (${errorMessage(e)}); rendered with --skip-schema-validation` });
-    result = await helmTemplate({ ...base, skipSchemaValidation: true });
-  }
+  const result = await helmTemplateCoping(base, onEvent);
   const parsed = parseManifests(result.stdout, chart, { skipKinds: opts.skipKinds ?? [] });
   return { release: t.name, ...(chart ? { chart } : {}), ...parsed, durationMs: Date.now() - started, helmMs: result.durationMs };
 }

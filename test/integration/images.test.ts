@@ -162,6 +162,20 @@ describe('images scan on the fixture charts', () => {
     expect(r.stdout).toContain('quay.io/jetstack/cert-manager-acmesolver:v1.16.1\n    <- cert-manager: Deployment default/cert-manager spec.template.spec.containers[0].args[');
   });
 
+  it('a chart whose own values schema rejects its values (as Istio gateway 1.23 with newer helm) still renders, with a warning', async () => {
+    const chart = join(tmp.path, 'strict-schema');
+    await mkdir(join(chart, 'templates'), { recursive: true });
+    await writeFile(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: strict-schema\nversion: 0.1.0\n');
+    await writeFile(join(chart, 'values.yaml'), 'image: example.com/app:1\n');
+    await writeFile(join(chart, 'values.schema.json'), JSON.stringify({ type: 'object', additionalProperties: false, properties: {} }));
+    await writeFile(join(chart, 'templates', 'pod.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec: { containers: [{ name: c, image: {{ .Values.image | quote }} }] }\n');
+    const r = await sealift(['images', 'scan', chart]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout.split('\n')[0]).toBe('example.com/app:1');
+    expect(r.stderr).toContain("the chart's values schema rejects the values");
+    expect(r.stderr).toContain('rendered with --skip-schema-validation');
+  });
+
   it('fails clearly: a missing target (usage, exit 2) and a chart helm cannot render (exit 5, with argv and stderr)', async () => {
     const missing = await sealift(['images', 'scan', join(tmp.path, 'nope'), '--json']);
     expect(missing.code).toBe(2);
@@ -194,6 +208,14 @@ describe('images -e <env> with charts served from loopback', () => {
   });
   afterAll(async () => {
     await servers?.stop();
+  });
+
+  it('scans charts from a Helm repository (--repo) and an OCI registry (oci://, --plain-http)', async () => {
+    const repo = await scan('gateway', '--repo', servers.helmRepoUrl, '--version', '1.23.2', '--explain');
+    expect(repo.images).toEqual([]);
+    expect(repo.excluded.map((x) => x.value)).toEqual(['auto']);
+    const oci = await scan(`${servers.ociBase}/cert-manager`, '--version', 'v1.16.1', '--plain-http');
+    expect(refsOf(oci)).toContain(HIDDEN.args[0]);
   });
 
   it('writes one list per release and a lock: the hidden images in, the traps out', async () => {
