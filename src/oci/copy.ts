@@ -3,7 +3,7 @@
 // copies blobs first, then child manifests, then the root, so a registry never sees a
 // manifest whose blobs are missing. Blobs are deduplicated across images through a shared
 // in-flight map, and transfers are limited by a shared p-limit.
-import type { Readable } from 'node:stream';
+import { pipeline, Transform, type Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink, type RunOptions } from '../events.ts';
@@ -28,6 +28,8 @@ export interface ImageSource {
   fetchManifest(selector: string | Descriptor, signal?: AbortSignal): Promise<RawManifest>;
   /** a stream that fails unless it yields exactly the descriptor's bytes */
   fetchBlob(desc: Descriptor, opts: { signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<Readable>;
+  /** optional: the raw bytes from `offset` on (unverified: the target verifies them with what it has), or undefined */
+  fetchBlobFrom?(desc: Descriptor, offset: number, signal?: AbortSignal): Promise<Readable | undefined>;
 }
 
 export interface PushManifestOptions {
@@ -41,8 +43,8 @@ export interface PushManifestOptions {
 export interface ImageTarget {
   readonly name: string;
   hasBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean>;
-  /** `open` may be called again to retry */
-  pushBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal): Promise<'written' | 'existed' | 'mounted'>;
+  /** `open` may be called again to retry; `openFrom` (when the source can) continues a partial blob */
+  pushBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal, openFrom?: (offset: number) => Promise<Readable | undefined>): Promise<'written' | 'existed' | 'mounted'>;
   pushManifest(raw: Pick<RawManifest, 'bytes' | 'mediaType' | 'digest'>, opts: PushManifestOptions, signal?: AbortSignal): Promise<void>;
 }
 
@@ -94,6 +96,15 @@ function isForeign(d: Descriptor): boolean {
   return /foreign|nondistributable/.test(d.mediaType) && (d.urls?.length ?? 0) > 0;
 }
 
+function counting(onBytes: (n: number) => void): Transform {
+  return new Transform({
+    transform(chunk: Buffer, _e, cb) {
+      onBytes(chunk.length);
+      cb(null, chunk);
+    },
+  });
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -129,24 +140,32 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
       onEvent({ type: 'blob:start', digest: desc.digest, size: desc.size, ref });
       for (let attempt = 1; ; attempt++) {
         let sent = 0;
+        const onBytes = (n: number) => {
+          sent += n;
+          onEvent({ type: 'blob:progress', digest: desc.digest, bytes: n });
+        };
+        const fetchFrom = source.fetchBlobFrom?.bind(source);
         try {
           const outcome = await target.pushBlob(
             desc,
-            () =>
-              source.fetchBlob(desc, {
-                ...(signal ? { signal } : {}),
-                onBytes: (n) => {
-                  sent += n;
-                  onEvent({ type: 'blob:progress', digest: desc.digest, bytes: n });
-                },
-              }),
+            () => source.fetchBlob(desc, { ...(signal ? { signal } : {}), onBytes }),
             signal,
+            fetchFrom
+              ? async (offset) => {
+                  const rest = await fetchFrom(desc, offset, signal);
+                  if (!rest) return undefined;
+                  onEvent({ type: 'info', message: `resuming ${desc.digest} of ${ref} at byte ${offset} of ${desc.size}`, fields: { digest: desc.digest, offset } });
+                  const counted = counting(onBytes);
+                  pipeline(rest, counted, () => undefined); // an error of `rest` reaches `counted`
+                  return counted;
+                }
+              : undefined,
           );
           session.bytesTransferred += sent;
           onEvent({ type: 'blob:done', digest: desc.digest, size: desc.size, ...(outcome === 'written' ? {} : { skipped: outcome === 'mounted' ? 'mounted' : 'exists' }) });
           return outcome;
         } catch (e) {
-          if (sent) onEvent({ type: 'blob:progress', digest: desc.digest, bytes: -sent });
+          // no negative progress: a target that keeps the partial blob continues from it
           if (attempt >= attempts || !isTemporaryNetworkError(e) || signal?.aborted) throw e;
           const delayMs = Math.min(4000, 250 * 2 ** attempt);
           onEvent({ type: 'retry', op: `blob ${desc.digest} of ${ref}`, attempt, delayMs, reason: (e as Error).message });

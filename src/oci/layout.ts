@@ -7,7 +7,8 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
+import { isTemporaryNetworkError } from './registry.ts';
 import { SealiftError } from '../errors.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { MediaTypes, parseManifest, type Descriptor, type Digest, type ImageIndex, type RawManifest } from './types.ts';
@@ -41,7 +42,12 @@ export class OciLayout {
       await layout.writeIndex({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] });
     }
     await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
-    if (opts.create !== false) await rm(join(dir, INGEST_DIR), { recursive: true, force: true });
+    // a killed run leaves ingest files: random-named ones are dropped, <hex>.partial ones are
+    // kept so that the blob can continue where it stopped (ingestBlob)
+    if (opts.create !== false) {
+      const left = await readdir(join(dir, INGEST_DIR)).catch(() => [] as string[]);
+      await Promise.all(left.filter((n) => !n.endsWith('.partial')).map((n) => rm(join(dir, INGEST_DIR, n), { force: true })));
+    }
     return layout;
   }
 
@@ -95,6 +101,49 @@ export class OciLayout {
       await rename(tmp, this.blobPath(desc.digest));
     } catch (e) {
       await rm(tmp, { force: true });
+      throw e;
+    }
+    return 'written';
+  }
+
+  /**
+   * Writes a blob that may continue a partial one: the bytes already in <hex>.partial are hashed
+   * and `openFrom(offset)` supplies the rest; without a partial (or when the source cannot serve
+   * a range) `open()` supplies all of it. Verified as a whole before the rename. A transfer cut
+   * short keeps its partial for the next attempt; a digest mismatch removes it.
+   */
+  async ingestBlob(
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    open: () => Promise<Readable>,
+    openFrom?: (offset: number) => Promise<Readable | undefined>,
+    opts: { onBytes?: (n: number) => void } = {},
+  ): Promise<'written' | 'existed'> {
+    if (await this.hasBlob(desc)) return 'existed';
+    if (!openFrom) return this.writeBlob(desc, await open(), opts);
+    await mkdir(join(this.dir, INGEST_DIR), { recursive: true });
+    const partial = join(this.dir, INGEST_DIR, `${desc.digest.replace(':', '-')}.partial`);
+    const have = (await stat(partial).catch(() => undefined))?.size ?? 0;
+    let src: Readable | undefined;
+    let hash = createHash('sha256');
+    if (have > 0 && have < desc.size) {
+      for await (const c of createReadStream(partial)) hash.update(c as Buffer);
+      src = await openFrom(have);
+    }
+    const resumed = src !== undefined;
+    if (!src) {
+      hash = createHash('sha256');
+      src = await open();
+    }
+    const verify = new VerifyStream(desc, {
+      where: `blob ${desc.digest}`,
+      ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+      ...(resumed ? { resume: { hash, received: have } } : {}),
+    });
+    try {
+      await pipeline(src, verify, createWriteStream(partial, { flags: resumed ? 'a' : 'w' }));
+      await rename(partial, this.blobPath(desc.digest));
+    } catch (e) {
+      if (!(e instanceof SealiftError && e.code === 'NETWORK_ERROR') && !isTemporaryNetworkError(e)) await rm(partial, { force: true });
       throw e;
     }
     return 'written';

@@ -542,6 +542,30 @@ export class RegistryClient {
     });
   }
 
+  /**
+   * GET the rest of a blob from `offset` (Range). The raw bytes are returned for the caller to
+   * verify together with what it already has; undefined when the registry ignores the range.
+   */
+  async fetchBlobFrom(repo: string, desc: Pick<Descriptor, 'digest' | 'size'>, offset: number, signal?: AbortSignal): Promise<Readable | undefined> {
+    return this.read(async (e) => {
+      const where = `${this.host}/${repo}@${desc.digest}`;
+      const res = await e.request({
+        method: 'GET',
+        url: e.path(repo, `blobs/${desc.digest}`),
+        headers: { range: `bytes=${offset}-${desc.size - 1}` },
+        op: `blob ${where} from byte ${offset}`,
+        scopes: [pullScope(repo)],
+        ...(signal ? { signal } : {}),
+      });
+      if (res.status === 206 && header(res, 'content-range')?.startsWith(`bytes ${offset}-`)) return res.body;
+      if (res.status === 200 || res.status === 206 || res.status === 416) {
+        res.body.destroy();
+        return undefined;
+      }
+      throw await responseError(res, 'GET', e.name, where);
+    });
+  }
+
   async blobExists(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
     const e = this.origin;
     const res = await e.request({ method: 'HEAD', url: e.path(repo, `blobs/${digest}`), op: `check blob ${this.host}/${repo}@${digest}`, scopes: [pushScope(repo)], ...(signal ? { signal } : {}) });

@@ -13,6 +13,7 @@ export function registrySource(client: RegistryClient, repo: string): ImageSourc
     name: `${client.host}/${repo}`,
     fetchManifest: (sel, signal) => client.fetchManifest(repo, typeof sel === 'string' ? sel : sel.digest, signal),
     fetchBlob: (desc, opts) => client.fetchBlob(repo, desc, opts),
+    fetchBlobFrom: (desc, offset, signal) => client.fetchBlobFrom(repo, desc, offset, signal),
   };
 }
 
@@ -63,10 +64,7 @@ export function layoutTarget(layout: OciLayout): ImageTarget {
   return {
     name: layout.dir,
     hasBlob: (desc) => layout.hasBlob(desc),
-    pushBlob: async (desc, open: () => Promise<Readable>) => {
-      if (await layout.hasBlob(desc)) return 'existed';
-      return layout.writeBlob(desc, await open());
-    },
+    pushBlob: (desc, open: () => Promise<Readable>, _signal, openFrom) => layout.ingestBlob(desc, open, openFrom),
     async pushManifest(raw, o) {
       await layout.writeBlob({ digest: raw.digest, size: raw.bytes.byteLength }, raw.bytes);
       if (!o.root) return;

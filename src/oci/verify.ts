@@ -1,20 +1,23 @@
 // Verification by construction: a stream that lets through at most `size` bytes of a
 // descriptor and, at the end, checks the size and the sha256. A registry that sends a short
 // body, a long body or other bytes cannot get them past it.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { Transform, type TransformCallback } from 'node:stream';
 import { SealiftError } from '../errors.ts';
 import type { Descriptor } from './types.ts';
 
 export class VerifyStream extends Transform {
-  private readonly hash = createHash('sha256');
-  private received = 0;
+  private readonly hash: Hash;
+  private received: number;
   private readonly desc: Pick<Descriptor, 'digest' | 'size'>;
   private readonly where: string;
   private readonly onBytes: ((n: number) => void) | undefined;
 
-  constructor(desc: Pick<Descriptor, 'digest' | 'size'>, opts: { where: string; onBytes?: (n: number) => void }) {
+  /** `resume`: the bytes before this stream were already hashed into `hash` (a ranged resume) */
+  constructor(desc: Pick<Descriptor, 'digest' | 'size'>, opts: { where: string; onBytes?: (n: number) => void; resume?: { hash: Hash; received: number } }) {
     super();
+    this.hash = opts.resume?.hash ?? createHash('sha256');
+    this.received = opts.resume?.received ?? 0;
     this.desc = desc;
     this.where = opts.where;
     this.onBytes = opts.onBytes;

@@ -77,11 +77,13 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
           if (rec.bytes >= limit) return;
           const part = chunk.subarray(0, limit - rec.bytes);
           rec.bytes += part.length;
-          res.write(part);
           if (rec.bytes >= limit) {
             upRes.destroy();
-            // flush what was written, then cut the connection mid-body
-            setTimeout(() => res.socket?.destroy(), 20);
+            // cut the connection mid-body once what was written reached the socket
+            res.write(part, () => res.socket?.destroy());
+          } else if (!res.write(part)) {
+            upRes.pause();
+            res.once('drain', () => upRes.resume());
           }
         });
         return;
