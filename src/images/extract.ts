@@ -337,13 +337,15 @@ class DocumentWalk {
       for (const f of r.consumes) this.consumed.set(`${r.from}.${f}`, r.id);
       let composed: string | undefined;
       let used: string[] = [];
-      for (const template of r.images) {
-        composed = fillTemplate(template, base);
-        used = templateFields(template);
+      for (const t of r.images) {
+        const holds = (c: { field: string; value: RegExp }) => c.value.test(scalarString(resolvePath(base, c.field)) ?? '');
+        if ((t.when && !holds(t.when)) || (t.unless && holds(t.unless))) continue;
+        composed = fillTemplate(t.template, base);
+        used = templateFields(t.template);
         if (composed !== undefined) break;
       }
       if (composed === undefined) {
-        unresolved(`lacks the fields of ${r.images.join(' | ')} under ${r.from}`);
+        unresolved(`lacks the fields of ${r.images.map((t) => t.template).join(' | ')} under ${r.from}`);
         continue;
       }
       this.consider(composed, `${r.from}.{${used.join(',')}}`, 'rule', 'definite', r.id);

@@ -36,10 +36,16 @@ const fieldMatch = z
   .strict()
   .refine((m) => m.field !== undefined || m.value !== undefined, { message: 'give field, value or both' });
 
+const condition = z.object({ field: z.string().min(1), value: z.string() }).strict();
+const injectTemplate = z.union([
+  z.string().min(1),
+  z.object({ template: z.string().min(1), when: condition.optional(), unless: condition.optional() }).strict(),
+]);
+
 const injectSpec = z
   .object({
     from: z.string().min(1),
-    image: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]),
+    image: z.union([injectTemplate, z.array(injectTemplate).min(1)]),
     consumes: z.array(z.string().min(1)).optional(),
   })
   .strict();
@@ -91,7 +97,14 @@ interface RuleBase {
 export type ImageRule =
   | (RuleBase & { type: 'exclude'; test: FieldTest })
   | (RuleBase & { type: 'knobless'; test: FieldTest })
-  | (RuleBase & { type: 'inject'; from: string; images: string[]; consumes: string[] });
+  | (RuleBase & { type: 'inject'; from: string; images: InjectTemplate[]; consumes: string[] });
+
+/** A template with optional conditions on fields under `from` (value globs; a missing field is ""). */
+export interface InjectTemplate {
+  template: string;
+  when?: { field: string; value: RegExp };
+  unless?: { field: string; value: RegExp };
+}
 
 export interface RuleSet {
   rules: ImageRule[];
@@ -142,8 +155,16 @@ function compileRule(r: RuleInput, where: string): ImageRule {
   if (r.exclude) return { ...base, type: 'exclude', test: compileFieldTest(r.exclude) };
   if (r.knobless) return { ...base, type: 'knobless', test: compileFieldTest(r.knobless) };
   const inject = r.inject!;
-  const images = Array.isArray(inject.image) ? inject.image : [inject.image];
-  const consumes = [...new Set([...images.flatMap(templateFields), ...(inject.consumes ?? [])])];
+  const images: InjectTemplate[] = (Array.isArray(inject.image) ? inject.image : [inject.image]).map((t) =>
+    typeof t === 'string'
+      ? { template: t }
+      : {
+          template: t.template,
+          ...(t.when ? { when: { field: t.when.field, value: globToRegExp(t.when.value) } } : {}),
+          ...(t.unless ? { unless: { field: t.unless.field, value: globToRegExp(t.unless.value) } } : {}),
+        },
+  );
+  const consumes = [...new Set([...images.flatMap((t) => templateFields(t.template)), ...(inject.consumes ?? [])])];
   return { ...base, type: 'inject', from: inject.from, images, consumes };
 }
 

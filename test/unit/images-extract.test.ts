@@ -371,7 +371,10 @@ rules:
     match: { kind: ConfigMap, name: "mesh-injector*" }
     inject:
       from: data.values
-      image: ["{global.hub}/{global.proxy.image}:{global.tag}-{global.variant}", "{global.hub}/{global.proxy.image}:{global.tag}"]
+      image:
+        - { template: "{global.proxy.image}", when: { field: global.proxy.image, value: "*/*" } }
+        - { template: "{global.hub}/{global.proxy.image}:{global.tag}-{global.variant}", unless: { field: global.variant, value: default } }
+        - "{global.hub}/{global.proxy.image}:{global.tag}"
       consumes: [global.proxy_init.image]
   - id: placeholder-auto
     description: auto is filled in by the injector
@@ -415,17 +418,21 @@ spec: { template: { spec: { containers: [{ name: istio-proxy, image: auto }] } }
     expect(excludedReason(r, 'auto')).toContain('auto is filled in by the injector');
   });
 
-  it('takes the first template whose fields are all set (variant)', () => {
+  it.each([
+    ['{"hub": "h.io/m", "tag": "1", "variant": "distroless", "proxy": {"image": "p"}}', 'h.io/m/p:1-distroless'],
+    ['{"hub": "h.io/m", "tag": "1", "variant": "default", "proxy": {"image": "p"}}', 'h.io/m/p:1'],
+    ['{"hub": "h.io/m", "tag": "1", "proxy": {"image": "other.io/own/proxy:2"}}', 'other.io/own/proxy:2'],
+  ])('takes the first template whose conditions hold and fields are set: %s', (global, want) => {
     const r = extract(
       `
 apiVersion: v1
 kind: ConfigMap
 metadata: { name: mesh-injector }
-data: { values: '{"global": {"hub": "h.io/m", "tag": "1", "variant": "distroless", "proxy": {"image": "p"}}}' }
+data: { values: '{"global": ${global}}' }
 `,
       rules,
     );
-    expect(refs(r)).toEqual(['h.io/m/p:1-distroless']);
+    expect(refs(r)).toEqual([want]);
   });
 
   it('warns when a matched resource lacks the fields, and does not guess', () => {
@@ -441,6 +448,7 @@ data: { values: '{"global": {"hub": "h.io/m"}}' }
     expect(refs(r)).toEqual([]);
     expect(r.problems).toEqual([expect.objectContaining({ severity: 'warning', code: 'RULE_UNRESOLVED' })]);
     expect(r.problems[0]!.message).toContain('rules/test.yaml:3');
+    expect(r.problems[0]!.message).toContain('lacks the fields of {global.proxy.image} | ');
   });
 
   it('excludes example blocks (even unparsable ones) and marks knob-less images', () => {
