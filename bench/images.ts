@@ -19,7 +19,9 @@ import { PROJECT_ROOT } from '../src/tools.ts';
 import { startChartServers } from '../test/support/chart-servers.ts';
 import { tempDir } from '../test/support/process.ts';
 
-const { values: args } = parseArgs({ options: { env: { type: 'string', default: 'airgap' }, runs: { type: 'string', default: '3' } } });
+const { values: args } = parseArgs({
+  options: { env: { type: 'string', default: 'airgap' }, runs: { type: 'string', default: '3' } },
+});
 const env = args.env;
 const runs = Math.max(1, Number(args.runs));
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
@@ -53,7 +55,9 @@ for (const p of plans) {
   const ms = median(single.get(p.name)!);
   sum += ms;
   if (ms > slowest.ms) slowest = { name: p.name, ms };
-  console.log(`  ${p.name.padEnd(24)} ${String(ms).padStart(6)} ms  ${p.source.type === 'manifests' ? '(release files: read and parse, no helm)' : 'helm template'}`);
+  console.log(
+    `  ${p.name.padEnd(24)} ${String(ms).padStart(6)} ms  ${p.source.type === 'manifests' ? '(release files: read and parse, no helm)' : 'helm template'}`,
+  );
 }
 console.log(`  ${'sum of singles'.padEnd(24)} ${String(sum).padStart(6)} ms`);
 console.log(`  ${`slowest single (${slowest.name})`.padEnd(24)} ${String(slowest.ms).padStart(6)} ms`);
@@ -63,5 +67,7 @@ for (const concurrency of [1, 2, 4, plans.length]) {
   const totals: number[] = [];
   for (let i = 0; i < runs; i++) totals.push((await resolveImages({ ...stage, concurrency })).timing.totalMs);
   const t = median(totals);
-  console.log(`  concurrency ${String(concurrency).padStart(2)}: ${String(t).padStart(6)} ms   (${(t / sum).toFixed(2)} x sum of singles, ${(t / slowest.ms).toFixed(2)} x slowest single)`);
+  console.log(
+    `  concurrency ${String(concurrency).padStart(2)}: ${String(t).padStart(6)} ms   (${(t / sum).toFixed(2)} x sum of singles, ${(t / slowest.ms).toFixed(2)} x slowest single)`,
+  );
 }

@@ -4,7 +4,15 @@ import { join, resolve } from 'node:path';
 import { parse } from 'yaml';
 import type { Command } from 'commander';
 import { ERROR_CODES, SealiftError } from '../errors.ts';
-import { formatOrigin, imageListFiles, readImageLock, resolveImages, scanTarget, type ReleaseImages, type ResolveResult } from '../images/index.ts';
+import {
+  formatOrigin,
+  imageListFiles,
+  readImageLock,
+  resolveImages,
+  scanTarget,
+  type ReleaseImages,
+  type ResolveResult,
+} from '../images/index.ts';
 import { diffImageLists, formatDifferences, lockPath, readCommitted, writeImageLists } from '../images/lock.ts';
 import { pathExists } from '../fs-atomic.ts';
 import { stackDirFrom } from './generate.ts';
@@ -39,7 +47,8 @@ interface ScanFlags extends GlobalFlags {
 function concurrencyOf(v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 1) throw new SealiftError('USAGE', `--concurrency must be a positive integer, not "${v}"`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new SealiftError('USAGE', `--concurrency must be a positive integer, not "${v}"`);
   return n;
 }
 
@@ -57,11 +66,16 @@ function summary(r: ReleaseImages) {
 
 async function runImages(flags: ImagesFlags): Promise<void> {
   const out = createOutput(flags);
-  if (!flags.env) throw new SealiftError('USAGE', 'sealift images needs -e <env> (or the scan subcommand)', { hint: 'e.g. sealift images -e airgap, or sealift images scan ./chart.tgz' });
+  if (!flags.env)
+    throw new SealiftError('USAGE', 'sealift images needs -e <env> (or the scan subcommand)', {
+      hint: 'e.g. sealift images -e airgap, or sealift images scan ./chart.tgz',
+    });
   const stackDir = stackDirFrom(flags.stack);
   const outDir = resolve(flags.out ?? resolve(stackDir, 'imagelists'));
   const previousPath = lockPath(outDir, flags.env);
-  const previousLock = (await pathExists(previousPath)) ? await readImageLock(previousPath).catch(() => undefined) : undefined;
+  const previousLock = (await pathExists(previousPath))
+    ? await readImageLock(previousPath).catch(() => undefined)
+    : undefined;
   const concurrency = concurrencyOf(flags.concurrency);
   const result: ResolveResult = await resolveImages({
     stackDir,
@@ -78,8 +92,15 @@ async function runImages(flags: ImagesFlags): Promise<void> {
   const total = result.lock.images.length;
   if (flags.check) {
     const diffs = diffImageLists(await readCommitted(outDir, flags.env), files, outDir, flags.env);
-    out.result({ ok: diffs.length === 0, environment: result.environment, images: total, differences: diffs, releases }, (v) =>
-      v.ok ? `imagelists for ${v.environment} are up to date (${total} images)` : [...formatDifferences(diffs), `imagelists for ${v.environment} differ from what rendering gives now: run \`sealift images -e ${v.environment}\` and commit the result`],
+    out.result(
+      { ok: diffs.length === 0, environment: result.environment, images: total, differences: diffs, releases },
+      (v) =>
+        v.ok
+          ? `imagelists for ${v.environment} are up to date (${total} images)`
+          : [
+              ...formatDifferences(diffs),
+              `imagelists for ${v.environment} differ from what rendering gives now: run \`sealift images -e ${v.environment}\` and commit the result`,
+            ],
     );
     if (diffs.length > 0) process.exitCode = ERROR_CODES.IMAGES_CHANGED.exit;
     return;
@@ -87,11 +108,16 @@ async function runImages(flags: ImagesFlags): Promise<void> {
   const { written, unchanged } = await writeImageLists(outDir, flags.env, files);
   for (const p of written) out.onEvent({ type: 'file', action: 'written', path: p });
   const knobless = result.lock.images.filter((e) => e.knobless);
-  out.result({ ok: true, environment: result.environment, images: total, written, unchanged, releases, timing: result.timing }, () => [
-    ...releases.map((r) => `${r.release.padEnd(24)} ${String(r.images.length).padStart(3)} images  (${r.from})`),
-    ...knobless.map((e) => `note: ${e.reference} has no values knob (${e.knobless!.rule}); verify reports it as a warning`),
-    `${total} images for ${result.environment}: ${written.length} files written, ${unchanged.length} unchanged (${result.timing.totalMs} ms)`,
-  ]);
+  out.result(
+    { ok: true, environment: result.environment, images: total, written, unchanged, releases, timing: result.timing },
+    () => [
+      ...releases.map((r) => `${r.release.padEnd(24)} ${String(r.images.length).padStart(3)} images  (${r.from})`),
+      ...knobless.map(
+        (e) => `note: ${e.reference} has no values knob (${e.knobless!.rule}); verify reports it as a warning`,
+      ),
+      `${total} images for ${result.environment}: ${written.length} files written, ${unchanged.length} unchanged (${result.timing.totalMs} ms)`,
+    ],
+  );
 }
 
 /** scan renders for the stack's Kubernetes version (environments/default.yaml) unless told otherwise. */
@@ -122,21 +148,24 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
     const knobless = hits.find((f) => f.knobless)?.knobless;
     return { reference, why: hits.map((f) => f.origin), ...(knobless ? { knobless } : {}) };
   });
-  out.result({ ok: true, target, from: r.from, images, excluded: r.excluded, skipped: r.skipped, warnings: r.warnings }, (v) => {
-    const lines: string[] = [];
-    for (const i of v.images) {
-      lines.push(i.reference);
-      if (!flags.quiet) for (const w of i.why) lines.push(`    <- ${formatOrigin(w)}`);
-      if (i.knobless && !flags.quiet) lines.push(`    knob-less: ${i.knobless.description}`);
-    }
-    if (flags.explain) {
-      for (const x of v.excluded) lines.push(`not listed: ${x.value}  <- ${formatOrigin(x.origin)}: ${x.reason}`);
-      for (const s of v.skipped) lines.push(`skipped: ${s.kind} ${s.name}: ${s.reason}`);
-    } else if (!flags.quiet && v.excluded.length > 0) {
-      lines.push(`(${v.excluded.length} candidates not listed; --explain shows them with the reason)`);
-    }
-    return lines;
-  });
+  out.result(
+    { ok: true, target, from: r.from, images, excluded: r.excluded, skipped: r.skipped, warnings: r.warnings },
+    (v) => {
+      const lines: string[] = [];
+      for (const i of v.images) {
+        lines.push(i.reference);
+        if (!flags.quiet) for (const w of i.why) lines.push(`    <- ${formatOrigin(w)}`);
+        if (i.knobless && !flags.quiet) lines.push(`    knob-less: ${i.knobless.description}`);
+      }
+      if (flags.explain) {
+        for (const x of v.excluded) lines.push(`not listed: ${x.value}  <- ${formatOrigin(x.origin)}: ${x.reason}`);
+        for (const s of v.skipped) lines.push(`skipped: ${s.kind} ${s.name}: ${s.reason}`);
+      } else if (!flags.quiet && v.excluded.length > 0) {
+        lines.push(`(${v.excluded.length} candidates not listed; --explain shows them with the reason)`);
+      }
+      return lines;
+    },
+  );
 }
 
 export function registerImages(program: Command): void {
@@ -148,11 +177,25 @@ export function registerImages(program: Command): void {
       .command('images')
       .description('Resolve every image an environment pulls into imagelists/<env>/ and imagelists/<env>.lock.json')
       .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
-      .option('--check', 'write nothing; exit 7 with a diff when the committed lists differ from what rendering gives now')
-      .option('--stack <dir>', 'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)')
+      .option(
+        '--check',
+        'write nothing; exit 7 with a diff when the committed lists differ from what rendering gives now',
+      )
+      .option(
+        '--stack <dir>',
+        'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)',
+      )
       .option('-o, --out <dir>', 'where the lists go (default <stack>/imagelists)')
-      .option('--rules <dir>', 'a directory of image rule files (repeatable; default: the rules/ shipped with sealift)', collect)
-      .option('--overlay <file>', 'extra environment file merged last, e.g. source overrides for a mirror (repeatable)', collect)
+      .option(
+        '--rules <dir>',
+        'a directory of image rule files (repeatable; default: the rules/ shipped with sealift)',
+        collect,
+      )
+      .option(
+        '--overlay <file>',
+        'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
+        collect,
+      )
       .option('--cache-dir <dir>', 'where pulled charts are kept (default $SEALIFT_CACHE_DIR or ~/.cache/sealift)')
       .option('--concurrency <n>', 'helm processes at once (default 4)')
       .enablePositionalOptions(),
@@ -161,8 +204,13 @@ export function registerImages(program: Command): void {
   withCommonFlags(
     images
       .command('scan')
-      .description('List the images of one chart (dir, .tgz, repo/chart, oci://...) or manifest file/dir, with where each comes from')
-      .argument('<target>', 'chart directory, .tgz, oci://host/path/chart, repo/chart (with --repo: the chart name), or manifest file/directory/URL')
+      .description(
+        'List the images of one chart (dir, .tgz, repo/chart, oci://...) or manifest file/dir, with where each comes from',
+      )
+      .argument(
+        '<target>',
+        'chart directory, .tgz, oci://host/path/chart, repo/chart (with --repo: the chart name), or manifest file/directory/URL',
+      )
       .option('-f, --values <file>', 'values file (repeatable)', collect)
       .option('--set <key=value>', 'set a value (repeatable)', collect)
       .option('--version <version>', 'chart version')
@@ -170,7 +218,10 @@ export function registerImages(program: Command): void {
       .option('--plain-http', 'OCI chart registry over plain HTTP')
       .option('--name <release>', 'release name to render with')
       .option('-n, --namespace <ns>', 'namespace to render into')
-      .option('--kube-version <version>', 'Kubernetes version to render for (default: kubeVersion of environments/default.yaml)')
+      .option(
+        '--kube-version <version>',
+        'Kubernetes version to render for (default: kubeVersion of environments/default.yaml)',
+      )
       .option('--rules <dir>', 'a directory of image rule files (repeatable)', collect)
       .option('--explain', 'also list every candidate that was not taken for an image, with the reason'),
   ).action((target: string, flags: ScanFlags) => runScan(target, flags));

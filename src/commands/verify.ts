@@ -35,7 +35,8 @@ const PROBLEM_TEXT: Record<Offender['problem'], (v: VerifyRenderResult) => strin
 
 async function runVerify(flags: VerifyFlags): Promise<void> {
   const out = createOutput(flags);
-  if (!flags.env) throw new SealiftError('USAGE', 'sealift verify needs -e <env>', { hint: 'e.g. sealift verify -e airgap' });
+  if (!flags.env)
+    throw new SealiftError('USAGE', 'sealift verify needs -e <env>', { hint: 'e.g. sealift verify -e airgap' });
   const registry = flags.registry ? await registryToCheck(flags, stackDirFrom(flags.stack), flags.env) : undefined;
   const r = await verifyRenderedImages({
     ...(registry ? { registry } : {}),
@@ -50,11 +51,22 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     onEvent: out.onEvent,
   });
   for (const k of r.knobless) {
-    out.onEvent({ type: 'warn', code: 'VERIFY_FAILED', message: `${k.reference} stays outside ${r.registry ?? 'the registry'}: no values knob moves it (rule ${k.rule}: ${k.description}) <- ${k.why.map(formatOrigin).join('; ')}` });
+    out.onEvent({
+      type: 'warn',
+      code: 'VERIFY_FAILED',
+      message: `${k.reference} stays outside ${r.registry ?? 'the registry'}: no values knob moves it (rule ${k.rule}: ${k.description}) <- ${k.why.map(formatOrigin).join('; ')}`,
+    });
   }
   out.result(r, (v) => [
-    ...v.offenders.flatMap((o) => [`${o.problem === 'outside-registry' || o.problem === 'not-in-list' ? 'escape' : o.problem}: ${o.reference} (${PROBLEM_TEXT[o.problem](v)})`, ...o.why.map((w) => `    <- ${formatOrigin(w)}`)]),
-    ...(v.registryChecks ? [`registry: ${v.registryChecks.filter((c) => c.status === 'present').length} of ${v.registryChecks.length} images present`] : []),
+    ...v.offenders.flatMap((o) => [
+      `${o.problem === 'outside-registry' || o.problem === 'not-in-list' ? 'escape' : o.problem}: ${o.reference} (${PROBLEM_TEXT[o.problem](v)})`,
+      ...o.why.map((w) => `    <- ${formatOrigin(w)}`),
+    ]),
+    ...(v.registryChecks
+      ? [
+          `registry: ${v.registryChecks.filter((c) => c.status === 'present').length} of ${v.registryChecks.length} images present`,
+        ]
+      : []),
     v.ok
       ? `verify ${v.environment}: ${v.checked - v.knobless.length} of ${v.checked} images the deployed render pulls are in ${v.registry ?? 'the list'} and in ${relative(process.cwd(), v.lock) || v.lock}${v.knobless.length ? `; ${v.knobless.length} knob-less ones stay where upstream has them (warnings)` : ''}`
       : `verify ${v.environment}: ${v.offenders.length} of ${v.checked} images escape ${v.registry ?? 'the list'}`,
@@ -63,32 +75,66 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
 }
 
 /** `--registry` alone: the environment's registry; `--registry HOST:PORT`: another address of it. */
-async function registryToCheck(flags: VerifyFlags, stackDir: string, envName: string): Promise<{ host: string } & RegistryHostConfig> {
+async function registryToCheck(
+  flags: VerifyFlags,
+  stackDir: string,
+  envName: string,
+): Promise<{ host: string } & RegistryHostConfig> {
   let host = typeof flags.registry === 'string' ? flags.registry : undefined;
   let plainHttp = flags.plainHttp;
   if (!host) {
-    const env = await loadEnvironment(stackDir, envName, flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {});
-    if (!env.registry) throw new SealiftError('USAGE', `environment ${envName} has no registry to check`, { hint: 'Give one: --registry HOST:PORT.' });
+    const env = await loadEnvironment(
+      stackDir,
+      envName,
+      flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {},
+    );
+    if (!env.registry)
+      throw new SealiftError('USAGE', `environment ${envName} has no registry to check`, {
+        hint: 'Give one: --registry HOST:PORT.',
+      });
     host = env.registry.host;
     plainHttp ??= env.registry.plainHttp;
   }
   const site = siteRegistryFromFlags(host, { ...flags, ...(plainHttp ? { plainHttp } : {}) });
-  return { host: site.host, ...(site.plainHttp ? { plainHttp: true } : {}), ...(site.insecure ? { insecureSkipVerify: true } : {}), ...(site.caFile ? { caFile: site.caFile } : {}) };
+  return {
+    host: site.host,
+    ...(site.plainHttp ? { plainHttp: true } : {}),
+    ...(site.insecure ? { insecureSkipVerify: true } : {}),
+    ...(site.caFile ? { caFile: site.caFile } : {}),
+  };
 }
 
 export function registerVerify(program: Command): void {
-  withCommonFlags(withTransportFlags(
-    program
-      .command('verify')
-      .description('Render the environment as deployed and prove every image it pulls is in its registry and in the image list')
-      .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
-      .option('--stack <dir>', 'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)')
-      .option('--lock <file>', 'the image lock to check against (default <stack>/imagelists/<env>.lock.json)')
-      .option('--scheme <scheme>', 'how the loader names images in the registry: host-swap (default) or scoped')
-      .option('--manifests <file>', 'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)', collect)
-      .option('--rules <dir>', 'a directory of image rule files (repeatable)', collect)
-      .option('--overlay <file>', 'extra environment file merged last, e.g. source overrides for a mirror (repeatable)', collect)
-      .option('--cache-dir <dir>', 'where pulled charts are kept')
-      .option('--registry [host:port]', "also check that every image is in the registry (default: the environment's; give HOST:PORT for another address of it)"),
-  )).action((flags: VerifyFlags) => runVerify(flags));
+  withCommonFlags(
+    withTransportFlags(
+      program
+        .command('verify')
+        .description(
+          'Render the environment as deployed and prove every image it pulls is in its registry and in the image list',
+        )
+        .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
+        .option(
+          '--stack <dir>',
+          'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)',
+        )
+        .option('--lock <file>', 'the image lock to check against (default <stack>/imagelists/<env>.lock.json)')
+        .option('--scheme <scheme>', 'how the loader names images in the registry: host-swap (default) or scoped')
+        .option(
+          '--manifests <file>',
+          'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)',
+          collect,
+        )
+        .option('--rules <dir>', 'a directory of image rule files (repeatable)', collect)
+        .option(
+          '--overlay <file>',
+          'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
+          collect,
+        )
+        .option('--cache-dir <dir>', 'where pulled charts are kept')
+        .option(
+          '--registry [host:port]',
+          "also check that every image is in the registry (default: the environment's; give HOST:PORT for another address of it)",
+        ),
+    ),
+  ).action((flags: VerifyFlags) => runVerify(flags));
 }

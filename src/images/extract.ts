@@ -86,7 +86,17 @@ const ARG_KEYS = new Set(['args', 'command']);
 const TEST_HOOKS = new Set(['test', 'test-success', 'test-failure']);
 /** Keys that make an object with an `image` a container, whatever its list is called (Tekton steps, Argo templates). */
 // (not `resources`, `env` or `imagePullPolicy`: Helm values objects have those beside a bare `image: proxyv2`)
-const CONTAINER_HINTS = ['command', 'args', 'script', 'workingDir', 'volumeMounts', 'envFrom', 'livenessProbe', 'readinessProbe', 'startupProbe'];
+const CONTAINER_HINTS = [
+  'command',
+  'args',
+  'script',
+  'workingDir',
+  'volumeMounts',
+  'envFrom',
+  'livenessProbe',
+  'readinessProbe',
+  'startupProbe',
+];
 
 function looksLikeContainer(o: Record<string, unknown>): boolean {
   return CONTAINER_HINTS.some((k) => k in o);
@@ -173,12 +183,23 @@ class DocumentWalk {
     if (consumer && via !== 'rule') {
       return this.exclude(value, { ...origin, rule: consumer }, `a part of the image that rule ${consumer} composes`);
     }
-    if (TEMPLATE_MARKER.test(value)) return this.exclude(value, origin, 'a template placeholder, filled in at run time');
+    if (TEMPLATE_MARKER.test(value))
+      return this.exclude(value, origin, 'a template placeholder, filled in at run time');
     let normalized: string;
     try {
       const strict = parseImageReference(value, describe(origin));
-      if (strength === 'weak' && !strict.registry && !strict.repository.includes('/') && !strict.tag && !strict.digest) {
-        return this.exclude(value, origin, 'a bare name without registry, path or tag: not taken for an image (part of a split reference?)');
+      if (
+        strength === 'weak' &&
+        !strict.registry &&
+        !strict.repository.includes('/') &&
+        !strict.tag &&
+        !strict.digest
+      ) {
+        return this.exclude(
+          value,
+          origin,
+          'a bare name without registry, path or tag: not taken for an image (part of a split reference?)',
+        );
       }
       normalized = formatImageReference(withDefaultTag(normalizeImageReference(value, describe(origin))));
     } catch (e) {
@@ -187,7 +208,11 @@ class DocumentWalk {
         this.out.problems.push({ severity: 'error', code: 'REF_INVALID', message: e.message, origin });
         return;
       }
-      return this.exclude(value, origin, `not an image reference (${e.message.replace(/^invalid image reference "[^"]*" \([^)]*\): /, '')})`);
+      return this.exclude(
+        value,
+        origin,
+        `not an image reference (${e.message.replace(/^invalid image reference "[^"]*" \([^)]*\): /, '')})`,
+      );
     }
     const finding: ImageFinding = { reference: normalized, origin };
     for (const r of this.rules) {
@@ -283,15 +308,24 @@ class DocumentWalk {
     const s = scalarString(v);
     if (s !== undefined) {
       const split = composeSplit(parent, key, s);
-      if (split) this.consider(split.reference, formatPath(path.slice(0, -1)) + `.{${[key, ...split.keys].join(',')}}`, 'split-fields', 'weak');
+      if (split)
+        this.consider(
+          split.reference,
+          formatPath(path.slice(0, -1)) + `.{${[key, ...split.keys].join(',')}}`,
+          'split-fields',
+          'weak',
+        );
       else if (key === 'image' && looksLikeContainer(parent)) this.consider(s, path, 'container', 'strong');
       else this.consider(s, path, 'image-field', 'weak');
     } else if (isObject(v)) {
       const composed = composeObject(v);
-      if (composed) this.consider(composed.reference, formatPath(path) + `.{${composed.keys.join(',')}}`, 'split-fields', 'weak');
+      if (composed)
+        this.consider(composed.reference, formatPath(path) + `.{${composed.keys.join(',')}}`, 'split-fields', 'weak');
       else this.walk(v, path);
     } else if (Array.isArray(v)) {
-      v.forEach((x, i) => (typeof x === 'string' ? this.consider(x, [...path, i], 'image-field', 'weak') : this.walk(x, [...path, i])));
+      v.forEach((x, i) =>
+        typeof x === 'string' ? this.consider(x, [...path, i], 'image-field', 'weak') : this.walk(x, [...path, i]),
+      );
     }
   }
 
@@ -308,7 +342,10 @@ class DocumentWalk {
     lines.forEach((line, i) => {
       if (!worthReading(line)) return;
       const at = [...path, { line: i + 1 }];
-      const kv = /^\s*(?:-\s+)?["']?([A-Za-z0-9_./-]+)["']?\s*[:=]\s*(?:"([^"]*)"|'([^']*)'|([^\s"',]*))\s*,?\s*(?:#.*)?$/.exec(line);
+      const kv =
+        /^\s*(?:-\s+)?["']?([A-Za-z0-9_./-]+)["']?\s*[:=]\s*(?:"([^"]*)"|'([^']*)'|([^\s"',]*))\s*,?\s*(?:#.*)?$/.exec(
+          line,
+        );
       if (kv && (isImageKey(kv[1] ?? '') || isQualifiedReference(kv[2] ?? kv[3] ?? kv[4] ?? ''))) {
         this.consider(kv[2] ?? kv[3] ?? kv[4] ?? '', [...at, kv[1] ?? ''], 'text', 'weak');
         return;
@@ -328,7 +365,12 @@ class DocumentWalk {
     for (const r of this.rules) {
       if (r.type !== 'inject') continue;
       const unresolved = (why: string) =>
-        this.out.problems.push({ severity: 'warning', code: 'RULE_UNRESOLVED', message: `rule ${r.id} (${r.where}): ${this.id.kind} ${this.id.name} ${why}`, origin: this.origin(r.from, 'rule', r.id) });
+        this.out.problems.push({
+          severity: 'warning',
+          code: 'RULE_UNRESOLVED',
+          message: `rule ${r.id} (${r.where}): ${this.id.kind} ${this.id.name} ${why}`,
+          origin: this.origin(r.from, 'rule', r.id),
+        });
       const base = resolvePath(doc, r.from);
       if (base === undefined) {
         unresolved(`has no field ${r.from}`);
@@ -338,7 +380,8 @@ class DocumentWalk {
       let composed: string | undefined;
       let used: string[] = [];
       for (const t of r.images) {
-        const holds = (c: { field: string; value: RegExp }) => c.value.test(scalarString(resolvePath(base, c.field)) ?? '');
+        const holds = (c: { field: string; value: RegExp }) =>
+          c.value.test(scalarString(resolvePath(base, c.field)) ?? '');
         if ((t.when && !holds(t.when)) || (t.unless && holds(t.unless))) continue;
         composed = fillTemplate(t.template, base);
         used = templateFields(t.template);
@@ -355,7 +398,8 @@ class DocumentWalk {
 
 /** A registry-qualified, tagged reference somewhere in a text (a cheap filter before reading it line by line). */
 const QUALIFIED_INSIDE = /[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?\/[^\s"',]+(?::[\w][\w.-]*|@sha256:[0-9a-f]{64})/;
-const QUALIFIED_SHAPE = /^(?:[A-Za-z0-9-]+\.[A-Za-z0-9.-]+|[A-Za-z0-9.-]+:\d+|localhost|\[[0-9a-fA-F:]+\](?::\d+)?)\/\S+(?::[\w][\w.-]*|@sha256:[0-9a-f]{64})$/;
+const QUALIFIED_SHAPE =
+  /^(?:[A-Za-z0-9-]+\.[A-Za-z0-9.-]+|[A-Za-z0-9.-]+:\d+|localhost|\[[0-9a-fA-F:]+\](?::\d+)?)\/\S+(?::[\w][\w.-]*|@sha256:[0-9a-f]{64})$/;
 
 /**
  * A value that can only be an image, whatever its key: a registry host (with a dot or a port), a
@@ -433,7 +477,11 @@ function hasTagOrDigest(ref: string): boolean {
 }
 
 /** `{image: kserve/art-explainer, defaultImageVersion: v0.15.2}` -> `kserve/art-explainer:v0.15.2`. */
-export function composeSplit(parent: Record<string, unknown>, key: string, value: string): { reference: string; keys: string[] } | undefined {
+export function composeSplit(
+  parent: Record<string, unknown>,
+  key: string,
+  value: string,
+): { reference: string; keys: string[] } | undefined {
   if (hasTagOrDigest(value)) return undefined;
   const keys: string[] = [];
   const keyPrefix = keyWords(key).slice(0, -1).join(' ');
@@ -445,7 +493,9 @@ export function composeSplit(parent: Record<string, unknown>, key: string, value
     })
     .sort((a, b) => rankTagKey(a) - rankTagKey(b))[0];
   // `repository` beside `image` is a prefix (NVIDIA ClusterPolicy: repository nvcr.io/nvidia, image driver)
-  const registryKey = ['registry', 'hub', 'repository'].find((k) => k !== key && typeof parent[k] === 'string' && parent[k] !== '');
+  const registryKey = ['registry', 'hub', 'repository'].find(
+    (k) => k !== key && typeof parent[k] === 'string' && parent[k] !== '',
+  );
   const digest = typeof parent.digest === 'string' && parent.digest !== '' ? parent.digest : undefined;
   const tag = tagKey !== undefined ? scalarString(parent[tagKey]) : undefined;
   if (!tag && !digest) return undefined;
@@ -492,7 +542,12 @@ function identityOf(doc: Record<string, unknown>, ctx: ExtractContext): Resource
   const meta = isObject(doc.metadata) ? doc.metadata : {};
   return {
     kind: typeof doc.kind === 'string' ? doc.kind : '(no kind)',
-    name: typeof meta.name === 'string' ? meta.name : typeof meta.generateName === 'string' ? `${meta.generateName}*` : '(no name)',
+    name:
+      typeof meta.name === 'string'
+        ? meta.name
+        : typeof meta.generateName === 'string'
+          ? `${meta.generateName}*`
+          : '(no name)',
     ...(typeof meta.namespace === 'string' ? { namespace: meta.namespace } : {}),
     ...(typeof doc.apiVersion === 'string' ? { apiVersion: doc.apiVersion } : {}),
     ...(ctx.chart !== undefined ? { chart: ctx.chart } : {}),
@@ -507,14 +562,24 @@ function isTestHook(doc: Record<string, unknown>): boolean {
   return typeof hook === 'string' && hook.split(',').some((h) => TEST_HOOKS.has(h.trim()));
 }
 
-function extractOne(doc: Record<string, unknown>, source: string | undefined, ctx: ExtractContext, out: ExtractionResult): void {
+function extractOne(
+  doc: Record<string, unknown>,
+  source: string | undefined,
+  ctx: ExtractContext,
+  out: ExtractionResult,
+): void {
   const id = identityOf(doc, ctx);
   if (id.kind.endsWith('List') && Array.isArray(doc.items)) {
     for (const item of doc.items) if (isObject(item)) extractOne(item, source, ctx, out);
     return;
   }
   if (IMAGELESS_KINDS.includes(id.kind)) {
-    out.skipped.push({ release: ctx.release, kind: id.kind, name: id.name, reason: 'a CRD: its schema text describes fields, it pulls no image' });
+    out.skipped.push({
+      release: ctx.release,
+      kind: id.kind,
+      name: id.name,
+      reason: 'a CRD: its schema text describes fields, it pulls no image',
+    });
     return;
   }
   if (isTestHook(doc)) {
@@ -522,7 +587,12 @@ function extractOne(doc: Record<string, unknown>, source: string | undefined, ct
     const w = new DocumentWalk(id, source, ctx.rules, inner);
     w.injections(doc);
     w.walk(doc, []);
-    for (const f of inner.findings) out.excluded.push({ value: f.reference, origin: f.origin, reason: 'a chart test hook (helm.sh/hook: test): helm test runs it, an install does not' });
+    for (const f of inner.findings)
+      out.excluded.push({
+        value: f.reference,
+        origin: f.origin,
+        reason: 'a chart test hook (helm.sh/hook: test): helm test runs it, an install does not',
+      });
     out.excluded.push(...inner.excluded);
     return;
   }

@@ -12,8 +12,23 @@ import { planReleases, type PlanMode, type ReleasePlan } from '../generate/plan.
 import { helmTemplateCoping } from '../render/helm.ts';
 import { fetchManifestFile, renderReleases, type RenderedRelease } from '../render/index.ts';
 import { parseManifests, type ManifestProblem } from '../render/manifests.ts';
-import { findImages, formatOrigin, IMAGELESS_KINDS, type ExcludedCandidate, type ExtractionProblem, type ImageFinding, type SkippedDocument } from './extract.ts';
-import { renderListFile, renderLock, type ImageListFiles, type ImageLock, type ImageLockEntry, type Why } from './lock.ts';
+import {
+  findImages,
+  formatOrigin,
+  IMAGELESS_KINDS,
+  type ExcludedCandidate,
+  type ExtractionProblem,
+  type ImageFinding,
+  type SkippedDocument,
+} from './extract.ts';
+import {
+  renderListFile,
+  renderLock,
+  type ImageListFiles,
+  type ImageLock,
+  type ImageLockEntry,
+  type Why,
+} from './lock.ts';
 import { formatImageReference, normalizeImageReference, withDefaultTag } from './reference.ts';
 import { globToRegExp, loadRules, type RuleSet } from './rules.ts';
 
@@ -81,7 +96,8 @@ function problemText(p: ManifestProblem | ExtractionProblem, release: string): s
 function extractRelease(r: RenderedRelease, from: string, rules: RuleSet, errors: string[]): ReleaseImages {
   const ex = findImages(r.documents, { release: r.release, ...(r.chart ? { chart: r.chart } : {}), rules });
   const warnings = [...r.problems.map((p) => problemText(p, r.release))];
-  for (const p of ex.problems) (p.severity === 'error' ? errors : warnings).push(p.severity === 'error' ? p.message : problemText(p, r.release));
+  for (const p of ex.problems)
+    (p.severity === 'error' ? errors : warnings).push(p.severity === 'error' ? p.message : problemText(p, r.release));
   return {
     release: r.release,
     ...(r.chart ? { chart: r.chart } : {}),
@@ -99,10 +115,14 @@ function extractRelease(r: RenderedRelease, from: string, rules: RuleSet, errors
 
 function throwIfErrors(errors: string[]): void {
   if (errors.length === 0) return;
-  throw new SealiftError('REF_INVALID', `${errors.length} malformed image reference${errors.length > 1 ? 's' : ''}:\n  ${errors.join('\n  ')}`, {
-    hint: 'Fix the value where the chart or values set it, or drop the release; sealift lists only references it can pull.',
-    details: { errors },
-  });
+  throw new SealiftError(
+    'REF_INVALID',
+    `${errors.length} malformed image reference${errors.length > 1 ? 's' : ''}:\n  ${errors.join('\n  ')}`,
+    {
+      hint: 'Fix the value where the chart or values set it, or drop the release; sealift lists only references it can pull.',
+      details: { errors },
+    },
+  );
 }
 
 function timingOf(releases: ReleaseImages[], started: number): Timing {
@@ -121,7 +141,11 @@ function timingOf(releases: ReleaseImages[], started: number): Timing {
 }
 
 /** Renders the environment's releases in `mode` and extracts their images. */
-async function renderAndExtract(env: Environment, mode: PlanMode, opts: StageOptions): Promise<{ releases: ReleaseImages[]; plans: ReleasePlan[]; timing: Timing }> {
+async function renderAndExtract(
+  env: Environment,
+  mode: PlanMode,
+  opts: StageOptions,
+): Promise<{ releases: ReleaseImages[]; plans: ReleasePlan[]; timing: Timing }> {
   const started = Date.now();
   const rules = await loadRules(opts.rulesDirs);
   const plans = planReleases(env, { mode });
@@ -155,7 +179,11 @@ function applyEnvironmentLists(env: Environment, r: ReleaseImages): void {
       origin: { release: r.release, kind: 'Environment', name: basename(env.file), path, via: 'text' },
     });
   });
-  const patterns = exclude.map((g, i) => ({ re: globToRegExp(g), path: `releases.${r.release}.excludeImages[${i}]`, glob: g }));
+  const patterns = exclude.map((g, i) => ({
+    re: globToRegExp(g),
+    path: `releases.${r.release}.excludeImages[${i}]`,
+    glob: g,
+  }));
   r.findings = r.findings.filter((f) => {
     const p = patterns.find((x) => x.re.test(f.reference));
     if (!p) return true;
@@ -180,7 +208,12 @@ export function buildLock(environment: string, releases: readonly ReleaseImages[
       }
       if (!e.releases.includes(r.release)) e.releases.push(r.release);
       const why: Why = f.origin.kind === 'Environment' ? { ...f.origin, kind: 'Environment', via: 'extra' } : f.origin;
-      if (!e.why.some((w) => w.release === why.release && w.kind === why.kind && w.name === why.name && w.path === why.path)) e.why.push(why);
+      if (
+        !e.why.some(
+          (w) => w.release === why.release && w.kind === why.kind && w.name === why.name && w.path === why.path,
+        )
+      )
+        e.why.push(why);
       if (f.knobless && !e.knobless) e.knobless = f.knobless;
     }
   }
@@ -188,11 +221,19 @@ export function buildLock(environment: string, releases: readonly ReleaseImages[
 }
 
 /** Resolves every image the environment's releases pull, as upstream publishes them. */
-export async function resolveImages(opts: StageOptions & { env: string; previousLock?: ImageLock }): Promise<ResolveResult> {
+export async function resolveImages(
+  opts: StageOptions & { env: string; previousLock?: ImageLock },
+): Promise<ResolveResult> {
   const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
   const { releases, timing } = await renderAndExtract(env, 'upstream', opts);
   for (const r of releases) applyEnvironmentLists(env, r);
-  return { environment: env.name, envFile: env.file, releases, lock: buildLock(env.name, releases, opts.previousLock), timing };
+  return {
+    environment: env.name,
+    envFile: env.file,
+    releases,
+    lock: buildLock(env.name, releases, opts.previousLock),
+    timing,
+  };
 }
 
 /** The files `sealift images` writes for a result. */
@@ -239,7 +280,11 @@ function deployedImages(releases: readonly ReleaseImages[]): DeployedImage[] {
  * The same from manifests rendered elsewhere (e.g. `helmfile -e airgap template` at the site):
  * each file is one "release" named after the file.
  */
-export async function manifestImages(environment: string, files: readonly string[], opts: Pick<StageOptions, 'rulesDirs' | 'onEvent'> = {}): Promise<DeployedImages> {
+export async function manifestImages(
+  environment: string,
+  files: readonly string[],
+  opts: Pick<StageOptions, 'rulesDirs' | 'onEvent'> = {},
+): Promise<DeployedImages> {
   const started = Date.now();
   const rules = await loadRules(opts.rulesDirs);
   const errors: string[] = [];
@@ -247,7 +292,14 @@ export async function manifestImages(environment: string, files: readonly string
   for (const f of files) {
     const text = await fetchManifestFile(resolve(f));
     const parsed = parseManifests(text, basename(f), { skipKinds: IMAGELESS_KINDS });
-    releases.push(extractRelease({ release: basename(f), ...parsed, durationMs: Date.now() - started }, `manifests ${f}`, rules, errors));
+    releases.push(
+      extractRelease(
+        { release: basename(f), ...parsed, durationMs: Date.now() - started },
+        `manifests ${f}`,
+        rules,
+        errors,
+      ),
+    );
   }
   throwIfErrors(errors);
   const onEvent = opts.onEvent ?? noEvents;
@@ -288,8 +340,14 @@ async function yamlFilesUnder(dir: string): Promise<string[]> {
 }
 
 function releaseNameFor(target: string): string {
-  const base = basename(target.replace(/\/+$/, '')).replace(/\.tgz$/, '').replace(/-v?\d+\.\d+.*$/, '');
-  const name = base.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 53);
+  const base = basename(target.replace(/\/+$/, ''))
+    .replace(/\.tgz$/, '')
+    .replace(/-v?\d+\.\d+.*$/, '');
+  const name = base
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '')
+    .slice(0, 53);
   return name || 'scan';
 }
 
@@ -303,16 +361,27 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
   let from: string;
   const isManifestFile = local === 'file' && /\.(ya?ml|json)$/i.test(extname(opts.target));
   const isChartDir = local === 'dir' && (await isFile(join(opts.target, 'Chart.yaml'))) === 'file';
-  if (isManifestFile || (local === 'dir' && !isChartDir) || (!local && /^https?:\/\/.*\.(ya?ml|json)$/i.test(opts.target))) {
+  if (
+    isManifestFile ||
+    (local === 'dir' && !isChartDir) ||
+    (!local && /^https?:\/\/.*\.(ya?ml|json)$/i.test(opts.target))
+  ) {
     const files = local === 'dir' ? await yamlFilesUnder(opts.target) : [opts.target];
     if (files.length === 0) {
-      throw new SealiftError('USAGE', `${opts.target} holds no Chart.yaml and no *.yaml files`, { hint: 'Give a chart directory, a .tgz, a chart reference or manifest files.' });
+      throw new SealiftError('USAGE', `${opts.target} holds no Chart.yaml and no *.yaml files`, {
+        hint: 'Give a chart directory, a .tgz, a chart reference or manifest files.',
+      });
     }
     const documents = [];
     const problems = [];
     for (const f of files) {
-      const text = await fetchManifestFile(local ? resolve(f) : f, { ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}), ...(opts.signal ? { signal: opts.signal } : {}) });
-      const parsed = parseManifests(text, local === 'dir' ? relative(opts.target, f) : basename(f), { skipKinds: IMAGELESS_KINDS });
+      const text = await fetchManifestFile(local ? resolve(f) : f, {
+        ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      });
+      const parsed = parseManifests(text, local === 'dir' ? relative(opts.target, f) : basename(f), {
+        skipKinds: IMAGELESS_KINDS,
+      });
       documents.push(...parsed.documents);
       problems.push(...parsed.problems);
     }
@@ -320,26 +389,38 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
     from = `manifests ${opts.target}`;
   } else {
     if (!local && !opts.repo && (/^(\.{0,2}\/|~)/.test(opts.target) || /\.(tgz|ya?ml|json)$/.test(opts.target))) {
-      throw new SealiftError('USAGE', `${opts.target} does not exist`, { hint: 'Give an existing chart directory, .tgz or manifest file, or a chart reference.' });
-    }
-    if (!local && !opts.target.startsWith('oci://') && !opts.repo && !opts.target.includes('/')) {
-      throw new SealiftError('USAGE', `"${opts.target}" is neither a file, a directory, an oci:// reference nor repo/chart`, {
-        hint: 'Give a chart directory or .tgz, oci://host/path/chart, `--repo URL CHART`, or a manifest file or directory.',
+      throw new SealiftError('USAGE', `${opts.target} does not exist`, {
+        hint: 'Give an existing chart directory, .tgz or manifest file, or a chart reference.',
       });
     }
-    const r = await helmTemplateCoping({
-      release,
-      chart: opts.target,
-      ...(opts.namespace ? { namespace: opts.namespace } : {}),
-      ...(opts.version ? { version: opts.version } : {}),
-      ...(opts.repo ? { repo: opts.repo } : {}),
-      ...(opts.plainHttp ? { plainHttp: true } : {}),
-      ...(opts.valuesFiles ? { valuesFiles: opts.valuesFiles } : {}),
-      ...(opts.set ? { set: opts.set } : {}),
-      ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-    }, opts.onEvent);
-    const chart = opts.target.startsWith('oci://') || opts.repo || !local ? opts.target.split('/').pop()! : releaseNameFor(opts.target);
+    if (!local && !opts.target.startsWith('oci://') && !opts.repo && !opts.target.includes('/')) {
+      throw new SealiftError(
+        'USAGE',
+        `"${opts.target}" is neither a file, a directory, an oci:// reference nor repo/chart`,
+        {
+          hint: 'Give a chart directory or .tgz, oci://host/path/chart, `--repo URL CHART`, or a manifest file or directory.',
+        },
+      );
+    }
+    const r = await helmTemplateCoping(
+      {
+        release,
+        chart: opts.target,
+        ...(opts.namespace ? { namespace: opts.namespace } : {}),
+        ...(opts.version ? { version: opts.version } : {}),
+        ...(opts.repo ? { repo: opts.repo } : {}),
+        ...(opts.plainHttp ? { plainHttp: true } : {}),
+        ...(opts.valuesFiles ? { valuesFiles: opts.valuesFiles } : {}),
+        ...(opts.set ? { set: opts.set } : {}),
+        ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+      },
+      opts.onEvent,
+    );
+    const chart =
+      opts.target.startsWith('oci://') || opts.repo || !local
+        ? opts.target.split('/').pop()!
+        : releaseNameFor(opts.target);
     const parsed = parseManifests(r.stdout, chart, { skipKinds: IMAGELESS_KINDS });
     rendered = { release, chart, ...parsed, durationMs: Date.now() - started, helmMs: r.durationMs };
     from = `chart ${opts.target}${opts.version ? ` ${opts.version}` : ''}`;

@@ -81,7 +81,9 @@ export async function readImageLock(path: string): Promise<ImageLock> {
   try {
     data = JSON.parse(text);
   } catch (e) {
-    throw new SealiftError('CONFIG_INVALID', `${path} is not JSON: ${errorMessage(e)}`, { hint: 'Regenerate it with `sealift images -e <env>`.' });
+    throw new SealiftError('CONFIG_INVALID', `${path} is not JSON: ${errorMessage(e)}`, {
+      hint: 'Regenerate it with `sealift images -e <env>`.',
+    });
   }
   const lock = data as Partial<ImageLock>;
   if (lock?.version !== 1 || typeof lock.environment !== 'string' || !Array.isArray(lock.images)) {
@@ -90,7 +92,8 @@ export async function readImageLock(path: string): Promise<ImageLock> {
     });
   }
   lock.images.forEach((e, i) => {
-    if (typeof e?.reference !== 'string') throw new SealiftError('CONFIG_INVALID', `${path}: images[${i}] has no reference`);
+    if (typeof e?.reference !== 'string')
+      throw new SealiftError('CONFIG_INVALID', `${path}: images[${i}] has no reference`);
     normalizeImageReference(e.reference, `${path}: images[${i}]`);
     if (e.digest !== undefined && !isDigest(e.digest)) {
       throw new SealiftError('CONFIG_INVALID', `${path}: images[${i}].digest "${e.digest}" is not sha256:<64 hex>`);
@@ -107,7 +110,10 @@ export interface ImageListFiles {
   lock: string;
 }
 
-export async function readCommitted(outDir: string, env: string): Promise<{ lists: Map<string, string>; lock: string | undefined }> {
+export async function readCommitted(
+  outDir: string,
+  env: string,
+): Promise<{ lists: Map<string, string>; lock: string | undefined }> {
   const dir = listDir(outDir, env);
   const lists = new Map<string, string>();
   const names = await readdir(dir).catch(() => [] as string[]);
@@ -118,12 +124,18 @@ export async function readCommitted(outDir: string, env: string): Promise<{ list
 }
 
 /** Writes the lists directory (swapped in whole) and the lock; returns what changed. */
-export async function writeImageLists(outDir: string, env: string, files: ImageListFiles): Promise<{ written: string[]; unchanged: string[] }> {
+export async function writeImageLists(
+  outDir: string,
+  env: string,
+  files: ImageListFiles,
+): Promise<{ written: string[]; unchanged: string[] }> {
   const before = await readCommitted(outDir, env);
   const written: string[] = [];
   const unchanged: string[] = [];
-  const listsSame = before.lists.size === files.lists.size && [...files.lists].every(([n, c]) => before.lists.get(n) === c);
-  for (const [n, c] of files.lists) (before.lists.get(n) === c ? unchanged : written).push(join(listDir(outDir, env), n));
+  const listsSame =
+    before.lists.size === files.lists.size && [...files.lists].every(([n, c]) => before.lists.get(n) === c);
+  for (const [n, c] of files.lists)
+    (before.lists.get(n) === c ? unchanged : written).push(join(listDir(outDir, env), n));
   if (!listsSame) {
     await replaceDirAtomic(listDir(outDir, env), async (tmp) => {
       for (const [n, c] of files.lists) await writeFileAtomic(join(tmp, n), c);
@@ -153,7 +165,12 @@ function imageLines(text: string): string[] {
 }
 
 /** What differs between the committed lists/lock and `expected`, image by image. */
-export function diffImageLists(committed: { lists: Map<string, string>; lock: string | undefined }, expected: ImageListFiles, outDir: string, env: string): ListDifference[] {
+export function diffImageLists(
+  committed: { lists: Map<string, string>; lock: string | undefined },
+  expected: ImageListFiles,
+  outDir: string,
+  env: string,
+): ListDifference[] {
   const diffs: ListDifference[] = [];
   const names = [...new Set([...committed.lists.keys(), ...expected.lists.keys()])].sort();
   for (const n of names) {
@@ -183,7 +200,12 @@ export function diffImageLists(committed: { lists: Map<string, string>; lock: st
       };
       const h = refsOf(committed.lock);
       const w = refsOf(expected.lock);
-      diffs.push({ file, added: w.filter((x) => !h.includes(x)), removed: h.filter((x) => !w.includes(x)), status: 'changed' });
+      diffs.push({
+        file,
+        added: w.filter((x) => !h.includes(x)),
+        removed: h.filter((x) => !w.includes(x)),
+        status: 'changed',
+      });
     }
   }
   return diffs;
@@ -193,11 +215,13 @@ export function diffImageLists(committed: { lists: Map<string, string>; lock: st
 export function formatDifferences(diffs: readonly ListDifference[]): string[] {
   const out: string[] = [];
   for (const d of diffs) {
-    const note = d.status === 'missing' ? ' (not committed)' : d.status === 'extra' ? ' (committed, no longer generated)' : '';
+    const note =
+      d.status === 'missing' ? ' (not committed)' : d.status === 'extra' ? ' (committed, no longer generated)' : '';
     out.push(`--- ${d.file}${note}`);
     for (const r of d.removed) out.push(`- ${r}`);
     for (const a of d.added) out.push(`+ ${a}`);
-    if (d.status === 'changed' && d.added.length === 0 && d.removed.length === 0) out.push('  (same images; header, provenance or order differ)');
+    if (d.status === 'changed' && d.added.length === 0 && d.removed.length === 0)
+      out.push('  (same images; header, provenance or order differ)');
   }
   return out;
 }

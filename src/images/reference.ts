@@ -62,7 +62,10 @@ export interface ImageReference {
 
 export function parseDigest(s: string, where?: string): Digest {
   if (!SHA256_RE.test(s)) {
-    throw new SealiftError('REF_INVALID', `invalid digest "${s}"${where ? ` (${where})` : ''}: expected sha256:<64 lowercase hex>`);
+    throw new SealiftError(
+      'REF_INVALID',
+      `invalid digest "${s}"${where ? ` (${where})` : ''}: expected sha256:<64 lowercase hex>`,
+    );
   }
   return s as Digest;
 }
@@ -104,11 +107,13 @@ export function parseImageReference(input: string, where?: string): ImageReferen
     fail(input, where, 'it does not match the reference grammar [registry/]repository[:tag][@sha256:digest]');
   }
   const [, name = '', tag, digest] = m;
-  if (name.length > NAME_TOTAL_LENGTH_MAX) fail(input, where, `the name is longer than ${NAME_TOTAL_LENGTH_MAX} characters`);
+  if (name.length > NAME_TOTAL_LENGTH_MAX)
+    fail(input, where, `the name is longer than ${NAME_TOTAL_LENGTH_MAX} characters`);
   const { domain, remainder } = splitDomain(name);
   if (remainder.toLowerCase() !== remainder) fail(input, where, 'repository names must be lowercase');
   if (domain && !DOMAIN_RE.test(domain)) fail(input, where, `"${domain}" is not a valid registry host`);
-  if (digest !== undefined && !SHA256_RE.test(digest)) fail(input, where, 'only sha256 digests of 64 lowercase hex are supported');
+  if (digest !== undefined && !SHA256_RE.test(digest))
+    fail(input, where, 'only sha256 digests of 64 lowercase hex are supported');
   const ref: ImageReference = {
     registry: domain,
     repository: remainder,
@@ -151,9 +156,10 @@ export function formatImageReference(ref: ImageReference): string {
 export function familiarImageReference(ref: ImageReference): string {
   let name = repositoryName(ref);
   if (ref.registry === DEFAULT_DOMAIN) {
-    name = ref.repository.startsWith(OFFICIAL_REPO_PREFIX) && ref.repository.split('/').length === 2
-      ? ref.repository.slice(OFFICIAL_REPO_PREFIX.length)
-      : ref.repository;
+    name =
+      ref.repository.startsWith(OFFICIAL_REPO_PREFIX) && ref.repository.split('/').length === 2
+        ? ref.repository.slice(OFFICIAL_REPO_PREFIX.length)
+        : ref.repository;
   }
   return `${name}${ref.tag !== undefined ? `:${ref.tag}` : ''}${ref.digest !== undefined ? `@${ref.digest}` : ''}`;
 }
@@ -170,7 +176,11 @@ export function manifestSelector(ref: ImageReference): string {
  */
 export type NamingScheme = 'host-swap' | 'scoped';
 
-export function retagImageReference(ref: ImageReference, targetRegistry: string, scheme: NamingScheme = 'host-swap'): ImageReference {
+export function retagImageReference(
+  ref: ImageReference,
+  targetRegistry: string,
+  scheme: NamingScheme = 'host-swap',
+): ImageReference {
   if (!DOMAIN_RE.test(targetRegistry)) {
     throw new SealiftError('USAGE', `"${targetRegistry}" is not a registry host[:port]`, {
       hint: 'Give the registry as HOST:PORT without a scheme, e.g. 10.61.3.31:35000.',

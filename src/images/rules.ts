@@ -191,10 +191,14 @@ export function parseRuleFile(text: string, file: string): ImageRule[] {
   if (!parsed.success) {
     const issue = parsed.error.issues[0]!;
     const key = issue.path.map(String).join('.');
-    throw new SealiftError('CONFIG_INVALID', `${file}:${lineOf(issue.path)}: ${key ? `${key}: ` : ''}${issue.message}`, {
-      hint: 'See rules/README.md for the rule file format.',
-      details: { file, path: key },
-    });
+    throw new SealiftError(
+      'CONFIG_INVALID',
+      `${file}:${lineOf(issue.path)}: ${key ? `${key}: ` : ''}${issue.message}`,
+      {
+        hint: 'See rules/README.md for the rule file format.',
+        details: { file, path: key },
+      },
+    );
   }
   return parsed.data.rules.map((r, i) => compileRule(r, `${file}:${lineOf(['rules', i])}`));
 }

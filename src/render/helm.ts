@@ -50,7 +50,10 @@ function helmReason(stderr: string): string {
   return (err ?? lines.at(-1) ?? 'no output').replace(/^Error:\s*/, '');
 }
 
-export async function runHelm(args: string[], opts: HelmCallOptions & { code?: ErrorCode; what?: string } = {}): Promise<HelmResult> {
+export async function runHelm(
+  args: string[],
+  opts: HelmCallOptions & { code?: ErrorCode; what?: string } = {},
+): Promise<HelmResult> {
   const helm = requireTool('helm');
   const started = Date.now();
   const r = await execa(helm, args, {
@@ -64,11 +67,23 @@ export async function runHelm(args: string[], opts: HelmCallOptions & { code?: E
   const durationMs = Date.now() - started;
   if (r.exitCode !== 0 || r.failed) {
     const argv = redactArgs(args);
-    const reason = r.isCanceled ? 'canceled' : r.isMaxBuffer ? 'its output is too large' : helmReason(String(r.stderr ?? ''));
-    throw new SealiftError(opts.code ?? 'TOOL_FAILED', `${opts.what ?? `helm ${args[0]}`} failed (exit ${r.exitCode ?? r.signal ?? '?'}): ${reason}`, {
-      hint: `helm ${argv.join(' ')}\n  stderr:\n${stderrTail(String(r.stderr ?? '')).replace(/^/gm, '    ')}`,
-      details: { argv: [helm, ...argv], exitCode: r.exitCode ?? null, stderrTail: stderrTail(String(r.stderr ?? '')) },
-    });
+    const reason = r.isCanceled
+      ? 'canceled'
+      : r.isMaxBuffer
+        ? 'its output is too large'
+        : helmReason(String(r.stderr ?? ''));
+    throw new SealiftError(
+      opts.code ?? 'TOOL_FAILED',
+      `${opts.what ?? `helm ${args[0]}`} failed (exit ${r.exitCode ?? r.signal ?? '?'}): ${reason}`,
+      {
+        hint: `helm ${argv.join(' ')}\n  stderr:\n${stderrTail(String(r.stderr ?? '')).replace(/^/gm, '    ')}`,
+        details: {
+          argv: [helm, ...argv],
+          exitCode: r.exitCode ?? null,
+          stderrTail: stderrTail(String(r.stderr ?? '')),
+        },
+      },
+    );
   }
   return { stdout: String(r.stdout), stderr: String(r.stderr), durationMs };
 }
@@ -116,7 +131,11 @@ export async function helmTemplate(o: HelmTemplateOptions): Promise<HelmResult> 
       await writeFile(f, JSON.stringify(v));
       files.push(f);
     }
-    return await runHelm(templateArgs(o, files), { ...o, code: 'RENDER_FAILED', what: `helm template ${o.release} (${o.chart}${o.version ? ` ${o.version}` : ''})` });
+    return await runHelm(templateArgs(o, files), {
+      ...o,
+      code: 'RENDER_FAILED',
+      what: `helm template ${o.release} (${o.chart}${o.version ? ` ${o.version}` : ''})`,
+    });
   } finally {
     if (dir) await rm(dir, { recursive: true, force: true });
   }
@@ -132,7 +151,11 @@ export async function helmTemplateCoping(o: HelmTemplateOptions, onEvent: EventS
     return await helmTemplate(o);
   } catch (e) {
     if (!isSchemaError(e) || o.skipSchemaValidation) throw e;
-    onEvent({ type: 'warn', code: 'RENDER_FAILED', message: `${o.release}: the chart's values schema rejects the values (${(e as Error).message}); rendered with --skip-schema-validation` });
+    onEvent({
+      type: 'warn',
+      code: 'RENDER_FAILED',
+      message: `${o.release}: the chart's values schema rejects the values (${(e as Error).message}); rendered with --skip-schema-validation`,
+    });
     return helmTemplate({ ...o, skipSchemaValidation: true });
   }
 }
@@ -159,9 +182,13 @@ export async function helmPull(o: HelmPullOptions): Promise<string> {
   await runHelm(args, { ...o, what: `helm pull ${o.chart} ${o.version}${o.repo ? ` from ${o.repo}` : ''}` });
   const tgz = (await readdir(o.destination)).filter((n) => n.endsWith('.tgz'));
   if (tgz.length !== 1) {
-    throw new SealiftError('TOOL_FAILED', `helm pull ${o.chart} ${o.version} left ${tgz.length} chart archives in ${o.destination}`, {
-      hint: 'This is unexpected; run the helm pull by hand to see what it wrote.',
-    });
+    throw new SealiftError(
+      'TOOL_FAILED',
+      `helm pull ${o.chart} ${o.version} left ${tgz.length} chart archives in ${o.destination}`,
+      {
+        hint: 'This is unexpected; run the helm pull by hand to see what it wrote.',
+      },
+    );
   }
   return join(o.destination, tgz[0]!);
 }

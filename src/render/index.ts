@@ -62,9 +62,15 @@ export function chartName(source: ChartSource): string | undefined {
  * The chart's .tgz, pulled once per (source, chart, version) into the cache. A pull goes to a
  * temp dir that is renamed into place, so an interrupted pull leaves nothing half-written.
  */
-export async function fetchChart(source: Exclude<ChartSource, { type: 'manifests' }>, opts: RenderOptions = {}): Promise<string> {
+export async function fetchChart(
+  source: Exclude<ChartSource, { type: 'manifests' }>,
+  opts: RenderOptions = {},
+): Promise<string> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  const key = source.type === 'repo' ? `repo ${source.repoUrl} ${source.chart} ${source.version}` : `oci ${source.url} ${source.version}`;
+  const key =
+    source.type === 'repo'
+      ? `repo ${source.repoUrl} ${source.chart} ${source.version}`
+      : `oci ${source.url} ${source.version}`;
   const dir = join(cacheDir, 'charts', sha(key).slice(0, 24));
   const cached = await readdir(dir).then(
     (n) => n.filter((x) => x.endsWith('.tgz')),
@@ -76,15 +82,32 @@ export async function fetchChart(source: Exclude<ChartSource, { type: 'manifests
   try {
     const pulled =
       source.type === 'repo'
-        ? await helmPull({ chart: source.chart, version: source.version, repo: source.repoUrl, destination: tmp, ...(opts.signal ? { signal: opts.signal } : {}) })
-        : await helmPull({ chart: source.url, version: source.version, plainHttp: source.plainHttp, destination: tmp, ...(opts.signal ? { signal: opts.signal } : {}) });
+        ? await helmPull({
+            chart: source.chart,
+            version: source.version,
+            repo: source.repoUrl,
+            destination: tmp,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          })
+        : await helmPull({
+            chart: source.url,
+            version: source.version,
+            plainHttp: source.plainHttp,
+            destination: tmp,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
     await rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
       // another render pulled the same chart first: keep theirs
       if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
       await rm(tmp, { recursive: true, force: true });
     });
     const name = pulled.split('/').pop()!;
-    return (await pathExists(join(dir, name))) ? join(dir, name) : join(dir, (await readdir(dir)).find((x) => x.endsWith('.tgz'))!);
+    return (await pathExists(join(dir, name)))
+      ? join(dir, name)
+      : join(
+          dir,
+          (await readdir(dir)).find((x) => x.endsWith('.tgz'))!,
+        );
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
@@ -98,7 +121,9 @@ export async function fetchManifestFile(url: string, opts: RenderOptions = {}): 
     try {
       return await readFile(path, 'utf8');
     } catch (e) {
-      throw new SealiftError('NOT_FOUND', `cannot read release file ${path}: ${errorMessage(e)}`, { hint: 'Check the path in the environment file.' });
+      throw new SealiftError('NOT_FOUND', `cannot read release file ${path}: ${errorMessage(e)}`, {
+        hint: 'Check the path in the environment file.',
+      });
     }
   }
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
@@ -114,9 +139,13 @@ export async function fetchManifestFile(url: string, opts: RenderOptions = {}): 
   }
   if (!res.ok) {
     await res.arrayBuffer().catch(() => undefined);
-    throw new SealiftError(res.status === 404 ? 'NOT_FOUND' : 'NETWORK_ERROR', `download of ${url} answered HTTP ${res.status}`, {
-      hint: 'Check the file path and version in the environment file.',
-    });
+    throw new SealiftError(
+      res.status === 404 ? 'NOT_FOUND' : 'NETWORK_ERROR',
+      `download of ${url} answered HTTP ${res.status}`,
+      {
+        hint: 'Check the file path and version in the environment file.',
+      },
+    );
   }
   const text = await res.text();
   await writeFileAtomic(file, text);
@@ -163,11 +192,20 @@ export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): 
   };
   const result = await helmTemplateCoping(base, onEvent);
   const parsed = parseManifests(result.stdout, chart, { skipKinds: opts.skipKinds ?? [] });
-  return { release: t.name, ...(chart ? { chart } : {}), ...parsed, durationMs: Date.now() - started, helmMs: result.durationMs };
+  return {
+    release: t.name,
+    ...(chart ? { chart } : {}),
+    ...parsed,
+    durationMs: Date.now() - started,
+    helmMs: result.durationMs,
+  };
 }
 
 /** Renders releases in parallel (p-limit), results in the input order. */
-export async function renderReleases(targets: readonly RenderTarget[], opts: RenderOptions = {}): Promise<RenderedRelease[]> {
+export async function renderReleases(
+  targets: readonly RenderTarget[],
+  opts: RenderOptions = {},
+): Promise<RenderedRelease[]> {
   const limit = pLimit(Math.max(1, opts.concurrency ?? 4));
   const onEvent = opts.onEvent ?? noEvents;
   onEvent({ type: 'phase', name: 'render', total: targets.length });
@@ -175,7 +213,11 @@ export async function renderReleases(targets: readonly RenderTarget[], opts: Ren
     targets.map((t) =>
       limit(async () => {
         const r = await renderRelease(t, opts);
-        onEvent({ type: 'info', message: `rendered ${t.name}: ${r.documents.length} documents in ${r.durationMs} ms`, fields: { release: t.name, documents: r.documents.length, ms: r.durationMs } });
+        onEvent({
+          type: 'info',
+          message: `rendered ${t.name}: ${r.documents.length} documents in ${r.durationMs} ms`,
+          fields: { release: t.name, documents: r.documents.length, ms: r.durationMs },
+        });
         return r;
       }),
     ),

@@ -32,7 +32,11 @@ export async function checkRegistry(
   targets: readonly RegistryCheckTarget[],
   opts: RunOptions & { concurrency?: number } = {},
 ): Promise<RegistryCheck[]> {
-  const client = new RegistryClient(registry, { hosts: { [registry]: config }, ...(opts.onEvent ? { onEvent: opts.onEvent } : {}), retry: { attempts: 3 } });
+  const client = new RegistryClient(registry, {
+    hosts: { [registry]: config },
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+    retry: { attempts: 3 },
+  });
   const limit = pLimit(opts.concurrency ?? 4);
   return Promise.all(
     targets.map((t) =>
@@ -41,12 +45,24 @@ export async function checkRegistry(
         try {
           const d = await client.resolve({ repository: t.ref.repository, selector }, opts.signal);
           if (t.expectedDigest && !t.ref.digest && d.digest !== t.expectedDigest) {
-            return { reference: t.reference, status: 'mismatch', digest: d.digest, expected: t.expectedDigest, message: `${registry}/${t.ref.repository}:${selector} is ${d.digest}, the lock says ${t.expectedDigest}` };
+            return {
+              reference: t.reference,
+              status: 'mismatch',
+              digest: d.digest,
+              expected: t.expectedDigest,
+              message: `${registry}/${t.ref.repository}:${selector} is ${d.digest}, the lock says ${t.expectedDigest}`,
+            };
           }
           return { reference: t.reference, status: 'present', digest: d.digest };
         } catch (e) {
-          if (isSealiftError(e) && e.code === 'NOT_FOUND') return { reference: t.reference, status: 'missing', message: `${registry}/${t.ref.repository}:${selector} does not exist` };
-          if (isSealiftError(e) && e.code === 'DIGEST_MISMATCH') return { reference: t.reference, status: 'mismatch', message: e.message };
+          if (isSealiftError(e) && e.code === 'NOT_FOUND')
+            return {
+              reference: t.reference,
+              status: 'missing',
+              message: `${registry}/${t.ref.repository}:${selector} does not exist`,
+            };
+          if (isSealiftError(e) && e.code === 'DIGEST_MISMATCH')
+            return { reference: t.reference, status: 'mismatch', message: e.message };
           return { reference: t.reference, status: 'error', message: errorMessage(e) };
         }
       }),

@@ -3,12 +3,23 @@
 // image of the committed list. Knob-less images (a rule says no value can move them) are warnings.
 import { join } from 'node:path';
 import { loadEnvironment } from '../config/index.ts';
-import { formatOrigin, manifestImages, readImageLock, renderDeployedImages, type StageOptions } from '../images/index.ts';
+import {
+  formatOrigin,
+  manifestImages,
+  readImageLock,
+  renderDeployedImages,
+  type StageOptions,
+} from '../images/index.ts';
 import type { Origin } from '../images/extract.ts';
 import { lockPath } from '../images/lock.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { checkRegistry, type RegistryCheck, type RegistryCheckTarget } from './registry.ts';
-import { formatImageReference, normalizeImageReference, retagImageReference, type NamingScheme } from '../images/reference.ts';
+import {
+  formatImageReference,
+  normalizeImageReference,
+  retagImageReference,
+  type NamingScheme,
+} from '../images/reference.ts';
 
 export interface VerifyRenderOptions extends StageOptions {
   env: string;
@@ -65,7 +76,9 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
     const site = registry ? retagImageReference(ref, registry, scheme) : ref;
     expected.set(formatImageReference(site), e.reference);
   }
-  const deployed = opts.manifests?.length ? await manifestImages(env.name, opts.manifests, opts) : await renderDeployedImages(env, opts);
+  const deployed = opts.manifests?.length
+    ? await manifestImages(env.name, opts.manifests, opts)
+    : await renderDeployedImages(env, opts);
   const offenders: Offender[] = [];
   const knobless: KnoblessImage[] = [];
   const inRegistry: RegistryCheckTarget[] = [];
@@ -74,10 +87,20 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
     const where = d.why.map(formatOrigin).join('; ');
     if (registry && ref.registry !== registry) {
       if (d.knobless) {
-        knobless.push({ reference: d.reference, rule: d.knobless.rule, description: d.knobless.description, why: d.why });
+        knobless.push({
+          reference: d.reference,
+          rule: d.knobless.rule,
+          description: d.knobless.description,
+          why: d.why,
+        });
         continue;
       }
-      offenders.push({ reference: d.reference, problem: 'outside-registry', why: d.why, message: `${d.reference} is pulled from ${ref.registry}, not ${registry} (${where})` });
+      offenders.push({
+        reference: d.reference,
+        problem: 'outside-registry',
+        why: d.why,
+        message: `${d.reference} is pulled from ${ref.registry}, not ${registry} (${where})`,
+      });
     } else if (!expected.has(d.reference)) {
       offenders.push({
         reference: d.reference,
@@ -96,8 +119,14 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
     registryChecks = await checkRegistry(host, config, inRegistry, opts);
     for (const c of registryChecks.filter((x) => x.status !== 'present')) {
       const why = deployed.images.find((d) => d.reference === c.reference)?.why ?? [];
-      const problem = c.status === 'missing' ? 'missing' : c.status === 'mismatch' ? 'digest-mismatch' : 'registry-error';
-      offenders.push({ reference: c.reference, problem, why, message: `${c.message ?? c.status} (${why.map(formatOrigin).join('; ')})` });
+      const problem =
+        c.status === 'missing' ? 'missing' : c.status === 'mismatch' ? 'digest-mismatch' : 'registry-error';
+      offenders.push({
+        reference: c.reference,
+        problem,
+        why,
+        message: `${c.message ?? c.status} (${why.map(formatOrigin).join('; ')})`,
+      });
     }
   }
   return {

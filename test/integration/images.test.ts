@@ -25,7 +25,11 @@ async function sealift(args: string[], extraEnv: Record<string, string> = {}) {
 
 interface ScanJson {
   ok: boolean;
-  images: { reference: string; why: { kind: string; name: string; path: string; via: string; rule?: string }[]; knobless?: { rule: string } }[];
+  images: {
+    reference: string;
+    why: { kind: string; name: string; path: string; via: string; rule?: string }[];
+    knobless?: { rule: string };
+  }[];
   excluded: { value: string; reason: string; origin: { rule?: string; path: string } }[];
 }
 
@@ -39,7 +43,11 @@ const refsOf = (s: ScanJson) => s.images.map((i) => i.reference);
 
 /** The images of the stack that `grep image:` misses or gets wrong (../shared/reference/kserve-stack.md). */
 const HIDDEN = {
-  configMapJson: ['docker.io/kserve/agent:v0.15.2', 'docker.io/kserve/router:v0.15.2', 'docker.io/kserve/storage-initializer:v0.15.2'],
+  configMapJson: [
+    'docker.io/kserve/agent:v0.15.2',
+    'docker.io/kserve/router:v0.15.2',
+    'docker.io/kserve/storage-initializer:v0.15.2',
+  ],
   splitKeys: ['docker.io/kserve/art-explainer:v0.15.2'],
   servingRuntimes: [
     'docker.io/kserve/sklearnserver:v0.15.2',
@@ -56,7 +64,9 @@ const HIDDEN = {
   ],
   args: ['quay.io/jetstack/cert-manager-acmesolver:v1.16.1'],
   injected: ['docker.io/istio/proxyv2:1.23.2'],
-  configKey: ['gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:56142833a9f87213e055045f0ea59c3f00f024d095c052f7669f7b9d77c55e54'],
+  configKey: [
+    'gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:56142833a9f87213e055045f0ea59c3f00f024d095c052f7669f7b9d77c55e54',
+  ],
 };
 const ALL_HIDDEN = Object.values(HIDDEN).flat();
 
@@ -74,7 +84,11 @@ const TRAPS = [
 ];
 
 function expectNoTraps(refs: string[]): void {
-  for (const t of TRAPS) expect(refs.filter((r) => t.test(r)), String(t)).toEqual([]);
+  for (const t of TRAPS)
+    expect(
+      refs.filter((r) => t.test(r)),
+      String(t),
+    ).toEqual([]);
 }
 
 beforeAll(async () => {
@@ -88,7 +102,15 @@ describe('images scan on the fixture charts', () => {
   it('kserve: ConfigMap JSON, split repository/version keys and every serving runtime; no example-block image', async () => {
     const s = await scan(join(CHARTS, 'kserve-v0.15.2.tgz'));
     const refs = refsOf(s);
-    expect(refs).toEqual(expect.arrayContaining([...HIDDEN.configMapJson, ...HIDDEN.splitKeys, ...HIDDEN.servingRuntimes, 'docker.io/kserve/kserve-controller:v0.15.2', 'quay.io/brancz/kube-rbac-proxy:v0.18.0']));
+    expect(refs).toEqual(
+      expect.arrayContaining([
+        ...HIDDEN.configMapJson,
+        ...HIDDEN.splitKeys,
+        ...HIDDEN.servingRuntimes,
+        'docker.io/kserve/kserve-controller:v0.15.2',
+        'quay.io/brancz/kube-rbac-proxy:v0.18.0',
+      ]),
+    );
     expectNoTraps(refs);
     const agent = s.images.find((i) => i.reference === 'docker.io/kserve/agent:v0.15.2')!;
     // one image, three uses: agent, batcher and logger keys of inferenceservice-config
@@ -97,34 +119,64 @@ describe('images scan on the fixture charts', () => {
       'ConfigMap inferenceservice-config data.batcher.image',
       'ConfigMap inferenceservice-config data.logger.image',
     ]);
-    expect(s.images.find((i) => i.reference === 'docker.io/kserve/art-explainer:v0.15.2')!.why[0]!.path).toBe('data.explainers.art.{image,defaultImageVersion}');
+    expect(s.images.find((i) => i.reference === 'docker.io/kserve/art-explainer:v0.15.2')!.why[0]!.path).toBe(
+      'data.explainers.art.{image,defaultImageVersion}',
+    );
     // the example block is read, and every image in it is explained away
     const fromExample = s.excluded.filter((x) => x.origin.path.startsWith('data._example'));
-    expect(fromExample.map((x) => x.value)).toEqual(expect.arrayContaining(['kserve/agent:latest', 'kserve/router:latest', 'kserve/art-explainer']));
+    expect(fromExample.map((x) => x.value)).toEqual(
+      expect.arrayContaining(['kserve/agent:latest', 'kserve/router:latest', 'kserve/art-explainer']),
+    );
     expect(fromExample.every((x) => x.origin.rule === 'configmap-example-blocks')).toBe(true);
     // knob-less, listed, and marked
-    expect(s.images.find((i) => i.reference === 'docker.io/kserve/storage-initializer:latest')?.knobless?.rule).toBe('kserve-localmodel-job-image');
+    expect(s.images.find((i) => i.reference === 'docker.io/kserve/storage-initializer:latest')?.knobless?.rule).toBe(
+      'kserve-localmodel-job-image',
+    );
   });
 
   it('istiod: the injected proxy composed from the injector values; no template markers; busybox knob-less', async () => {
     const s = await scan(join(CHARTS, 'istiod-1.23.2.tgz'));
-    expect(refsOf(s).sort()).toEqual(['docker.io/istio/pilot:1.23.2', 'docker.io/istio/proxyv2:1.23.2', 'docker.io/library/busybox:1.28']);
+    expect(refsOf(s).sort()).toEqual([
+      'docker.io/istio/pilot:1.23.2',
+      'docker.io/istio/proxyv2:1.23.2',
+      'docker.io/library/busybox:1.28',
+    ]);
     const proxy = s.images.find((i) => i.reference === 'docker.io/istio/proxyv2:1.23.2')!;
-    expect(proxy.why[0]).toMatchObject({ kind: 'ConfigMap', name: 'istio-sidecar-injector', via: 'rule', rule: 'istio-injected-proxy' });
+    expect(proxy.why[0]).toMatchObject({
+      kind: 'ConfigMap',
+      name: 'istio-sidecar-injector',
+      via: 'rule',
+      rule: 'istio-injected-proxy',
+    });
     expect(s.images.find((i) => i.reference.includes('busybox'))?.knobless?.rule).toBe('istio-grpc-bootstrap-init');
     expect(s.excluded.filter((x) => x.value === '{{ .ProxyImage }}').length).toBeGreaterThan(0);
-    expect(s.excluded.filter((x) => x.value === '{{ .ProxyImage }}').every((x) => /template placeholder/.test(x.reason))).toBe(true);
+    expect(
+      s.excluded.filter((x) => x.value === '{{ .ProxyImage }}').every((x) => /template placeholder/.test(x.reason)),
+    ).toBe(true);
   });
 
   it('istiod with --set: the injected proxy follows global.hub and global.tag', async () => {
-    const s = await scan(join(CHARTS, 'istiod-1.23.2.tgz'), '--set', 'global.hub=mirror.example.com/istio', '--set', 'global.tag=1.23.2-patched');
-    expect(refsOf(s)).toEqual(expect.arrayContaining(['mirror.example.com/istio/proxyv2:1.23.2-patched', 'mirror.example.com/istio/pilot:1.23.2-patched']));
+    const s = await scan(
+      join(CHARTS, 'istiod-1.23.2.tgz'),
+      '--set',
+      'global.hub=mirror.example.com/istio',
+      '--set',
+      'global.tag=1.23.2-patched',
+    );
+    expect(refsOf(s)).toEqual(
+      expect.arrayContaining([
+        'mirror.example.com/istio/proxyv2:1.23.2-patched',
+        'mirror.example.com/istio/pilot:1.23.2-patched',
+      ]),
+    );
   });
 
   it('gateway: `image: auto` is not an image, and says why', async () => {
     const s = await scan(join(CHARTS, 'gateway-1.23.2.tgz'));
     expect(refsOf(s)).toEqual([]);
-    expect(s.excluded).toEqual([expect.objectContaining({ value: 'auto', origin: expect.objectContaining({ rule: 'istio-image-auto' }) })]);
+    expect(s.excluded).toEqual([
+      expect.objectContaining({ value: 'auto', origin: expect.objectContaining({ rule: 'istio-image-auto' }) }),
+    ]);
   });
 
   it('cert-manager: the ACME solver image in the controller args, and the startupapicheck hook job', async () => {
@@ -136,7 +188,10 @@ describe('images scan on the fixture charts', () => {
       'quay.io/jetstack/cert-manager-startupapicheck:v1.16.1',
       'quay.io/jetstack/cert-manager-webhook:v1.16.1',
     ]);
-    expect(s.images.find((i) => i.reference.includes('acmesolver'))!.why[0]).toMatchObject({ via: 'arg', kind: 'Deployment' });
+    expect(s.images.find((i) => i.reference.includes('acmesolver'))!.why[0]).toMatchObject({
+      via: 'arg',
+      kind: 'Deployment',
+    });
   });
 
   it('Knative release files: queue-proxy from the config-deployment key and the Image resource, all pinned by digest', async () => {
@@ -145,7 +200,10 @@ describe('images scan on the fixture charts', () => {
     expect(refs).toEqual(expect.arrayContaining(HIDDEN.configKey));
     expect(refs.every((r) => /^gcr\.io\/knative-releases\/.+@sha256:[0-9a-f]{64}$/.test(r))).toBe(true);
     const queue = s.images.find((i) => i.reference === HIDDEN.configKey[0])!;
-    expect(queue.why.map((w) => `${w.kind} ${w.name} ${w.path}`).sort()).toEqual(['ConfigMap config-deployment data.queue-sidecar-image', 'Image queue-proxy spec.image']);
+    expect(queue.why.map((w) => `${w.kind} ${w.name} ${w.path}`).sort()).toEqual([
+      'ConfigMap config-deployment data.queue-sidecar-image',
+      'Image queue-proxy spec.image',
+    ]);
   });
 
   it('CRD-only charts list nothing, and the knative-operator chart lists its two images', async () => {
@@ -159,7 +217,9 @@ describe('images scan on the fixture charts', () => {
   it('prints people-readable lines with where each image comes from', async () => {
     const r = await sealift(['images', 'scan', join(CHARTS, 'cert-manager-v1.16.1.tgz')]);
     expect(r.code).toBe(0);
-    expect(r.stdout).toContain('quay.io/jetstack/cert-manager-acmesolver:v1.16.1\n    <- cert-manager: Deployment default/cert-manager spec.template.spec.containers[0].args[');
+    expect(r.stdout).toContain(
+      'quay.io/jetstack/cert-manager-acmesolver:v1.16.1\n    <- cert-manager: Deployment default/cert-manager spec.template.spec.containers[0].args[',
+    );
   });
 
   it('a chart whose own values schema rejects its values (as Istio gateway 1.23 with newer helm) still renders, with a warning', async () => {
@@ -167,8 +227,14 @@ describe('images scan on the fixture charts', () => {
     await mkdir(join(chart, 'templates'), { recursive: true });
     await writeFile(join(chart, 'Chart.yaml'), 'apiVersion: v2\nname: strict-schema\nversion: 0.1.0\n');
     await writeFile(join(chart, 'values.yaml'), 'image: example.com/app:1\n');
-    await writeFile(join(chart, 'values.schema.json'), JSON.stringify({ type: 'object', additionalProperties: false, properties: {} }));
-    await writeFile(join(chart, 'templates', 'pod.yaml'), 'apiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec: { containers: [{ name: c, image: {{ .Values.image | quote }} }] }\n');
+    await writeFile(
+      join(chart, 'values.schema.json'),
+      JSON.stringify({ type: 'object', additionalProperties: false, properties: {} }),
+    );
+    await writeFile(
+      join(chart, 'templates', 'pod.yaml'),
+      'apiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec: { containers: [{ name: c, image: {{ .Values.image | quote }} }] }\n',
+    );
     const r = await sealift(['images', 'scan', chart]);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout.split('\n')[0]).toBe('example.com/app:1');
@@ -180,7 +246,14 @@ describe('images scan on the fixture charts', () => {
     const missing = await sealift(['images', 'scan', join(tmp.path, 'nope'), '--json']);
     expect(missing.code).toBe(2);
     expect(JSON.parse(missing.stdout).error.code).toBe('USAGE');
-    const bad = await sealift(['images', 'scan', join(CHARTS, 'cert-manager-v1.16.1.tgz'), '--kube-version', '1.19.0', '--json']);
+    const bad = await sealift([
+      'images',
+      'scan',
+      join(CHARTS, 'cert-manager-v1.16.1.tgz'),
+      '--kube-version',
+      '1.19.0',
+      '--json',
+    ]);
     expect(bad.code).toBe(5);
     const err = JSON.parse(bad.stdout).error;
     expect(err.code).toBe('RENDER_FAILED');
@@ -222,10 +295,26 @@ describe('images -e <env> with charts served from loopback', () => {
     const out = join(tmp.path, 'lists-online');
     const r = await sealift(['images', '-e', 'online', '--overlay', overlay, '--out', out, '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const res = JSON.parse(r.stdout) as { ok: boolean; images: number; timing: { sumHelmMs: number; maxHelmMs: number } };
+    const res = JSON.parse(r.stdout) as {
+      ok: boolean;
+      images: number;
+      timing: { sumHelmMs: number; maxHelmMs: number };
+    };
     expect(res.ok).toBe(true);
     expect((await readdir(join(out, 'online'))).sort()).toEqual(
-      ['cert-manager', 'istio-base', 'istio-ingressgateway', 'istiod', 'knative-serving', 'knative-serving-crds', 'kserve', 'kserve-crd', 'net-istio'].map((n) => `${n}.txt`).sort(),
+      [
+        'cert-manager',
+        'istio-base',
+        'istio-ingressgateway',
+        'istiod',
+        'knative-serving',
+        'knative-serving-crds',
+        'kserve',
+        'kserve-crd',
+        'net-istio',
+      ]
+        .map((n) => `${n}.txt`)
+        .sort(),
     );
     const kserve = await readFile(join(out, 'online', 'kserve.txt'), 'utf8');
     expect(kserve.split('\n')[0]).toMatch(/^# Generated by `sealift images -e online`/);
@@ -236,7 +325,12 @@ describe('images -e <env> with charts served from loopback', () => {
     const lock = JSON.parse(await readFile(join(out, 'online.lock.json'), 'utf8')) as {
       version: number;
       environment: string;
-      images: { reference: string; releases: string[]; why: { release: string; kind: string; path: string }[]; knobless?: object }[];
+      images: {
+        reference: string;
+        releases: string[];
+        why: { release: string; kind: string; path: string }[];
+        knobless?: object;
+      }[];
     };
     expect(lock).toMatchObject({ version: 1, environment: 'online' });
     const refs = lock.images.map((i) => i.reference);
@@ -244,11 +338,21 @@ describe('images -e <env> with charts served from loopback', () => {
     expectNoTraps(refs);
     expect(res.images).toBe(refs.length);
     expect(lock.images.find((i) => i.reference === HIDDEN.injected[0])).toMatchObject({ releases: ['istiod'] });
-    expect(lock.images.find((i) => i.reference === HIDDEN.args[0])!.why[0]).toMatchObject({ release: 'cert-manager', kind: 'Deployment' });
-    expect(lock.images.filter((i) => i.knobless).map((i) => i.reference).sort()).toEqual(['docker.io/kserve/storage-initializer:latest', 'docker.io/library/busybox:1.28']);
+    expect(lock.images.find((i) => i.reference === HIDDEN.args[0])!.why[0]).toMatchObject({
+      release: 'cert-manager',
+      kind: 'Deployment',
+    });
+    expect(
+      lock.images
+        .filter((i) => i.knobless)
+        .map((i) => i.reference)
+        .sort(),
+    ).toEqual(['docker.io/kserve/storage-initializer:latest', 'docker.io/library/busybox:1.28']);
     // every list line is in the lock, and the lock has nothing else
     const all = new Set<string>();
-    for (const f of await readdir(join(out, 'online'))) for (const l of (await readFile(join(out, 'online', f), 'utf8')).split('\n')) if (l && !l.startsWith('#')) all.add(l);
+    for (const f of await readdir(join(out, 'online')))
+      for (const l of (await readFile(join(out, 'online', f), 'utf8')).split('\n'))
+        if (l && !l.startsWith('#')) all.add(l);
     expect([...all].sort()).toEqual([...refs].sort());
   });
 
@@ -267,20 +371,52 @@ describe('images -e <env> with charts served from loopback', () => {
     expect(clean.code).toBe(0);
 
     const changed = join(tmp.path, 'changed.yaml');
-    await writeFile(changed, 'releases:\n  kserve:\n    values:\n      kserve:\n        agent:\n          tag: v0.15.3\n');
+    await writeFile(
+      changed,
+      'releases:\n  kserve:\n    values:\n      kserve:\n        agent:\n          tag: v0.15.3\n',
+    );
     const before = await readFile(join(out, 'airgap', 'kserve.txt'), 'utf8');
-    const r = await sealift(['images', '-e', 'airgap', '--overlay', overlay, '--overlay', changed, '--out', out, '--check']);
+    const r = await sealift([
+      'images',
+      '-e',
+      'airgap',
+      '--overlay',
+      overlay,
+      '--overlay',
+      changed,
+      '--out',
+      out,
+      '--check',
+    ]);
     expect(r.code).toBe(7);
     expect(r.stdout).toContain(`--- ${join(out, 'airgap', 'kserve.txt')}`);
     expect(r.stdout).toContain('- docker.io/kserve/agent:v0.15.2');
     expect(r.stdout).toContain('+ docker.io/kserve/agent:v0.15.3');
     expect(await readFile(join(out, 'airgap', 'kserve.txt'), 'utf8')).toBe(before);
 
-    const j = await sealift(['images', '-e', 'airgap', '--overlay', overlay, '--overlay', changed, '--out', out, '--check', '--json']);
+    const j = await sealift([
+      'images',
+      '-e',
+      'airgap',
+      '--overlay',
+      overlay,
+      '--overlay',
+      changed,
+      '--out',
+      out,
+      '--check',
+      '--json',
+    ]);
     expect(j.code).toBe(7);
-    const diff = JSON.parse(j.stdout) as { ok: boolean; differences: { file: string; added: string[]; removed: string[] }[] };
+    const diff = JSON.parse(j.stdout) as {
+      ok: boolean;
+      differences: { file: string; added: string[]; removed: string[] }[];
+    };
     expect(diff.ok).toBe(false);
-    expect(diff.differences.find((d) => d.file.endsWith('kserve.txt'))).toMatchObject({ added: ['docker.io/kserve/agent:v0.15.3'], removed: ['docker.io/kserve/agent:v0.15.2'] });
+    expect(diff.differences.find((d) => d.file.endsWith('kserve.txt'))).toMatchObject({
+      added: ['docker.io/kserve/agent:v0.15.3'],
+      removed: ['docker.io/kserve/agent:v0.15.2'],
+    });
   });
 
   it('extraImages and excludeImages from the environment file, with a why that names it', async () => {
@@ -298,7 +434,9 @@ describe('images -e <env> with charts served from loopback', () => {
     expect(listed).toContain('example.com/tools/debug:1');
     expect(listed.filter((l) => /kserve\/\w+server:/.test(l))).toEqual([]);
     expect(listed).toContain('docker.io/seldonio/mlserver:1.5.0'); // not matched by the glob
-    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'online.lock.json'), 'utf8')) as { images: { reference: string; why: { kind: string; path: string }[] }[] };
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'online.lock.json'), 'utf8')) as {
+      images: { reference: string; why: { kind: string; path: string }[] }[];
+    };
     expect(lock.images.find((i) => i.reference === 'example.com/tools/debug:1')!.why).toEqual([
       expect.objectContaining({ kind: 'Environment', name: 'online.yaml', path: 'releases.kserve.extraImages[0]' }),
     ]);

@@ -35,7 +35,12 @@ interface VerifyJson {
   ok: boolean;
   registry: string;
   checked: number;
-  offenders: { reference: string; problem: string; why: { release: string; kind: string; name: string; path: string }[]; message: string }[];
+  offenders: {
+    reference: string;
+    problem: string;
+    why: { release: string; kind: string; name: string; path: string }[];
+    message: string;
+  }[];
   knobless: { reference: string; rule: string }[];
 }
 
@@ -62,14 +67,21 @@ describe('verify -e airgap', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const v = JSON.parse(r.stdout) as VerifyJson;
     expect(v).toMatchObject({ ok: true, registry: REG, offenders: [] });
-    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as { images: unknown[] };
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as {
+      images: unknown[];
+    };
     expect(v.checked).toBe(lock.images.length);
-    expect(v.knobless.map((k) => k.reference).sort()).toEqual(['docker.io/kserve/storage-initializer:latest', 'docker.io/library/busybox:1.28']);
+    expect(v.knobless.map((k) => k.reference).sort()).toEqual([
+      'docker.io/kserve/storage-initializer:latest',
+      'docker.io/library/busybox:1.28',
+    ]);
 
     const human = await sealift(['verify', '-e', 'airgap']);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(/verify airgap: 31 of 33 images .* are in 10\.61\.3\.31:35000/);
-    expect(human.stderr).toContain('warning: docker.io/library/busybox:1.28 stays outside 10.61.3.31:35000: no values knob moves it');
+    expect(human.stderr).toContain(
+      'warning: docker.io/library/busybox:1.28 stays outside 10.61.3.31:35000: no values knob moves it',
+    );
   });
 
   it('fails naming the image and where it comes from when one knob is taken out of the airgap values', async () => {
@@ -87,7 +99,14 @@ describe('verify -e airgap', () => {
         expect.objectContaining({
           reference: 'docker.io/kserve/router:v0.15.2',
           problem: 'outside-registry',
-          why: [expect.objectContaining({ release: 'kserve', kind: 'ConfigMap', name: 'inferenceservice-config', path: 'data.router.image' })],
+          why: [
+            expect.objectContaining({
+              release: 'kserve',
+              kind: 'ConfigMap',
+              name: 'inferenceservice-config',
+              path: 'data.router.image',
+            }),
+          ],
         }),
       ]);
       const human = await sealift(['verify', '-e', 'airgap']);
@@ -101,7 +120,9 @@ describe('verify -e airgap', () => {
 
   it('fails when an image is in the registry but the list does not have it', async () => {
     const lockFile = join(tmp.path, 'short.lock.json');
-    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as { images: { reference: string }[] };
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as {
+      images: { reference: string }[];
+    };
     lock.images = lock.images.filter((i) => i.reference !== 'docker.io/istio/pilot:1.23.2');
     await writeFile(lockFile, JSON.stringify(lock));
     const r = await sealift(['verify', '-e', 'airgap', '--lock', lockFile, '--json']);
@@ -120,12 +141,17 @@ describe('verify -e airgap', () => {
     for (const p of planReleases(env, { mode: 'upstream' })) {
       if (p.source.type !== 'manifests') continue;
       await mkdir(join(site, p.sitePath), { recursive: true });
-      for (const f of p.source.files) await writeFile(join(site, p.sitePath, f.name), await (await fetch(f.url)).text());
+      for (const f of p.source.files)
+        await writeFile(join(site, p.sitePath, f.name), await (await fetch(f.url)).text());
     }
     const helmHome = join(tmp.path, 'site-helm');
     const rendered = await runHelmfile(['-e', 'airgap', 'template', '--include-crds'], {
       cwd: site,
-      env: { HELM_CACHE_HOME: join(helmHome, 'cache'), HELM_CONFIG_HOME: join(helmHome, 'config'), HELM_DATA_HOME: join(helmHome, 'data') },
+      env: {
+        HELM_CACHE_HOME: join(helmHome, 'cache'),
+        HELM_CONFIG_HOME: join(helmHome, 'config'),
+        HELM_DATA_HOME: join(helmHome, 'data'),
+      },
     });
     const out = join(tmp.path, 'airgap-rendered.yaml');
     await writeFile(out, rendered.stdout);
@@ -134,13 +160,18 @@ describe('verify -e airgap', () => {
     const v = JSON.parse(r.stdout) as VerifyJson;
     expect(v).toMatchObject({ ok: true, offenders: [] });
     expect(v.checked).toBe(33);
-    expect(v.knobless.map((k) => k.reference).sort()).toEqual(['docker.io/kserve/storage-initializer:latest', 'docker.io/library/busybox:1.28']);
+    expect(v.knobless.map((k) => k.reference).sort()).toEqual([
+      'docker.io/kserve/storage-initializer:latest',
+      'docker.io/library/busybox:1.28',
+    ]);
 
     // and the same rendered output with one image pointed back upstream is caught
     await writeFile(out, rendered.stdout.replace(`${REG}/istio/pilot:1.23.2`, 'docker.io/istio/pilot:1.23.2'));
     const bad = await sealift(['verify', '-e', 'airgap', '--manifests', out, '--json']);
     expect(bad.code).toBe(8);
-    expect((JSON.parse(bad.stdout) as VerifyJson).offenders.map((o) => [o.reference, o.why[0]?.kind, o.why[0]?.name])).toEqual([['docker.io/istio/pilot:1.23.2', 'Deployment', 'istiod']]);
+    expect(
+      (JSON.parse(bad.stdout) as VerifyJson).offenders.map((o) => [o.reference, o.why[0]?.kind, o.why[0]?.name]),
+    ).toEqual([['docker.io/istio/pilot:1.23.2', 'Deployment', 'istiod']]);
   });
 
   it('--registry: every image is in the site registry (a real one on loopback), with the digest the lock has', async () => {
@@ -150,26 +181,58 @@ describe('verify -e airgap', () => {
       `apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: ${name}, namespace: ns }\nspec: { template: { spec: { containers: [{ name: c, image: "${image}" }] } } }\n---\n`;
     await writeFile(
       manifests,
-      deployment('pilot', `${REG}/istio/pilot:1.23.2`) + deployment('controller', `${REG}/jetstack/cert-manager-controller:v1.16.1`) + deployment('router', `${REG}/kserve/router:v0.15.2`),
+      deployment('pilot', `${REG}/istio/pilot:1.23.2`) +
+        deployment('controller', `${REG}/jetstack/cert-manager-controller:v1.16.1`) +
+        deployment('router', `${REG}/kserve/router:v0.15.2`),
     );
-    const seeded = await seedImages(registry.host, [{ ref: 'docker.io/istio/pilot:1.23.2' }, { ref: 'quay.io/jetstack/cert-manager-controller:v1.16.1' }], { workDir: tmp.path });
-    const args = ['verify', '-e', 'airgap', '--manifests', manifests, '--registry', registry.host, '--plain-http', '--json'];
+    const seeded = await seedImages(
+      registry.host,
+      [{ ref: 'docker.io/istio/pilot:1.23.2' }, { ref: 'quay.io/jetstack/cert-manager-controller:v1.16.1' }],
+      { workDir: tmp.path },
+    );
+    const args = [
+      'verify',
+      '-e',
+      'airgap',
+      '--manifests',
+      manifests,
+      '--registry',
+      registry.host,
+      '--plain-http',
+      '--json',
+    ];
     const r = await sealift(args);
     expect(r.code, r.stderr).toBe(8);
     const v = JSON.parse(r.stdout) as VerifyJson & { registryChecks: { reference: string; status: string }[] };
-    expect(v.offenders).toEqual([expect.objectContaining({ reference: `${REG}/kserve/router:v0.15.2`, problem: 'missing', why: [expect.objectContaining({ kind: 'Deployment', name: 'router' })] })]);
+    expect(v.offenders).toEqual([
+      expect.objectContaining({
+        reference: `${REG}/kserve/router:v0.15.2`,
+        problem: 'missing',
+        why: [expect.objectContaining({ kind: 'Deployment', name: 'router' })],
+      }),
+    ]);
     expect(v.offenders[0]!.message).toContain(`${registry.host}/kserve/router:v0.15.2 does not exist`);
-    expect(v.registryChecks.filter((c) => c.status === 'present').map((c) => c.reference).sort()).toEqual([`${REG}/istio/pilot:1.23.2`, `${REG}/jetstack/cert-manager-controller:v1.16.1`]);
+    expect(
+      v.registryChecks
+        .filter((c) => c.status === 'present')
+        .map((c) => c.reference)
+        .sort(),
+    ).toEqual([`${REG}/istio/pilot:1.23.2`, `${REG}/jetstack/cert-manager-controller:v1.16.1`]);
 
     // the lock knows another digest for pilot than the registry serves: named as a mismatch
-    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as { images: { reference: string; digest?: string }[] };
-    for (const i of lock.images) if (i.reference === 'docker.io/istio/pilot:1.23.2') i.digest = `sha256:${'0'.repeat(64)}`;
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as {
+      images: { reference: string; digest?: string }[];
+    };
+    for (const i of lock.images)
+      if (i.reference === 'docker.io/istio/pilot:1.23.2') i.digest = `sha256:${'0'.repeat(64)}`;
     const lockFile = join(tmp.path, 'digests.lock.json');
     await writeFile(lockFile, JSON.stringify(lock));
     await seedImages(registry.host, [{ ref: 'docker.io/kserve/router:v0.15.2' }], { workDir: tmp.path });
     const mismatch = await sealift([...args, '--lock', lockFile]);
     expect(mismatch.code).toBe(8);
-    expect((JSON.parse(mismatch.stdout) as VerifyJson).offenders.map((o) => [o.reference, o.problem])).toEqual([[`${REG}/istio/pilot:1.23.2`, 'digest-mismatch']]);
+    expect((JSON.parse(mismatch.stdout) as VerifyJson).offenders.map((o) => [o.reference, o.problem])).toEqual([
+      [`${REG}/istio/pilot:1.23.2`, 'digest-mismatch'],
+    ]);
 
     // with the right digest in the lock, and router pushed, all is well
     for (const i of lock.images) if (i.reference === 'docker.io/istio/pilot:1.23.2') i.digest = seeded[0]!.digest;

@@ -13,7 +13,8 @@ function extract(yaml: string, rules: RuleSet = EMPTY_RULES, chart?: string): Ex
 }
 
 const refs = (r: ExtractionResult) => [...new Set(r.findings.map((f) => f.reference))].sort();
-const pathsOf = (r: ExtractionResult, ref: string) => r.findings.filter((f) => f.reference === ref).map((f) => f.origin.path);
+const pathsOf = (r: ExtractionResult, ref: string) =>
+  r.findings.filter((f) => f.reference === ref).map((f) => f.origin.path);
 const excludedReason = (r: ExtractionResult, value: string) => r.excluded.find((x) => x.value === value)?.reason;
 
 const D = `sha256:${'ab'.repeat(32)}`;
@@ -67,7 +68,9 @@ spec:
       'quay.io/org/agent:1',
       'registry.example.com:5000/tools/backup:2024.1',
     ]);
-    expect(pathsOf(r, 'registry.example.com:5000/tools/backup:2024.1')).toEqual(['spec.jobTemplate.spec.template.spec.containers[0].image']);
+    expect(pathsOf(r, 'registry.example.com:5000/tools/backup:2024.1')).toEqual([
+      'spec.jobTemplate.spec.template.spec.containers[0].image',
+    ]);
     const netshoot = r.findings.find((f) => f.reference.includes('netshoot'))!;
     expect(formatOrigin(netshoot.origin)).toBe('rel: Pod debug spec.ephemeralContainers[0].image');
     expect(netshoot.origin.source).toBe('test.yaml');
@@ -188,7 +191,11 @@ spec:
     manager: { repository: nvcr.io/nvidia/cloud-native, image: k8s-driver-manager, version: v0.6.10 }
   devicePlugin: { repository: nvcr.io/nvidia, image: k8s-device-plugin, version: v0.16.2, imagePullPolicy: IfNotPresent }
 `);
-    expect(refs(r)).toEqual(['nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.6.10', 'nvcr.io/nvidia/driver:550.90.07', 'nvcr.io/nvidia/k8s-device-plugin:v0.16.2']);
+    expect(refs(r)).toEqual([
+      'nvcr.io/nvidia/cloud-native/k8s-driver-manager:v0.6.10',
+      'nvcr.io/nvidia/driver:550.90.07',
+      'nvcr.io/nvidia/k8s-device-plugin:v0.16.2',
+    ]);
     expect(pathsOf(r, 'nvcr.io/nvidia/driver:550.90.07')).toEqual(['spec.driver.{image,repository,version}']);
   });
 
@@ -235,9 +242,21 @@ spec:
             - { name: SIDECAR_IMAGE, value: "$(OTHER)" }
             - { name: IMAGE_PULL_SECRET, value: my-secret }
 `);
-    expect(refs(r)).toEqual(['quay.io/org/ctl:1', 'quay.io/org/helper:1', 'quay.io/org/init:1', 'quay.io/org/proxy:1', 'quay.io/org/solver:1']);
-    expect(r.findings.find((f) => f.reference === 'quay.io/org/solver:1')?.origin).toMatchObject({ via: 'arg', path: 'spec.template.spec.containers[0].args[1]' });
-    expect(r.findings.find((f) => f.reference === 'quay.io/org/proxy:1')?.origin).toMatchObject({ via: 'env', path: 'spec.template.spec.containers[0].env[0].value' });
+    expect(refs(r)).toEqual([
+      'quay.io/org/ctl:1',
+      'quay.io/org/helper:1',
+      'quay.io/org/init:1',
+      'quay.io/org/proxy:1',
+      'quay.io/org/solver:1',
+    ]);
+    expect(r.findings.find((f) => f.reference === 'quay.io/org/solver:1')?.origin).toMatchObject({
+      via: 'arg',
+      path: 'spec.template.spec.containers[0].args[1]',
+    });
+    expect(r.findings.find((f) => f.reference === 'quay.io/org/proxy:1')?.origin).toMatchObject({
+      via: 'env',
+      path: 'spec.template.spec.containers[0].env[0].value',
+    });
     expect(excludedReason(r, '$(OTHER)')).toMatch(/template placeholder/);
     expect(excludedReason(r, 'my-secret')).toMatch(/bare name/);
   });
@@ -281,7 +300,10 @@ spec:
       'quay.io/prometheus-operator/prometheus-operator:v0.73.0',
       'registry.k8s.io/pause:3.9',
     ]);
-    expect(r.findings.find((f) => f.reference.includes('activator'))!.origin).toMatchObject({ via: 'value', path: 'spec.registry.override.activator' });
+    expect(r.findings.find((f) => f.reference.includes('activator'))!.origin).toMatchObject({
+      via: 'value',
+      path: 'spec.registry.override.activator',
+    });
     expect(r.excluded).toEqual([]);
   });
 
@@ -304,8 +326,14 @@ spec:
             - name: STRIMZI_DEFAULT_TLS_SIDECAR_ENTITY_OPERATOR_IMAGE
               value: quay.io/strimzi/kafka:0.39.0-kafka-3.6.0
 `);
-    expect(refs(r)).toEqual(['quay.io/strimzi/kafka:0.39.0-kafka-3.5.0', 'quay.io/strimzi/kafka:0.39.0-kafka-3.6.0', 'quay.io/strimzi/operator:0.39.0']);
-    expect(pathsOf(r, 'quay.io/strimzi/kafka:0.39.0-kafka-3.5.0')).toEqual(['spec.template.spec.containers[0].env[0].value@L1.3.5.0']);
+    expect(refs(r)).toEqual([
+      'quay.io/strimzi/kafka:0.39.0-kafka-3.5.0',
+      'quay.io/strimzi/kafka:0.39.0-kafka-3.6.0',
+      'quay.io/strimzi/operator:0.39.0',
+    ]);
+    expect(pathsOf(r, 'quay.io/strimzi/kafka:0.39.0-kafka-3.5.0')).toEqual([
+      'spec.template.spec.containers[0].env[0].value@L1.3.5.0',
+    ]);
   });
 });
 
@@ -338,7 +366,14 @@ data:
       image: "{{ .ProxyImage }}"
 `);
     expect(refs(r)).toEqual([]);
-    expect(r.skipped).toEqual([{ release: 'rel', kind: 'CustomResourceDefinition', name: 'things.example.com', reason: expect.stringContaining('CRD') }]);
+    expect(r.skipped).toEqual([
+      {
+        release: 'rel',
+        kind: 'CustomResourceDefinition',
+        name: 'things.example.com',
+        reason: expect.stringContaining('CRD'),
+      },
+    ]);
     expect(excludedReason(r, 'docker.io/library/busybox:1.36')).toMatch(/chart test hook/);
     expect(excludedReason(r, 'proxyv2')).toMatch(/bare name/);
     expect(excludedReason(r, 'Not A Reference')).toMatch(/not an image reference/);
@@ -409,7 +444,11 @@ spec: { template: { spec: { containers: [{ name: istio-proxy, image: auto }] } }
       rules,
     );
     expect(refs(r)).toEqual(['docker.io/mesh/proxy:1.2.3']);
-    expect(r.findings[0]!.origin).toMatchObject({ via: 'rule', rule: 'mesh-proxy', path: 'data.values.{global.hub,global.proxy.image,global.tag}' });
+    expect(r.findings[0]!.origin).toMatchObject({
+      via: 'rule',
+      rule: 'mesh-proxy',
+      path: 'data.values.{global.hub,global.proxy.image,global.tag}',
+    });
     expect(r.excluded.map((x) => [x.value, x.origin.rule])).toEqual([
       ['proxy', 'mesh-proxy'],
       ['proxy', 'mesh-proxy'],
@@ -468,23 +507,36 @@ data:
       rules,
     );
     expect(refs(r)).toEqual(['docker.io/org/job:latest']);
-    expect(r.findings[0]!.knobless).toEqual({ rule: 'optional-job', description: 'used only when the feature is on; no value sets it' });
+    expect(r.findings[0]!.knobless).toEqual({
+      rule: 'optional-job',
+      description: 'used only when the feature is on; no value sets it',
+    });
     expect(r.excluded.map((x) => x.value).sort()).toEqual(['org/old:latest', 'org/older:1']);
-    expect(r.excluded.every((x) => x.origin.rule === 'examples' && x.origin.path.startsWith('data._example@L'))).toBe(true);
+    expect(r.excluded.every((x) => x.origin.rule === 'examples' && x.origin.path.startsWith('data._example@L'))).toBe(
+      true,
+    );
   });
 
   it('matches resources by chart as well', () => {
     const scoped: RuleSet = {
-      rules: parseRuleFile('rules:\n  - id: only-c\n    description: d\n    match: { chart: c }\n    exclude: { value: "a.io/*" }\n', 'r.yaml'),
+      rules: parseRuleFile(
+        'rules:\n  - id: only-c\n    description: d\n    match: { chart: c }\n    exclude: { value: "a.io/*" }\n',
+        'r.yaml',
+      ),
     };
-    const yaml = 'apiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec: { containers: [{ name: a, image: "a.io/x:1" }] }\n';
+    const yaml =
+      'apiVersion: v1\nkind: Pod\nmetadata: { name: p }\nspec: { containers: [{ name: a, image: "a.io/x:1" }] }\n';
     expect(refs(extract(yaml, scoped, 'c'))).toEqual([]);
     expect(refs(extract(yaml, scoped, 'other'))).toEqual(['a.io/x:1']);
   });
 
   it('rejects a bad rule file naming the file, the line and the key', () => {
-    expect(() => parseRuleFile('rules:\n  - id: x\n    description: d\n    exclude: { feild: a }\n', 'rules/bad.yaml')).toThrow(/rules\/bad\.yaml:4: rules\.0\.exclude/);
-    expect(() => parseRuleFile('rules:\n  - id: x\n    description: d\n', 'rules/none.yaml')).toThrow(/rules\/none\.yaml:2: .*exactly one of exclude, knobless, inject/);
+    expect(() =>
+      parseRuleFile('rules:\n  - id: x\n    description: d\n    exclude: { feild: a }\n', 'rules/bad.yaml'),
+    ).toThrow(/rules\/bad\.yaml:4: rules\.0\.exclude/);
+    expect(() => parseRuleFile('rules:\n  - id: x\n    description: d\n', 'rules/none.yaml')).toThrow(
+      /rules\/none\.yaml:2: .*exactly one of exclude, knobless, inject/,
+    );
     expect(() => parseRuleFile('rules: [\n', 'rules/syntax.yaml')).toThrow(/rules\/syntax\.yaml:\d+/);
   });
 });
@@ -505,8 +557,8 @@ describe('parsing and key names', () => {
         'kind: ConfigMap',
         'metadata:',
         '  name: b',
-        '  description: \'multi-line single-quoted',
-        '  continuation at the key indentation, which Go accepts\'',
+        "  description: 'multi-line single-quoted",
+        "  continuation at the key indentation, which Go accepts'",
         '--- # comment only',
         '# nothing here',
       ].join('\n'),
@@ -519,7 +571,9 @@ describe('parsing and key names', () => {
   });
 
   it('keeps timestamps and version-like scalars as Go would, and merges << keys', () => {
-    const { documents } = parseManifests('kind: X\nmetadata: { name: n }\nwhen: 2024-01-01\nbase: &b { tag: "1.20" }\nuse: { <<: *b }\n');
+    const { documents } = parseManifests(
+      'kind: X\nmetadata: { name: n }\nwhen: 2024-01-01\nbase: &b { tag: "1.20" }\nuse: { <<: *b }\n',
+    );
     expect(documents[0]!.value).toMatchObject({ when: '2024-01-01', use: { tag: '1.20' } });
   });
 

@@ -49,7 +49,13 @@ describe('parseImageReference: valid references', () => {
     ['sub-dom1.foo.com/bar/baz/quux', 'sub-dom1.foo.com', 'bar/baz/quux', undefined, undefined],
     ['a__b/c--d/e.f_g:T-1.2_x', '', 'a__b/c--d/e.f_g', 'T-1.2_x', undefined],
     ['Docker.IO/istio/pilot:1.23.2', 'Docker.IO', 'istio/pilot', '1.23.2', undefined], // hosts may have upper case
-    [`gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`, 'gcr.io', 'knative-releases/knative.dev/serving/cmd/queue', undefined, D],
+    [
+      `gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`,
+      'gcr.io',
+      'knative-releases/knative.dev/serving/cmd/queue',
+      undefined,
+      D,
+    ],
   ] as const)('%s', (input, registry, repository, tag, digest) => {
     const r = parseImageReference(input);
     expect(r.registry).toBe(registry);
@@ -89,7 +95,9 @@ describe('parseImageReference: invalid references', () => {
     ['x/', 'does not match'],
     ['{{ .ProxyImage }}', 'does not match'],
   ] as const)('%j: %s', (input, says) => {
-    const e = error(() => parseImageReference(input, 'release kserve, ConfigMap inferenceservice-config, data.router.image'));
+    const e = error(() =>
+      parseImageReference(input, 'release kserve, ConfigMap inferenceservice-config, data.router.image'),
+    );
     expect(e.code).toBe('REF_INVALID');
     expect(e.message).toContain(says);
     expect(e.message).toContain(`"${input}"`);
@@ -107,7 +115,11 @@ describe('normalizeImageReference and formatting', () => {
     ['kserve/agent:v0.15.2', 'docker.io/kserve/agent:v0.15.2', 'kserve/agent:v0.15.2'],
     ['localhost:5000/a', 'localhost:5000/a', 'localhost:5000/a'],
     [`a/b:c@${D}`, `docker.io/a/b:c@${D}`, `a/b:c@${D}`], // tag kept beside the digest
-    ['quay.io/jetstack/cert-manager-controller:v1.16.1', 'quay.io/jetstack/cert-manager-controller:v1.16.1', 'quay.io/jetstack/cert-manager-controller:v1.16.1'],
+    [
+      'quay.io/jetstack/cert-manager-controller:v1.16.1',
+      'quay.io/jetstack/cert-manager-controller:v1.16.1',
+      'quay.io/jetstack/cert-manager-controller:v1.16.1',
+    ],
     ['docker.io/library/a/b', 'docker.io/library/a/b', 'library/a/b'],
   ] as const)('%s -> %s', (input, normalized, familiar) => {
     const r = normalizeImageReference(input);
@@ -116,7 +128,9 @@ describe('normalizeImageReference and formatting', () => {
   });
 
   it('names docker.io/library/x and x as the same image, and only them', () => {
-    const same = ['x', 'docker.io/library/x', 'docker.io/x', 'index.docker.io/library/x'].map((s) => formatImageReference(normalizeImageReference(s)));
+    const same = ['x', 'docker.io/library/x', 'docker.io/x', 'index.docker.io/library/x'].map((s) =>
+      formatImageReference(normalizeImageReference(s)),
+    );
     expect(new Set(same)).toEqual(new Set(['docker.io/library/x']));
     expect(formatImageReference(normalizeImageReference('library/x'))).toBe('docker.io/library/x');
     expect(formatImageReference(normalizeImageReference('other.io/library/x'))).toBe('other.io/library/x');
@@ -143,7 +157,11 @@ describe('retagImageReference (host swap)', () => {
   it.each([
     ['docker.io/istio/pilot:1.23.2', 'host-swap', `${REG}/istio/pilot:1.23.2`],
     ['nginx', 'host-swap', `${REG}/library/nginx`],
-    [`gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`, 'host-swap', `${REG}/knative-releases/knative.dev/serving/cmd/queue@${D}`],
+    [
+      `gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`,
+      'host-swap',
+      `${REG}/knative-releases/knative.dev/serving/cmd/queue@${D}`,
+    ],
     ['quay.io/brancz/kube-rbac-proxy:v0.18.0', 'scoped', `${REG}/quay.io/brancz/kube-rbac-proxy:v0.18.0`],
     ['localhost:5000/a:1', 'host-swap', `${REG}/a:1`],
   ] as const)('%s (%s) -> %s', (input, scheme, out) => {
@@ -167,7 +185,34 @@ describe('fuzz: parsing never fails with anything but SealiftError', () => {
       return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
     };
   }
-  const pieces = ['a', 'Z', '0', '.', '-', '_', '__', '/', ':', '@', 'sha256:', 'f'.repeat(64), 'localhost', '[', ']', '::1', '5000', ' ', '\n', '{{', '}}', 'é', '\u0000', 'docker.io', 'library/', 'x'.repeat(130)];
+  const pieces = [
+    'a',
+    'Z',
+    '0',
+    '.',
+    '-',
+    '_',
+    '__',
+    '/',
+    ':',
+    '@',
+    'sha256:',
+    'f'.repeat(64),
+    'localhost',
+    '[',
+    ']',
+    '::1',
+    '5000',
+    ' ',
+    '\n',
+    '{{',
+    '}}',
+    'é',
+    '\u0000',
+    'docker.io',
+    'library/',
+    'x'.repeat(130),
+  ];
 
   it('10 000 random strings: a reference or a REF_INVALID error naming the input', () => {
     const next = rng(20261125);
