@@ -242,7 +242,8 @@ export async function copyAll(opts: {
             ...(opts.signal ? { signal: opts.signal } : {}),
           });
           copied.set(item, r.root.digest);
-          const status: ImageStatus = moved > 0 ? 'pushed' : 'present';
+          // the pre-check found the target missing or different, so the walk wrote at least its root manifest
+          const status: ImageStatus = expected || moved > 0 ? 'pushed' : 'present';
           images.push({ source, target, digest: r.root.digest, status });
           onEvent({ type: 'image:done', ref: source, digest: r.root.digest, ...(status === 'present' ? { skipped: true } : {}) });
         } catch (e) {

@@ -256,6 +256,7 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
         off = next;
         continue;
       case 'g':
+        // global headers carry nothing sealift uses (never a path); parsed to keep the walk in step
         gex = Pax.parse((await readMeta('a global extended header')).toString('utf8'), gex, true);
         off = next;
         continue;
@@ -271,7 +272,6 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
       default:
         break;
     }
-    void gex; // global headers carry nothing sealift uses; parsed only to keep the walk in step
     const path = normalizeEntryPath(rawPath, location);
     const linkpath = ex?.linkpath ?? header.linkpath ?? '';
     ex = undefined;

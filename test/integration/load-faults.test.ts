@@ -65,4 +65,26 @@ describe('load under faults', () => {
     expect(commits(proxy.requests).length).toBeLessThanOrEqual(uniqueBlobs.size - committedBefore);
     for (const img of images) expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);
   });
+
+  it('a failing image does not stop the others: all failures at the end, non-zero exit, a re-run finishes', async () => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    await using proxy = await startFaultProxy(reg.host);
+    const images = makeImages(NAMES);
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
+    // the registry refuses one repository's manifest on every retry of this run
+    proxy.inject({ fault: '500', match: /^PUT \/v2\/jetstack\/cert-manager-controller\/manifests\//, times: 6 });
+
+    const failed = await execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http'], { reject: false, timeout: 240_000 });
+    expect(failed.exitCode, failed.stdout + failed.stderr).toBe(11);
+    expect(failed.stdout).toMatch(/failed: quay\.io\/jetstack\/cert-manager-controller:v1\.16\.1: .*answered 500/);
+    expect(failed.stdout).toContain('3 pushed, 0 already there, 1 failed');
+    expect(failed.stdout).toContain('NOT complete: run the same command again to finish');
+    for (const img of images.filter((i) => !i.source.includes('cert-manager'))) expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);
+
+    const rerun = await execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http'], { reject: false, timeout: 240_000 });
+    expect(rerun.exitCode, rerun.stdout + rerun.stderr).toBe(0);
+    expect(rerun.stdout).toContain('1 pushed, 3 already there, 0 failed');
+    for (const img of images) expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);
+  });
 });
