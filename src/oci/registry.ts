@@ -400,7 +400,9 @@ class Endpoint {
       this.tokens.clear();
       auth = await this.authHeader(o.scopes);
       if (typeof o.body === 'object' && o.body instanceof Readable) {
-        throw new SealiftError('INTERNAL', `${o.op}: a stream body cannot be resent after auth`);
+        // a token expired during a long transfer: the stream is spent, so the caller retries the
+        // whole upload (pushBlob reopens its source) with the fresh token now cached
+        throw new SealiftError('NETWORK_ERROR', `${o.op}: registry ${this.name} asked for auth again during a streamed upload`, { details: { registry: this.name, temporary: true } });
       }
     }
   }
