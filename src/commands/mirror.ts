@@ -1,4 +1,5 @@
 // `sealift mirror (-e ENV | --imagelist FILE) --to HOST:PORT`: flags -> MirrorOptions -> a table.
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { SealiftError } from '../errors.ts';
@@ -46,6 +47,11 @@ export function registerMirror(program: Command): void {
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const { parsePlatform } = await import('../oci/types.ts');
     const from = flags.imagelist ?? join(stackDirFrom(flags.stack), 'imagelists', `${flags.env}.lock.json`);
+    if (flags.env && !existsSync(from)) {
+      throw new SealiftError('NOT_FOUND', `environment ${flags.env} has no image lock at ${from}`, {
+        hint: `Run \`sealift images -e ${flags.env}\` to write it (or give --stack, or --imagelist FILE).`,
+      });
+    }
     const sources: Record<string, RegistryHostConfig> = {};
     for (const h of flags.sourcePlainHttp ?? []) sources[h] = { ...sources[h], plainHttp: true };
     for (const h of flags.sourceInsecure ?? []) sources[h] = { ...sources[h], insecureSkipVerify: true };
