@@ -422,6 +422,9 @@ async function indexDir(root: string): Promise<Map<string, ArchiveEntry>> {
   const walk = async (dir: string, rel: string): Promise<void> => {
     const names = (await readdir(dir)).sort();
     for (const name of names) {
+      // a bundle never holds dot files; in a work directory (bundle --no-pack) they are ingest
+      // and temp files, which load neither checks nor reads nor extracts
+      if (name.startsWith('.')) continue;
       const abs = join(dir, name);
       const path = rel ? `${rel}/${name}` : name;
       const st = await lstat(abs);

@@ -122,4 +122,19 @@ describe('sealift load', () => {
     expect(r.stderr).toContain(`docker.io/istio/pilot:1.23.2: ${images[0]?.root.digest} is ${images[0]?.root.size} bytes, bundle.json says ${(images[0]?.root.size ?? 0) + 1000}`);
     expect(proxy.requests).toEqual([]);
   });
+
+  it('loads an extracted bundle directory the same way', async () => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    const images = makeImages(NAMES.slice(0, 2));
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
+    const dir = join(tmp.path, 'extracted');
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    await mkdir(join(dir, '.ingest'), { recursive: true });
+    await writeFile(join(dir, '.ingest', 'partial'), 'a killed bundle run left this');
+    await execa('tar', ['-xf', bundle, '-C', dir]);
+    const r = await sealift(['load', dir, '--registry', reg.host, '--plain-http', '--json']);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    for (const img of images) expect(await skopeoDigest(`${reg.host}/${img.source.slice(img.source.indexOf('/') + 1)}`)).toBe(img.root.digest);
+  });
 });
