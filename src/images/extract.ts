@@ -346,6 +346,12 @@ class DocumentWalk {
         /^\s*(?:-\s+)?["']?([A-Za-z0-9_./-]+)["']?\s*[:=]\s*(?:"([^"]*)"|'([^']*)'|([^\s"',]*))\s*,?\s*(?:#.*)?$/.exec(
           line,
         );
+      // `key value` lines (spark-defaults.conf: spark.kubernetes.container.image apache/spark:3.5.0)
+      const spaced = kv ? undefined : /^\s*([A-Za-z0-9_./-]+)\s+["']?([^\s"']+)["']?\s*$/.exec(line);
+      if (spaced && isImageKey(spaced[1] ?? '')) {
+        this.consider(spaced[2] ?? '', [...at, spaced[1] ?? ''], 'text', 'weak');
+        return;
+      }
       if (kv && (isImageKey(kv[1] ?? '') || isQualifiedReference(kv[2] ?? kv[3] ?? kv[4] ?? ''))) {
         this.consider(kv[2] ?? kv[3] ?? kv[4] ?? '', [...at, kv[1] ?? ''], 'text', 'weak');
         return;
@@ -597,8 +603,21 @@ function extractOne(
     return;
   }
   const w = new DocumentWalk(id, source, ctx.rules, out);
-  w.injections(doc);
-  w.walk(doc, []);
+  const readable = id.kind === 'Secret' ? withDecodedData(doc) : doc;
+  w.injections(readable);
+  w.walk(readable, []);
+}
+
+/** A Secret with its base64 `data` values decoded where they are text (charts keep config there too). */
+function withDecodedData(doc: Record<string, unknown>): Record<string, unknown> {
+  if (!isObject(doc.data)) return doc;
+  const data: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(doc.data)) {
+    if (typeof v !== 'string') continue;
+    const text = Buffer.from(v, 'base64').toString('utf8');
+    data[k] = !text.includes('\uFFFD') && !/[\u0000-\u0008\u000e-\u001f]/.test(text) ? text : v;
+  }
+  return { ...doc, data };
 }
 
 /** Finds every image the documents make a cluster pull. */

@@ -337,6 +337,34 @@ spec:
   });
 });
 
+describe('config kept in Secrets and in plain config files', () => {
+  it('decodes Secret data, and reads `key value` lines', () => {
+    const values = Buffer.from(
+      'singleuser:\n  image:\n    name: quay.io/jupyterhub/k8s-singleuser-sample\n    tag: "3.0.0"\n',
+    ).toString('base64');
+    const r = extract(`
+apiVersion: v1
+kind: Secret
+metadata: { name: hub }
+data:
+  values.yaml: ${values}
+  token: ${Buffer.from([0, 1, 2, 250, 251]).toString('base64')}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: spark-defaults }
+data:
+  spark-defaults.conf: |
+    spark.kubernetes.container.image   apache/spark:3.5.0
+    spark.executor.memory 2g
+`);
+    expect(refs(r)).toEqual(['docker.io/apache/spark:3.5.0', 'quay.io/jupyterhub/k8s-singleuser-sample:3.0.0']);
+    expect(pathsOf(r, 'quay.io/jupyterhub/k8s-singleuser-sample:3.0.0')).toEqual([
+      'data.values.yaml.singleuser.image.{name,tag}',
+    ]);
+  });
+});
+
 describe('what is not listed, and why', () => {
   it('skips CRDs, keeps test hooks out, and rejects placeholders, bare names and non-references with a reason', () => {
     const r = extract(`
