@@ -16,6 +16,7 @@ import {
 import { diffImageLists, formatDifferences, lockPath, readCommitted, writeImageLists } from '../images/lock.ts';
 import { pathExists } from '../fs-atomic.ts';
 import { stackDirFrom } from './generate.ts';
+import { DEFAULT_RULES_DIR } from '../images/rules.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -59,6 +60,7 @@ function summary(r: ReleaseImages) {
     images: r.images,
     excluded: r.excluded.length,
     knobless: [...new Set(r.findings.filter((f) => f.knobless).map((f) => f.reference))],
+    warnings: r.warnings,
     durationMs: r.durationMs,
     ...(r.helmMs !== undefined ? { helmMs: r.helmMs } : {}),
   };
@@ -80,7 +82,7 @@ async function runImages(flags: ImagesFlags): Promise<void> {
   const result: ResolveResult = await resolveImages({
     stackDir,
     env: flags.env,
-    ...(flags.rules ? { rulesDirs: flags.rules.map((d) => resolve(d)) } : {}),
+    ...(flags.rules ? { rulesDirs: [DEFAULT_RULES_DIR, ...flags.rules.map((d) => resolve(d))] } : {}),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
     ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
     ...(concurrency ? { concurrency } : {}),
@@ -140,7 +142,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
     ...(flags.name ? { release: flags.name } : {}),
     ...(flags.namespace ? { namespace: flags.namespace } : {}),
     ...(kubeVersion ? { kubeVersion } : {}),
-    ...(flags.rules ? { rulesDirs: flags.rules.map((d) => resolve(d)) } : {}),
+    ...(flags.rules ? { rulesDirs: [DEFAULT_RULES_DIR, ...flags.rules.map((d) => resolve(d))] } : {}),
     onEvent: out.onEvent,
   });
   const images = r.images.map((reference) => {
@@ -188,7 +190,7 @@ export function registerImages(program: Command): void {
       .option('-o, --out <dir>', 'where the lists go (default <stack>/imagelists)')
       .option(
         '--rules <dir>',
-        'a directory of image rule files (repeatable; default: the rules/ shipped with sealift)',
+        'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
         collect,
       )
       .option(
@@ -222,7 +224,11 @@ export function registerImages(program: Command): void {
         '--kube-version <version>',
         'Kubernetes version to render for (default: kubeVersion of environments/default.yaml)',
       )
-      .option('--rules <dir>', 'a directory of image rule files (repeatable)', collect)
+      .option(
+        '--rules <dir>',
+        'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
+        collect,
+      )
       .option('--explain', 'also list every candidate that was not taken for an image, with the reason'),
   ).action((target: string, flags: ScanFlags) => runScan(target, flags));
 }

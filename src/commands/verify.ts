@@ -9,6 +9,7 @@ import { stackDirFrom } from './generate.ts';
 import { loadEnvironment } from '../config/index.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './load.ts';
+import { DEFAULT_RULES_DIR } from '../images/rules.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface VerifyFlags extends GlobalFlags, TransportFlags {
@@ -44,7 +45,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     env: flags.env,
     ...(flags.lock ? { lock: resolve(flags.lock) } : {}),
     scheme: parseNamingScheme(flags.scheme),
-    ...(flags.rules ? { rulesDirs: flags.rules.map((d) => resolve(d)) } : {}),
+    ...(flags.rules ? { rulesDirs: [DEFAULT_RULES_DIR, ...flags.rules.map((d) => resolve(d))] } : {}),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
     ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
     ...(flags.manifests?.length ? { manifests: flags.manifests.map((f) => resolve(f)) } : {}),
@@ -124,7 +125,11 @@ export function registerVerify(program: Command): void {
           'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)',
           collect,
         )
-        .option('--rules <dir>', 'a directory of image rule files (repeatable)', collect)
+        .option(
+          '--rules <dir>',
+          'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
+          collect,
+        )
         .option(
           '--overlay <file>',
           'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',

@@ -214,6 +214,29 @@ describe('images scan on the fixture charts', () => {
     ]);
   });
 
+  it('--rules adds your own rule files to the shipped ones; a bad one names its file and line', async () => {
+    const dir = join(tmp.path, 'my-rules');
+    await mkdir(dir, { recursive: true });
+    await writeFile(
+      join(dir, 'site.yaml'),
+      'rules:\n  - id: no-mlserver\n    description: this site serves no MLServer models\n    match: { kind: ClusterServingRuntime }\n    exclude: { value: "docker.io/seldonio/*" }\n',
+    );
+    const s = await scan(join(CHARTS, 'kserve-v0.15.2.tgz'), '--rules', dir);
+    expect(refsOf(s)).not.toContain('docker.io/seldonio/mlserver:1.5.0');
+    expect(s.excluded.find((x) => x.origin.rule === 'no-mlserver')?.reason).toContain(
+      'this site serves no MLServer models',
+    );
+    // the shipped rules still apply
+    expect(s.images.find((i) => i.reference === 'docker.io/kserve/storage-initializer:latest')?.knobless?.rule).toBe(
+      'kserve-localmodel-job-image',
+    );
+
+    await writeFile(join(dir, 'site.yaml'), 'rules:\n  - id: broken\n    description: d\n    exclude: { vaule: x }\n');
+    const bad = await sealift(['images', 'scan', join(CHARTS, 'kserve-v0.15.2.tgz'), '--rules', dir]);
+    expect(bad.code).toBe(3);
+    expect(bad.stderr).toContain(`${join(dir, 'site.yaml')}:4: rules.0.exclude`);
+  });
+
   it('prints people-readable lines with where each image comes from', async () => {
     const r = await sealift(['images', 'scan', join(CHARTS, 'cert-manager-v1.16.1.tgz')]);
     expect(r.code).toBe(0);
