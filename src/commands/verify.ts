@@ -69,7 +69,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
         ]
       : []),
     v.ok
-      ? `verify ${v.environment}: ${v.checked - v.knobless.length} of ${v.checked} images the deployed render pulls are in ${v.registry ?? 'the list'} and in ${relative(process.cwd(), v.lock) || v.lock}${v.knobless.length ? `; ${v.knobless.length} knob-less ones stay where upstream has them (warnings)` : ''}`
+      ? `verify ${v.environment}: ${v.checked - v.knobless.length} of ${v.checked} images the deployed render pulls are ${v.registry ? `in ${v.registry} and ` : ''}in ${relative(process.cwd(), v.lock) || v.lock}${v.knobless.length ? `; ${v.knobless.length} knob-less ones stay where upstream has them (warnings)` : ''}`
       : `verify ${v.environment}: ${v.offenders.length} of ${v.checked} images escape ${v.registry ?? 'the list'}`,
   ]);
   if (!r.ok) process.exitCode = ERROR_CODES.VERIFY_FAILED.exit;
