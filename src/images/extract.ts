@@ -140,6 +140,8 @@ const scalarString = (v: unknown): string | undefined =>
 /** One document's walk: identity, applicable rules, and where results go. */
 class DocumentWalk {
   readonly consumed = new Map<string, string>();
+  /** > 0 while walking JSON/YAML embedded in a string */
+  private embedded = 0;
   readonly rules: ImageRule[];
   readonly id: ResourceIdentity;
   readonly source: string | undefined;
@@ -224,9 +226,9 @@ class DocumentWalk {
     this.out.findings.push(finding);
   }
 
-  walk(node: unknown, path: Segment[], inContainerList = false): void {
+  walk(node: unknown, path: Segment[]): void {
     if (Array.isArray(node)) {
-      node.forEach((item, i) => this.walk(item, [...path, i], inContainerList));
+      node.forEach((item, i) => this.walk(item, [...path, i]));
       return;
     }
     if (!isObject(node)) return;
@@ -250,7 +252,9 @@ class DocumentWalk {
     for (const [key, v] of Object.entries(c)) {
       const p = [...path, key];
       const s = key === 'image' ? scalarString(v) : undefined;
-      if (s !== undefined) this.consider(s, p, 'container', 'definite');
+      // a container of the resource itself must hold a valid reference; one inside text a
+      // resource carries (a pod template in ConfigMap data) may be a template of some other tool
+      if (s !== undefined) this.consider(s, p, 'container', this.embedded > 0 ? 'strong' : 'definite');
       else this.field(key, v, p);
     }
   }
@@ -335,7 +339,12 @@ class DocumentWalk {
     if (s.length > MAX_EMBEDDED || !worthReading(s)) return;
     const embedded = parseEmbedded(s);
     if (embedded !== undefined) {
-      this.walk(embedded, path);
+      this.embedded++;
+      try {
+        this.walk(embedded, path);
+      } finally {
+        this.embedded--;
+      }
       return;
     }
     const lines = s.split('\n');

@@ -408,6 +408,25 @@ data:
     expect(excludedReason(r, '{{ .ProxyImage }}')).toMatch(/template placeholder/);
   });
 
+  it("takes a malformed image in a pod template kept in ConfigMap text for some other tool's template, not an error", () => {
+    const r = extract(`
+apiVersion: v1
+kind: ConfigMap
+metadata: { name: job-template }
+data:
+  pod.yaml: |
+    spec:
+      containers:
+        - name: job
+          image: $JOB_IMAGE
+        - name: helper
+          image: example.com/helper:1
+`);
+    expect(r.problems).toEqual([]);
+    expect(refs(r)).toEqual(['example.com/helper:1']);
+    expect(excludedReason(r, '$JOB_IMAGE')).toMatch(/not an image reference/);
+  });
+
   it('reports a malformed image in a container as an error naming where it is, and goes on', () => {
     const r = extract(`
 apiVersion: v1
