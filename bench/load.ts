@@ -130,8 +130,11 @@ try {
   console.log(`bundle ${bundle.tar}: ${(tarSize / MiB).toFixed(0)} MiB (${(bundle.bytes / MiB).toFixed(0)} MiB of unique layers)\n`);
   const skopeo = requireTool('skopeo');
 
-  const load = (host: string) =>
-    execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), 'load', bundle.tar, '--registry', host, '--plain-http', '--concurrency', String(args.concurrency), '--json'], { reject: false });
+  // the first load of each round hashes the whole bundle (--recheck), as at a site that never saw
+  // it; the re-load is what an operator's second run does (the unchanged file is not hashed again)
+  const cacheEnv = { ...process.env, SEALIFT_CACHE_DIR: join(work.path, 'cache') };
+  const load = (host: string, first: boolean) =>
+    execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), 'load', bundle.tar, '--registry', host, '--plain-http', '--concurrency', String(args.concurrency), '--json', ...(first ? ['--recheck'] : [])], { reject: false, env: cacheEnv });
   const copy = (reg: string, r: { tag: string; repo: string }) =>
     execa(skopeo, ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${bundle.layout}:${r.tag}`, `docker://${reg}/${r.repo}:${r.tag}`]);
   /** every image has its bundle digest in the registry: same bytes for every contender */
@@ -145,9 +148,9 @@ try {
   for (let round = 0; round < Number(args.rounds); round++) {
     {
       await using reg = await startRegistry();
-      const first = await timed(() => load(reg.host));
+      const first = await timed(() => load(reg.host, true));
       if (first.value.exitCode !== 0) throw new Error(`sealift load failed:\n${first.value.stdout}\n${first.value.stderr.slice(-2000)}`);
-      const noop = await timed(() => load(reg.host));
+      const noop = await timed(() => load(reg.host, false));
       const pushed = (JSON.parse(noop.value.stdout) as { stats: { bytesPushed: number } }).stats.bytesPushed;
       if (noop.value.exitCode !== 0 || pushed !== 0) throw new Error(`sealift re-load failed or pushed ${pushed} bytes:\n${noop.value.stderr.slice(-2000)}`);
       await check(reg.host);
@@ -176,7 +179,7 @@ try {
   console.log(`  sealift load (from the tar, checksums verified first, concurrency ${args.concurrency})  ${fmt(times.sealift)}`);
   console.log(`  skopeo copy per image, one after another (from the extracted layout)     ${fmt(times.seq)}`);
   console.log(`  skopeo copy per image, ${args.concurrency} at a time (from the extracted layout)          ${fmt(times.par)}`);
-  console.log(`  sealift no-op re-load (everything present, 0 bytes pushed)               ${best(times.noop).toFixed(2)} s   (runs: ${times.noop.map((x) => x.toFixed(2)).join(', ')})`);
+  console.log(`  sealift no-op re-load (everything present, 0 bytes pushed, file unchanged) ${best(times.noop).toFixed(2)} s   (runs: ${times.noop.map((x) => x.toFixed(2)).join(', ')})`);
   console.log(`  sealift vs sequential skopeo: ${(best(times.seq) / best(times.sealift)).toFixed(2)}x faster; vs parallel skopeo: ${(best(times.par) / best(times.sealift)).toFixed(2)}x`);
   console.log('  every image checked with skopeo inspect --raw after every run: same digests as the bundle');
 } finally {

@@ -80,9 +80,10 @@ export function registerLoad(program: Command): void {
     .requiredOption('--registry <host:port>', 'the site registry, e.g. 10.61.3.31:35000')
     .addOption(new Option('--scheme <scheme>', 'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)').choices(['host-swap', 'scoped']).default('host-swap'))
     .option('--concurrency <n>', 'blob transfers at once', '4')
-    .option('--extract-to <dir>', 'write the helmfile, values, charts, release files and containerd hosts.toml here');
+    .option('--extract-to <dir>', 'write the helmfile, values, charts, release files and containerd hosts.toml here')
+    .option('--recheck', 'hash the whole bundle again even if this exact file was checked before');
   withTransportFlags(cmd);
-  withCommonFlags(cmd).action(async (bundle: string, flags: GlobalFlags & TransportFlags & { registry: string; scheme: 'host-swap' | 'scoped'; concurrency?: string; extractTo?: string }) => {
+  withCommonFlags(cmd).action(async (bundle: string, flags: GlobalFlags & TransportFlags & { registry: string; scheme: 'host-swap' | 'scoped'; concurrency?: string; extractTo?: string; recheck?: boolean }) => {
     const out = createOutput(flags);
     const { loadBundle } = await import('../load/index.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
@@ -93,10 +94,11 @@ export function registerLoad(program: Command): void {
         scheme: flags.scheme,
         concurrency: parseConcurrency(flags.concurrency),
         ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
+        ...(flags.recheck ? { recheck: true } : {}),
         onEvent: out.onEvent,
       });
       reportCopy(out, result, (r: LoadResult) => ({
-        head: [`bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256`],
+        head: [`bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`],
         tail: r.siteFiles ? [`site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`] : [],
         done: `loaded into ${r.registry}`,
       }));

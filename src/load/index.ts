@@ -12,7 +12,8 @@ import { copyImage, createCopySession, type CopySession, type ImageSource } from
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryClient, type RegistryHostConfig } from '../oci/registry.ts';
 import type { Descriptor, Digest, PlatformSelection } from '../oci/types.ts';
-import { CHECKSUMS_FILE, checkBundleChecksums, parseChecksums } from './bundle-check.ts';
+import { CHECKSUMS_FILE, checkBundleChecksums, findVerified, parseChecksums, rememberVerified } from './bundle-check.ts';
+import { defaultCacheDir } from '../render/index.ts';
 import { BundleSource } from './bundle-source.ts';
 import { planTargets, type ImageTarget as NamedTarget } from './naming.ts';
 import { createBlobHomes, siteRegistryTarget, type BlobHomes } from './site-target.ts';
@@ -36,6 +37,10 @@ export interface LoadOptions extends RunOptions {
   concurrency?: number;
   extractTo?: string;
   credentials?: CredentialLookup;
+  /** hash the bundle even when this exact file was checked before */
+  recheck?: boolean;
+  /** where the record of checked bundles is kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
+  cacheDir?: string;
 }
 
 export type ImageStatus = 'pushed' | 'present' | 'failed';
@@ -78,7 +83,7 @@ export interface LoadResult extends CopyEngineResult {
   bundle: string;
   registry: string;
   scheme: NamingScheme;
-  verified: { files: number; bytes: number };
+  verified: { files: number; bytes: number; cached: boolean };
   siteFiles?: SiteFilesResult;
 }
 
@@ -299,8 +304,19 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
   onEvent({ type: 'phase', name: 'reading bundle' });
   const archive = await openBundleArchive(opts.bundle);
   try {
-    // 1. nothing leaves a bundle that does not match its checksums
-    const verified = await checkBundleChecksums(archive, { onEvent, ...(opts.signal ? { signal: opts.signal } : {}) });
+    // 1. nothing leaves a bundle that does not match its checksums (hashed once per bundle file)
+    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const known = opts.recheck ? undefined : await findVerified(archive, cacheDir);
+    let verified: { files: number; bytes: number };
+    if (known) {
+      verified = { files: known.files, bytes: known.bytes };
+      onEvent({ type: 'info', message: `${archive.location} is unchanged since it matched checksums.sha256 at ${known.checkedAt}; not hashing it again (--recheck to force)` });
+    } else {
+      verified = await checkBundleChecksums(archive, { onEvent, ...(opts.signal ? { signal: opts.signal } : {}) });
+      await rememberVerified(archive, cacheDir, verified).catch((e: unknown) =>
+        onEvent({ type: 'warn', message: `could not record the check in ${cacheDir}: ${errorMessage(e)}` }),
+      );
+    }
     const checksums = parseChecksums((await archive.readSmall(CHECKSUMS_FILE)).toString('utf8'), archive.location);
     const source = new BundleSource(archive);
     const index = await readBundleIndex(archive);
@@ -374,7 +390,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       bundle: opts.bundle,
       registry: opts.registry.host,
       scheme,
-      verified,
+      verified: { ...verified, cached: known !== undefined },
       ...engine,
       ...(siteFiles ? { siteFiles } : {}),
     };

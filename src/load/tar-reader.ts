@@ -35,6 +35,8 @@ export interface BundleArchive {
   /** what the user gave, for messages */
   readonly location: string;
   readonly kind: 'tar' | 'parts' | 'directory';
+  /** the files on disk that hold the archive: the tar or its parts in order; empty for a directory */
+  readonly files: readonly string[];
   /** every entry, in archive order */
   readonly entries: ReadonlyMap<string, ArchiveEntry>;
   /** the regular file a path names, following links inside the archive; undefined if absent */
@@ -362,12 +364,14 @@ class TarArchive implements BundleArchive {
   readonly location: string;
   readonly kind: 'tar' | 'parts';
   readonly entries: ReadonlyMap<string, ArchiveEntry>;
+  readonly files: readonly string[];
   private readonly file: PartedFile;
   constructor(location: string, file: PartedFile, entries: Map<string, ArchiveEntry>) {
     this.location = location;
     this.file = file;
     this.entries = entries;
     this.kind = file.parts.length > 1 ? 'parts' : 'tar';
+    this.files = file.parts.map((p) => p.path);
   }
   lookup(path: string): ArchiveEntry | undefined {
     return lookupIn(this.entries, path, this.location);
@@ -395,6 +399,7 @@ class DirArchive implements BundleArchive {
   readonly location: string;
   readonly kind = 'directory' as const;
   readonly entries: ReadonlyMap<string, ArchiveEntry>;
+  readonly files: readonly string[] = [];
   private readonly root: string;
   constructor(root: string, entries: Map<string, ArchiveEntry>) {
     this.root = root;

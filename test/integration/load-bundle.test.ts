@@ -4,17 +4,11 @@
 // digest skopeo seeded (for a multi-platform tag: the linux/amd64 manifest, bundle's default).
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/tools.ts';
 import { seedImages } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
-import { skopeoDigest } from './load-fixtures.ts';
-
-async function sealift(args: string[]) {
-  return execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: PROJECT_ROOT, timeout: 240_000 });
-}
+import { sealift, skopeoDigest } from './load-fixtures.ts';
 
 describe('bundle, then load at the site', () => {
   it('loads a split bundle made by `sealift bundle --imagelist` with the upstream gone', async () => {

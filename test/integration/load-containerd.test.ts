@@ -4,17 +4,11 @@
 // site registry: no other address is ever contacted).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/tools.ts';
 import { startContainerd } from '../support/containerd.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
-import { makeImages, writeBundle } from './load-fixtures.ts';
-
-async function sealift(args: string[]) {
-  return execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: PROJECT_ROOT, timeout: 240_000 });
-}
+import { makeImages, sealift, writeBundle } from './load-fixtures.ts';
 
 /** REF -> DIGEST from `ctr images ls` */
 async function ctrImages(ctr: (a: string[]) => Promise<string>): Promise<Map<string, string>> {

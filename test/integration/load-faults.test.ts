@@ -5,14 +5,12 @@
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/tools.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
-import { makeImages, skopeoDigest, writeBundle } from './load-fixtures.ts';
+import { CLI, CLI_ENV, makeImages, sealift, skopeoDigest, writeBundle } from './load-fixtures.ts';
 
 const NAMES = ['docker.io/istio/pilot:1.23.2', 'docker.io/istio/proxyv2:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1', 'ghcr.io/kserve/kserve-controller:v0.15.2'];
-const CLI = join(PROJECT_ROOT, 'bin/sealift.js');
 
 const siteName = (source: string, host: string) => `${host}/${source.slice(source.indexOf('/') + 1)}`;
 const commits = (reqs: { method: string; path: string; status?: number }[]) => reqs.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.status === 201);
@@ -29,7 +27,7 @@ describe('load under faults', () => {
     proxy.inject({ fault: '429', match: /^HEAD \/v2\/.*\/blobs\//, times: 2, retryAfter: 0 });
     proxy.inject({ fault: '500', match: /^PUT \/v2\/.*\/manifests\//, times: 1 });
 
-    const r = await execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http', '--json'], { reject: false, timeout: 240_000 });
+    const r = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http', '--json']);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     expect(proxy.pending()).toBe(0);
     expect(r.stderr).toContain('"type":"retry"');
@@ -44,7 +42,7 @@ describe('load under faults', () => {
     const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
     const uniqueBlobs = new Set(images.flatMap((i) => i.blobs.filter((b) => !b.mediaType.includes('manifest')).map((b) => b.digest)));
 
-    const child = execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http', '--concurrency', '1'], { reject: false });
+    const child = execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http', '--concurrency', '1'], { reject: false, env: CLI_ENV });
     let exited = false;
     void child.finally(() => (exited = true));
     const deadline = Date.now() + 60_000;
@@ -57,7 +55,7 @@ describe('load under faults', () => {
     expect(committedBefore).toBeLessThan(uniqueBlobs.size);
 
     proxy.requests.length = 0;
-    const rerun = await execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http', '--json'], { reject: false, timeout: 240_000 });
+    const rerun = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http', '--json']);
     expect(rerun.exitCode, rerun.stdout + rerun.stderr).toBe(0);
     const result = JSON.parse(rerun.stdout);
     expect(result.ok).toBe(true);
@@ -75,14 +73,14 @@ describe('load under faults', () => {
     // the registry refuses one repository's manifest on every retry of this run
     proxy.inject({ fault: '500', match: /^PUT \/v2\/jetstack\/cert-manager-controller\/manifests\//, times: 6 });
 
-    const failed = await execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http'], { reject: false, timeout: 240_000 });
+    const failed = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http']);
     expect(failed.exitCode, failed.stdout + failed.stderr).toBe(11);
     expect(failed.stdout).toMatch(/failed: quay\.io\/jetstack\/cert-manager-controller:v1\.16\.1: .*answered 500/);
     expect(failed.stdout).toContain('3 pushed, 0 already there, 1 failed');
     expect(failed.stdout).toContain('NOT complete: run the same command again to finish');
     for (const img of images.filter((i) => !i.source.includes('cert-manager'))) expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);
 
-    const rerun = await execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http'], { reject: false, timeout: 240_000 });
+    const rerun = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http']);
     expect(rerun.exitCode, rerun.stdout + rerun.stderr).toBe(0);
     expect(rerun.stdout).toContain('1 pushed, 3 already there, 0 failed');
     for (const img of images) expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);

@@ -7,8 +7,10 @@ import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { execa } from 'execa';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { create as tarCreate, Header } from 'tar';
-import { requireTool } from '../../src/tools.ts';
+import { PROJECT_ROOT, requireTool } from '../../src/tools.ts';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -201,4 +203,15 @@ export function withoutEndMarker(tar: Buffer): Buffer {
   let end = tar.length - (tar.length % 512);
   while (end >= 512 && tar.subarray(end - 512, end).every((b) => b === 0)) end -= 512;
   return tar.subarray(0, end);
+}
+
+/** A cache dir of this test process (load records checked bundles there), not the user's ~/.cache. */
+const CACHE_DIR = mkdtempSync(join(tmpdir(), 'sealift-load-cache-'));
+process.on('exit', () => rmSync(CACHE_DIR, { recursive: true, force: true }));
+export const CLI_ENV = { ...process.env, SEALIFT_CACHE_DIR: CACHE_DIR };
+export const CLI = join(PROJECT_ROOT, 'bin/sealift.js');
+
+/** Runs the CLI as a user would; never throws on a non-zero exit. */
+export function sealift(args: string[]) {
+  return execa('node', [CLI, ...args], { reject: false, cwd: PROJECT_ROOT, timeout: 240_000, env: CLI_ENV });
 }

@@ -5,17 +5,12 @@ import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/tools.ts';
 import { startRegistry } from '../support/registry.ts';
 import { tempDir } from '../support/process.ts';
-import { craftEntry, makeImages, skopeoDigest, withoutEndMarker, writeBundle } from './load-fixtures.ts';
+import { craftEntry, makeImages, sealift, skopeoDigest, withoutEndMarker, writeBundle } from './load-fixtures.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 
 const NAMES = ['docker.io/istio/pilot:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1', 'ghcr.io/kserve/kserve-controller:v0.15.2', 'docker.io/istio/proxyv2:1.23.2'];
-
-async function sealift(args: string[]) {
-  return execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: PROJECT_ROOT, timeout: 240_000 });
-}
 
 /** Every repository the registry stores (a filesystem view, independent of the API). */
 async function storedRepositories(dataDir: string): Promise<string[]> {
@@ -136,5 +131,29 @@ describe('sealift load', () => {
     const r = await sealift(['load', dir, '--registry', reg.host, '--plain-http', '--json']);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
     for (const img of images) expect(await skopeoDigest(`${reg.host}/${img.source.slice(img.source.indexOf('/') + 1)}`)).toBe(img.root.digest);
+  });
+
+  it('hashes a bundle once, and again when the file changed after the check', async () => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    const images = makeImages(NAMES.slice(0, 2));
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
+    const first = await sealift(['load', bundle, '--registry', reg.host, '--plain-http', '--json']);
+    expect(first.exitCode, first.stderr).toBe(0);
+    expect(JSON.parse(first.stdout).verified.cached).toBe(false);
+    const again = await sealift(['load', bundle, '--registry', reg.host, '--plain-http', '--json']);
+    expect(JSON.parse(again.stdout).verified.cached).toBe(true);
+    expect(again.stderr).toContain('unchanged since it matched checksums.sha256');
+    // the same file, altered in place after it was checked: hashed again, and refused
+    const layer = images[0]?.blobs[2];
+    if (!layer) throw new Error('fixture has no layer');
+    const bytes = await readFile(bundle);
+    const at = bytes.indexOf(layer.bytes.subarray(0, 64));
+    bytes[at + 5] = (bytes[at + 5] ?? 0) ^ 0x01;
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(bundle, bytes);
+    const tampered = await sealift(['load', bundle, '--registry', reg.host, '--plain-http']);
+    expect(tampered.exitCode).toBe(10);
+    expect(tampered.stderr).toContain(`images/blobs/sha256/${layer.digest.slice(7)}: sha256 is`);
   });
 });

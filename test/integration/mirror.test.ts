@@ -3,17 +3,11 @@
 // the second transfers nothing: no upload starts at the site, no blob is read upstream.
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
-import { PROJECT_ROOT } from '../../src/tools.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
-import { makeImages, seedRegistry, skopeoDigest } from './load-fixtures.ts';
-
-async function sealift(args: string[]) {
-  return execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: PROJECT_ROOT, timeout: 240_000 });
-}
+import { makeImages, sealift, seedRegistry, skopeoDigest } from './load-fixtures.ts';
 
 const uploads = (reqs: { method: string; path: string }[]) => reqs.filter((r) => r.method !== 'GET' && r.method !== 'HEAD' && r.path.includes('/blobs/'));
 const blobReads = (reqs: { method: string; path: string }[]) => reqs.filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:'));
