@@ -1,16 +1,15 @@
 // `load --extract-to DIR`: the site directory (helmfile, values, charts, release files, image
 // lists) copied out of the bundle, each file verified against checksums.sha256 on the way out,
 // plus containerd `certs.d/<upstream-host>/hosts.toml` for nodes that pull upstream names.
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { randomBytes } from 'node:crypto';
-import { writeFileAtomic } from '../fs-atomic.ts';
 import { noEvents, type EventSink } from '../events.ts';
-import type { ImageReference } from '../images/reference.ts';
+import { writeFileAtomic } from '../fs-atomic.ts';
+import type { Digest, ImageReference } from '../images/reference.ts';
 import { VerifyStream } from '../oci/verify.ts';
-import type { Digest } from '../images/reference.ts';
 import { renderHostsToml, upstreamHosts, type HostsTomlOptions } from './naming.ts';
 import type { BundleArchive } from './tar-reader.ts';
 
