@@ -370,6 +370,12 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     let siteFiles: SiteFilesResult | undefined;
     if (opts.extractTo) {
       onEvent({ type: 'phase', name: 'writing site files' });
+      if (scheme === 'scoped') {
+        onEvent({
+          type: 'warn',
+          message: `--scheme scoped: the extracted values name images as \`sealift generate\` wrote them (host-swapped, ${opts.registry.host}/istio/pilot), but this load put them at ${opts.registry.host}/<upstream-host>/...; pods pulling those values will not find them. Nodes pulling upstream names through the written hosts.toml do.`,
+        });
+      }
       siteFiles = await writeSiteFiles({
         archive,
         checksums,
