@@ -51,6 +51,13 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     ...(flags.manifests?.length ? { manifests: flags.manifests.map((f) => resolve(f)) } : {}),
     onEvent: out.onEvent,
   });
+  for (const x of r.excluded) {
+    out.onEvent({
+      type: 'warn',
+      code: 'VERIFY_FAILED',
+      message: `${x.reference} is left out of the list by ${x.by} <- ${x.why.map(formatOrigin).join('; ')}`,
+    });
+  }
   for (const k of r.knobless) {
     out.onEvent({
       type: 'warn',

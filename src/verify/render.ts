@@ -1,7 +1,8 @@
 // verify, render side: render the environment as it will be deployed and prove that every image
 // its pods pull is in the environment's registry and is, by the loader's host-swap mapping, an
 // image of the committed list. Knob-less images (a rule says no value can move them) are warnings.
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
+import type { Environment } from '../config/index.ts';
 import { loadEnvironment } from '../config/index.ts';
 import {
   formatOrigin,
@@ -18,8 +19,10 @@ import {
   formatImageReference,
   normalizeImageReference,
   retagImageReference,
+  type ImageReference,
   type NamingScheme,
 } from '../images/reference.ts';
+import { globToRegExp } from '../images/rules.ts';
 
 export interface VerifyRenderOptions extends StageOptions {
   env: string;
@@ -42,6 +45,45 @@ export interface Offender {
   message: string;
 }
 
+export interface ExcludedImage {
+  reference: string;
+  /** `environments/x.yaml: releases.r.excludeImages[i] "glob"` */
+  by: string;
+  why: Origin[];
+}
+
+interface EnvironmentExclude {
+  where: string;
+  test(ref: ImageReference): boolean;
+}
+
+const hasHost = (glob: string) => {
+  const first = glob.split('/')[0] ?? '';
+  return glob.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost');
+};
+
+/**
+ * excludeImages globs of every release. They name upstream references; a deployed reference is
+ * the same image under the site registry, so a glob with a host also matches it host-less.
+ */
+function environmentExcludes(env: Environment): EnvironmentExclude[] {
+  const out: EnvironmentExclude[] = [];
+  for (const [name, rel] of Object.entries(env.releases)) {
+    rel.excludeImages.forEach((glob, i) => {
+      const full = globToRegExp(glob);
+      const pathOnly = hasHost(glob) ? globToRegExp(glob.slice(glob.indexOf('/') + 1)) : undefined;
+      out.push({
+        where: `${relative(process.cwd(), env.file) || env.file}: releases.${name}.excludeImages[${i}] "${glob}"`,
+        test: (ref) => {
+          const formatted = formatImageReference(ref);
+          return full.test(formatted) || (pathOnly?.test(formatted.slice(ref.registry.length + 1)) ?? false);
+        },
+      });
+    });
+  }
+  return out;
+}
+
 export interface KnoblessImage {
   reference: string;
   rule: string;
@@ -58,6 +100,8 @@ export interface VerifyRenderResult {
   checked: number;
   offenders: Offender[];
   knobless: KnoblessImage[];
+  /** images the environment's excludeImages leave out of the list: warnings, not escapes */
+  excluded: ExcludedImage[];
   /** with a registry to check: what it answered for each image */
   registryChecks?: RegistryCheck[];
 }
@@ -82,9 +126,17 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
   const offenders: Offender[] = [];
   const knobless: KnoblessImage[] = [];
   const inRegistry: RegistryCheckTarget[] = [];
+  const excludes = environmentExcludes(env);
+  const excluded: ExcludedImage[] = [];
   for (const d of deployed.images) {
     const ref = normalizeImageReference(d.reference);
     const where = d.why.map(formatOrigin).join('; ');
+    const exclusion = expected.has(d.reference) ? undefined : excludes.find((x) => x.test(ref));
+    if (exclusion) {
+      // the environment says the site never pulls it: not carried, not an escape
+      excluded.push({ reference: d.reference, by: exclusion.where, why: d.why });
+      continue;
+    }
     if (registry && ref.registry !== registry) {
       if (d.knobless) {
         knobless.push({
@@ -137,6 +189,7 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
     checked: deployed.images.length,
     offenders,
     knobless,
+    excluded,
     ...(registryChecks ? { registryChecks } : {}),
   };
 }

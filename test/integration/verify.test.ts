@@ -118,6 +118,30 @@ describe('verify -e airgap', () => {
     }
   });
 
+  it('an image the environment excludes from the list is a warning, not an escape', async () => {
+    const airgap = join(stack, 'environments', 'airgap.yaml');
+    const original = await readFile(airgap, 'utf8');
+    await writeFile(
+      airgap,
+      `${original}releases:\n  kserve:\n    excludeImages: ["docker.io/kserve/sklearnserver:*"]\n`,
+    );
+    try {
+      const out = join(tmp.path, 'lists-excluding');
+      expect((await sealift(['images', '-e', 'airgap', '--out', out])).code).toBe(0);
+      const r = await sealift(['verify', '-e', 'airgap', '--lock', join(out, 'airgap.lock.json'), '--json']);
+      expect(r.code, r.stdout).toBe(0);
+      const v = JSON.parse(r.stdout) as VerifyJson & { excluded: { reference: string; by: string }[] };
+      expect(v.excluded).toEqual([
+        expect.objectContaining({
+          reference: `${REG}/kserve/sklearnserver:v0.15.2`,
+          by: expect.stringContaining('releases.kserve.excludeImages[0] "docker.io/kserve/sklearnserver:*"'),
+        }),
+      ]);
+    } finally {
+      await writeFile(airgap, original);
+    }
+  });
+
   it('fails when an image is in the registry but the list does not have it', async () => {
     const lockFile = join(tmp.path, 'short.lock.json');
     const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as {
