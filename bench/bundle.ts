@@ -121,7 +121,7 @@ try {
   const crane = findTool('crane');
   if (crane) {
     const cr = join(work.path, 'crane-out');
-    const r = await timed(crane, ['pull', '--insecure', '--format', 'oci', ...images.map((i) => i.testRef), cr]);
+    const r = await timed(crane, ['pull', '--insecure', '--platform', 'linux/amd64', '--format', 'oci', ...images.map((i) => i.testRef), cr]);
     results.push({ tool: 'crane pull (one OCI layout)', seconds: r.seconds, bytes: await duBytes(cr), peakRssMiB: r.maxRssKiB / 1024, note: 'all images in one call' });
   } else {
     console.log('crane: not built (run SEALIFT_SETUP_BENCH=1 bash scripts/setup.sh): skipped');

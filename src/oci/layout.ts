@@ -88,14 +88,18 @@ export class OciLayout {
     }
     await mkdir(join(this.dir, INGEST_DIR), { recursive: true });
     const tmp = join(this.dir, INGEST_DIR, `${desc.digest.replace(':', '-')}.${randomBytes(4).toString('hex')}`);
-    const verify = new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
     try {
       const out = createWriteStream(tmp, { flags: 'wx' });
       if (body instanceof Uint8Array) {
+        const verify = new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
         verify.end(body);
         await pipeline(verify, out);
+      } else if (body instanceof VerifyStream && body.verifies(desc) && !opts.onBytes) {
+        // already verified against this very descriptor as it streams (a registry or layout
+        // source): the pipeline fails unless it passed, so a second hash would change nothing
+        await pipeline(body, out);
       } else {
-        await pipeline(body, verify, out);
+        await pipeline(body, new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) }), out);
       }
       await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
       await rename(tmp, this.blobPath(desc.digest));
@@ -134,13 +138,13 @@ export class OciLayout {
       hash = createHash('sha256');
       src = await open();
     }
-    const verify = new VerifyStream(desc, {
-      where: `blob ${desc.digest}`,
-      ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
-      ...(resumed ? { resume: { hash, received: have } } : {}),
-    });
+    // a full read from a source that already verifies this descriptor needs no second hash
+    const trusted = !resumed && !opts.onBytes && src instanceof VerifyStream && src.verifies(desc);
+    const stages: NodeJS.ReadWriteStream[] = trusted
+      ? []
+      : [new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}), ...(resumed ? { resume: { hash, received: have } } : {}) })];
     try {
-      await pipeline(src, verify, createWriteStream(partial, { flags: resumed ? 'a' : 'w' }));
+      await pipeline([src, ...stages, createWriteStream(partial, { flags: resumed ? 'a' : 'w' })]);
       await rename(partial, this.blobPath(desc.digest));
     } catch (e) {
       if (!(e instanceof SealiftError && e.code === 'NETWORK_ERROR') && !isTemporaryNetworkError(e)) await rm(partial, { force: true });

@@ -56,6 +56,11 @@ export class VerifyStream extends Transform {
     cb();
   }
 
+  /** whether this stream checks exactly this descriptor (same digest and size) */
+  verifies(desc: Pick<Descriptor, 'digest' | 'size'>): boolean {
+    return this.desc.digest === desc.digest && this.desc.size === desc.size;
+  }
+
   get bytesReceived(): number {
     return this.received;
   }
