@@ -14,6 +14,7 @@ import {
   type ResolveResult,
 } from '../images/index.ts';
 import { diffImageLists, formatDifferences, lockPath, readCommitted, writeImageLists } from '../images/lock.ts';
+import type { ExcludedCandidate, SkippedDocument } from '../images/extract.ts';
 import { pathExists } from '../fs-atomic.ts';
 import { stackDirFrom } from './generate.ts';
 import { DEFAULT_RULES_DIR } from '../images/rules.ts';
@@ -30,6 +31,7 @@ interface ImagesFlags extends GlobalFlags {
   overlay?: string[];
   cacheDir?: string;
   concurrency?: string;
+  explain?: boolean;
 }
 
 interface ScanFlags extends GlobalFlags {
@@ -111,15 +113,38 @@ async function runImages(flags: ImagesFlags): Promise<void> {
   for (const p of written) out.onEvent({ type: 'file', action: 'written', path: p });
   const knobless = result.lock.images.filter((e) => e.knobless);
   out.result(
-    { ok: true, environment: result.environment, images: total, written, unchanged, releases, timing: result.timing },
+    {
+      ok: true,
+      environment: result.environment,
+      images: total,
+      written,
+      unchanged,
+      releases: flags.explain
+        ? releases.map((r, i) => ({
+            ...r,
+            excluded: result.releases[i]!.excluded,
+            skipped: result.releases[i]!.skipped,
+          }))
+        : releases,
+      timing: result.timing,
+    },
     () => [
       ...releases.map((r) => `${r.release.padEnd(24)} ${String(r.images.length).padStart(3)} images  (${r.from})`),
+      ...(flags.explain ? result.releases.flatMap((r) => explainLines(r.excluded, r.skipped)) : []),
       ...knobless.map(
         (e) => `note: ${e.reference} has no values knob (${e.knobless!.rule}); verify reports it as a warning`,
       ),
       `${total} images for ${result.environment}: ${written.length} files written, ${unchanged.length} unchanged (${result.timing.totalMs} ms)`,
     ],
   );
+}
+
+/** Every candidate not taken for an image, with the reason; every document not read. */
+function explainLines(excluded: readonly ExcludedCandidate[], skipped: readonly SkippedDocument[]): string[] {
+  return [
+    ...excluded.map((x) => `not listed: ${x.value}  <- ${formatOrigin(x.origin)}: ${x.reason}`),
+    ...skipped.map((s) => `skipped: ${s.release}: ${s.kind} ${s.name}: ${s.reason}`),
+  ];
 }
 
 /** scan renders for the stack's Kubernetes version (environments/default.yaml) unless told otherwise. */
@@ -160,8 +185,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
         if (i.knobless && !flags.quiet) lines.push(`    knob-less: ${i.knobless.description}`);
       }
       if (flags.explain) {
-        for (const x of v.excluded) lines.push(`not listed: ${x.value}  <- ${formatOrigin(x.origin)}: ${x.reason}`);
-        for (const s of v.skipped) lines.push(`skipped: ${s.kind} ${s.name}: ${s.reason}`);
+        lines.push(...explainLines(v.excluded, v.skipped));
       } else if (!flags.quiet && v.excluded.length > 0) {
         lines.push(`(${v.excluded.length} candidates not listed; --explain shows them with the reason)`);
       }
@@ -200,6 +224,7 @@ export function registerImages(program: Command): void {
       )
       .option('--cache-dir <dir>', 'where pulled charts are kept (default $SEALIFT_CACHE_DIR or ~/.cache/sealift)')
       .option('--concurrency <n>', 'helm processes at once (default 4)')
+      .option('--explain', 'also list every candidate that was not taken for an image, with the reason')
       .enablePositionalOptions(),
   ).action((flags: ImagesFlags) => runImages(flags));
 

@@ -465,6 +465,33 @@ describe('images -e <env> with charts served from loopback', () => {
     ]);
   });
 
+  it('--explain lists what was not taken for an image in each release, with the reason', async () => {
+    const r = await sealift([
+      'images',
+      '-e',
+      'online',
+      '--overlay',
+      overlay,
+      '--out',
+      join(tmp.path, 'lists-explain'),
+      '--explain',
+      '--json',
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const res = JSON.parse(r.stdout) as {
+      releases: { release: string; excluded: { value: string; reason: string }[]; skipped: { kind: string }[] }[];
+    };
+    const kserve = res.releases.find((x) => x.release === 'kserve')!;
+    expect(kserve.excluded.find((x) => x.value === 'kserve/agent:latest')?.reason).toContain(
+      'configmap-example-blocks',
+    );
+    const gateway = res.releases.find((x) => x.release === 'istio-ingressgateway')!;
+    expect(gateway.excluded.map((x) => x.value)).toEqual(['auto']);
+    expect(
+      res.releases.find((x) => x.release === 'kserve-crd')!.skipped.every((x) => x.kind === 'CustomResourceDefinition'),
+    ).toBe(true);
+  });
+
   it('a chart version that does not exist fails naming the chart and writes nothing', async () => {
     const out = join(tmp.path, 'lists-bad');
     const bad = join(tmp.path, 'bad-version.yaml');
