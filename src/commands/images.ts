@@ -147,6 +147,12 @@ function explainLines(excluded: readonly ExcludedCandidate[], skipped: readonly 
   ];
 }
 
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
 /** scan renders for the stack's Kubernetes version (environments/default.yaml) unless told otherwise. */
 async function defaultKubeVersion(): Promise<string | undefined> {
   const text = await readFile(join(stackDirFrom(undefined), 'environments', 'default.yaml'), 'utf8').catch(() => '');
@@ -159,6 +165,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
   const kubeVersion = flags.kubeVersion ?? (await defaultKubeVersion());
   const r = await scanTarget({
     target,
+    ...(target === '-' ? { text: await readStdin() } : {}),
     ...(flags.values ? { valuesFiles: flags.values.map((f) => resolve(f)) } : {}),
     ...(flags.set ? { set: flags.set } : {}),
     ...(flags.version ? { version: flags.version } : {}),
@@ -236,7 +243,7 @@ export function registerImages(program: Command): void {
       )
       .argument(
         '<target>',
-        'chart directory, .tgz, oci://host/path/chart, repo/chart (with --repo: the chart name), or manifest file/directory/URL',
+        'chart directory, .tgz, oci://host/path/chart, repo/chart (with --repo: the chart name), manifest file/directory/URL, or - for manifests on stdin',
       )
       .option('-f, --values <file>', 'values file (repeatable)', collect)
       .option('--set <key=value>', 'set a value (repeatable)', collect)

@@ -322,6 +322,8 @@ export interface ScanOptions extends RunOptions {
   kubeVersion?: string;
   rulesDirs?: string[];
   cacheDir?: string;
+  /** with target `-`: the manifests themselves (what the CLI read from stdin) */
+  text?: string;
 }
 
 async function isFile(p: string): Promise<'file' | 'dir' | undefined> {
@@ -355,7 +357,20 @@ function releaseNameFor(target: string): string {
 export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
   const started = Date.now();
   const rules = await loadRules(opts.rulesDirs);
-  const release = opts.release ?? releaseNameFor(opts.target);
+  const release = opts.release ?? (opts.target === '-' ? 'stdin' : releaseNameFor(opts.target));
+  if (opts.target === '-') {
+    const parsed = parseManifests(opts.text ?? '', '<stdin>', { skipKinds: IMAGELESS_KINDS });
+    const errors: string[] = [];
+    const result = extractRelease(
+      { release, ...parsed, durationMs: Date.now() - started },
+      'manifests on stdin',
+      rules,
+      errors,
+    );
+    throwIfErrors(errors);
+    for (const w of result.warnings) (opts.onEvent ?? noEvents)({ type: 'warn', message: w });
+    return result;
+  }
   const local = await isFile(opts.target);
   let rendered: RenderedRelease;
   let from: string;

@@ -237,6 +237,25 @@ describe('images scan on the fixture charts', () => {
     expect(bad.stderr).toContain(`${join(dir, 'site.yaml')}:4: rules.0.exclude`);
   });
 
+  it('reads manifests on stdin (`helm template ... | sealift images scan -`)', async () => {
+    const manifests = await readFile(
+      join(FIXTURES, 'releases', 'knative', 'net-istio', 'knative-v1.15.1', 'net-istio.yaml'),
+      'utf8',
+    );
+    const r = await execa(process.execPath, [CLI, 'images', 'scan', '-', '--json'], {
+      cwd: PROJECT_ROOT,
+      reject: false,
+      input: manifests,
+    });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const s = JSON.parse(String(r.stdout)) as ScanJson;
+    expect(refsOf(s).map((x) => x.replace(/@.*/, ''))).toEqual([
+      'gcr.io/knative-releases/knative.dev/net-istio/cmd/controller',
+      'gcr.io/knative-releases/knative.dev/net-istio/cmd/webhook',
+    ]);
+    expect(s.images[0]!.why[0]).toMatchObject({ kind: 'Deployment', name: 'net-istio-controller' });
+  });
+
   it('prints people-readable lines with where each image comes from', async () => {
     const r = await sealift(['images', 'scan', join(CHARTS, 'cert-manager-v1.16.1.tgz')]);
     expect(r.code).toBe(0);
