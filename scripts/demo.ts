@@ -181,9 +181,11 @@ async function main(): Promise<void> {
     done();
 
     done = step('verify: the airgap render pulls only from the site registry, and the registry has it all');
-    const verified = (await sealift(['verify', '-e', 'airgap', '--stack', stack], {
+    const verified = (await sealift(['verify', '-e', 'airgap', '--stack', stack, '--registry'], {
       json: true,
-    })) as { ok: boolean; checked: number };
+    })) as { ok: boolean; checked: number; knobless: unknown[]; registryChecks?: { status: string }[] };
+    const inRegistry = verified.registryChecks?.filter((c) => c.status === 'present').length ?? 0;
+    console.log(`verify: ${verified.checked} images checked, ${inRegistry} found in ${site.host}`);
     done();
 
     done = step('helmfile -e airgap template in the site dir, with no upstream server running');
@@ -229,7 +231,7 @@ async function main(): Promise<void> {
       `bundle:                          ${relative(PROJECT_ROOT, bundlePath)}`,
       `site registry:                   ${site.host}; a second load uploaded ${reload.stats.blobsPushed} blobs`,
       `containerd (node) pulls:         ${nodePulls.length} by upstream name through hosts.toml`,
-      `verify -e airgap:                ${verified.ok ? 'ok' : 'FAILED'} (${verified.checked} images checked)`,
+      `verify -e airgap --registry:     ${verified.ok ? 'ok' : 'FAILED'} (${verified.checked} images rendered: ${inRegistry} present in the site registry, ${verified.knobless.length} knob-less ones keep their upstream names, warned)`,
       `helmfile template (site, offline): ${images.length} pod images, ${present} present in the site registry`,
       `total time:                      ${((Date.now() - started) / 1000).toFixed(1)} s`,
       ...timings.map(([t, ms]) => `  ${(ms / 1000).toFixed(1).padStart(6)} s  ${t}`),
