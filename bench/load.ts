@@ -144,7 +144,7 @@ try {
       if (d !== r.digest) throw new Error(`${host}/${r.repo}:${r.tag} is ${d}, expected ${r.digest}`);
     }
   };
-  const times = { sealift: [] as number[], noop: [] as number[], seq: [] as number[], par: [] as number[] };
+  const times = { sealift: [] as number[], noop: [] as number[], seq: [] as number[], seqNoop: [] as number[], par: [] as number[] };
   for (let round = 0; round < Number(args.rounds); round++) {
     {
       await using reg = await startRegistry();
@@ -159,11 +159,13 @@ try {
     }
     {
       await using reg = await startRegistry();
-      const seq = await timed(async () => {
+      const loop = async () => {
         for (const r of bundle.refs) await copy(reg.host, r);
-      });
+      };
+      const seq = await timed(loop);
       await check(reg.host);
       times.seq.push(seq.secs);
+      times.seqNoop.push((await timed(loop)).secs);
     }
     {
       await using reg = await startRegistry();
@@ -180,6 +182,7 @@ try {
   console.log(`  skopeo copy per image, one after another (from the extracted layout)     ${fmt(times.seq)}`);
   console.log(`  skopeo copy per image, ${args.concurrency} at a time (from the extracted layout)          ${fmt(times.par)}`);
   console.log(`  sealift no-op re-load (everything present, 0 bytes pushed, file unchanged) ${best(times.noop).toFixed(2)} s   (runs: ${times.noop.map((x) => x.toFixed(2)).join(', ')})`);
+  console.log(`  skopeo no-op re-copy, one after another (everything present)             ${best(times.seqNoop).toFixed(2)} s   (runs: ${times.seqNoop.map((x) => x.toFixed(2)).join(', ')})`);
   console.log(`  sealift vs sequential skopeo: ${(best(times.seq) / best(times.sealift)).toFixed(2)}x faster; vs parallel skopeo: ${(best(times.par) / best(times.sealift)).toFixed(2)}x`);
   console.log('  every image checked with skopeo inspect --raw after every run: same digests as the bundle');
 } finally {

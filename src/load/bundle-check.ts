@@ -3,6 +3,7 @@
 // unlisted, and a blob's name must be its digest. All differences are collected and named.
 import { createHash } from 'node:crypto';
 import { readFile, realpath, stat } from 'node:fs/promises';
+import { homedir } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { SealiftError } from '../errors.ts';
@@ -123,6 +124,11 @@ export async function checkBundleChecksums(
 // against its digest while it streams.
 
 const CACHE_FILE = 'verified-bundles.json';
+
+/** sealift's cache dir ($SEALIFT_CACHE_DIR, else XDG), without loading the render stage for it. */
+export function verifiedCacheDir(): string {
+  return process.env.SEALIFT_CACHE_DIR ?? join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'sealift');
+}
 type VerifiedCache = Record<string, { checkedAt: string; files: number; bytes: number }>;
 
 /** Identity of the tar (or parts) on disk; undefined for a directory, which is always hashed. */

@@ -12,8 +12,7 @@ import { copyImage, createCopySession, type CopySession, type ImageSource } from
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryClient, type RegistryHostConfig } from '../oci/registry.ts';
 import type { Descriptor, Digest, PlatformSelection } from '../oci/types.ts';
-import { CHECKSUMS_FILE, checkBundleChecksums, findVerified, parseChecksums, rememberVerified } from './bundle-check.ts';
-import { defaultCacheDir } from '../render/index.ts';
+import { CHECKSUMS_FILE, checkBundleChecksums, findVerified, parseChecksums, rememberVerified, verifiedCacheDir } from './bundle-check.ts';
 import { BundleSource } from './bundle-source.ts';
 import { planTargets, type ImageTarget as NamedTarget } from './naming.ts';
 import { createBlobHomes, siteRegistryTarget, type BlobHomes } from './site-target.ts';
@@ -305,7 +304,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
   const archive = await openBundleArchive(opts.bundle);
   try {
     // 1. nothing leaves a bundle that does not match its checksums (hashed once per bundle file)
-    const cacheDir = opts.cacheDir ?? defaultCacheDir();
+    const cacheDir = opts.cacheDir ?? verifiedCacheDir();
     const known = opts.recheck ? undefined : await findVerified(archive, cacheDir);
     let verified: { files: number; bytes: number };
     if (known) {
