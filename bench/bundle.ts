@@ -102,6 +102,11 @@ try {
   const s = await timed(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), 'bundle', '--imagelist', list, '-o', out, '--plain-http', host, ...mirrors, '--concurrency', args.concurrency!, '--json']);
   const tar = join(out, 'images.tar');
   results.push({ tool: 'sealift bundle', seconds: s.seconds, bytes: await duBytes(tar), peakRssMiB: s.maxRssKiB / 1024, note: `one tar, verified (${args.concurrency} blob transfers at once)` });
+  // the same without the tar: the verified directory bundle (what crane's layout compares with)
+  const dirOut = join(work.path, 'sealift-dir');
+  const d = await timed(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), 'bundle', '--imagelist', list, '-o', dirOut, '--no-pack', '--plain-http', host, ...mirrors, '--concurrency', args.concurrency!, '--json']);
+  results.push({ tool: 'sealift bundle --no-pack', seconds: d.seconds, bytes: await duBytes(join(dirOut, 'images.work')), peakRssMiB: d.maxRssKiB / 1024, note: 'directory bundle with checksums, no tar' });
+  await rm(dirOut, { recursive: true, force: true });
   const v = await timed(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), 'bundle', 'verify', tar]);
   results.push({ tool: 'sealift bundle verify', seconds: v.seconds, bytes: 0, peakRssMiB: v.maxRssKiB / 1024, note: 're-hash of the whole tar' });
 
@@ -138,7 +143,7 @@ try {
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   console.log([head, ...rows].map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
   const sl = results[0]!;
-  const sc = results[2]!;
+  const sc = results.find((r) => r.tool.startsWith('skopeo'))!;
   console.log(`sealift vs skopeo: ${(sc.seconds / sl.seconds).toFixed(2)}x faster, ${(sc.bytes / sl.bytes).toFixed(2)}x fewer bytes on disk`);
   console.log(JSON.stringify({ images: images.length, uniqueBlobBytes: registryBytes, results }));
 } finally {
