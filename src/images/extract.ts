@@ -116,8 +116,13 @@ export function keyWords(key: string): string[] {
 
 /** A key whose last word is "image": `image`, `proxyImage`, `queue-sidecar-image`, `FOO_IMAGE`. */
 export function isImageKey(key: string): boolean {
-  return keyWords(key).at(-1) === 'image';
+  const w = keyWords(key);
+  const last = w.at(-1);
+  return last === 'image' || (w.at(-2) === 'image' && IMAGE_KEY_SUFFIXES.has(last ?? ''));
 }
+
+/** `imageRef`, `imageUrl`, `image_uri`, `imageName`: still an image (a bare name is still not taken). */
+const IMAGE_KEY_SUFFIXES = new Set(['ref', 'reference', 'url', 'uri', 'name']);
 
 function isImageListKey(key: string): boolean {
   return keyWords(key).at(-1) === 'images';

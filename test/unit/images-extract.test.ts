@@ -2,7 +2,7 @@
 // workload kind, custom resources with pod templates or container lists, ConfigMaps with JSON and
 // YAML in strings, split references, args and env, and the things that must not be listed.
 import { describe, expect, it } from 'vitest';
-import { findImages, formatOrigin, keyWords, type ExtractionResult } from '../../src/images/extract.ts';
+import { findImages, formatOrigin, isImageKey, keyWords, type ExtractionResult } from '../../src/images/extract.ts';
 import { EMPTY_RULES, parseRuleFile, type RuleSet } from '../../src/images/rules.ts';
 import { parseManifests } from '../../src/render/manifests.ts';
 
@@ -629,8 +629,23 @@ describe('parsing and key names', () => {
     ['defaultJobImage', ['default', 'job', 'image']],
     ['RELATED_IMAGE_X', ['related', 'image', 'x']],
     ['imagePullPolicy', ['image', 'pull', 'policy']],
+    ['containerImageURI', ['container', 'image', 'uri']],
     ['sidecar.istio.io/proxyImage', ['sidecar', 'istio', 'io', 'proxy', 'image']],
   ])('key words of %s', (key, words) => {
     expect(keyWords(key)).toEqual(words);
+  });
+
+  it.each([
+    ['image', true],
+    ['queue-sidecar-image', true],
+    ['imageRef', true],
+    ['containerImageURI', true],
+    ['image_name', true],
+    ['imagePullPolicy', false],
+    ['imagePullSecretName', false],
+    ['images', false],
+    ['imageTag', false],
+  ])('%s names an image: %s', (key, yes) => {
+    expect(isImageKey(key)).toBe(yes);
   });
 });
