@@ -1,7 +1,7 @@
 // `sealift bundle`: the pipeline reads as the stages.
-//   requests (image lock or list) -> planImagePulls (pure platform rules) -> pullImages into one
-//   OCI layout (dedupe, verify, resume) -> site files (generated helmfile and values, charts at
-//   their pins, release files) -> image lists with resolved digests -> bundle.json ->
+//   requests (image lock or list) -> planImagePulls (pure platform rules) -> site files
+//   (generated helmfile and values, charts at their pins, release files) -> pullImages into one
+//   OCI layout (dedupe, verify, resume) -> image lists with resolved digests -> bundle.json ->
 //   checksums.sha256 -> tar (optionally gzip, split), all assembled in <out>/<name>.work/ which a
 //   failed or killed run leaves for the re-run to continue from.
 import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
@@ -156,19 +156,9 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   }
   const pulls = planImagePulls(requests, opts.platforms);
 
-  // 2. images (the long part): a killed run resumes here, skipping every stored blob
-  const layout = await OciLayout.open(join(workDir, LAYOUT_DIR));
-  const pulled = await pullImages(pulls, {
-    layout,
-    registry: opts.registry ?? {},
-    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
-    onEvent,
-    ...(opts.signal ? { signal: opts.signal } : {}),
-  });
-  await pruneLayout(layout, pulled);
-  await layout.cleanIngest();
-
-  // 3. site files: generated helmfile + values, charts, release files
+  // 2. site files first: charts and release files are small, and a bad pin fails before the long part.
+  // Everything but the image layout is rebuilt on every run, so nothing stale is packed.
+  for (const entry of await readdir(workDir)) if (entry !== LAYOUT_DIR) await rm(join(workDir, entry), { recursive: true, force: true });
   if (opts.env) {
     site = await assembleSiteFiles({
       stackDir: opts.stackDir ?? '.',
@@ -179,6 +169,18 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
+
+  // 3. images (the long part): a killed run resumes here, skipping every stored blob
+  const layout = await OciLayout.open(join(workDir, LAYOUT_DIR));
+  const pulled = await pullImages(pulls, {
+    layout,
+    registry: opts.registry ?? {},
+    ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+    onEvent,
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
+  await pruneLayout(layout, pulled);
+  await layout.cleanIngest();
 
   // 4. image lists: the lock with resolved digests, plus the lists it came from
   const listName = opts.env ?? name;
