@@ -18,6 +18,8 @@ import type { ExcludedCandidate, SkippedDocument } from '../images/extract.ts';
 import { pathExists } from '../fs-atomic.ts';
 import { stackDirFrom } from './generate.ts';
 import { DEFAULT_RULES_DIR } from '../images/rules.ts';
+import { listEnvironments } from '../config/index.ts';
+import type { EventSink } from '../events.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -32,6 +34,7 @@ interface ImagesFlags extends GlobalFlags {
   cacheDir?: string;
   concurrency?: string;
   explain?: boolean;
+  all?: boolean;
 }
 
 interface ScanFlags extends GlobalFlags {
@@ -68,52 +71,71 @@ function summary(r: ReleaseImages) {
   };
 }
 
+interface EnvOutcome {
+  value: Record<string, unknown> & { ok: boolean };
+  lines: string[];
+}
+
 async function runImages(flags: ImagesFlags): Promise<void> {
   const out = createOutput(flags);
-  if (!flags.env)
-    throw new SealiftError('USAGE', 'sealift images needs -e <env> (or the scan subcommand)', {
-      hint: 'e.g. sealift images -e airgap, or sealift images scan ./chart.tgz',
+  if (!flags.env && !flags.all)
+    throw new SealiftError('USAGE', 'sealift images needs -e <env>, --all, or the scan subcommand', {
+      hint: 'e.g. sealift images -e airgap, sealift images --all --check, or sealift images scan ./chart.tgz',
     });
+  if (flags.env && flags.all) throw new SealiftError('USAGE', '-e and --all exclude each other');
   const stackDir = stackDirFrom(flags.stack);
+  const envs = flags.all ? await listEnvironments(stackDir) : [flags.env!];
+  const outcomes: EnvOutcome[] = [];
+  for (const env of envs) outcomes.push(await imagesForEnvironment(flags, stackDir, env, out.onEvent));
+  const ok = outcomes.every((o) => o.value.ok);
+  if (flags.all) out.result({ ok, environments: outcomes.map((o) => o.value) }, () => outcomes.flatMap((o) => o.lines));
+  else out.result(outcomes[0]!.value, () => outcomes[0]!.lines);
+  if (!ok) process.exitCode = ERROR_CODES.IMAGES_CHANGED.exit;
+}
+
+async function imagesForEnvironment(
+  flags: ImagesFlags,
+  stackDir: string,
+  env: string,
+  onEvent: EventSink,
+): Promise<EnvOutcome> {
   const outDir = resolve(flags.out ?? resolve(stackDir, 'imagelists'));
-  const previousPath = lockPath(outDir, flags.env);
+  const previousPath = lockPath(outDir, env);
   const previousLock = (await pathExists(previousPath))
     ? await readImageLock(previousPath).catch(() => undefined)
     : undefined;
   const concurrency = concurrencyOf(flags.concurrency);
   const result: ResolveResult = await resolveImages({
     stackDir,
-    env: flags.env,
+    env,
     ...(flags.rules ? { rulesDirs: [DEFAULT_RULES_DIR, ...flags.rules.map((d) => resolve(d))] } : {}),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
     ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
     ...(concurrency ? { concurrency } : {}),
     ...(previousLock ? { previousLock } : {}),
-    onEvent: out.onEvent,
+    onEvent,
   });
   const files = imageListFiles(result, stackDir);
   const releases = result.releases.map(summary);
   const total = result.lock.images.length;
   if (flags.check) {
-    const diffs = diffImageLists(await readCommitted(outDir, flags.env), files, outDir, flags.env);
-    out.result(
-      { ok: diffs.length === 0, environment: result.environment, images: total, differences: diffs, releases },
-      (v) =>
-        v.ok
-          ? `imagelists for ${v.environment} are up to date (${total} images)`
-          : [
-              ...formatDifferences(diffs),
-              `imagelists for ${v.environment} differ from what rendering gives now: run \`sealift images -e ${v.environment}\` and commit the result`,
-            ],
-    );
-    if (diffs.length > 0) process.exitCode = ERROR_CODES.IMAGES_CHANGED.exit;
-    return;
+    const diffs = diffImageLists(await readCommitted(outDir, env), files, outDir, env);
+    const ok = diffs.length === 0;
+    return {
+      value: { ok, environment: result.environment, images: total, differences: diffs, releases },
+      lines: ok
+        ? [`imagelists for ${result.environment} are up to date (${total} images)`]
+        : [
+            ...formatDifferences(diffs),
+            `imagelists for ${result.environment} differ from what rendering gives now: run \`sealift images -e ${result.environment}\` and commit the result`,
+          ],
+    };
   }
-  const { written, unchanged } = await writeImageLists(outDir, flags.env, files);
-  for (const p of written) out.onEvent({ type: 'file', action: 'written', path: p });
+  const { written, unchanged } = await writeImageLists(outDir, env, files);
+  for (const p of written) onEvent({ type: 'file', action: 'written', path: p });
   const knobless = result.lock.images.filter((e) => e.knobless);
-  out.result(
-    {
+  return {
+    value: {
       ok: true,
       environment: result.environment,
       images: total,
@@ -128,7 +150,7 @@ async function runImages(flags: ImagesFlags): Promise<void> {
         : releases,
       timing: result.timing,
     },
-    () => [
+    lines: [
       ...releases.map((r) => `${r.release.padEnd(24)} ${String(r.images.length).padStart(3)} images  (${r.from})`),
       ...(flags.explain ? result.releases.flatMap((r) => explainLines(r.excluded, r.skipped)) : []),
       ...knobless.map(
@@ -136,7 +158,7 @@ async function runImages(flags: ImagesFlags): Promise<void> {
       ),
       `${total} images for ${result.environment}: ${written.length} files written, ${unchanged.length} unchanged (${result.timing.totalMs} ms)`,
     ],
-  );
+  };
 }
 
 /** Every candidate not taken for an image, with the reason; every document not read. */
@@ -210,6 +232,7 @@ export function registerImages(program: Command): void {
       .command('images')
       .description('Resolve every image an environment pulls into imagelists/<env>/ and imagelists/<env>.lock.json')
       .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
+      .option('--all', 'every environment in environments/ (except default)')
       .option(
         '--check',
         'write nothing; exit 7 with a diff when the committed lists differ from what rendering gives now',
