@@ -275,8 +275,9 @@ class DocumentWalk {
 
   /** `--x-image=REF`, or `--x-image` followed by `REF`; shell snippets in one arg are scanned as text. */
   args(list: unknown[], path: Segment[]): void {
+    let taken = -1; // the value of `--x-image VALUE`, already considered
     list.forEach((a, i) => {
-      if (typeof a !== 'string') return;
+      if (typeof a !== 'string' || i === taken) return;
       const m = /^--?([A-Za-z0-9][\w.-]*)=(.*)$/s.exec(a);
       if (m) {
         if (isImageKey(m[1] ?? '')) this.consider(m[2] ?? '', [...path, i], 'arg', 'strong');
@@ -287,6 +288,7 @@ class DocumentWalk {
       const next = list[i + 1];
       if (flag && isImageKey(flag[1] ?? '') && typeof next === 'string' && !next.startsWith('-')) {
         this.consider(next, [...path, i + 1], 'arg', 'strong');
+        taken = i + 1;
         return;
       }
       if (isQualifiedReference(a)) this.consider(a, [...path, i], 'arg', 'weak');

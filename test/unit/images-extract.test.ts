@@ -235,6 +235,8 @@ spec:
             - --helper-image
             - quay.io/org/helper:1
             - --image-pull-policy=Always
+            - -nop-image
+            - nop
           command: ["sh", "-c", "exec run --init-image=quay.io/org/init:1 --x=y"]
           env:
             - { name: RELATED_IMAGE_PROXY, value: "quay.io/org/proxy:1" }
@@ -243,12 +245,14 @@ spec:
             - { name: IMAGE_PULL_SECRET, value: my-secret }
 `);
     expect(refs(r)).toEqual([
+      'docker.io/library/nop:latest', // a flag named for an image holds one, even a bare name
       'quay.io/org/ctl:1',
       'quay.io/org/helper:1',
       'quay.io/org/init:1',
       'quay.io/org/proxy:1',
       'quay.io/org/solver:1',
     ]);
+    expect(r.findings.filter((f) => f.reference === 'quay.io/org/helper:1')).toHaveLength(1);
     expect(r.findings.find((f) => f.reference === 'quay.io/org/solver:1')?.origin).toMatchObject({
       via: 'arg',
       path: 'spec.template.spec.containers[0].args[1]',
