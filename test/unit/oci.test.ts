@@ -1,7 +1,7 @@
 // Protocol edge cases with tiny in-process servers and lying bodies: the verifying stream,
 // challenges, credentials, redirects that must not carry Authorization to another host.
 import { createHash } from 'node:crypto';
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  OciLayout,
   closeRegistryConnections,
   dockerCredentials,
   parseChallenge,
@@ -173,5 +174,54 @@ describe('RegistryClient over HTTP', () => {
     await using registry = await serve((_req, res) => res.writeHead(503).end());
     const client = new RegistryClient(registry.host, { hosts: { [registry.host]: { plainHttp: true } }, credentials: async () => undefined, retry: { attempts: 2, baseDelayMs: 1 } });
     await expect(client.fetchManifest('repo', 'v1')).rejects.toThrow(`registry ${registry.host} answered 503 to GET http://${registry.host}/v2/repo/manifests/v1`);
+  });
+});
+
+describe('resuming a partial blob', () => {
+  const blob = Buffer.alloc(3 * 1024 * 1024);
+  for (let i = 0; i < blob.length; i++) blob[i] = (i * 7919) & 0xff;
+  const desc = { digest: digestOf(blob), size: blob.length };
+
+  async function setup(honourRange: boolean) {
+    const ranges: (string | undefined)[] = [];
+    const srv = await serve((req, res) => {
+      ranges.push(req.headers.range);
+      const m = /^bytes=(\d+)-/.exec(req.headers.range ?? '');
+      if (m && honourRange) {
+        const from = Number(m[1]);
+        res.writeHead(206, { 'content-range': `bytes ${from}-${blob.length - 1}/${blob.length}`, 'content-length': blob.length - from }).end(blob.subarray(from));
+      } else res.writeHead(200, { 'content-length': blob.length }).end(blob);
+    });
+    const client = new RegistryClient(srv.host, { hosts: { [srv.host]: { plainHttp: true } }, credentials: async () => undefined });
+    return { srv, client, ranges };
+  }
+
+  it.each([
+    { honourRange: true, expectRanges: [`bytes=${1 << 20}-${3 * 1024 * 1024 - 1}`] },
+    { honourRange: false, expectRanges: [`bytes=${1 << 20}-${3 * 1024 * 1024 - 1}`, undefined] },
+  ])('continues with Range when the server honours it (honours: $honourRange)', async ({ honourRange, expectRanges }) => {
+    await using dir = await tempDir();
+    const { srv, client, ranges } = await setup(honourRange);
+    await using _srv = srv;
+    const layout = await OciLayout.open(dir.path);
+    await mkdir(join(dir.path, '.ingest'), { recursive: true });
+    await writeFile(join(dir.path, '.ingest', `${desc.digest.replace(':', '-')}.partial`), blob.subarray(0, 1 << 20));
+    const outcome = await layout.ingestBlob(desc, () => client.fetchBlob('r', desc), (off) => client.fetchBlobFrom('r', desc, off));
+    expect(outcome).toBe('written');
+    expect(ranges).toEqual(expectRanges);
+    expect((await readFile(layout.blobPath(desc.digest))).equals(blob)).toBe(true);
+    expect(await readdir(join(dir.path, '.ingest'))).toEqual([]);
+  });
+
+  it('a partial holding other bytes fails the digest check and is removed', async () => {
+    await using dir = await tempDir();
+    const { srv, client } = await setup(true);
+    await using _srv = srv;
+    const layout = await OciLayout.open(dir.path);
+    await mkdir(join(dir.path, '.ingest'), { recursive: true });
+    await writeFile(join(dir.path, '.ingest', `${desc.digest.replace(':', '-')}.partial`), Buffer.alloc(1 << 20, 1));
+    await expect(layout.ingestBlob(desc, () => client.fetchBlob('r', desc), (off) => client.fetchBlobFrom('r', desc, off))).rejects.toThrow(`expected ${desc.digest}, got sha256:`);
+    expect(await readdir(join(dir.path, '.ingest'))).toEqual([]);
+    expect(await layout.hasBlob(desc)).toBe(false);
   });
 });
