@@ -34,6 +34,23 @@ const PROBLEM_TEXT: Record<Offender['problem'], (v: VerifyRenderResult) => strin
   'registry-error': () => 'the registry could not answer',
 };
 
+/** What to do about each kind of escape, once. */
+function fixHints(v: VerifyRenderResult): string[] {
+  const kinds = new Set(v.offenders.map((o) => o.problem));
+  const hints: string[] = [];
+  if (kinds.has('outside-registry'))
+    hints.push(
+      `hint: point the value that sets each image at the registry: add its values path to releases.<release>.imageKnobs in the environment files (sealift images scan <chart> shows where it comes from); an image no value can move gets a knobless rule (rules/README.md)`,
+    );
+  if (kinds.has('not-in-list'))
+    hints.push(`hint: the list is older than the values: run \`sealift images -e ${v.environment}\` and commit it`);
+  if (kinds.has('missing') || kinds.has('digest-mismatch'))
+    hints.push(
+      'hint: load the bundle made from this list into the registry (sealift load), or mirror the images (sealift mirror)',
+    );
+  return hints;
+}
+
 async function runVerify(flags: VerifyFlags): Promise<void> {
   const out = createOutput(flags);
   if (!flags.env)
@@ -78,6 +95,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     v.ok
       ? `verify ${v.environment}: ${v.checked - v.knobless.length} of ${v.checked} images the deployed render pulls are ${v.registry ? `in ${v.registry} and ` : ''}in ${relative(process.cwd(), v.lock) || v.lock}${v.knobless.length ? `; ${v.knobless.length} knob-less ones stay where upstream has them (warnings)` : ''}`
       : `verify ${v.environment}: ${v.offenders.length} of ${v.checked} images escape ${v.registry ?? 'the list'}`,
+    ...(v.ok ? [] : fixHints(v)),
   ]);
   if (!r.ok) process.exitCode = ERROR_CODES.VERIFY_FAILED.exit;
 }

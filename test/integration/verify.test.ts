@@ -113,6 +113,7 @@ describe('verify -e airgap', () => {
       expect(human.code).toBe(8);
       expect(human.stdout).toContain('escape: docker.io/kserve/router:v0.15.2 (not in 10.61.3.31:35000)');
       expect(human.stdout).toContain('<- kserve: ConfigMap kserve/inferenceservice-config data.router.image');
+      expect(human.stdout).toContain('hint: point the value that sets each image at the registry');
     } finally {
       await writeFile(defaults, original);
     }
