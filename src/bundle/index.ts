@@ -137,7 +137,6 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   const name = bundleName(opts);
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new SealiftError('USAGE', `bundle name "${name}" may hold only letters, digits, ".", "_" and "-"`);
   const workDir = join(opts.outDir, `${name}.work`);
-  await mkdir(workDir, { recursive: true });
 
   // 1. what to bundle
   let requests: ImageRequest[];
@@ -155,6 +154,7 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
     requests = requestsFromLock(lock, lockFile);
   }
   const pulls = planImagePulls(requests, opts.platforms);
+  await mkdir(workDir, { recursive: true });
 
   // 2. site files first: charts and release files are small, and a bad pin fails before the long part.
   // Everything but the image layout is rebuilt on every run, so nothing stale is packed.
