@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { startRegistry } from '../support/registry.ts';
 import { tempDir } from '../support/process.ts';
-import { craftEntry, makeImages, sealift, skopeoDigest, withoutEndMarker, writeBundle } from './load-fixtures.ts';
+import { CLI, CLI_ENV, craftEntry, makeImages, sealift, skopeoDigest, withoutEndMarker, writeBundle } from './load-fixtures.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 
 const NAMES = ['docker.io/istio/pilot:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1', 'ghcr.io/kserve/kserve-controller:v0.15.2', 'docker.io/istio/proxyv2:1.23.2'];
@@ -155,5 +155,30 @@ describe('sealift load', () => {
     const tampered = await sealift(['load', bundle, '--registry', reg.host, '--plain-http']);
     expect(tampered.exitCode).toBe(10);
     expect(tampered.stderr).toContain(`images/blobs/sha256/${layer.digest.slice(7)}: sha256 is`);
+  });
+
+  it('logs in to a site registry with the credentials docker login stored, and names it when they are wrong', async () => {
+    await using tmp = await tempDir();
+    // bcrypt of "s3cret" for user alice (htpasswd -nbB alice s3cret)
+    await using reg = await startRegistry({ htpasswd: 'alice:$2y$05$vb6o4iClNIzKH75aBLwlD.RI1mOHlxYzNvpqmF5joKBP.z5JyFvVq\n' });
+    const images = makeImages(NAMES.slice(0, 2));
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
+    const { mkdir, writeFile } = await import('node:fs/promises');
+    const docker = (user: string, pass: string) => JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${user}:${pass}`).toString('base64') } } });
+    await mkdir(join(tmp.path, 'good'));
+    await mkdir(join(tmp.path, 'bad'));
+    await writeFile(join(tmp.path, 'good', 'config.json'), docker('alice', 's3cret'));
+    await writeFile(join(tmp.path, 'bad', 'config.json'), docker('alice', 'wrong'));
+
+    const bad = await execa('node', [CLI, 'load', bundle, '--registry', reg.host, '--plain-http'], { reject: false, env: { ...CLI_ENV, DOCKER_CONFIG: join(tmp.path, 'bad') } });
+    expect(bad.exitCode).toBe(9);
+    expect(bad.stderr).toContain(`registry ${reg.host} refused the credentials of user "alice"`);
+    expect(bad.stderr + bad.stdout).not.toContain('s3cret');
+    expect(bad.stderr + bad.stdout).not.toContain('wrong');
+
+    const good = await execa('node', [CLI, 'load', bundle, '--registry', reg.host, '--plain-http', '--json'], { reject: false, env: { ...CLI_ENV, DOCKER_CONFIG: join(tmp.path, 'good') } });
+    expect(good.exitCode, good.stderr.slice(-2000)).toBe(0);
+    expect(JSON.parse(good.stdout).checks.map((c: { status: string }) => c.status)).toEqual(['ok', 'ok']);
+    expect(good.stderr + good.stdout).not.toContain('s3cret');
   });
 });
