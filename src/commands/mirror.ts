@@ -19,6 +19,7 @@ interface MirrorFlags extends GlobalFlags, TransportFlags {
   platform?: string[];
   sourcePlainHttp?: string[];
   sourceInsecure?: string[];
+  sourceCaFile?: string[];
 }
 
 const collect = (v: string, prev: string[] = []) => [...prev, v];
@@ -34,7 +35,8 @@ export function registerMirror(program: Command): void {
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--platform <os/arch>', 'copy only this platform of multi-platform tags (repeatable; default: every platform, the exact upstream graph)', collect)
     .option('--source-plain-http <host>', 'a source registry that speaks plain HTTP (repeatable)', collect)
-    .option('--source-insecure <host>', 'a source registry whose TLS certificate is not verified (repeatable)', collect);
+    .option('--source-insecure <host>', 'a source registry whose TLS certificate is not verified (repeatable)', collect)
+    .option('--source-ca-file <host=file>', 'trust this PEM CA for a source registry (repeatable)', collect);
   withTransportFlags(cmd);
   withCommonFlags(cmd).action(async (flags: MirrorFlags) => {
     if (Boolean(flags.env) === Boolean(flags.imagelist)) {
@@ -55,6 +57,12 @@ export function registerMirror(program: Command): void {
     const sources: Record<string, RegistryHostConfig> = {};
     for (const h of flags.sourcePlainHttp ?? []) sources[h] = { ...sources[h], plainHttp: true };
     for (const h of flags.sourceInsecure ?? []) sources[h] = { ...sources[h], insecureSkipVerify: true };
+    for (const pair of flags.sourceCaFile ?? []) {
+      const i = pair.indexOf('=');
+      if (i < 1) throw new SealiftError('USAGE', `--source-ca-file takes HOST=FILE, not "${pair}"`, { hint: 'e.g. --source-ca-file registry.corp:5000=/etc/ssl/corp-ca.pem' });
+      const host = pair.slice(0, i);
+      sources[host] = { ...sources[host], caFile: pair.slice(i + 1) };
+    }
     try {
       const result = await mirrorImages({
         images: await readImageList(from),
