@@ -41,6 +41,8 @@ class ProgressLine {
   private bytesTotal = 0;
   private items = 0;
   private itemsTotal = 0;
+  private blobs = 0;
+  private blobsTotal = 0;
   private phase = '';
   private last = 0;
   private readonly started = Date.now();
@@ -55,12 +57,16 @@ class ProgressLine {
         break;
       case 'blob:start':
         this.bytesTotal += e.size;
+        this.blobsTotal++;
         break;
       case 'blob:progress':
         this.bytesDone += e.bytes;
         break;
       case 'blob:done':
-        if (e.skipped) this.bytesTotal -= e.size;
+        this.blobs++;
+        // 'present': found before any transfer started; mounted/exists: started, then not sent
+        if (e.skipped === 'present') this.blobsTotal++;
+        else if (e.skipped) this.bytesTotal -= e.size;
         break;
       case 'image:done':
       case 'image:failed':
@@ -79,7 +85,7 @@ class ProgressLine {
     const secs = Math.max((now - this.started) / 1000, 0.001);
     const rate = this.bytesDone / secs;
     const eta = rate > 0 && this.bytesTotal > this.bytesDone ? Math.round((this.bytesTotal - this.bytesDone) / rate) : 0;
-    const text = `${this.phase} ${this.items}/${this.itemsTotal || '?'} images  ${formatBytes(this.bytesDone)}/${formatBytes(this.bytesTotal)}  ${formatBytes(rate)}/s${eta ? `  ETA ${eta}s` : ''}`;
+    const text = `${this.phase} ${this.items}/${this.itemsTotal || '?'} images  ${this.blobs}/${this.blobsTotal} blobs  ${formatBytes(this.bytesDone)}/${formatBytes(this.bytesTotal)}  ${formatBytes(rate)}/s${eta ? `  ETA ${eta}s` : ''}`;
     process.stderr.write(`\r\x1b[2K${text}`);
     this.drawn = true;
   }
