@@ -129,6 +129,11 @@ try {
   const tarSize = (await stat(bundle.tar)).size;
   console.log(`bundle ${bundle.tar}: ${(tarSize / MiB).toFixed(0)} MiB (${(bundle.bytes / MiB).toFixed(0)} MiB of unique layers)\n`);
   const skopeo = requireTool('skopeo');
+  // what skopeo needs first at a site (and sealift does not): the layout unpacked from the tar
+  const unpackDir = join(work.path, 'unpacked');
+  await mkdir(unpackDir, { recursive: true });
+  const unpack = await timed(() => execa('tar', ['-xf', bundle.tar, '-C', unpackDir]));
+  await rm(unpackDir, { recursive: true, force: true });
 
   // the first load of each round hashes the whole bundle (--recheck), as at a site that never saw
   // it; the re-load is what an operator's second run does (the unchanged file is not hashed again)
@@ -183,6 +188,7 @@ try {
   console.log(`  skopeo copy per image, ${args.concurrency} at a time (from the extracted layout)          ${fmt(times.par)}`);
   console.log(`  sealift no-op re-load (everything present, 0 bytes pushed, file unchanged) ${best(times.noop).toFixed(2)} s   (runs: ${times.noop.map((x) => x.toFixed(2)).join(', ')})`);
   console.log(`  skopeo no-op re-copy, one after another (everything present)             ${best(times.seqNoop).toFixed(2)} s   (runs: ${times.seqNoop.map((x) => x.toFixed(2)).join(', ')})`);
+  console.log(`  (not counted above: skopeo first needs the layout unpacked: tar -xf took ${unpack.secs.toFixed(2)} s and ${(tarSize / MiB).toFixed(0)} MiB more disk)`);
   console.log(`  sealift vs sequential skopeo: ${(best(times.seq) / best(times.sealift)).toFixed(2)}x faster; vs parallel skopeo: ${(best(times.par) / best(times.sealift)).toFixed(2)}x`);
   console.log('  every image checked with skopeo inspect --raw after every run: same digests as the bundle');
 } finally {
