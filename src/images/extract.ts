@@ -14,7 +14,7 @@ import { isSealiftError } from '../errors.ts';
 import type { ManifestDocument } from '../render/manifests.ts';
 import { parseYamlGo } from '../render/manifests.ts';
 import { formatImageReference, normalizeImageReference, parseImageReference, withDefaultTag } from './reference.ts';
-import type { ImageRule, ResourceIdentity, RuleSet } from './rules.ts';
+import type { Condition, ImageRule, ResourceIdentity, RuleSet } from './rules.ts';
 import { fieldTestMatches, templateFields } from './rules.ts';
 
 export type Via = 'container' | 'image-field' | 'split-fields' | 'arg' | 'env' | 'value' | 'text' | 'rule';
@@ -385,6 +385,14 @@ class DocumentWalk {
   /** Rules that compose an injected image from fields of this resource. */
   injections(doc: Record<string, unknown>): void {
     for (const r of this.rules) {
+      if (r.type === 'add') {
+        // images an operator installs when this resource exists (unless it is told otherwise)
+        if (!conditionsHold(r, doc)) continue;
+        r.images.forEach((a, i) => {
+          if (conditionsHold(a, doc)) this.consider(a.image, `(rule ${r.id}: images[${i}])`, 'rule', 'definite', r.id);
+        });
+        continue;
+      }
       if (r.type !== 'inject') continue;
       const unresolved = (why: string) =>
         this.out.problems.push({
@@ -402,9 +410,7 @@ class DocumentWalk {
       let composed: string | undefined;
       let used: string[] = [];
       for (const t of r.images) {
-        const holds = (c: { field: string; value: RegExp }) =>
-          c.value.test(scalarString(resolvePath(base, c.field)) ?? '');
-        if ((t.when && !holds(t.when)) || (t.unless && holds(t.unless))) continue;
+        if (!conditionsHold(t, base)) continue;
         composed = fillTemplate(t.template, base);
         used = templateFields(t.template);
         if (composed !== undefined) break;
@@ -474,6 +480,15 @@ export function resolvePath(root: unknown, path: string): unknown {
   }
   if (typeof node === 'string') return parseEmbedded(node) ?? node;
   return node;
+}
+
+/** `when` holds and `unless` does not, for fields under `base` (a missing field reads as ""). */
+function conditionsHold(x: { when?: Condition[]; unless?: Condition[] }, base: unknown): boolean {
+  const value = (c: Condition) => {
+    const v = resolvePath(base, c.field);
+    return typeof v === 'boolean' ? String(v) : (scalarString(v) ?? '');
+  };
+  return (x.when ?? []).every((c) => c.test(value(c))) && !(x.unless ?? []).some((c) => c.test(value(c)));
 }
 
 /** Fills `{a.b}` placeholders from `base`; undefined if any is missing or empty. */

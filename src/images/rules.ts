@@ -36,10 +36,16 @@ const fieldMatch = z
   .strict()
   .refine((m) => m.field !== undefined || m.value !== undefined, { message: 'give field, value or both' });
 
-const condition = z.object({ field: z.string().min(1), value: z.string() }).strict();
+/** `{field, value}`: the field's value matches the glob (or one of the globs); no value: the field is set. */
+const condition = z
+  .object({ field: z.string().min(1), value: z.union([z.string(), z.array(z.string()).min(1)]).optional() })
+  .strict();
+/** one condition or several: every `when` must hold, no `unless` may */
+const conditions_ = z.union([condition, z.array(condition).min(1)]);
+
 const injectTemplate = z.union([
   z.string().min(1),
-  z.object({ template: z.string().min(1), when: condition.optional(), unless: condition.optional() }).strict(),
+  z.object({ template: z.string().min(1), when: conditions_.optional(), unless: conditions_.optional() }).strict(),
 ]);
 
 const injectSpec = z
@@ -50,6 +56,15 @@ const injectSpec = z
   })
   .strict();
 
+const addedImage = z.union([
+  z.string().min(1),
+  z.object({ image: z.string().min(1), when: conditions_.optional(), unless: conditions_.optional() }).strict(),
+]);
+
+const addSpec = z
+  .object({ when: conditions_.optional(), unless: conditions_.optional(), images: z.array(addedImage).min(1) })
+  .strict();
+
 const ruleSchema = z
   .object({
     id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lowercase letters, digits, ".", "_" and "-"'),
@@ -58,10 +73,11 @@ const ruleSchema = z
     exclude: fieldMatch.optional(),
     knobless: fieldMatch.optional(),
     inject: injectSpec.optional(),
+    add: addSpec.optional(),
   })
   .strict()
-  .refine((r) => [r.exclude, r.knobless, r.inject].filter((x) => x !== undefined).length === 1, {
-    message: 'a rule has exactly one of exclude, knobless, inject',
+  .refine((r) => [r.exclude, r.knobless, r.inject, r.add].filter((x) => x !== undefined).length === 1, {
+    message: 'a rule has exactly one of exclude, knobless, inject, add',
   });
 
 const ruleFileSchema = z.object({ rules: z.array(ruleSchema) }).strict();
@@ -97,13 +113,27 @@ interface RuleBase {
 export type ImageRule =
   | (RuleBase & { type: 'exclude'; test: FieldTest })
   | (RuleBase & { type: 'knobless'; test: FieldTest })
-  | (RuleBase & { type: 'inject'; from: string; images: InjectTemplate[]; consumes: string[] });
+  | (RuleBase & { type: 'inject'; from: string; images: InjectTemplate[]; consumes: string[] })
+  | (RuleBase & { type: 'add'; when?: Condition[]; unless?: Condition[]; images: AddedImage[] });
 
-/** A template with optional conditions on fields under `from` (value globs; a missing field is ""). */
+/** A test of one field (a missing field reads as ""). */
+export interface Condition {
+  field: string;
+  test(value: string): boolean;
+}
+
+/** A template with optional conditions on fields under `from`. */
 export interface InjectTemplate {
   template: string;
-  when?: { field: string; value: RegExp };
-  unless?: { field: string; value: RegExp };
+  when?: Condition[];
+  unless?: Condition[];
+}
+
+/** An image an operator installs when the matched resource exists (conditions on its fields). */
+export interface AddedImage {
+  image: string;
+  when?: Condition[];
+  unless?: Condition[];
 }
 
 export interface RuleSet {
@@ -145,6 +175,27 @@ export function fieldTestMatches(t: FieldTest, path: string, value: string): boo
   return (t.field === undefined || t.field.test(path)) && (t.value === undefined || t.value.test(value));
 }
 
+type ConditionInput = z.infer<typeof condition>;
+
+function compileCondition(c: ConditionInput): Condition {
+  if (c.value === undefined) return { field: c.field, test: (v) => v !== '' };
+  const globs = (Array.isArray(c.value) ? c.value : [c.value]).map(globToRegExp);
+  return { field: c.field, test: (v) => globs.some((g) => g.test(v)) };
+}
+
+type ConditionsInput = ConditionInput | ConditionInput[] | undefined;
+
+function conditions(x: { when?: ConditionsInput; unless?: ConditionsInput }): {
+  when?: Condition[];
+  unless?: Condition[];
+} {
+  const list = (c: ConditionsInput) => (c === undefined ? [] : Array.isArray(c) ? c : [c]).map(compileCondition);
+  return {
+    ...(x.when ? { when: list(x.when) } : {}),
+    ...(x.unless ? { unless: list(x.unless) } : {}),
+  };
+}
+
 /** Placeholders `{a.b}` used by an inject template. */
 export function templateFields(template: string): string[] {
   return [...template.matchAll(/\{([^{}]+)\}/g)].map((m) => (m[1] ?? '').trim());
@@ -154,15 +205,15 @@ function compileRule(r: RuleInput, where: string): ImageRule {
   const base = { id: r.id, description: r.description.trim(), where, match: compileMatch(r.match) };
   if (r.exclude) return { ...base, type: 'exclude', test: compileFieldTest(r.exclude) };
   if (r.knobless) return { ...base, type: 'knobless', test: compileFieldTest(r.knobless) };
+  if (r.add) {
+    const images: AddedImage[] = r.add.images.map((i) =>
+      typeof i === 'string' ? { image: i } : { image: i.image, ...conditions(i) },
+    );
+    return { ...base, type: 'add', ...conditions(r.add), images };
+  }
   const inject = r.inject!;
   const images: InjectTemplate[] = (Array.isArray(inject.image) ? inject.image : [inject.image]).map((t) =>
-    typeof t === 'string'
-      ? { template: t }
-      : {
-          template: t.template,
-          ...(t.when ? { when: { field: t.when.field, value: globToRegExp(t.when.value) } } : {}),
-          ...(t.unless ? { unless: { field: t.unless.field, value: globToRegExp(t.unless.value) } } : {}),
-        },
+    typeof t === 'string' ? { template: t } : { template: t.template, ...conditions(t) },
   );
   const consumes = [...new Set([...images.flatMap((t) => templateFields(t.template)), ...(inject.consumes ?? [])])];
   return { ...base, type: 'inject', from: inject.from, images, consumes };

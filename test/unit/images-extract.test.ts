@@ -3,7 +3,7 @@
 // YAML in strings, split references, args and env, and the things that must not be listed.
 import { describe, expect, it } from 'vitest';
 import { findImages, formatOrigin, isImageKey, keyWords, type ExtractionResult } from '../../src/images/extract.ts';
-import { EMPTY_RULES, parseRuleFile, type RuleSet } from '../../src/images/rules.ts';
+import { EMPTY_RULES, loadRules, parseRuleFile, type RuleSet } from '../../src/images/rules.ts';
 import { parseManifests } from '../../src/render/manifests.ts';
 
 function extract(yaml: string, rules: RuleSet = EMPTY_RULES, chart?: string): ExtractionResult {
@@ -589,6 +589,64 @@ data:
       /rules\/none\.yaml:2: .*exactly one of exclude, knobless, inject/,
     );
     expect(() => parseRuleFile('rules: [\n', 'rules/syntax.yaml')).toThrow(/rules\/syntax\.yaml:\d+/);
+  });
+});
+
+describe('images an operator installs (add rules; the shipped knative-operator rule)', () => {
+  it('lists Serving for a KnativeServing, minus what the resource overrides or does not install', async () => {
+    const rules = await loadRules();
+    const r = extract(
+      `
+apiVersion: operator.knative.dev/v1beta1
+kind: KnativeServing
+metadata: { name: plain, namespace: knative-serving }
+spec: {}
+---
+apiVersion: operator.knative.dev/v1beta1
+kind: KnativeServing
+metadata: { name: overridden, namespace: other }
+spec:
+  version: "1.15"
+  ingress: { istio: { enabled: false }, kourier: { enabled: true } }
+  registry:
+    override:
+      activator: "10.61.3.31:35000/knative-releases/knative.dev/serving/cmd/activator@${D}"
+---
+apiVersion: operator.knative.dev/v1beta1
+kind: KnativeServing
+metadata: { name: other-version, namespace: x }
+spec: { version: "1.14.0" }
+---
+apiVersion: operator.knative.dev/v1beta1
+kind: KnativeServing
+metadata: { name: templated, namespace: y }
+spec: { registry: { default: "mirror.example.com/knative/\${NAME}:v1.15.2" } }
+`,
+      rules,
+    );
+    const byName = (n: string) =>
+      r.findings.filter((f) => f.origin.name === n).map((f) => f.reference.replace(/@sha256:.*/, ''));
+    expect(byName('plain').sort()).toEqual([
+      'gcr.io/knative-releases/knative.dev/net-istio/cmd/controller',
+      'gcr.io/knative-releases/knative.dev/net-istio/cmd/webhook',
+      'gcr.io/knative-releases/knative.dev/pkg/apiextensions/storageversion/cmd/migrate',
+      'gcr.io/knative-releases/knative.dev/serving/cmd/activator',
+      'gcr.io/knative-releases/knative.dev/serving/cmd/autoscaler',
+      'gcr.io/knative-releases/knative.dev/serving/cmd/autoscaler-hpa',
+      'gcr.io/knative-releases/knative.dev/serving/cmd/controller',
+      'gcr.io/knative-releases/knative.dev/serving/cmd/queue',
+      'gcr.io/knative-releases/knative.dev/serving/cmd/webhook',
+    ]);
+    const overridden = byName('overridden');
+    expect(overridden).toContain('10.61.3.31:35000/knative-releases/knative.dev/serving/cmd/activator');
+    expect(overridden).not.toContain('gcr.io/knative-releases/knative.dev/serving/cmd/activator');
+    expect(overridden.filter((x) => x.includes('net-istio'))).toEqual([]);
+    expect(byName('other-version')).toEqual([]);
+    expect(byName('templated')).toEqual([]);
+    expect(r.findings.find((f) => f.origin.name === 'plain')!.origin).toMatchObject({
+      via: 'rule',
+      rule: 'knative-operator-serving-1.15',
+    });
   });
 });
 
