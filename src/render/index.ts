@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
-import { pathExists, writeFileAtomic } from '../fs-atomic.ts';
+import { pathExists } from '../fs-atomic.ts';
 import type { ChartSource } from '../generate/plan.ts';
 import { helmPull, helmTemplateCoping } from './helm.ts';
 import { parseManifests, type ManifestDocument, type ManifestProblem } from './manifests.ts';
@@ -25,7 +25,7 @@ export interface RenderTarget {
 
 export interface RenderOptions extends RunOptions {
   kubeVersion?: string;
-  /** where pulled charts and downloaded files are kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
+  /** where pulled charts are kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
   cacheDir?: string;
   /** how many helm processes at once (default 4) */
   concurrency?: number;
@@ -114,7 +114,7 @@ export async function fetchChart(
   }
 }
 
-/** A release file: http(s) download (cached by URL), or a local path / file:// URL read in place. */
+/** A release file: http(s) download, or a local path / file:// URL read in place. */
 export async function fetchManifestFile(url: string, opts: RenderOptions = {}): Promise<string> {
   if (!/^https?:\/\//.test(url)) {
     const path = url.startsWith('file://') ? new URL(url).pathname : url;
@@ -126,9 +126,7 @@ export async function fetchManifestFile(url: string, opts: RenderOptions = {}): 
       });
     }
   }
-  const cacheDir = opts.cacheDir ?? defaultCacheDir();
-  const file = join(cacheDir, 'files', sha(url).slice(0, 24), url.split('/').pop() || 'file.yaml');
-  if (await pathExists(file)) return readFile(file, 'utf8');
+  // not cached: release files are small, and what a URL serves is what the list must reflect
   let res: Response;
   try {
     res = await fetch(url, { redirect: 'follow', ...(opts.signal ? { signal: opts.signal } : {}) });
@@ -147,9 +145,7 @@ export async function fetchManifestFile(url: string, opts: RenderOptions = {}): 
       },
     );
   }
-  const text = await res.text();
-  await writeFileAtomic(file, text);
-  return text;
+  return res.text();
 }
 
 interface ImageRewrite {
