@@ -223,39 +223,46 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
   );
 }
 
+/** The flags of every command that renders an environment (images, verify). */
+export function withStageFlags(cmd: Command): Command {
+  return cmd
+    .option(
+      '--stack <dir>',
+      'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)',
+    )
+    .option(
+      '--rules <dir>',
+      'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
+      collect,
+    )
+    .option(
+      '--overlay <file>',
+      'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
+      collect,
+    )
+    .option('--cache-dir <dir>', 'where pulled charts are kept (default $SEALIFT_CACHE_DIR or ~/.cache/sealift)');
+}
+
 export function registerImages(program: Command): void {
   // `images scan x --version V --json`: options after a subcommand are the subcommand's (not the
   // program's --version, not the parent's --json)
   program.enablePositionalOptions();
   const images = withCommonFlags(
-    program
-      .command('images')
-      .description('Resolve every image an environment pulls into imagelists/<env>/ and imagelists/<env>.lock.json')
-      .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
-      .option('--all', 'every environment in environments/ (except default)')
-      .option(
-        '--check',
-        'write nothing; exit 7 with a diff when the committed lists differ from what rendering gives now',
-      )
-      .option(
-        '--stack <dir>',
-        'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)',
-      )
-      .option('-o, --out <dir>', 'where the lists go (default <stack>/imagelists)')
-      .option(
-        '--rules <dir>',
-        'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
-        collect,
-      )
-      .option(
-        '--overlay <file>',
-        'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
-        collect,
-      )
-      .option('--cache-dir <dir>', 'where pulled charts are kept (default $SEALIFT_CACHE_DIR or ~/.cache/sealift)')
-      .option('--concurrency <n>', 'helm processes at once (default 4)')
-      .option('--explain', 'also list every candidate that was not taken for an image, with the reason')
-      .enablePositionalOptions(),
+    withStageFlags(
+      program
+        .command('images')
+        .description('Resolve every image an environment pulls into imagelists/<env>/ and imagelists/<env>.lock.json')
+        .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
+        .option('--all', 'every environment in environments/ (except default)')
+        .option(
+          '--check',
+          'write nothing; exit 7 with a diff when the committed lists differ from what rendering gives now',
+        )
+        .option('-o, --out <dir>', 'where the lists go (default <stack>/imagelists)')
+        .option('--concurrency <n>', 'helm processes at once (default 4)')
+        .option('--explain', 'also list every candidate that was not taken for an image, with the reason')
+        .enablePositionalOptions(),
+    ),
   ).action((flags: ImagesFlags) => runImages(flags));
 
   withCommonFlags(

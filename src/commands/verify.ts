@@ -8,6 +8,7 @@ import { verifyRenderedImages, type Offender, type VerifyRenderResult } from '..
 import { stackDirFrom } from './generate.ts';
 import { loadEnvironment } from '../config/index.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
+import { withStageFlags } from './images.ts';
 import { siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './load.ts';
 import { DEFAULT_RULES_DIR } from '../images/rules.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
@@ -133,38 +134,25 @@ async function registryToCheck(
 export function registerVerify(program: Command): void {
   withCommonFlags(
     withTransportFlags(
-      program
-        .command('verify')
-        .description(
-          'Render the environment as deployed and prove every image it pulls is in its registry and in the image list',
-        )
-        .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
-        .option(
-          '--stack <dir>',
-          'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)',
-        )
-        .option('--lock <file>', 'the image lock to check against (default <stack>/imagelists/<env>.lock.json)')
-        .option('--scheme <scheme>', 'how the loader names images in the registry: host-swap (default) or scoped')
-        .option(
-          '--manifests <file>',
-          'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)',
-          collect,
-        )
-        .option(
-          '--rules <dir>',
-          'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
-          collect,
-        )
-        .option(
-          '--overlay <file>',
-          'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
-          collect,
-        )
-        .option('--cache-dir <dir>', 'where pulled charts are kept')
-        .option(
-          '--registry [host:port]',
-          "also check that every image is in the registry (default: the environment's; give HOST:PORT for another address of it)",
-        ),
+      withStageFlags(
+        program
+          .command('verify')
+          .description(
+            'Render the environment as deployed and prove every image it pulls is in its registry and in the image list',
+          )
+          .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
+          .option('--lock <file>', 'the image lock to check against (default <stack>/imagelists/<env>.lock.json)')
+          .option('--scheme <scheme>', 'how the loader names images in the registry: host-swap (default) or scoped')
+          .option(
+            '--manifests <file>',
+            'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)',
+            collect,
+          )
+          .option(
+            '--registry [host:port]',
+            "also check that every image is in the registry (default: the environment's; give HOST:PORT for another address of it)",
+          ),
+      ),
     ),
   ).action((flags: VerifyFlags) => runVerify(flags));
 }

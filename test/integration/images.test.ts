@@ -426,7 +426,7 @@ describe('images -e <env> with charts served from loopback', () => {
       'releases:\n  kserve:\n    values:\n      kserve:\n        agent:\n          tag: v0.15.3\n',
     );
     const before = await readFile(join(out, 'airgap', 'kserve.txt'), 'utf8');
-    const r = await sealift([
+    const checkChanged = [
       'images',
       '-e',
       'airgap',
@@ -437,26 +437,15 @@ describe('images -e <env> with charts served from loopback', () => {
       '--out',
       out,
       '--check',
-    ]);
+    ];
+    const r = await sealift(checkChanged);
     expect(r.code).toBe(7);
     expect(r.stdout).toContain(`--- ${join(out, 'airgap', 'kserve.txt')}`);
     expect(r.stdout).toContain('- docker.io/kserve/agent:v0.15.2');
     expect(r.stdout).toContain('+ docker.io/kserve/agent:v0.15.3');
     expect(await readFile(join(out, 'airgap', 'kserve.txt'), 'utf8')).toBe(before);
 
-    const j = await sealift([
-      'images',
-      '-e',
-      'airgap',
-      '--overlay',
-      overlay,
-      '--overlay',
-      changed,
-      '--out',
-      out,
-      '--check',
-      '--json',
-    ]);
+    const j = await sealift([...checkChanged, '--json']);
     expect(j.code).toBe(7);
     const diff = JSON.parse(j.stdout) as {
       ok: boolean;
