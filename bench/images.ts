@@ -9,6 +9,7 @@
 //
 //   node bench/images.ts [--env airgap] [--runs 3]
 import { writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadEnvironment } from '../src/config/index.ts';
@@ -38,17 +39,29 @@ const cold = await resolveImages({ ...stage, concurrency: 4 });
 console.log(`environment ${env}: ${cold.releases.length} releases, ${cold.lock.images.length} images`);
 console.log(`cold (charts pulled into an empty cache, concurrency 4): ${cold.timing.totalMs} ms`);
 
-// each release alone, one after the other, warm cache
+// Rounds interleave the two measurements, so that load from other processes on the machine
+// falls on both alike: each round renders every release alone, one after the other, then resolves
+// the whole environment at each concurrency. Medians over the rounds are printed.
 const environment = await loadEnvironment(PROJECT_ROOT, env, { overlays: [overlay] });
 const plans = planReleases(environment, { mode: 'upstream' });
+const concurrencies = [1, 2, 4, plans.length];
 const single = new Map<string, number[]>();
+const whole = new Map<number, number[]>();
+const loadBefore = loadavg()[0]!;
 for (let i = 0; i < runs; i++) {
   for (const p of plans) {
     const r = await renderRelease(p, { kubeVersion: environment.kubeVersion, cacheDir });
     single.set(p.name, [...(single.get(p.name) ?? []), r.helmMs ?? r.durationMs]);
   }
+  for (const concurrency of concurrencies) {
+    const t = (await resolveImages({ ...stage, concurrency })).timing.totalMs;
+    whole.set(concurrency, [...(whole.get(concurrency) ?? []), t]);
+  }
 }
-console.log('\nsingle renders (median of %d runs, warm cache):', runs);
+console.log(
+  `machine: ${cpus().length} CPUs, load average ${loadBefore.toFixed(1)} before, ${loadavg()[0]!.toFixed(1)} after`,
+);
+console.log('\nsingle renders (median of %d rounds, warm cache):', runs);
 let sum = 0;
 let slowest = { name: '', ms: 0 };
 for (const p of plans) {
@@ -56,17 +69,15 @@ for (const p of plans) {
   sum += ms;
   if (ms > slowest.ms) slowest = { name: p.name, ms };
   console.log(
-    `  ${p.name.padEnd(24)} ${String(ms).padStart(6)} ms  ${p.source.type === 'manifests' ? '(release files: read and parse, no helm)' : 'helm template'}`,
+    `  ${p.name.padEnd(24)} ${String(ms).padStart(6)} ms  ${p.source.type === 'manifests' ? '(release files: download and parse, no helm)' : 'helm template'}`,
   );
 }
 console.log(`  ${'sum of singles'.padEnd(24)} ${String(sum).padStart(6)} ms`);
 console.log(`  ${`slowest single (${slowest.name})`.padEnd(24)} ${String(slowest.ms).padStart(6)} ms`);
 
-console.log('\nwhole resolve, render + extract (median of %d runs, warm cache):', runs);
-for (const concurrency of [1, 2, 4, plans.length]) {
-  const totals: number[] = [];
-  for (let i = 0; i < runs; i++) totals.push((await resolveImages({ ...stage, concurrency })).timing.totalMs);
-  const t = median(totals);
+console.log('\nwhole resolve, render + extract (median of %d rounds, warm cache):', runs);
+for (const concurrency of concurrencies) {
+  const t = median(whole.get(concurrency)!);
   console.log(
     `  concurrency ${String(concurrency).padStart(2)}: ${String(t).padStart(6)} ms   (${(t / sum).toFixed(2)} x sum of singles, ${(t / slowest.ms).toFixed(2)} x slowest single)`,
   );
