@@ -4,28 +4,21 @@
 //   planTargets (naming, collisions) -> copyImage per image (bundle -> registry, one graph walk,
 //   blobs read by tar offset) -> checkTargets (every lock entry resolved at the site) ->
 //   writeSiteFiles (--extract-to).
-import pLimit from 'p-limit';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { formatImageReference, normalizeImageReference, type NamingScheme } from '../images/reference.ts';
-import { copyImage, createCopySession, type CopySession, type ImageSource } from '../oci/copy.ts';
 import type { CredentialLookup } from '../oci/credentials.ts';
-import { RegistryClient, type RegistryHostConfig } from '../oci/registry.ts';
-import type { Descriptor, Digest, PlatformSelection } from '../oci/types.ts';
+import { RegistryClient } from '../oci/registry.ts';
+import type { Descriptor, Digest } from '../oci/types.ts';
 import { CHECKSUMS_FILE, checkBundleChecksums, findVerified, parseChecksums, rememberVerified, verifiedCacheDir } from './bundle-check.ts';
 import { BundleSource } from './bundle-source.ts';
-import { planTargets, type ImageTarget as NamedTarget } from './naming.ts';
-import { createBlobHomes, siteRegistryTarget, type BlobHomes } from './site-target.ts';
+import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
+import { planTargets } from './naming.ts';
+import { createBlobHomes } from './site-target.ts';
 import { writeSiteFiles, type SiteFilesResult } from './site-files.ts';
 import { openBundleArchive, type BundleArchive } from './tar-reader.ts';
 
-export interface SiteRegistry {
-  /** host:port */
-  host: string;
-  plainHttp?: boolean;
-  insecure?: boolean;
-  caFile?: string;
-}
+export type { CheckStatus, CopyEngineResult, CopyItem, ImageLoad, ImageStatus, SiteRegistry, TargetCheck, TransferStats } from './engine.ts';
 
 export interface LoadOptions extends RunOptions {
   /** a bundle .tar, the first of its parts, or an extracted bundle directory */
@@ -40,41 +33,6 @@ export interface LoadOptions extends RunOptions {
   recheck?: boolean;
   /** where the record of checked bundles is kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
   cacheDir?: string;
-}
-
-export type ImageStatus = 'pushed' | 'present' | 'failed';
-
-export interface ImageLoad {
-  source: string;
-  target: string;
-  digest: string;
-  status: ImageStatus;
-  error?: string;
-}
-
-export type CheckStatus = 'ok' | 'missing' | 'mismatch' | 'error';
-
-export interface TargetCheck {
-  source: string;
-  target: string;
-  expected: string;
-  found?: string;
-  status: CheckStatus;
-  message?: string;
-}
-
-export interface TransferStats {
-  blobsPushed: number;
-  blobsMounted: number;
-  blobsPresent: number;
-  bytesPushed: number;
-}
-
-export interface CopyEngineResult {
-  images: ImageLoad[];
-  checks: TargetCheck[];
-  stats: TransferStats;
-  failures: { source: string; message: string }[];
 }
 
 export interface LoadResult extends CopyEngineResult {
@@ -152,149 +110,6 @@ function checkIndexAgainstArchive(source: BundleSource, index: BundleIndexView, 
       hint: 'The bundle was altered or damaged after it was made. Copy it again from the source.',
     });
   }
-}
-
-export function registryHostConfig(r: SiteRegistry): RegistryHostConfig {
-  return { ...(r.plainHttp ? { plainHttp: true } : {}), ...(r.insecure ? { insecureSkipVerify: true } : {}), ...(r.caFile ? { caFile: r.caFile } : {}) };
-}
-
-/** One item for the copy engine: where the image is read, where it goes, what the site must resolve. */
-export interface CopyItem {
-  named: NamedTarget;
-  /** the root to copy (bundle: the layout's descriptor; mirror: the source reference's selector) */
-  selector: string | Descriptor;
-  /** the digest the site must resolve the target to, when known */
-  expected?: string;
-}
-
-/**
- * Copies every item into its target repository; a failing image does not stop the others.
- * Then resolves every target and compares it with the expected digest.
- */
-export async function copyAll(opts: {
-  items: CopyItem[];
-  client: RegistryClient;
-  source: (item: CopyItem) => ImageSource;
-  homes: BlobHomes;
-  concurrency: number;
-  /** default: the exact graph (every platform) */
-  platforms?: PlatformSelection;
-  /** for items without an expected digest: what the target must serve (e.g. the source tag's digest now) */
-  resolveExpected?: ((item: CopyItem) => Promise<string>) | undefined;
-} & RunOptions): Promise<CopyEngineResult> {
-  const onEvent = opts.onEvent ?? noEvents;
-  const shared = pLimit(Math.max(1, opts.concurrency));
-  // one session per target repository: dedupe within it, mounts across them (site-target.ts)
-  const sessions = new Map<string, CopySession>();
-  const sessionFor = (repo: string): CopySession => {
-    let s = sessions.get(repo);
-    if (!s) {
-      s = { ...createCopySession(1), limit: shared };
-      sessions.set(repo, s);
-    }
-    return s;
-  };
-  const stats: TransferStats = { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesPushed: 0 };
-  const counting: typeof onEvent = (e) => {
-    if (e.type === 'blob:done') {
-      if (!e.skipped) {
-        stats.blobsPushed++;
-        stats.bytesPushed += e.size;
-      } else if (e.skipped === 'mounted') stats.blobsMounted++;
-      else stats.blobsPresent++;
-    }
-    onEvent(e);
-  };
-  onEvent({ type: 'phase', name: 'pushing', total: opts.items.length });
-  const images: ImageLoad[] = [];
-  const failures: { source: string; message: string }[] = [];
-  const copied = new Map<CopyItem, string>();
-  const perImage = pLimit(Math.max(2, opts.concurrency));
-  await Promise.all(
-    opts.items.map((item, index) =>
-      perImage(async () => {
-        const source = formatImageReference(item.named.source);
-        const target = formatImageReference(item.named.target);
-        const repo = item.named.target.repository;
-        onEvent({ type: 'image:start', ref: source, index, total: opts.items.length });
-        let moved = 0;
-        const imageEvents: typeof onEvent = (e) => {
-          if (e.type === 'blob:done' && (!e.skipped || e.skipped === 'mounted')) moved++;
-          counting(e);
-        };
-        try {
-          // incremental: a target that already serves the expected digest is not walked at all
-          let expected = item.expected;
-          if (!expected && opts.resolveExpected) expected = await opts.resolveExpected(item);
-          if (expected) {
-            const t = item.named.target;
-            const have = await opts.client.manifestExists(repo, t.tag ?? expected, opts.signal);
-            if (have?.digest === expected) {
-              copied.set(item, expected);
-              images.push({ source, target, digest: expected, status: 'present' });
-              onEvent({ type: 'image:done', ref: source, digest: expected, skipped: true });
-              return;
-            }
-          }
-          const r = await copyImage(opts.source(item), siteRegistryTarget(opts.client, repo, opts.homes), {
-            selector: item.selector,
-            ...(item.named.target.tag ? { tag: item.named.target.tag } : {}),
-            session: sessionFor(repo),
-            ref: source,
-            onEvent: imageEvents,
-            ...(opts.platforms ? { platforms: opts.platforms } : {}),
-            ...(opts.signal ? { signal: opts.signal } : {}),
-          });
-          copied.set(item, r.root.digest);
-          // the pre-check found the target missing or different, so the walk wrote at least its root manifest
-          const status: ImageStatus = expected || moved > 0 ? 'pushed' : 'present';
-          images.push({ source, target, digest: r.root.digest, status });
-          onEvent({ type: 'image:done', ref: source, digest: r.root.digest, ...(status === 'present' ? { skipped: true } : {}) });
-        } catch (e) {
-          if (opts.signal?.aborted) throw e;
-          const message = errorMessage(e);
-          images.push({ source, target, digest: item.expected ?? '', status: 'failed', error: message });
-          failures.push({ source, message });
-          onEvent({ type: 'image:failed', ref: source, message });
-        }
-      }),
-    ),
-  );
-  const order = new Map(opts.items.map((it, i) => [formatImageReference(it.named.source), i]));
-  images.sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
-  const checks = await checkTargets(
-    opts.client,
-    opts.items.map((it) => {
-      const expected = it.expected ?? copied.get(it);
-      return expected ? { ...it, expected } : it;
-    }),
-    opts.signal,
-  );
-  return { images, checks, stats, failures };
-}
-
-/** Resolves every target at the site and compares it with the digest the site must serve. */
-export async function checkTargets(client: RegistryClient, items: CopyItem[], signal?: AbortSignal): Promise<TargetCheck[]> {
-  const limit = pLimit(8);
-  return Promise.all(
-    items.map((item) =>
-      limit(async (): Promise<TargetCheck> => {
-        const source = formatImageReference(item.named.source);
-        const target = formatImageReference(item.named.target);
-        const expected = item.expected ?? item.named.source.digest ?? '';
-        const t = item.named.target;
-        try {
-          const d = await client.resolve({ repository: t.repository, selector: t.tag ?? t.digest ?? 'latest' }, signal);
-          const status: CheckStatus = expected && d.digest !== expected ? 'mismatch' : 'ok';
-          // a reference with tag and digest must serve that digest under the tag
-          return { source, target, expected, found: d.digest, status };
-        } catch (e) {
-          const code = e instanceof SealiftError ? e.code : '';
-          return { source, target, expected, status: code === 'NOT_FOUND' ? 'missing' : 'error', message: errorMessage(e) };
-        }
-      }),
-    ),
-  );
 }
 
 export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {

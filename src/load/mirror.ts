@@ -9,7 +9,7 @@ import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryPool, type RegistryHostConfig } from '../oci/registry.ts';
 import { registrySource } from '../oci/stores.ts';
 import type { PlatformSelection } from '../oci/types.ts';
-import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './index.ts';
+import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
 import { planTargets } from './naming.ts';
 import { createBlobHomes } from './site-target.ts';
 
