@@ -48,7 +48,7 @@ async function randomBlob(dir: string, size: number): Promise<Desc> {
   const tmp = join(dir, `tmp-${randomBytes(6).toString('hex')}`);
   const h = createHash('sha256');
   const out = createWriteStream(tmp);
-  for (let left = size; left > 0; ) {
+  for (let left = size; left > 0;) {
     const chunk = randomBytes(Math.min(left, 4 * MiB));
     h.update(chunk);
     if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
@@ -68,7 +68,14 @@ async function jsonBlob(dir: string, doc: unknown, mediaType: string): Promise<D
   return { mediaType, digest: `sha256:${hex}`, size: bytes.length };
 }
 
-async function buildBundle(root: string): Promise<{ tar: string; layout: string; refs: { source: string; tag: string; repo: string; digest: string }[]; bytes: number }> {
+async function buildBundle(
+  root: string,
+): Promise<{
+  tar: string;
+  layout: string;
+  refs: { source: string; tag: string; repo: string; digest: string }[];
+  bytes: number;
+}> {
   const stage = join(root, 'stage');
   const layout = join(stage, 'images');
   const blobs = join(layout, 'blobs', 'sha256');
@@ -83,29 +90,71 @@ async function buildBundle(root: string): Promise<{ tar: string; layout: string;
     const own = await randomBlob(blobs, OWN);
     bytes += own.size;
     const layers = [bases[i % BASES] as Desc, own];
-    const config = await jsonBlob(blobs, { architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) }, config: {} }, 'application/vnd.oci.image.config.v1+json');
-    const m = await jsonBlob(blobs, { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers }, 'application/vnd.oci.image.manifest.v1+json');
+    const config = await jsonBlob(
+      blobs,
+      {
+        architecture: 'amd64',
+        os: 'linux',
+        rootfs: { type: 'layers', diff_ids: layers.map((l) => l.digest) },
+        config: {},
+      },
+      'application/vnd.oci.image.config.v1+json',
+    );
+    const m = await jsonBlob(
+      blobs,
+      { schemaVersion: 2, mediaType: 'application/vnd.oci.image.manifest.v1+json', config, layers },
+      'application/vnd.oci.image.manifest.v1+json',
+    );
     const repo = `bench/app-${String(i).padStart(2, '0')}`;
     const tag = `v1.${i}`;
     const source = `docker.io/${repo}:${tag}`;
     refs.push({ source, tag, repo, digest: m.digest });
     manifests.push({ ...m, annotations: { 'org.opencontainers.image.ref.name': tag, 'io.sealift.source': source } });
   }
-  await writeFile(join(layout, 'index.json'), JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }));
+  await writeFile(
+    join(layout, 'index.json'),
+    JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
+  );
   await writeFile(
     join(stage, 'bundle.json'),
-    JSON.stringify({ version: 1, environment: null, images: manifests.map((m, i) => ({ reference: refs[i]?.source, digest: m.digest, size: m.size, mediaType: m.mediaType })) }),
+    JSON.stringify({
+      version: 1,
+      environment: null,
+      images: manifests.map((m, i) => ({
+        reference: refs[i]?.source,
+        digest: m.digest,
+        size: m.size,
+        mediaType: m.mediaType,
+      })),
+    }),
   );
   const { readdir } = await import('node:fs/promises');
-  const files = ['bundle.json', 'images/oci-layout', 'images/index.json', ...(await readdir(blobs)).map((f) => `images/blobs/sha256/${f}`)];
+  const files = [
+    'bundle.json',
+    'images/oci-layout',
+    'images/index.json',
+    ...(await readdir(blobs)).map((f) => `images/blobs/sha256/${f}`),
+  ];
   const lines: string[] = [];
   for (const f of files) {
     const m = /blobs\/sha256\/([a-f0-9]{64})$/.exec(f);
-    lines.push(`${m ? m[1] : createHash('sha256').update(await readFile(join(stage, f))).digest('hex')}  ${f}`);
+    lines.push(
+      `${
+        m
+          ? m[1]
+          : createHash('sha256')
+              .update(await readFile(join(stage, f)))
+              .digest('hex')
+      }  ${f}`,
+    );
   }
   await writeFile(join(stage, 'checksums.sha256'), `${lines.join('\n')}\n`);
   const tar = join(root, 'bench.tar');
-  await tarCreate({ file: tar, cwd: stage, portable: true, noDirRecurse: true }, ['bundle.json', 'checksums.sha256', ...files.slice(1)]);
+  await tarCreate({ file: tar, cwd: stage, portable: true, noDirRecurse: true }, [
+    'bundle.json',
+    'checksums.sha256',
+    ...files.slice(1),
+  ]);
   return { tar, layout, refs, bytes };
 }
 
@@ -116,7 +165,9 @@ async function timed<T>(f: () => Promise<T>): Promise<{ secs: number; value: T }
 }
 
 async function rawDigest(ref: string): Promise<string> {
-  const r = await execa(requireTool('skopeo'), ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], { encoding: 'buffer' });
+  const r = await execa(requireTool('skopeo'), ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`], {
+    encoding: 'buffer',
+  });
   return `sha256:${createHash('sha256').update(Buffer.from(r.stdout)).digest('hex')}`;
 }
 
@@ -124,10 +175,14 @@ const keep = args.keep;
 const work = keep ? { path: keep, [Symbol.asyncDispose]: async () => {} } : await tempDir('sealift-bench-load-');
 try {
   await mkdir(work.path, { recursive: true });
-  console.log(`building a bundle: ${IMAGES} images, ${BASES} shared base layers of ${BASE / MiB} MiB, one own layer of ${OWN / MiB} MiB each ...`);
+  console.log(
+    `building a bundle: ${IMAGES} images, ${BASES} shared base layers of ${BASE / MiB} MiB, one own layer of ${OWN / MiB} MiB each ...`,
+  );
   const bundle = await buildBundle(work.path);
   const tarSize = (await stat(bundle.tar)).size;
-  console.log(`bundle ${bundle.tar}: ${(tarSize / MiB).toFixed(0)} MiB (${(bundle.bytes / MiB).toFixed(0)} MiB of unique layers)\n`);
+  console.log(
+    `bundle ${bundle.tar}: ${(tarSize / MiB).toFixed(0)} MiB (${(bundle.bytes / MiB).toFixed(0)} MiB of unique layers)\n`,
+  );
   const skopeo = requireTool('skopeo');
   // what skopeo needs first at a site (and sealift does not): the layout unpacked from the tar
   const unpackDir = join(work.path, 'unpacked');
@@ -139,9 +194,31 @@ try {
   // it; the re-load is what an operator's second run does (the unchanged file is not hashed again)
   const cacheEnv = { ...process.env, SEALIFT_CACHE_DIR: join(work.path, 'cache') };
   const load = (host: string, first: boolean) =>
-    execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), 'load', bundle.tar, '--registry', host, '--plain-http', '--concurrency', String(args.concurrency), '--json', ...(first ? ['--recheck'] : [])], { reject: false, env: cacheEnv });
+    execa(
+      'node',
+      [
+        join(PROJECT_ROOT, 'bin/sealift.js'),
+        'load',
+        bundle.tar,
+        '--registry',
+        host,
+        '--plain-http',
+        '--concurrency',
+        String(args.concurrency),
+        '--json',
+        ...(first ? ['--recheck'] : []),
+      ],
+      { reject: false, env: cacheEnv },
+    );
   const copy = (reg: string, r: { tag: string; repo: string }) =>
-    execa(skopeo, ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', `oci:${bundle.layout}:${r.tag}`, `docker://${reg}/${r.repo}:${r.tag}`]);
+    execa(skopeo, [
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      `oci:${bundle.layout}:${r.tag}`,
+      `docker://${reg}/${r.repo}:${r.tag}`,
+    ]);
   /** every image has its bundle digest in the registry: same bytes for every contender */
   const check = async (host: string) => {
     for (const r of bundle.refs) {
@@ -149,15 +226,23 @@ try {
       if (d !== r.digest) throw new Error(`${host}/${r.repo}:${r.tag} is ${d}, expected ${r.digest}`);
     }
   };
-  const times = { sealift: [] as number[], noop: [] as number[], seq: [] as number[], seqNoop: [] as number[], par: [] as number[] };
+  const times = {
+    sealift: [] as number[],
+    noop: [] as number[],
+    seq: [] as number[],
+    seqNoop: [] as number[],
+    par: [] as number[],
+  };
   for (let round = 0; round < Number(args.rounds); round++) {
     {
       await using reg = await startRegistry();
       const first = await timed(() => load(reg.host, true));
-      if (first.value.exitCode !== 0) throw new Error(`sealift load failed:\n${first.value.stdout}\n${first.value.stderr.slice(-2000)}`);
+      if (first.value.exitCode !== 0)
+        throw new Error(`sealift load failed:\n${first.value.stdout}\n${first.value.stderr.slice(-2000)}`);
       const noop = await timed(() => load(reg.host, false));
       const pushed = (JSON.parse(noop.value.stdout) as { stats: { bytesPushed: number } }).stats.bytesPushed;
-      if (noop.value.exitCode !== 0 || pushed !== 0) throw new Error(`sealift re-load failed or pushed ${pushed} bytes:\n${noop.value.stderr.slice(-2000)}`);
+      if (noop.value.exitCode !== 0 || pushed !== 0)
+        throw new Error(`sealift re-load failed or pushed ${pushed} bytes:\n${noop.value.stderr.slice(-2000)}`);
       await check(reg.host);
       times.sealift.push(first.secs);
       times.noop.push(noop.secs);
@@ -181,15 +266,30 @@ try {
     }
   }
   const best = (xs: number[]) => Math.min(...xs);
-  const fmt = (xs: number[]) => `${best(xs).toFixed(2)} s  ${(bundle.bytes / MiB / best(xs)).toFixed(0).padStart(4)} MiB/s   (runs: ${xs.map((x) => x.toFixed(2)).join(', ')})`;
-  console.log(`${IMAGES} images, ${(bundle.bytes / MiB).toFixed(0)} MiB of unique blobs, into empty registries on loopback, best of ${args.rounds}:`);
-  console.log(`  sealift load (from the tar, checksums verified first, concurrency ${args.concurrency})  ${fmt(times.sealift)}`);
+  const fmt = (xs: number[]) =>
+    `${best(xs).toFixed(2)} s  ${(bundle.bytes / MiB / best(xs)).toFixed(0).padStart(4)} MiB/s   (runs: ${xs.map((x) => x.toFixed(2)).join(', ')})`;
+  console.log(
+    `${IMAGES} images, ${(bundle.bytes / MiB).toFixed(0)} MiB of unique blobs, into empty registries on loopback, best of ${args.rounds}:`,
+  );
+  console.log(
+    `  sealift load (from the tar, checksums verified first, concurrency ${args.concurrency})  ${fmt(times.sealift)}`,
+  );
   console.log(`  skopeo copy per image, one after another (from the extracted layout)     ${fmt(times.seq)}`);
-  console.log(`  skopeo copy per image, ${args.concurrency} at a time (from the extracted layout)          ${fmt(times.par)}`);
-  console.log(`  sealift no-op re-load (everything present, 0 bytes pushed, file unchanged) ${best(times.noop).toFixed(2)} s   (runs: ${times.noop.map((x) => x.toFixed(2)).join(', ')})`);
-  console.log(`  skopeo no-op re-copy, one after another (everything present)             ${best(times.seqNoop).toFixed(2)} s   (runs: ${times.seqNoop.map((x) => x.toFixed(2)).join(', ')})`);
-  console.log(`  (not counted above: skopeo first needs the layout unpacked: tar -xf took ${unpack.secs.toFixed(2)} s and ${(tarSize / MiB).toFixed(0)} MiB more disk)`);
-  console.log(`  sealift vs sequential skopeo: ${(best(times.seq) / best(times.sealift)).toFixed(2)}x faster; vs parallel skopeo: ${(best(times.par) / best(times.sealift)).toFixed(2)}x`);
+  console.log(
+    `  skopeo copy per image, ${args.concurrency} at a time (from the extracted layout)          ${fmt(times.par)}`,
+  );
+  console.log(
+    `  sealift no-op re-load (everything present, 0 bytes pushed, file unchanged) ${best(times.noop).toFixed(2)} s   (runs: ${times.noop.map((x) => x.toFixed(2)).join(', ')})`,
+  );
+  console.log(
+    `  skopeo no-op re-copy, one after another (everything present)             ${best(times.seqNoop).toFixed(2)} s   (runs: ${times.seqNoop.map((x) => x.toFixed(2)).join(', ')})`,
+  );
+  console.log(
+    `  (not counted above: skopeo first needs the layout unpacked: tar -xf took ${unpack.secs.toFixed(2)} s and ${(tarSize / MiB).toFixed(0)} MiB more disk)`,
+  );
+  console.log(
+    `  sealift vs sequential skopeo: ${(best(times.seq) / best(times.sealift)).toFixed(2)}x faster; vs parallel skopeo: ${(best(times.par) / best(times.sealift)).toFixed(2)}x`,
+  );
   console.log('  every image checked with skopeo inspect --raw after every run: same digests as the bundle');
 } finally {
   if (!keep) await rm(work.path, { recursive: true, force: true });

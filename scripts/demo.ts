@@ -101,7 +101,8 @@ async function main(): Promise<void> {
     let seededCount = 0;
     for (const [host, specs] of byHost) {
       const seeded = await seedImages(`${upstream.host}/${host}`, specs, { workDir: SANDBOX });
-      for (const s of seeded) digestOf.set(`${host}/${s.repository.replace(/^library\//, 'library/')}:${s.tag}`, s.digest);
+      for (const s of seeded)
+        digestOf.set(`${host}/${s.repository.replace(/^library\//, 'library/')}:${s.tag}`, s.digest);
       seededCount += seeded.length;
     }
     console.log(`seeded ${seededCount} images into ${upstream.host} (${byHost.size} upstream registries)`);
@@ -153,7 +154,16 @@ async function main(): Promise<void> {
     done = step('bundle: pull images digest-exact and the charts into one verified tar');
     const bundleOut = join(SANDBOX, 'bundles');
     await sealift([
-      'bundle', '-e', 'airgap', '--stack', stack, '-o', bundleOut, '--plain-http', upstream.host, ...mirrors,
+      'bundle',
+      '-e',
+      'airgap',
+      '--stack',
+      stack,
+      '-o',
+      bundleOut,
+      '--plain-http',
+      upstream.host,
+      ...mirrors,
     ]);
     const bundleFile = (await readdir(bundleOut)).find((f) => f.endsWith('.tar'));
     if (!bundleFile) throw new Error(`no bundle tar in ${bundleOut}`);
@@ -209,7 +219,9 @@ async function main(): Promise<void> {
       await execa(skopeo, ['inspect', '--raw', '--tls-verify=false', `docker://${formatImageReference(ref)}`]);
       present++;
     }
-    console.log(`${images.length} images in the rendered pod specs; ${present} pulled from ${site.host} by skopeo; ${outside.length} elsewhere`);
+    console.log(
+      `${images.length} images in the rendered pod specs; ${present} pulled from ${site.host} by skopeo; ${outside.length} elsewhere`,
+    );
     for (const o of outside) console.log(`  not in the site registry: ${o}`);
     done();
 
@@ -217,7 +229,16 @@ async function main(): Promise<void> {
     const containerd = await startContainerd();
     cleanups.push(() => containerd.stop());
     const hostsDir = join(siteDir, 'containerd', 'certs.d');
-    const nodePulls = [...pinned.map((r) => `${r.registry}/${r.repository}@${digestOf.get(`${r.registry}/${r.repository}:${pinnedTag.get(`${r.registry}/${r.repository}`) ?? 'demo'}`)}`).slice(0, 2), 'docker.io/istio/proxyv2:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1'];
+    const nodePulls = [
+      ...pinned
+        .map(
+          (r) =>
+            `${r.registry}/${r.repository}@${digestOf.get(`${r.registry}/${r.repository}:${pinnedTag.get(`${r.registry}/${r.repository}`) ?? 'demo'}`)}`,
+        )
+        .slice(0, 2),
+      'docker.io/istio/proxyv2:1.23.2',
+      'quay.io/jetstack/cert-manager-controller:v1.16.1',
+    ];
     for (const ref of nodePulls) {
       await containerd.ctr(['images', 'pull', '--snapshotter', 'native', '--hosts-dir', hostsDir, ref]);
       console.log(`ctr pulled ${ref}`);
@@ -237,7 +258,8 @@ async function main(): Promise<void> {
       ...timings.map(([t, ms]) => `  ${(ms / 1000).toFixed(1).padStart(6)} s  ${t}`),
     );
     console.log(report.join('\n'));
-    if (!verified.ok || outside.length > 0 || present !== images.length || reload.stats.blobsPushed !== 0) process.exitCode = 1;
+    if (!verified.ok || outside.length > 0 || present !== images.length || reload.stats.blobsPushed !== 0)
+      process.exitCode = 1;
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {});
   }

@@ -5,7 +5,9 @@ import { runMain } from './commands/output.ts';
 import { registerCommands } from './commands/index.ts';
 
 const program = new Command('sealift')
-  .description('Carry a Kubernetes application stack across an air gap: generate, images, bundle, load, mirror, verify.')
+  .description(
+    'Carry a Kubernetes application stack across an air gap: generate, images, bundle, load, mirror, verify.',
+  )
   .version(process.env.npm_package_version ?? '0.1.0')
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: false });

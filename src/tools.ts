@@ -31,7 +31,10 @@ export function findTool(name: ToolName): string | undefined {
   const envName = OVERRIDE_ENV[name];
   const override = envName ? process.env[envName] : undefined;
   if (override) return override;
-  const candidates = [join(TOOLS_DIR, 'bin', name), ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, name))];
+  const candidates = [
+    join(TOOLS_DIR, 'bin', name),
+    ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, name)),
+  ];
   if (name === 'docker-registry') candidates.push('/usr/bin/docker-registry');
   return candidates.find((c) => c && isExecutable(c));
 }

@@ -100,7 +100,12 @@ function bundleName(opts: BundleOptions): string {
 }
 
 /** The lock the bundle carries: every reference with the digest the site will resolve. */
-function resolvedLock(environment: string, requests: readonly ImageRequest[], pulled: PullSummary, base?: ImageLock): ImageLock {
+function resolvedLock(
+  environment: string,
+  requests: readonly ImageRequest[],
+  pulled: PullSummary,
+  base?: ImageLock,
+): ImageLock {
   const digests = new Map(pulled.images.map((p) => [p.pull.request.reference, p.result.root.digest]));
   const whyBy = new Map((base?.images ?? []).map((e) => [e.reference, e]));
   return {
@@ -108,7 +113,13 @@ function resolvedLock(environment: string, requests: readonly ImageRequest[], pu
     environment,
     images: requests.map((r) => {
       const prev = whyBy.get(r.reference) ?? [...whyBy.values()].find((e) => e.reference === r.ref.original);
-      return { ...(prev ?? {}), reference: prev?.reference ?? r.reference, releases: r.releases, why: prev?.why ?? [], digest: digests.get(r.reference) ?? '' };
+      return {
+        ...(prev ?? {}),
+        reference: prev?.reference ?? r.reference,
+        releases: r.releases,
+        why: prev?.why ?? [],
+        digest: digests.get(r.reference) ?? '',
+      };
     }),
   };
 }
@@ -124,18 +135,24 @@ async function pruneLayout(layout: OciLayout, pulled: PullSummary): Promise<void
   // in the order of the list, whatever order the pulls finished in: a reader that takes the
   // first entry for a tag (skopeo's oci: transport) sees the same image on every run
   const order = new Map(pulled.images.map((p, i) => [p.pull.request.reference, i]));
-  const rank = (m: { annotations?: Record<string, string> }) => order.get(m.annotations?.[ANNOTATION_SOURCE] ?? '') ?? -1;
-  const manifests = idx.manifests.filter((m) => keepRefs.has(m.annotations?.[ANNOTATION_SOURCE] ?? '')).sort((a, b) => rank(a) - rank(b));
+  const rank = (m: { annotations?: Record<string, string> }) =>
+    order.get(m.annotations?.[ANNOTATION_SOURCE] ?? '') ?? -1;
+  const manifests = idx.manifests
+    .filter((m) => keepRefs.has(m.annotations?.[ANNOTATION_SOURCE] ?? ''))
+    .sort((a, b) => rank(a) - rank(b));
   await writeFileAtomic(join(layout.dir, 'index.json'), `${JSON.stringify({ ...idx, manifests }, null, 2)}\n`);
-  for (const b of await layout.listBlobs()) if (!keep.has(b.digest)) await rm(layout.blobPath(b.digest), { force: true });
+  for (const b of await layout.listBlobs())
+    if (!keep.has(b.digest)) await rm(layout.blobPath(b.digest), { force: true });
 }
 
 export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   const onEvent = opts.onEvent ?? noEvents;
-  if (!opts.imagelist && !opts.env) throw new SealiftError('USAGE', 'bundle needs an environment (-e) or an image list (--imagelist)');
+  if (!opts.imagelist && !opts.env)
+    throw new SealiftError('USAGE', 'bundle needs an environment (-e) or an image list (--imagelist)');
   if (opts.imagelist && opts.env) throw new SealiftError('USAGE', 'give either -e <env> or --imagelist FILE, not both');
   const name = bundleName(opts);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name)) throw new SealiftError('USAGE', `bundle name "${name}" may hold only letters, digits, ".", "_" and "-"`);
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+    throw new SealiftError('USAGE', `bundle name "${name}" may hold only letters, digits, ".", "_" and "-"`);
   const workDir = join(opts.outDir, `${name}.work`);
 
   // 1. what to bundle
@@ -158,7 +175,8 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
 
   // 2. site files first: charts and release files are small, and a bad pin fails before the long part.
   // Everything but the image layout is rebuilt on every run, so nothing stale is packed.
-  for (const entry of await readdir(workDir)) if (entry !== LAYOUT_DIR) await rm(join(workDir, entry), { recursive: true, force: true });
+  for (const entry of await readdir(workDir))
+    if (entry !== LAYOUT_DIR) await rm(join(workDir, entry), { recursive: true, force: true });
   if (opts.env) {
     site = await assembleSiteFiles({
       stackDir: opts.stackDir ?? '.',
@@ -185,12 +203,22 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   // 4. image lists: the lock with resolved digests, plus the lists it came from
   const listName = opts.env ?? name;
   await rm(join(workDir, 'imagelists'), { recursive: true, force: true });
-  await writeFileAtomic(join(workDir, 'imagelists', `${listName}.lock.json`), `${JSON.stringify(resolvedLock(listName, requests, pulled, lock), null, 2)}\n`);
-  if (opts.imagelist && !opts.imagelist.endsWith('.json')) await cp(opts.imagelist, join(workDir, 'imagelists', basename(opts.imagelist)));
+  await writeFileAtomic(
+    join(workDir, 'imagelists', `${listName}.lock.json`),
+    `${JSON.stringify(resolvedLock(listName, requests, pulled, lock), null, 2)}\n`,
+  );
+  if (opts.imagelist && !opts.imagelist.endsWith('.json'))
+    await cp(opts.imagelist, join(workDir, 'imagelists', basename(opts.imagelist)));
   if (opts.env) {
     const lists = join(opts.imagelistsDir ?? join(opts.stackDir ?? '.', 'imagelists'), opts.env);
-    if (await stat(lists).then((s) => s.isDirectory(), () => false)) {
-      for (const f of (await readdir(lists)).filter((n) => n.endsWith('.txt'))) await cp(join(lists, f), join(workDir, 'imagelists', opts.env, f));
+    if (
+      await stat(lists).then(
+        (s) => s.isDirectory(),
+        () => false,
+      )
+    ) {
+      for (const f of (await readdir(lists)).filter((n) => n.endsWith('.txt')))
+        await cp(join(lists, f), join(workDir, 'imagelists', opts.env, f));
     }
   }
 

@@ -92,7 +92,12 @@ export interface PackResult {
 }
 
 /** Writes a stream into one file or fixed-size parts, hashing each; all under temp names. */
-async function writeParts(stream: Readable, finalName: string, splitSize: number | undefined, onBytes: (n: number) => void): Promise<{ tmp: string; final: string; size: number; sha256: string }[]> {
+async function writeParts(
+  stream: Readable,
+  finalName: string,
+  splitSize: number | undefined,
+  onBytes: (n: number) => void,
+): Promise<{ tmp: string; final: string; size: number; sha256: string }[]> {
   const parts: { tmp: string; final: string; size: number; sha256: string }[] = [];
   let fh: Awaited<ReturnType<typeof open>> | undefined;
   let hash = createHash('sha256');
@@ -149,11 +154,18 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
   for (const must of [BUNDLE_INDEX_FILE, CHECKSUMS_FILE]) {
     if (!files.includes(must)) throw new SealiftError('INTERNAL', `${opts.root} has no ${must} to pack`);
   }
-  const ordered = [BUNDLE_INDEX_FILE, CHECKSUMS_FILE, ...files.filter((f) => f !== BUNDLE_INDEX_FILE && f !== CHECKSUMS_FILE)];
+  const ordered = [
+    BUNDLE_INDEX_FILE,
+    CHECKSUMS_FILE,
+    ...files.filter((f) => f !== BUNDLE_INDEX_FILE && f !== CHECKSUMS_FILE),
+  ];
   const total = (await Promise.all(ordered.map((f) => stat(join(opts.root, f))))).reduce((n, s) => n + s.size, 0);
   onEvent({ type: 'phase', name: 'packing bundle', total: 1 });
   onEvent({ type: 'blob:start', digest: 'tar', size: total });
-  const tar = tarCreate({ cwd: opts.root, portable: true, mtime: new Date(0), noDirRecurse: true, maxReadSize: 1 << 20 }, ordered) as unknown as Readable;
+  const tar = tarCreate(
+    { cwd: opts.root, portable: true, mtime: new Date(0), noDirRecurse: true, maxReadSize: 1 << 20 },
+    ordered,
+  ) as unknown as Readable;
   const stream = opts.gzip ? tar.pipe(createGzip()) : tar;
   if (opts.gzip) tar.on('error', (e) => stream.destroy(e));
   const output = opts.gzip && !opts.output.endsWith('.gz') ? `${opts.output}.gz` : opts.output;
@@ -176,9 +188,17 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
 /** Parses `--split-size` values: 4G, 500M, 1024K, 2GiB, or bytes. */
 export function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*([KMGT]?)(i?B?)?$/i.exec(s.trim());
-  if (!m) throw new SealiftError('USAGE', `invalid size "${s}"`, { hint: 'Write a size like 4G, 700M or 1073741824 (bytes).' });
-  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'];
+  if (!m)
+    throw new SealiftError('USAGE', `invalid size "${s}"`, {
+      hint: 'Write a size like 4G, 700M or 1073741824 (bytes).',
+    });
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3, T: 1024 ** 4 }[
+    (m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G' | 'T'
+  ];
   const n = Math.floor(Number(m[1]) * mult);
-  if (n < 1024 * 1024) throw new SealiftError('USAGE', `split size ${s} is below 1M`, { hint: 'Parts must be at least 1M; use e.g. --split-size 4G.' });
+  if (n < 1024 * 1024)
+    throw new SealiftError('USAGE', `split size ${s} is below 1M`, {
+      hint: 'Parts must be at least 1M; use e.g. --split-size 4G.',
+    });
   return n;
 }

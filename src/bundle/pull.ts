@@ -30,7 +30,9 @@ export interface PullSummary {
 }
 
 function describeFailure(pull: ImagePull, e: unknown): string {
-  const releases = pull.request.releases.length ? ` (needed by release${pull.request.releases.length > 1 ? 's' : ''} ${pull.request.releases.join(', ')})` : '';
+  const releases = pull.request.releases.length
+    ? ` (needed by release${pull.request.releases.length > 1 ? 's' : ''} ${pull.request.releases.join(', ')})`
+    : '';
   return `${pull.request.reference}${releases}: ${errorMessage(e)}`;
 }
 
@@ -80,10 +82,20 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
     });
   }
   if (failed.length > 1) {
-    throw new SealiftError('PARTIAL_FAILURE', `${failed.length} of ${pulls.length} images failed; no bundle was written:\n  ${failed.map((f) => describeFailure(f.pull, f.error)).join('\n  ')}`, {
-      hint: 'Fix or exclude those references and run again; a re-run keeps what was already fetched.',
-      details: { failed: failed.map((f) => ({ reference: f.pull.request.reference, releases: f.pull.request.releases, error: isSealiftError(f.error) ? f.error.toJSON() : errorMessage(f.error) })) },
-    });
+    throw new SealiftError(
+      'PARTIAL_FAILURE',
+      `${failed.length} of ${pulls.length} images failed; no bundle was written:\n  ${failed.map((f) => describeFailure(f.pull, f.error)).join('\n  ')}`,
+      {
+        hint: 'Fix or exclude those references and run again; a re-run keeps what was already fetched.',
+        details: {
+          failed: failed.map((f) => ({
+            reference: f.pull.request.reference,
+            releases: f.pull.request.releases,
+            error: isSealiftError(f.error) ? f.error.toJSON() : errorMessage(f.error),
+          })),
+        },
+      },
+    );
   }
   // keep the plan's order
   const order = new Map(pulls.map((p, i) => [p, i]));

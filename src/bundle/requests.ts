@@ -3,7 +3,12 @@
 import { readFile } from 'node:fs/promises';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { readImageLock, type ImageLock } from '../images/lock.ts';
-import { formatImageReference, normalizeImageReference, withDefaultTag, type ImageReference } from '../images/reference.ts';
+import {
+  formatImageReference,
+  normalizeImageReference,
+  withDefaultTag,
+  type ImageReference,
+} from '../images/reference.ts';
 import type { Digest, PlatformSelection } from '../oci/types.ts';
 
 export interface ImageRequest {
@@ -27,7 +32,9 @@ export async function readImageRequests(file: string): Promise<{ requests: Image
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new SealiftError('NOT_FOUND', `cannot read the image list ${file}: ${errorMessage(e)}`, { hint: 'Give a file with one image reference a line.' });
+    throw new SealiftError('NOT_FOUND', `cannot read the image list ${file}: ${errorMessage(e)}`, {
+      hint: 'Give a file with one image reference a line.',
+    });
   }
   const out: ImageRequest[] = [];
   text.split('\n').forEach((raw, i) => {
@@ -37,7 +44,10 @@ export async function readImageRequests(file: string): Promise<{ requests: Image
     const ref = withDefaultTag(normalizeImageReference(line, where));
     out.push({ reference: formatImageReference(ref), ref, releases: [], where });
   });
-  if (out.length === 0) throw new SealiftError('USAGE', `the image list ${file} names no images`, { hint: 'Write one image reference a line.' });
+  if (out.length === 0)
+    throw new SealiftError('USAGE', `the image list ${file} names no images`, {
+      hint: 'Write one image reference a line.',
+    });
   return { requests: dedupe(out) };
 }
 

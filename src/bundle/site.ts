@@ -8,14 +8,24 @@ import { writeFileAtomic } from '../fs-atomic.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 
 export interface SiteFiles {
-  charts: { release: string; chart: string; version: string; source: string; path: string; sha256: string; size: number }[];
+  charts: {
+    release: string;
+    chart: string;
+    version: string;
+    source: string;
+    path: string;
+    sha256: string;
+    size: number;
+  }[];
   files: { release?: string; path: string; url?: string; sha256: string; size: number }[];
   imagelists: string[];
 }
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
-export async function assembleSiteFiles(opts: RunOptions & { stackDir: string; env: string; workDir: string; overlays?: string[] }): Promise<SiteFiles> {
+export async function assembleSiteFiles(
+  opts: RunOptions & { stackDir: string; env: string; workDir: string; overlays?: string[] },
+): Promise<SiteFiles> {
   const onEvent = opts.onEvent ?? noEvents;
   const { loadEnvironment } = await import('../config/index.ts');
   const { planReleases } = await import('../generate/plan.ts');
@@ -41,21 +51,39 @@ export async function assembleSiteFiles(opts: RunOptions & { stackDir: string; e
     try {
       tgz = await fetchChart(src, opts.signal ? { signal: opts.signal } : {});
     } catch (e) {
-      throw new SealiftError((e as SealiftError).code ?? 'TOOL_FAILED', `release ${plan.name}: cannot fetch its chart: ${errorMessage(e)}`, { cause: e, ...((e as SealiftError).hint ? { hint: (e as SealiftError).hint } : {}) });
+      throw new SealiftError(
+        (e as SealiftError).code ?? 'TOOL_FAILED',
+        `release ${plan.name}: cannot fetch its chart: ${errorMessage(e)}`,
+        { cause: e, ...((e as SealiftError).hint ? { hint: (e as SealiftError).hint } : {}) },
+      );
     }
     const target = join(opts.workDir, plan.sitePath);
     await mkdir(dirname(target), { recursive: true });
     await copyFile(tgz, target);
     const bytes = await readFile(target);
     const chart = src.type === 'repo' ? src.chart : (src.url.split('/').pop() ?? src.url);
-    out.charts.push({ release: plan.name, chart, version: src.version, source: src.type === 'repo' ? src.repoUrl : src.url, path: plan.sitePath, sha256: sha(bytes), size: bytes.length });
+    out.charts.push({
+      release: plan.name,
+      chart,
+      version: src.version,
+      source: src.type === 'repo' ? src.repoUrl : src.url,
+      path: plan.sitePath,
+      sha256: sha(bytes),
+      size: bytes.length,
+    });
     onEvent({ type: 'file', action: 'written', path: plan.sitePath });
   }
 
   // the generated helmfile and values, as `sealift generate` writes them
   const gen = join(opts.workDir, '.generate');
   await rm(gen, { recursive: true, force: true });
-  const result = await generate({ stackDir: opts.stackDir, env: opts.env, outDir: gen, onEvent, ...(opts.overlays ? { overlays: opts.overlays } : {}) });
+  const result = await generate({
+    stackDir: opts.stackDir,
+    env: opts.env,
+    outDir: gen,
+    onEvent,
+    ...(opts.overlays ? { overlays: opts.overlays } : {}),
+  });
   for (const f of result.files) {
     await mkdir(dirname(join(opts.workDir, f.path)), { recursive: true });
     await copyFile(join(gen, f.path), join(opts.workDir, f.path));

@@ -35,7 +35,10 @@ interface Seen {
 /** The files that make up a bundle given as .tar, .tar.gz, .tar.part-000 or a directory. */
 async function bundleFiles(input: string): Promise<{ kind: 'dir' | 'tar'; files: string[]; sumsFile?: string }> {
   const st = await stat(input).catch(() => undefined);
-  if (!st) throw new SealiftError('NOT_FOUND', `${input} does not exist`, { hint: 'Give the bundle .tar (or .tar.gz, or the first .part-000), or a bundle directory.' });
+  if (!st)
+    throw new SealiftError('NOT_FOUND', `${input} does not exist`, {
+      hint: 'Give the bundle .tar (or .tar.gz, or the first .part-000), or a bundle directory.',
+    });
   if (st.isDirectory()) return { kind: 'dir', files: [input] };
   const m = /^(.*)\.part-(\d{3,})$/.exec(input);
   if (m) {
@@ -53,10 +56,14 @@ async function bundleFiles(input: string): Promise<{ kind: 'dir' | 'tar'; files:
 function invalid(input: string, problems: string[], hint: string): SealiftError {
   const shown = problems.slice(0, 20);
   if (problems.length > shown.length) shown.push(`... and ${problems.length - shown.length} more`);
-  return new SealiftError('BUNDLE_INVALID', `${input} does not verify (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  ${shown.join('\n  ')}`, {
-    hint,
-    details: { problems },
-  });
+  return new SealiftError(
+    'BUNDLE_INVALID',
+    `${input} does not verify (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  ${shown.join('\n  ')}`,
+    {
+      hint,
+      details: { problems },
+    },
+  );
 }
 
 export async function verifyBundle(input: string, opts: RunOptions = {}): Promise<BundleVerifyResult> {
@@ -89,8 +96,13 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
         const mm = /^([a-f0-9]{64}) [ *](.+)$/.exec(line.trim());
         if (mm) expectedParts.set(mm[2]!, mm[1]!);
       }
-      if (text === undefined) problems.push(`${basename(sumsFile)} is missing beside the bundle: the archive itself cannot be checked, only its contents`);
-      for (const name of expectedParts.keys()) if (!files.some((f) => basename(f) === name)) problems.push(`${name}: listed in ${basename(sumsFile)} but not found`);
+      if (text === undefined)
+        problems.push(
+          `${basename(sumsFile)} is missing beside the bundle: the archive itself cannot be checked, only its contents`,
+        );
+      for (const name of expectedParts.keys())
+        if (!files.some((f) => basename(f) === name))
+          problems.push(`${name}: listed in ${basename(sumsFile)} but not found`);
     }
     const total = (await Promise.all(files.map((f) => stat(f)))).reduce((n, s) => n + s.size, 0);
     onEvent({ type: 'phase', name: 'verifying bundle' });
@@ -106,7 +118,8 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
         }
         const want = expectedParts.get(basename(f));
         const got = h.digest('hex');
-        if (want && want !== got) problems.push(`${basename(f)}: sha256 is ${got}, ${basename(sumsFile ?? '')} says ${want}`);
+        if (want && want !== got)
+          problems.push(`${basename(f)}: sha256 is ${got}, ${basename(sumsFile ?? '')} says ${want}`);
       }
       concat.end();
     })();
@@ -116,7 +129,8 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
         onReadEntry: (entry: ReadEntry) => {
           const path = entry.path.replace(/^\.\//, '');
           if (entry.type !== 'File' && entry.type !== 'OldFile') {
-            if (entry.type !== 'Directory') problems.push(`${path}: a ${entry.type} entry; a bundle holds only files and directories`);
+            if (entry.type !== 'Directory')
+              problems.push(`${path}: a ${entry.type} entry; a bundle holds only files and directories`);
             entry.resume();
             return;
           }
@@ -131,7 +145,11 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
           });
           entry.on('end', () => {
             if (seen.has(path)) problems.push(`${path}: appears twice in the archive`);
-            seen.set(path, { sha256: h.digest('hex'), size, ...(size <= KEEP_LIMIT ? { body: Buffer.concat(keep) } : {}) });
+            seen.set(path, {
+              sha256: h.digest('hex'),
+              size,
+              ...(size <= KEEP_LIMIT ? { body: Buffer.concat(keep) } : {}),
+            });
           });
         },
       });
@@ -151,7 +169,8 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
 
   // inner checksums: a closed set
   const sums = seen.get(CHECKSUMS_FILE);
-  if (!sums?.body) throw new SealiftError('BUNDLE_INVALID', `${input} has no ${CHECKSUMS_FILE}; it is not a sealift bundle`);
+  if (!sums?.body)
+    throw new SealiftError('BUNDLE_INVALID', `${input} has no ${CHECKSUMS_FILE}; it is not a sealift bundle`);
   const listed = new Map<string, string>();
   for (const line of sums.body.toString('utf8').split('\n')) {
     if (!line.trim()) continue;
@@ -169,7 +188,8 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
     const blob = BLOB_RE.exec(path);
     if (blob && blob[1] !== s.sha256) problems.push(`${path}: content hashes to sha256:${s.sha256}, not to its name`);
   }
-  for (const path of listed.keys()) if (!seen.has(path)) problems.push(`${path}: listed in ${CHECKSUMS_FILE} but not in the bundle`);
+  for (const path of listed.keys())
+    if (!seen.has(path)) problems.push(`${path}: listed in ${CHECKSUMS_FILE} but not in the bundle`);
 
   // image graphs: every root in images/index.json, and bundle.json's images, complete
   let images = 0;
@@ -177,7 +197,8 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
   const walk = (d: Descriptor, from: string, depth = 0): void => {
     const e = blobEntry(d);
     if (!e) return void problems.push(`${from}: ${d.digest} is referenced but not in the bundle`);
-    if (e.size !== d.size) return void problems.push(`${from}: ${d.digest} is ${e.size} bytes, its descriptor says ${d.size}`);
+    if (e.size !== d.size)
+      return void problems.push(`${from}: ${d.digest} is ${e.size} bytes, its descriptor says ${d.size}`);
     if (!/manifest|index/.test(d.mediaType) || depth > 4) return;
     if (!e.body) return void problems.push(`${from}: manifest ${d.digest} is too large`);
     try {
@@ -205,18 +226,27 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
   if (!bi?.body) problems.push(`${BUNDLE_INDEX_FILE} is missing`);
   else {
     try {
-      const j = JSON.parse(bi.body.toString('utf8')) as { images?: { reference: string; digest: string; size: number }[] };
+      const j = JSON.parse(bi.body.toString('utf8')) as {
+        images?: { reference: string; digest: string; size: number }[];
+      };
       for (const img of j.images ?? []) {
         const e = blobEntry(img);
         if (!e) problems.push(`${BUNDLE_INDEX_FILE}: ${img.reference} is ${img.digest}, which is not in the bundle`);
-        else if (e.size !== img.size) problems.push(`${BUNDLE_INDEX_FILE}: ${img.reference} manifest is ${e.size} bytes, bundle.json says ${img.size}`);
+        else if (e.size !== img.size)
+          problems.push(
+            `${BUNDLE_INDEX_FILE}: ${img.reference} manifest is ${e.size} bytes, bundle.json says ${img.size}`,
+          );
       }
     } catch (e) {
       problems.push(`${BUNDLE_INDEX_FILE}: ${(e as Error).message}`);
     }
   }
 
-  if (problems.length) throw invalid(input, problems, 'The bundle was altered or damaged after it was made: copy it again, or make it again with `sealift bundle`.');
+  if (problems.length)
+    throw invalid(
+      input,
+      problems,
+      'The bundle was altered or damaged after it was made: copy it again, or make it again with `sealift bundle`.',
+    );
   return { bundle: input, files: seen.size, bytes, images, parts: kind === 'tar' ? files.length : 0 };
 }
-

@@ -39,7 +39,9 @@ function keyValue(flag: string, v: string): [string, string] {
 }
 
 /** Per-registry transport settings from the repeatable flags. */
-export function registryHostsFromFlags(f: Pick<BundleFlags, 'plainHttp' | 'insecure' | 'caFile' | 'mirror' | 'mirrorFallback'>): Record<string, RegistryHostConfig> {
+export function registryHostsFromFlags(
+  f: Pick<BundleFlags, 'plainHttp' | 'insecure' | 'caFile' | 'mirror' | 'mirrorFallback'>,
+): Record<string, RegistryHostConfig> {
   const hosts: Record<string, RegistryHostConfig> = {};
   const at = (h: string) => (hosts[h] ??= {});
   for (const h of f.plainHttp) at(h).plainHttp = true;
@@ -50,7 +52,10 @@ export function registryHostsFromFlags(f: Pick<BundleFlags, 'plainHttp' | 'insec
   }
   for (const v of f.mirror) {
     const [h, endpoint] = keyValue('--mirror', v);
-    if (/^[a-z]+:\/\//i.test(endpoint)) throw new SealiftError('USAGE', `--mirror ${v}: give the mirror as HOST[:PORT][/PREFIX], without a scheme`, { hint: 'Mark a plain-HTTP mirror with --plain-http HOST.' });
+    if (/^[a-z]+:\/\//i.test(endpoint))
+      throw new SealiftError('USAGE', `--mirror ${v}: give the mirror as HOST[:PORT][/PREFIX], without a scheme`, {
+        hint: 'Mark a plain-HTTP mirror with --plain-http HOST.',
+      });
     const cfg = at(h);
     cfg.mirrors = [...(cfg.mirrors ?? []), endpoint];
     if (f.mirrorFallback) cfg.mirrorFallback = true;
@@ -59,7 +64,8 @@ export function registryHostsFromFlags(f: Pick<BundleFlags, 'plainHttp' | 'insec
 }
 
 function platformSelection(f: Pick<BundleFlags, 'platform' | 'allPlatforms'>): PlatformSelection {
-  if (f.allPlatforms && f.platform.length) throw new SealiftError('USAGE', '--platform and --all-platforms exclude each other');
+  if (f.allPlatforms && f.platform.length)
+    throw new SealiftError('USAGE', '--platform and --all-platforms exclude each other');
   if (f.allPlatforms) return { kind: 'all' };
   return { kind: 'only', platforms: (f.platform.length ? f.platform : ['linux/amd64']).map(parsePlatform) };
 }
@@ -79,15 +85,30 @@ function summary(r: BundleResult): string[] {
 
 export function registerBundle(program: Command): void {
   const cmd = new Command('bundle')
-    .description('Pull every image (digest-exact, deduplicated, resumable) and the charts into one verified offline bundle.')
-    .option('-e, --env <env>', 'the environment: images from imagelists/<env>.lock.json, charts and files from its release plan')
+    .description(
+      'Pull every image (digest-exact, deduplicated, resumable) and the charts into one verified offline bundle.',
+    )
+    .option(
+      '-e, --env <env>',
+      'the environment: images from imagelists/<env>.lock.json, charts and files from its release plan',
+    )
     .option('--imagelist <file>', 'images only: a list (one reference a line) or an image lock (.json)')
     .option('-o, --out <dir>', 'output directory', 'bundles')
     .option('--name <name>', 'bundle file name without .tar (default: the environment or the list name)')
     .option('--stack <dir>', 'stack directory (environments/, templates/, imagelists/)', '.')
-    .option('--overlay <file>', 'extra environment file merged last, e.g. source overrides for a mirror (repeatable)', collect, [] as string[])
+    .option(
+      '--overlay <file>',
+      'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
+      collect,
+      [] as string[],
+    )
     .option('--imagelists <dir>', 'where <env>.lock.json is (default <stack>/imagelists)')
-    .option('--platform <os/arch[/variant]>', 'platform to keep from multi-arch tags (repeatable; default linux/amd64)', collect, [] as string[])
+    .option(
+      '--platform <os/arch[/variant]>',
+      'platform to keep from multi-arch tags (repeatable; default linux/amd64)',
+      collect,
+      [] as string[],
+    )
     .option('--all-platforms', 'keep every platform of every image')
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--split-size <size>', 'split the bundle into parts of this size (e.g. 4G)')
@@ -95,18 +116,30 @@ export function registerBundle(program: Command): void {
     .option('--keep-work', 'keep <name>.work/ after packing, for a fast incremental re-run')
     .option('--no-pack', 'leave the bundle as the directory <name>.work/ (no tar)')
     .option('--plain-http <host>', 'this source registry speaks plain HTTP (repeatable)', collect, [] as string[])
-    .option('--insecure <host>', 'HTTPS to this registry without certificate checks (repeatable)', collect, [] as string[])
+    .option(
+      '--insecure <host>',
+      'HTTPS to this registry without certificate checks (repeatable)',
+      collect,
+      [] as string[],
+    )
     .option('--ca-file <host=file>', 'trust this PEM CA for the registry (repeatable)', collect, [] as string[])
-    .option('--mirror <host=endpoint>', 'pull HOST through ENDPOINT (HOST[:PORT][/PREFIX]), e.g. docker.io=mirror.corp:5000 (repeatable)', collect, [] as string[])
+    .option(
+      '--mirror <host=endpoint>',
+      'pull HOST through ENDPOINT (HOST[:PORT][/PREFIX]), e.g. docker.io=mirror.corp:5000 (repeatable)',
+      collect,
+      [] as string[],
+    )
     .option('--mirror-fallback', 'when every mirror fails, try the registry itself');
   withCommonFlags(cmd).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
     const { createBundle, parseSize } = await import('../bundle/index.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const concurrency = Number(flags.concurrency);
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64) throw new SealiftError('USAGE', `--concurrency must be a whole number from 1 to 64, not "${flags.concurrency}"`);
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
+      throw new SealiftError('USAGE', `--concurrency must be a whole number from 1 to 64, not "${flags.concurrency}"`);
     const ac = new AbortController();
-    const onSignal = () => ac.abort(new SealiftError('PARTIAL_FAILURE', 'interrupted; run the same command again to continue'));
+    const onSignal = () =>
+      ac.abort(new SealiftError('PARTIAL_FAILURE', 'interrupted; run the same command again to continue'));
     process.once('SIGINT', onSignal);
     try {
       const result = await createBundle({
@@ -143,7 +176,11 @@ export function registerBundle(program: Command): void {
     const { verifyBundle } = await import('../bundle/index.ts');
     try {
       const r = await verifyBundle(bundle, { onEvent: out.onEvent });
-      out.result(r, (v: BundleVerifyResult) => `${v.bundle}: OK: ${v.files} files (${formatBytes(v.bytes)}), ${v.images} images${v.parts > 1 ? `, ${v.parts} parts` : ''} match their checksums`);
+      out.result(
+        r,
+        (v: BundleVerifyResult) =>
+          `${v.bundle}: OK: ${v.files} files (${formatBytes(v.bytes)}), ${v.images} images${v.parts > 1 ? `, ${v.parts} parts` : ''} match their checksums`,
+      );
     } finally {
       out.close();
     }
@@ -151,4 +188,3 @@ export function registerBundle(program: Command): void {
   cmd.addCommand(verify);
   program.addCommand(cmd);
 }
-

@@ -21,11 +21,21 @@ export function parseConcurrency(v: string | undefined, fallback = 4): number {
 
 export function siteRegistryFromFlags(host: string, f: TransportFlags, flag = '--registry'): SiteRegistry {
   if (/^[a-z]+:\/\//i.test(host)) {
-    throw new SealiftError('USAGE', `${flag} takes HOST:PORT, not a URL ("${host}")`, { hint: 'Drop the scheme; say --plain-http for a plain-HTTP registry.' });
+    throw new SealiftError('USAGE', `${flag} takes HOST:PORT, not a URL ("${host}")`, {
+      hint: 'Drop the scheme; say --plain-http for a plain-HTTP registry.',
+    });
   }
   const set = [f.plainHttp && '--plain-http', f.insecure && '--insecure', f.caFile && '--ca-file'].filter(Boolean);
-  if (set.length > 1) throw new SealiftError('USAGE', `${set.join(' and ')} exclude each other`, { hint: 'Plain HTTP has no TLS; --insecure skips TLS verification; --ca-file trusts a private CA.' });
-  return { host, ...(f.plainHttp ? { plainHttp: true } : {}), ...(f.insecure ? { insecure: true } : {}), ...(f.caFile ? { caFile: f.caFile } : {}) };
+  if (set.length > 1)
+    throw new SealiftError('USAGE', `${set.join(' and ')} exclude each other`, {
+      hint: 'Plain HTTP has no TLS; --insecure skips TLS verification; --ca-file trusts a private CA.',
+    });
+  return {
+    host,
+    ...(f.plainHttp ? { plainHttp: true } : {}),
+    ...(f.insecure ? { insecure: true } : {}),
+    ...(f.caFile ? { caFile: f.caFile } : {}),
+  };
 }
 
 export function withTransportFlags(cmd: Command): Command {
@@ -49,10 +59,15 @@ export function renderCopyTable(r: CopyEngineResult): string[] {
   });
   const head = ['TARGET', 'EXPECTED', 'FOUND', 'COPY', 'CHECK'];
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
-  const fmt = (cols: string[]) => cols.map((c, i) => c.padEnd(widths[i] ?? 0)).join('  ').trimEnd();
+  const fmt = (cols: string[]) =>
+    cols
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
   const lines = [fmt(head), ...rows.map(fmt)];
   for (const f of r.failures) lines.push(`failed: ${f.source}: ${f.message}`);
-  for (const c of r.checks.filter((x) => x.message && x.status !== 'ok')) lines.push(`check: ${c.target}: ${c.message}`);
+  for (const c of r.checks.filter((x) => x.message && x.status !== 'ok'))
+    lines.push(`check: ${c.target}: ${c.message}`);
   const s = r.stats;
   lines.push(
     `${r.images.length} images: ${r.images.filter((i) => i.status === 'pushed').length} pushed, ${r.images.filter((i) => i.status === 'present').length} already there, ${r.failures.length} failed; ` +
@@ -65,47 +80,86 @@ export function renderCopyTable(r: CopyEngineResult): string[] {
  * Prints a copy run (the table between `head` and the closing line) and, when part of it
  * failed, sets the PARTIAL_FAILURE exit code: the result is printed either way.
  */
-export function reportCopy<T extends CopyEngineResult & { ok: boolean }>(out: Output, result: T, lines: (r: T) => { head?: string[]; tail?: string[]; done: string }): void {
+export function reportCopy<T extends CopyEngineResult & { ok: boolean }>(
+  out: Output,
+  result: T,
+  lines: (r: T) => { head?: string[]; tail?: string[]; done: string },
+): void {
   out.result(result, (r: T) => {
     const l = lines(r);
-    return [...(l.head ?? []), ...renderCopyTable(r), ...(l.tail ?? []), r.ok ? l.done : 'NOT complete: run the same command again to finish'];
+    return [
+      ...(l.head ?? []),
+      ...renderCopyTable(r),
+      ...(l.tail ?? []),
+      r.ok ? l.done : 'NOT complete: run the same command again to finish',
+    ];
   });
   if (!result.ok) process.exitCode = ERROR_CODES.PARTIAL_FAILURE.exit;
 }
 
 export function registerLoad(program: Command): void {
   const cmd = new Command('load')
-    .description('Push a bundle into the site registry byte for byte (same digests); optionally write the site files for helmfile.')
-    .argument('<bundle>', 'bundle .tar, the first part of a split bundle (.tar.part-000), or an extracted bundle directory')
+    .description(
+      'Push a bundle into the site registry byte for byte (same digests); optionally write the site files for helmfile.',
+    )
+    .argument(
+      '<bundle>',
+      'bundle .tar, the first part of a split bundle (.tar.part-000), or an extracted bundle directory',
+    )
     .requiredOption('--registry <host:port>', 'the site registry, e.g. 10.61.3.31:35000')
-    .addOption(new Option('--scheme <scheme>', 'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)').choices(['host-swap', 'scoped']).default('host-swap'))
+    .addOption(
+      new Option(
+        '--scheme <scheme>',
+        'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)',
+      )
+        .choices(['host-swap', 'scoped'])
+        .default('host-swap'),
+    )
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--extract-to <dir>', 'write the helmfile, values, charts, release files and containerd hosts.toml here')
     .option('--recheck', 'hash the whole bundle again even if this exact file was checked before');
   withTransportFlags(cmd);
-  withCommonFlags(cmd).action(async (bundle: string, flags: GlobalFlags & TransportFlags & { registry: string; scheme: 'host-swap' | 'scoped'; concurrency?: string; extractTo?: string; recheck?: boolean }) => {
-    const out = createOutput(flags);
-    const { loadBundle } = await import('../load/index.ts');
-    const { closeRegistryConnections } = await import('../oci/registry.ts');
-    try {
-      const result = await loadBundle({
-        bundle,
-        registry: siteRegistryFromFlags(flags.registry, flags),
-        scheme: flags.scheme,
-        concurrency: parseConcurrency(flags.concurrency),
-        ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
-        ...(flags.recheck ? { recheck: true } : {}),
-        onEvent: out.onEvent,
-      });
-      reportCopy(out, result, (r: LoadResult) => ({
-        head: [`bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`],
-        tail: r.siteFiles ? [`site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`] : [],
-        done: `loaded into ${r.registry}`,
-      }));
-    } finally {
-      out.close();
-      await closeRegistryConnections();
-    }
-  });
+  withCommonFlags(cmd).action(
+    async (
+      bundle: string,
+      flags: GlobalFlags &
+        TransportFlags & {
+          registry: string;
+          scheme: 'host-swap' | 'scoped';
+          concurrency?: string;
+          extractTo?: string;
+          recheck?: boolean;
+        },
+    ) => {
+      const out = createOutput(flags);
+      const { loadBundle } = await import('../load/index.ts');
+      const { closeRegistryConnections } = await import('../oci/registry.ts');
+      try {
+        const result = await loadBundle({
+          bundle,
+          registry: siteRegistryFromFlags(flags.registry, flags),
+          scheme: flags.scheme,
+          concurrency: parseConcurrency(flags.concurrency),
+          ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
+          ...(flags.recheck ? { recheck: true } : {}),
+          onEvent: out.onEvent,
+        });
+        reportCopy(out, result, (r: LoadResult) => ({
+          head: [
+            `bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`,
+          ],
+          tail: r.siteFiles
+            ? [
+                `site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`,
+              ]
+            : [],
+          done: `loaded into ${r.registry}`,
+        }));
+      } finally {
+        out.close();
+        await closeRegistryConnections();
+      }
+    },
+  );
   program.addCommand(cmd);
 }

@@ -6,7 +6,13 @@ import { SealiftError } from '../errors.ts';
 import type { MirrorResult } from '../load/mirror.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { stackDirFrom } from './generate.ts';
-import { parseConcurrency, reportCopy, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './load.ts';
+import {
+  parseConcurrency,
+  reportCopy,
+  siteRegistryFromFlags,
+  withTransportFlags,
+  type TransportFlags,
+} from './load.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface MirrorFlags extends GlobalFlags, TransportFlags {
@@ -26,14 +32,27 @@ const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function registerMirror(program: Command): void {
   const cmd = new Command('mirror')
-    .description('Copy images registry to registry (same engine and naming as load); incremental: what the target has is not copied again.')
+    .description(
+      'Copy images registry to registry (same engine and naming as load); incremental: what the target has is not copied again.',
+    )
     .option('-e, --env <name>', 'the environment whose image lock (imagelists/<env>.lock.json) to mirror')
     .option('--stack <dir>', 'directory holding imagelists/ (default: current directory, else the sealift checkout)')
     .option('--imagelist <file>', 'a file with one image reference a line (or a .lock.json)')
     .requiredOption('--to <host:port>', 'the target registry')
-    .addOption(new Option('--scheme <scheme>', 'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)').choices(['host-swap', 'scoped']).default('host-swap'))
+    .addOption(
+      new Option(
+        '--scheme <scheme>',
+        'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)',
+      )
+        .choices(['host-swap', 'scoped'])
+        .default('host-swap'),
+    )
     .option('--concurrency <n>', 'blob transfers at once', '4')
-    .option('--platform <os/arch>', 'copy only this platform of multi-platform tags (repeatable; default: every platform, the exact upstream graph)', collect)
+    .option(
+      '--platform <os/arch>',
+      'copy only this platform of multi-platform tags (repeatable; default: every platform, the exact upstream graph)',
+      collect,
+    )
     .option('--source-plain-http <host>', 'a source registry that speaks plain HTTP (repeatable)', collect)
     .option('--source-insecure <host>', 'a source registry whose TLS certificate is not verified (repeatable)', collect)
     .option('--source-ca-file <host=file>', 'trust this PEM CA for a source registry (repeatable)', collect);
@@ -59,7 +78,10 @@ export function registerMirror(program: Command): void {
     for (const h of flags.sourceInsecure ?? []) sources[h] = { ...sources[h], insecureSkipVerify: true };
     for (const pair of flags.sourceCaFile ?? []) {
       const i = pair.indexOf('=');
-      if (i < 1) throw new SealiftError('USAGE', `--source-ca-file takes HOST=FILE, not "${pair}"`, { hint: 'e.g. --source-ca-file registry.corp:5000=/etc/ssl/corp-ca.pem' });
+      if (i < 1)
+        throw new SealiftError('USAGE', `--source-ca-file takes HOST=FILE, not "${pair}"`, {
+          hint: 'e.g. --source-ca-file registry.corp:5000=/etc/ssl/corp-ca.pem',
+        });
       const host = pair.slice(0, i);
       sources[host] = { ...sources[host], caFile: pair.slice(i + 1) };
     }
@@ -71,7 +93,9 @@ export function registerMirror(program: Command): void {
         sources,
         scheme: flags.scheme,
         concurrency: parseConcurrency(flags.concurrency),
-        ...(flags.platform?.length ? { platforms: { kind: 'only' as const, platforms: flags.platform.map(parsePlatform) } } : {}),
+        ...(flags.platform?.length
+          ? { platforms: { kind: 'only' as const, platforms: flags.platform.map(parsePlatform) } }
+          : {}),
         onEvent: out.onEvent,
       });
       reportCopy(out, result, (r: MirrorResult) => ({ done: `mirrored ${r.from} into ${r.registry}` }));

@@ -84,7 +84,8 @@ class ProgressLine {
     this.last = now;
     const secs = Math.max((now - this.started) / 1000, 0.001);
     const rate = this.bytesDone / secs;
-    const eta = rate > 0 && this.bytesTotal > this.bytesDone ? Math.round((this.bytesTotal - this.bytesDone) / rate) : 0;
+    const eta =
+      rate > 0 && this.bytesTotal > this.bytesDone ? Math.round((this.bytesTotal - this.bytesDone) / rate) : 0;
     const text = `${this.phase} ${this.items}/${this.itemsTotal || '?'} images  ${this.blobs}/${this.blobsTotal} blobs  ${formatBytes(this.bytesDone)}/${formatBytes(this.bytesTotal)}  ${formatBytes(rate)}/s${eta ? `  ETA ${eta}s` : ''}`;
     process.stderr.write(`\r\x1b[2K${text}`);
     this.drawn = true;
@@ -143,7 +144,9 @@ export function createOutput(flags: GlobalFlags): Output {
 
 /** Adds the flags every command has. */
 export function withCommonFlags(cmd: Command): Command {
-  return cmd.option('--json', 'machine-readable output: a JSON result on stdout, NDJSON events on stderr').option('-q, --quiet', 'print only the result and errors');
+  return cmd
+    .option('--json', 'machine-readable output: a JSON result on stdout, NDJSON events on stderr')
+    .option('-q, --quiet', 'print only the result and errors');
 }
 
 export async function runMain(program: Command, argv: string[]): Promise<void> {

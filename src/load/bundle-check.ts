@@ -23,13 +23,18 @@ export function parseChecksums(text: string, location: string): Map<string, stri
     if (line.trim() === '' || line.startsWith('#')) return;
     const m = /^([a-f0-9]{64}) [ *](.+)$/.exec(line);
     if (!m) {
-      throw new SealiftError('BUNDLE_INVALID', `${location}: ${CHECKSUMS_FILE} line ${i + 1} is not "<sha256>  <path>": "${line.slice(0, 120)}"`, {
-        hint: 'The checksum list is damaged; copy the bundle again.',
-      });
+      throw new SealiftError(
+        'BUNDLE_INVALID',
+        `${location}: ${CHECKSUMS_FILE} line ${i + 1} is not "<sha256>  <path>": "${line.slice(0, 120)}"`,
+        {
+          hint: 'The checksum list is damaged; copy the bundle again.',
+        },
+      );
     }
     const [, hex = '', path = ''] = m;
     const p = path.replace(/^\.\//, '');
-    if (out.has(p)) throw new SealiftError('BUNDLE_INVALID', `${location}: ${CHECKSUMS_FILE} lists "${p}" twice (line ${i + 1})`);
+    if (out.has(p))
+      throw new SealiftError('BUNDLE_INVALID', `${location}: ${CHECKSUMS_FILE} lists "${p}" twice (line ${i + 1})`);
     out.set(p, hex);
   });
   return out;
@@ -67,9 +72,13 @@ export async function checkBundleChecksums(
 ): Promise<ChecksumResult> {
   const onEvent = opts.onEvent ?? noEvents;
   if (!archive.lookup(CHECKSUMS_FILE)) {
-    throw new SealiftError('BUNDLE_INVALID', `${archive.location}: there is no ${CHECKSUMS_FILE}, so the bundle cannot be checked`, {
-      hint: 'Load only bundles made by `sealift bundle`; copy the whole bundle again.',
-    });
+    throw new SealiftError(
+      'BUNDLE_INVALID',
+      `${archive.location}: there is no ${CHECKSUMS_FILE}, so the bundle cannot be checked`,
+      {
+        hint: 'Load only bundles made by `sealift bundle`; copy the whole bundle again.',
+      },
+    );
   }
   const listed = parseChecksums((await archive.readSmall(CHECKSUMS_FILE)).toString('utf8'), archive.location);
   const diffs: ChecksumDifference[] = [];
@@ -113,10 +122,14 @@ export async function checkBundleChecksums(
     diffs.sort((a, b) => a.path.localeCompare(b.path));
     const shown = diffs.slice(0, 10).map(describe);
     if (diffs.length > shown.length) shown.push(`... and ${diffs.length - shown.length} more`);
-    throw new SealiftError('BUNDLE_INVALID', `${archive.location} does not match its ${CHECKSUMS_FILE}; nothing was loaded:\n  ${shown.join('\n  ')}`, {
-      hint: 'The bundle was altered or damaged after it was made. Copy it again from the source and compare its .sha256 files.',
-      details: { differences: diffs },
-    });
+    throw new SealiftError(
+      'BUNDLE_INVALID',
+      `${archive.location} does not match its ${CHECKSUMS_FILE}; nothing was loaded:\n  ${shown.join('\n  ')}`,
+      {
+        hint: 'The bundle was altered or damaged after it was made. Copy it again from the source and compare its .sha256 files.',
+        details: { differences: diffs },
+      },
+    );
   }
   return { files: listed.size, bytes };
 }
@@ -141,7 +154,14 @@ export async function bundleFingerprint(archive: BundleArchive): Promise<string 
   const parts = await Promise.all(
     archive.files.map(async (f) => {
       const st = await stat(f, { bigint: true });
-      return [await realpath(f), String(st.dev), String(st.ino), String(st.size), String(st.mtimeNs), String(st.ctimeNs)];
+      return [
+        await realpath(f),
+        String(st.dev),
+        String(st.ino),
+        String(st.size),
+        String(st.mtimeNs),
+        String(st.ctimeNs),
+      ];
     }),
   );
   return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
@@ -156,17 +176,28 @@ async function readCache(dir: string): Promise<VerifiedCache> {
 }
 
 /** When this exact bundle file was checked before, what that check found. */
-export async function findVerified(archive: BundleArchive, cacheDir: string): Promise<(ChecksumResult & { checkedAt: string }) | undefined> {
+export async function findVerified(
+  archive: BundleArchive,
+  cacheDir: string,
+): Promise<(ChecksumResult & { checkedAt: string }) | undefined> {
   const key = await bundleFingerprint(archive);
   return key ? (await readCache(cacheDir))[key] : undefined;
 }
 
-export async function rememberVerified(archive: BundleArchive, cacheDir: string, result: ChecksumResult): Promise<void> {
+export async function rememberVerified(
+  archive: BundleArchive,
+  cacheDir: string,
+  result: ChecksumResult,
+): Promise<void> {
   const key = await bundleFingerprint(archive);
   if (!key) return;
   const cache = await readCache(cacheDir);
   cache[key] = { checkedAt: new Date().toISOString(), ...result };
   // keep the newest 50
-  const kept = Object.fromEntries(Object.entries(cache).sort((a, b) => b[1].checkedAt.localeCompare(a[1].checkedAt)).slice(0, 50));
+  const kept = Object.fromEntries(
+    Object.entries(cache)
+      .sort((a, b) => b[1].checkedAt.localeCompare(a[1].checkedAt))
+      .slice(0, 50),
+  );
   await writeFileAtomic(join(cacheDir, CACHE_FILE), `${JSON.stringify(kept, null, 2)}\n`);
 }

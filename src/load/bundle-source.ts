@@ -38,7 +38,8 @@ export class BundleSource implements ImageSource {
   }
 
   blobPath(digest: string): string {
-    if (!isDigest(digest)) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${digest}" is not a sha256 digest`);
+    if (!isDigest(digest))
+      throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${digest}" is not a sha256 digest`);
     return `${this.layoutDir}/blobs/sha256/${digest.slice('sha256:'.length)}`;
   }
 
@@ -46,11 +47,15 @@ export class BundleSource implements ImageSource {
   async listImages(): Promise<LayoutImage[]> {
     const path = `${this.layoutDir}/index.json`;
     if (!this.archive.lookup(path)) {
-      throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is missing; this is not a sealift bundle`, { hint: 'Give the .tar that `sealift bundle` wrote.' });
+      throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is missing; this is not a sealift bundle`, {
+        hint: 'Give the .tar that `sealift bundle` wrote.',
+      });
     }
     let index: { manifests?: Descriptor[] };
     try {
-      index = JSON.parse((await this.archive.readSmall(path, MAX_MANIFEST_BYTES)).toString('utf8')) as { manifests?: Descriptor[] };
+      index = JSON.parse((await this.archive.readSmall(path, MAX_MANIFEST_BYTES)).toString('utf8')) as {
+        manifests?: Descriptor[];
+      };
     } catch (e) {
       throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is not valid JSON: ${(e as Error).message}`);
     }
@@ -58,7 +63,8 @@ export class BundleSource implements ImageSource {
     for (const d of index.manifests ?? []) {
       const source = d.annotations?.[ANNOTATION_SOURCE];
       if (!source) continue;
-      if (!isDigest(d.digest) || !Number.isSafeInteger(d.size)) throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} has an invalid descriptor for ${source}`);
+      if (!isDigest(d.digest) || !Number.isSafeInteger(d.size))
+        throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} has an invalid descriptor for ${source}`);
       const tag = d.annotations?.[ANNOTATION_REF_NAME];
       out.push({ source, ...(tag ? { tag } : {}), descriptor: d });
     }
@@ -73,15 +79,23 @@ export class BundleSource implements ImageSource {
     const path = this.blobPath(desc.digest);
     const e = this.archive.lookup(path);
     if (!e) {
-      throw new SealiftError('BUNDLE_INVALID', `${this.location}: blob ${desc.digest} is referenced but not in the bundle (${path})`, {
-        hint: 'The bundle is incomplete; make it again with `sealift bundle`.',
-      });
+      throw new SealiftError(
+        'BUNDLE_INVALID',
+        `${this.location}: blob ${desc.digest} is referenced but not in the bundle (${path})`,
+        {
+          hint: 'The bundle is incomplete; make it again with `sealift bundle`.',
+        },
+      );
     }
     if (e.size !== desc.size) {
-      throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is ${e.size} bytes but its descriptor says ${desc.size}`, {
-        hint: 'The bundle was altered or damaged; copy it again.',
-        details: { digest: desc.digest, expectedSize: desc.size, size: e.size },
-      });
+      throw new SealiftError(
+        'BUNDLE_INVALID',
+        `${this.location}: ${path} is ${e.size} bytes but its descriptor says ${desc.size}`,
+        {
+          hint: 'The bundle was altered or damaged; copy it again.',
+          details: { digest: desc.digest, expectedSize: desc.size, size: e.size },
+        },
+      );
     }
   }
 
@@ -89,21 +103,32 @@ export class BundleSource implements ImageSource {
   async fetchManifest(selector: string | Pick<Descriptor, 'digest' | 'size' | 'mediaType'>): Promise<RawManifest> {
     let desc: Pick<Descriptor, 'digest' | 'size'> & { mediaType?: string };
     if (typeof selector === 'string') {
-      if (!isDigest(selector)) throw new SealiftError('INTERNAL', `the bundle reader looks manifests up by digest, not "${selector}"`);
+      if (!isDigest(selector))
+        throw new SealiftError('INTERNAL', `the bundle reader looks manifests up by digest, not "${selector}"`);
       const e = this.archive.lookup(this.blobPath(selector));
       if (!e) throw new SealiftError('BUNDLE_INVALID', `${this.location}: manifest ${selector} is not in the bundle`);
       desc = { digest: selector, size: e.size };
     } else desc = selector;
     this.checkSize(desc);
     const bytes = await this.archive.readSmall(this.blobPath(desc.digest), MAX_MANIFEST_BYTES);
-    return parseManifest(bytes, { ...(desc.mediaType ? { mediaType: desc.mediaType } : {}), expected: desc.digest, where: `${this.location} ${desc.digest}` });
+    return parseManifest(bytes, {
+      ...(desc.mediaType ? { mediaType: desc.mediaType } : {}),
+      expected: desc.digest,
+      where: `${this.location} ${desc.digest}`,
+    });
   }
 
   /** A blob's bytes, which fail the stream unless they are exactly the descriptor's. */
-  async fetchBlob(desc: Pick<Descriptor, 'digest' | 'size'>, opts: { onBytes?: (n: number) => void } = {}): Promise<Readable> {
+  async fetchBlob(
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    opts: { onBytes?: (n: number) => void } = {},
+  ): Promise<Readable> {
     this.checkSize(desc);
     const raw = this.archive.open(this.blobPath(desc.digest));
-    const verify = new VerifyStream(desc, { where: `${this.location} ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
+    const verify = new VerifyStream(desc, {
+      where: `${this.location} ${desc.digest}`,
+      ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+    });
     pipeline(raw, verify, () => undefined);
     return verify;
   }

@@ -56,7 +56,11 @@ export interface CopyEngineResult {
 }
 
 export function registryHostConfig(r: SiteRegistry): RegistryHostConfig {
-  return { ...(r.plainHttp ? { plainHttp: true } : {}), ...(r.insecure ? { insecureSkipVerify: true } : {}), ...(r.caFile ? { caFile: r.caFile } : {}) };
+  return {
+    ...(r.plainHttp ? { plainHttp: true } : {}),
+    ...(r.insecure ? { insecureSkipVerify: true } : {}),
+    ...(r.caFile ? { caFile: r.caFile } : {}),
+  };
 }
 
 /** One item for the copy engine: where the image is read, where it goes, what the site must resolve. */
@@ -72,17 +76,19 @@ export interface CopyItem {
  * Copies every item into its target repository; a failing image does not stop the others.
  * Then resolves every target and compares it with the expected digest.
  */
-export async function copyAll(opts: {
-  items: CopyItem[];
-  client: RegistryClient;
-  source: (item: CopyItem) => ImageSource;
-  homes: BlobHomes;
-  concurrency: number;
-  /** default: the exact graph (every platform) */
-  platforms?: PlatformSelection;
-  /** for items without an expected digest: what the target must serve (e.g. the source tag's digest now) */
-  resolveExpected?: ((item: CopyItem) => Promise<string>) | undefined;
-} & RunOptions): Promise<CopyEngineResult> {
+export async function copyAll(
+  opts: {
+    items: CopyItem[];
+    client: RegistryClient;
+    source: (item: CopyItem) => ImageSource;
+    homes: BlobHomes;
+    concurrency: number;
+    /** default: the exact graph (every platform) */
+    platforms?: PlatformSelection;
+    /** for items without an expected digest: what the target must serve (e.g. the source tag's digest now) */
+    resolveExpected?: ((item: CopyItem) => Promise<string>) | undefined;
+  } & RunOptions,
+): Promise<CopyEngineResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const shared = pLimit(Math.max(1, opts.concurrency));
   // one session per target repository: dedupe within it, mounts across them (site-target.ts)
@@ -150,7 +156,12 @@ export async function copyAll(opts: {
           // the pre-check found the target missing or different, so the walk wrote at least its root manifest
           const status: ImageStatus = expected || moved > 0 ? 'pushed' : 'present';
           images.push({ source, target, digest: r.root.digest, status });
-          onEvent({ type: 'image:done', ref: source, digest: r.root.digest, ...(status === 'present' ? { skipped: true } : {}) });
+          onEvent({
+            type: 'image:done',
+            ref: source,
+            digest: r.root.digest,
+            ...(status === 'present' ? { skipped: true } : {}),
+          });
         } catch (e) {
           if (opts.signal?.aborted) throw e;
           const message = errorMessage(e);
@@ -175,7 +186,11 @@ export async function copyAll(opts: {
 }
 
 /** Resolves every target at the site and compares it with the digest the site must serve. */
-export async function checkTargets(client: RegistryClient, items: CopyItem[], signal?: AbortSignal): Promise<TargetCheck[]> {
+export async function checkTargets(
+  client: RegistryClient,
+  items: CopyItem[],
+  signal?: AbortSignal,
+): Promise<TargetCheck[]> {
   const limit = pLimit(8);
   return Promise.all(
     items.map((item) =>
@@ -191,7 +206,13 @@ export async function checkTargets(client: RegistryClient, items: CopyItem[], si
           return { source, target, expected, found: d.digest, status };
         } catch (e) {
           const code = e instanceof SealiftError ? e.code : '';
-          return { source, target, expected, status: code === 'NOT_FOUND' ? 'missing' : 'error', message: errorMessage(e) };
+          return {
+            source,
+            target,
+            expected,
+            status: code === 'NOT_FOUND' ? 'missing' : 'error',
+            message: errorMessage(e),
+          };
         }
       }),
     ),

@@ -10,7 +10,14 @@ import { formatImageReference, normalizeImageReference, type NamingScheme } from
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryClient } from '../oci/registry.ts';
 import type { Descriptor, Digest } from '../oci/types.ts';
-import { CHECKSUMS_FILE, checkBundleChecksums, findVerified, parseChecksums, rememberVerified, verifiedCacheDir } from './bundle-check.ts';
+import {
+  CHECKSUMS_FILE,
+  checkBundleChecksums,
+  findVerified,
+  parseChecksums,
+  rememberVerified,
+  verifiedCacheDir,
+} from './bundle-check.ts';
 import { BundleSource } from './bundle-source.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
 import { planTargets } from './naming.ts';
@@ -18,7 +25,16 @@ import { createBlobHomes } from './site-target.ts';
 import { writeSiteFiles, type SiteFilesResult } from './site-files.ts';
 import { openBundleArchive, type BundleArchive } from './tar-reader.ts';
 
-export type { CheckStatus, CopyEngineResult, CopyItem, ImageLoad, ImageStatus, SiteRegistry, TargetCheck, TransferStats } from './engine.ts';
+export type {
+  CheckStatus,
+  CopyEngineResult,
+  CopyItem,
+  ImageLoad,
+  ImageStatus,
+  SiteRegistry,
+  TargetCheck,
+  TransferStats,
+} from './engine.ts';
 
 export interface LoadOptions extends RunOptions {
   /** a bundle .tar, the first of its parts, or an extracted bundle directory */
@@ -66,7 +82,11 @@ export interface BundleIndexView {
 
 export async function readBundleIndex(archive: BundleArchive): Promise<BundleIndexView> {
   if (!archive.lookup('bundle.json')) {
-    throw new SealiftError('BUNDLE_INVALID', `${archive.location}: bundle.json is missing; this is not a sealift bundle`, { hint: 'Give the .tar that `sealift bundle` wrote.' });
+    throw new SealiftError(
+      'BUNDLE_INVALID',
+      `${archive.location}: bundle.json is missing; this is not a sealift bundle`,
+      { hint: 'Give the .tar that `sealift bundle` wrote.' },
+    );
   }
   let raw: Record<string, unknown>;
   try {
@@ -91,24 +111,35 @@ export async function readBundleIndex(archive: BundleArchive): Promise<BundleInd
 }
 
 /** What bundle.json says (sizes, sha256) must be what the archive holds: a swapped file keeps neither. */
-function checkIndexAgainstArchive(source: BundleSource, index: BundleIndexView, checksums: ReadonlyMap<string, string>): void {
+function checkIndexAgainstArchive(
+  source: BundleSource,
+  index: BundleIndexView,
+  checksums: ReadonlyMap<string, string>,
+): void {
   const bad: string[] = [];
   for (const i of index.images) {
     if (!i.digest) continue;
     const e = source.archive.lookup(source.blobPath(i.digest));
     if (!e) bad.push(`${i.reference}: ${i.digest} is not in the bundle`);
-    else if (i.size !== undefined && e.size !== i.size) bad.push(`${i.reference}: ${i.digest} is ${e.size} bytes, bundle.json says ${i.size}`);
+    else if (i.size !== undefined && e.size !== i.size)
+      bad.push(`${i.reference}: ${i.digest} is ${e.size} bytes, bundle.json says ${i.size}`);
   }
   for (const f of index.files) {
     const e = source.archive.lookup(f.path);
     if (!e) bad.push(`${f.path}: listed in bundle.json but not in the bundle`);
-    else if (f.size !== undefined && e.size !== f.size) bad.push(`${f.path}: ${e.size} bytes, bundle.json says ${f.size}`);
-    else if (f.sha256 !== undefined && checksums.get(f.path) !== f.sha256) bad.push(`${f.path}: sha256 ${checksums.get(f.path) ?? 'unknown'}, bundle.json says ${f.sha256}`);
+    else if (f.size !== undefined && e.size !== f.size)
+      bad.push(`${f.path}: ${e.size} bytes, bundle.json says ${f.size}`);
+    else if (f.sha256 !== undefined && checksums.get(f.path) !== f.sha256)
+      bad.push(`${f.path}: sha256 ${checksums.get(f.path) ?? 'unknown'}, bundle.json says ${f.sha256}`);
   }
   if (bad.length) {
-    throw new SealiftError('BUNDLE_INVALID', `${source.location}: bundle.json disagrees with the bundle's contents; nothing was loaded:\n  ${bad.slice(0, 10).join('\n  ')}`, {
-      hint: 'The bundle was altered or damaged after it was made. Copy it again from the source.',
-    });
+    throw new SealiftError(
+      'BUNDLE_INVALID',
+      `${source.location}: bundle.json disagrees with the bundle's contents; nothing was loaded:\n  ${bad.slice(0, 10).join('\n  ')}`,
+      {
+        hint: 'The bundle was altered or damaged after it was made. Copy it again from the source.',
+      },
+    );
   }
 }
 
@@ -124,7 +155,10 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     let verified: { files: number; bytes: number };
     if (known) {
       verified = { files: known.files, bytes: known.bytes };
-      onEvent({ type: 'info', message: `${archive.location} is unchanged since it matched checksums.sha256 at ${known.checkedAt}; not hashing it again (--recheck to force)` });
+      onEvent({
+        type: 'info',
+        message: `${archive.location} is unchanged since it matched checksums.sha256 at ${known.checkedAt}; not hashing it again (--recheck to force)`,
+      });
     } else {
       verified = await checkBundleChecksums(archive, { onEvent, ...(opts.signal ? { signal: opts.signal } : {}) });
       await rememberVerified(archive, cacheDir, verified).catch((e: unknown) =>
@@ -145,14 +179,19 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       opts.registry.host,
       scheme,
     );
-    const expectedBySource = new Map(index.images.map((i) => [formatImageReference(normalizeImageReference(i.reference)), i.digest]));
+    const expectedBySource = new Map(
+      index.images.map((i) => [formatImageReference(normalizeImageReference(i.reference)), i.digest]),
+    );
     const items: CopyItem[] = named.map((n) => {
       const key = formatImageReference(n.source);
       const li = layoutImages.find((l) => formatImageReference(normalizeImageReference(l.source)) === key);
       if (!li) throw new SealiftError('INTERNAL', `no layout entry for ${key}`);
       const expected = expectedBySource.get(key) ?? li.descriptor.digest;
       if (expected !== li.descriptor.digest) {
-        throw new SealiftError('BUNDLE_INVALID', `${archive.location}: bundle.json says ${key} is ${expected}, images/index.json says ${li.descriptor.digest}`);
+        throw new SealiftError(
+          'BUNDLE_INVALID',
+          `${archive.location}: bundle.json says ${key} is ${expected}, images/index.json says ${li.descriptor.digest}`,
+        );
       }
       return { named: n, selector: li.descriptor, expected };
     });

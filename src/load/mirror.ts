@@ -46,7 +46,9 @@ export async function readImageList(file: string): Promise<MirrorEntry[]> {
   try {
     text = await readFile(file, 'utf8');
   } catch (e) {
-    throw new SealiftError('NOT_FOUND', `cannot read the image list ${file}: ${errorMessage(e)}`, { hint: 'Give a text file with one image reference a line.' });
+    throw new SealiftError('NOT_FOUND', `cannot read the image list ${file}: ${errorMessage(e)}`, {
+      hint: 'Give a text file with one image reference a line.',
+    });
   }
   if (file.endsWith('.json')) {
     const { readImageLock } = await import('../images/lock.ts');
@@ -60,7 +62,8 @@ export async function readImageList(file: string): Promise<MirrorEntry[]> {
     const ref = normalizeImageReference(line, `${file}:${i + 1}`);
     out.push({ reference: line, ...(ref.digest ? { digest: ref.digest } : {}) });
   });
-  if (out.length === 0) throw new SealiftError('USAGE', `${file} lists no images`, { hint: 'Write one image reference a line.' });
+  if (out.length === 0)
+    throw new SealiftError('USAGE', `${file} lists no images`, { hint: 'Write one image reference a line.' });
   return out;
 }
 
@@ -92,7 +95,11 @@ export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
     concurrency: opts.concurrency ?? 4,
     ...(opts.platforms ? { platforms: opts.platforms } : {}),
     // a tag with no known digest: what the source serves now is what the target must serve
-    resolveExpected: opts.platforms && opts.platforms.kind === 'only' ? undefined : async (item) => (await pool.client(item.named.source.registry).resolve(item.named.source, opts.signal)).digest,
+    resolveExpected:
+      opts.platforms && opts.platforms.kind === 'only'
+        ? undefined
+        : async (item) =>
+            (await pool.client(item.named.source.registry).resolve(item.named.source, opts.signal)).digest,
     onEvent,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });

@@ -37,20 +37,29 @@ export function parseNamingScheme(s: string | undefined): NamingScheme {
  * repositories would land on one target repository (docker.io/x/y and quay.io/x/y under
  * host-swap): one would silently overwrite the other's tags.
  */
-export function planTargets(sources: readonly (string | ImageReference)[], registry: string, scheme: NamingScheme): ImageTarget[] {
+export function planTargets(
+  sources: readonly (string | ImageReference)[],
+  registry: string,
+  scheme: NamingScheme,
+): ImageTarget[] {
   const out: ImageTarget[] = [];
   const seen = new Set<string>();
   const owners = new Map<string, string>();
   const clashes: { target: string; sources: string[] }[] = [];
   for (const s of sources) {
-    const source = typeof s === 'string' ? normalizeImageReference(s) : s.registry ? s : normalizeImageReference(s.original);
+    const source =
+      typeof s === 'string' ? normalizeImageReference(s) : s.registry ? s : normalizeImageReference(s.original);
     const key = formatImageReference(source);
     if (seen.has(key)) continue;
     seen.add(key);
     if (scheme === 'scoped' && source.registry.includes(':')) {
-      throw new SealiftError('USAGE', `${source.original}: with --scheme scoped the source host becomes a path component, and "${source.registry}" has a port, which a repository name cannot hold`, {
-        hint: 'Use --scheme host-swap for sources with a port (or name the source without one).',
-      });
+      throw new SealiftError(
+        'USAGE',
+        `${source.original}: with --scheme scoped the source host becomes a path component, and "${source.registry}" has a port, which a repository name cannot hold`,
+        {
+          hint: 'Use --scheme host-swap for sources with a port (or name the source without one).',
+        },
+      );
     }
     const target = retagImageReference(source, registry, scheme);
     const targetRepo = repositoryName(target);
@@ -67,10 +76,14 @@ export function planTargets(sources: readonly (string | ImageReference)[], regis
   }
   if (clashes.length > 0) {
     const lines = clashes.map((c) => `${c.sources.join(' and ')} would both become ${c.target}`);
-    throw new SealiftError('USAGE', `two source images would land on one name in ${registry} with --scheme ${scheme}:\n  ${lines.join('\n  ')}`, {
-      hint: `Use --scheme scoped, which keeps the source registry in the path (${registry}/${clashes[0]?.sources[0] ?? 'docker.io/x/y'}), and set the environment's registry scheme to scoped so the generated values follow.`,
-      details: { clashes },
-    });
+    throw new SealiftError(
+      'USAGE',
+      `two source images would land on one name in ${registry} with --scheme ${scheme}:\n  ${lines.join('\n  ')}`,
+      {
+        hint: `Use --scheme scoped, which keeps the source registry in the path (${registry}/${clashes[0]?.sources[0] ?? 'docker.io/x/y'}), and set the environment's registry scheme to scoped so the generated values follow.`,
+        details: { clashes },
+      },
+    );
   }
   return out;
 }

@@ -14,7 +14,14 @@ import { renderHostsToml, upstreamHosts, type HostsTomlOptions } from './naming.
 import type { BundleArchive } from './tar-reader.ts';
 
 /** Top-level paths of the site dir inside a bundle (INTERFACES.md: the site dir layout). */
-export const SITE_PATHS = ['helmfile.yaml.gotmpl', 'helmfile.yaml', 'values/', 'charts/', 'releases/', 'imagelists/'] as const;
+export const SITE_PATHS = [
+  'helmfile.yaml.gotmpl',
+  'helmfile.yaml',
+  'values/',
+  'charts/',
+  'releases/',
+  'imagelists/',
+] as const;
 
 export function isSitePath(path: string): boolean {
   return SITE_PATHS.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p));
@@ -27,7 +34,13 @@ export interface SiteFilesResult {
 }
 
 /** Copies one archive file to `target` through a temp file, verifying its sha256 and size. */
-async function extractOne(archive: BundleArchive, path: string, sha256Hex: string, size: number, target: string): Promise<void> {
+async function extractOne(
+  archive: BundleArchive,
+  path: string,
+  sha256Hex: string,
+  size: number,
+  target: string,
+): Promise<void> {
   await mkdir(dirname(target), { recursive: true });
   const tmp = join(dirname(target), `.${randomBytes(4).toString('hex')}.extract.tmp`);
   try {

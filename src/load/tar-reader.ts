@@ -50,7 +50,9 @@ export interface BundleArchive {
 
 function invalid(location: string, message: string, hint?: string, details?: Record<string, unknown>): SealiftError {
   return new SealiftError('BUNDLE_INVALID', `${location}: ${message}`, {
-    hint: hint ?? 'The bundle is damaged or unsafe and nothing was loaded from it. Copy it again from the source, and compare its .sha256 files.',
+    hint:
+      hint ??
+      'The bundle is damaged or unsafe and nothing was loaded from it. Copy it again from the source, and compare its .sha256 files.',
     ...(details ? { details } : {}),
   });
 }
@@ -60,25 +62,47 @@ function invalid(location: string, message: string, hint?: string, details?: Rec
  */
 export function normalizeEntryPath(raw: string, location: string): string {
   if (raw.includes('\0')) throw invalid(location, `entry "${raw.replace(/\0/g, '\\0')}" has a NUL byte in its path`);
-  if (raw.startsWith('/')) throw invalid(location, `entry "${raw}" has an absolute path`, 'A bundle holds only relative paths; this one was made to write outside its directory. Do not use it.');
+  if (raw.startsWith('/'))
+    throw invalid(
+      location,
+      `entry "${raw}" has an absolute path`,
+      'A bundle holds only relative paths; this one was made to write outside its directory. Do not use it.',
+    );
   if (/^[A-Za-z]:[\\/]/.test(raw) || raw.includes('\\')) throw invalid(location, `entry "${raw}" has a Windows path`);
   const parts = raw.split('/').filter((p) => p !== '' && p !== '.');
   if (parts.includes('..')) {
-    throw invalid(location, `entry "${raw}" has ".." in its path`, 'A bundle never holds ".." paths; this one was made to write outside its directory. Do not use it.');
+    throw invalid(
+      location,
+      `entry "${raw}" has ".." in its path`,
+      'A bundle never holds ".." paths; this one was made to write outside its directory. Do not use it.',
+    );
   }
   return parts.join('/');
 }
 
 /** A link target resolved inside the archive, or a refusal if it leaves it. */
-function resolveLinkTarget(entryPath: string, linkpath: string, kind: 'symlink' | 'hardlink', location: string): string {
+function resolveLinkTarget(
+  entryPath: string,
+  linkpath: string,
+  kind: 'symlink' | 'hardlink',
+  location: string,
+): string {
   if (linkpath === '') throw invalid(location, `${kind} "${entryPath}" has an empty target`);
   if (linkpath.startsWith('/')) {
-    throw invalid(location, `${kind} "${entryPath}" points to the absolute path "${linkpath}", outside the bundle`, 'Links in a bundle may only point inside it. Do not use this bundle.');
+    throw invalid(
+      location,
+      `${kind} "${entryPath}" points to the absolute path "${linkpath}", outside the bundle`,
+      'Links in a bundle may only point inside it. Do not use this bundle.',
+    );
   }
   const base = kind === 'symlink' ? posix.dirname(entryPath) : '';
   const joined = posix.normalize(posix.join(base === '.' ? '' : base, linkpath));
   if (joined === '..' || joined.startsWith('../') || joined.startsWith('/')) {
-    throw invalid(location, `${kind} "${entryPath}" -> "${linkpath}" points outside the bundle`, 'Links in a bundle may only point inside it. Do not use this bundle.');
+    throw invalid(
+      location,
+      `${kind} "${entryPath}" -> "${linkpath}" points outside the bundle`,
+      'Links in a bundle may only point inside it. Do not use this bundle.',
+    );
   }
   return joined === '.' ? '' : joined;
 }
@@ -146,13 +170,18 @@ class PartedFile {
       pieces.push({ path: p.path, start: at - p.start, end: at - p.start + n - 1 });
       at += n;
     }
-    if (pieces.length === 1 && pieces[0]) return createReadStream(pieces[0].path, { start: pieces[0].start, end: pieces[0].end, highWaterMark: 1 << 20 });
+    if (pieces.length === 1 && pieces[0])
+      return createReadStream(pieces[0].path, { start: pieces[0].start, end: pieces[0].end, highWaterMark: 1 << 20 });
     const out = new PassThrough({ highWaterMark: 1 << 20 });
     void (async () => {
       try {
         for (const piece of pieces) {
           if (piece.end < piece.start) continue;
-          for await (const chunk of createReadStream(piece.path, { start: piece.start, end: piece.end, highWaterMark: 1 << 20 })) {
+          for await (const chunk of createReadStream(piece.path, {
+            start: piece.start,
+            end: piece.end,
+            highWaterMark: 1 << 20,
+          })) {
             if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
             if (out.destroyed) return;
           }
@@ -197,9 +226,13 @@ export async function findParts(file: string): Promise<string[]> {
   for (let i = 0; found.has(i); i++) parts.push(found.get(i) as string);
   const highest = Math.max(...found.keys());
   if (highest >= parts.length) {
-    throw new SealiftError('BUNDLE_INVALID', `${file}: part ${parts.length} of the split bundle is missing (parts up to ${highest} are there)`, {
-      hint: `Copy every ${stem}.part-NNN file into ${dir}.`,
-    });
+    throw new SealiftError(
+      'BUNDLE_INVALID',
+      `${file}: part ${parts.length} of the split bundle is missing (parts up to ${highest} are there)`,
+      {
+        hint: `Copy every ${stem}.part-NNN file into ${dir}.`,
+      },
+    );
   }
   return parts;
 }
@@ -224,7 +257,11 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
   let ex: HeaderData | undefined;
   let gex: HeaderData | undefined;
   const truncated = (what: string) =>
-    invalid(location, `the archive is truncated: ${what} (it has ${file.total} bytes)`, 'The copy of the bundle is incomplete. Copy it again (and every part, if it was split).');
+    invalid(
+      location,
+      `the archive is truncated: ${what} (it has ${file.total} bytes)`,
+      'The copy of the bundle is incomplete. Copy it again (and every part, if it was split).',
+    );
   for (;;) {
     if (off + BLOCK > file.total) throw truncated(`it ends at byte ${off} without the end-of-archive marker`);
     const block = await file.read(off, BLOCK);
@@ -232,23 +269,31 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
     if (isAllZero(block)) {
       const next = await file.read(off + BLOCK, BLOCK);
       if (next.length < BLOCK) throw truncated(`the end-of-archive marker at byte ${off} is cut short`);
-      if (!isAllZero(next)) throw invalid(location, `a zero block at byte ${off} is followed by data: the archive is damaged`);
+      if (!isAllZero(next))
+        throw invalid(location, `a zero block at byte ${off} is followed by data: the archive is damaged`);
       if (ex) throw invalid(location, 'the archive ends with an extended header that describes no entry');
       return entries;
     }
     const header = new Header(block, 0);
     if (!header.cksumValid) {
-      throw invalid(location, `the tar header at byte ${off} is damaged (bad checksum)${off > 0 ? '; the bytes before it do not line up with the entries, so a file was altered, cut or a part is missing' : ''}`);
+      throw invalid(
+        location,
+        `the tar header at byte ${off} is damaged (bad checksum)${off > 0 ? '; the bytes before it do not line up with the entries, so a file was altered, cut or a part is missing' : ''}`,
+      );
     }
     const typeKey = header.typeKey;
-    const size = typeKey === 'x' || typeKey === 'g' || typeKey === 'L' || typeKey === 'K' || typeKey === 'X' ? (header.size ?? 0) : (ex?.size ?? header.size ?? 0);
+    const size =
+      typeKey === 'x' || typeKey === 'g' || typeKey === 'L' || typeKey === 'K' || typeKey === 'X'
+        ? (header.size ?? 0)
+        : (ex?.size ?? header.size ?? 0);
     const dataOff = off + BLOCK;
     const rawPath = ex?.path ?? header.path ?? '';
     if (!Number.isSafeInteger(size) || size < 0) throw invalid(location, `entry "${rawPath}" has an invalid size`);
     if (dataOff + size > file.total) throw truncated(`entry "${rawPath}" needs ${size} bytes from byte ${dataOff}`);
     const next = dataOff + Math.ceil(size / BLOCK) * BLOCK;
     const readMeta = async (what: string) => {
-      if (size > MAX_META_BYTES) throw invalid(location, `${what} at byte ${off} is ${size} bytes, more than a bundle ever needs`);
+      if (size > MAX_META_BYTES)
+        throw invalid(location, `${what} at byte ${off} is ${size} bytes, more than a bundle ever needs`);
       return file.read(dataOff, size);
     };
     switch (typeKey) {
@@ -289,19 +334,30 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
         entry = { path, type: 'directory', offset: dataOff, size: 0 };
         break;
       case '2':
-        entry = { path, type: 'symlink', offset: dataOff, size: 0, target: resolveLinkTarget(path, linkpath, 'symlink', location) };
+        entry = {
+          path,
+          type: 'symlink',
+          offset: dataOff,
+          size: 0,
+          target: resolveLinkTarget(path, linkpath, 'symlink', location),
+        };
         break;
       case '1': {
         const target = resolveLinkTarget(path, linkpath, 'hardlink', location);
         const t = entries.get(target);
-        if (!t || t.type !== 'file') throw invalid(location, `hard link "${path}" -> "${linkpath}" names no earlier file in the bundle`);
+        if (!t || t.type !== 'file')
+          throw invalid(location, `hard link "${path}" -> "${linkpath}" names no earlier file in the bundle`);
         entry = { path, type: 'hardlink', offset: t.offset, size: t.size, target };
         break;
       }
       case '3':
       case '4':
       case '6':
-        throw invalid(location, `entry "${rawPath}" is a ${header.type === 'FIFO' ? 'FIFO' : 'device file'}; a bundle holds only files and directories`, 'Do not use this bundle: it was not made by sealift.');
+        throw invalid(
+          location,
+          `entry "${rawPath}" is a ${header.type === 'FIFO' ? 'FIFO' : 'device file'}; a bundle holds only files and directories`,
+          'Do not use this bundle: it was not made by sealift.',
+        );
       default:
         throw invalid(location, `entry "${rawPath}" has the unsupported tar type "${typeKey}" (${header.type})`);
     }
@@ -311,7 +367,11 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
     }
     const prior = entries.get(path);
     if (prior && !(prior.type === 'directory' && entry.type === 'directory')) {
-      throw invalid(location, `entry "${path}" appears twice; a later copy could replace what was checked`, 'Do not use this bundle: it was not made by sealift.');
+      throw invalid(
+        location,
+        `entry "${path}" appears twice; a later copy could replace what was checked`,
+        'Do not use this bundle: it was not made by sealift.',
+      );
     }
     entries.set(path, entry);
     off = next;
@@ -319,7 +379,11 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
 }
 
 /** Follows links inside the archive to a regular file. */
-function lookupIn(entries: ReadonlyMap<string, ArchiveEntry>, path: string, location: string): ArchiveEntry | undefined {
+function lookupIn(
+  entries: ReadonlyMap<string, ArchiveEntry>,
+  path: string,
+  location: string,
+): ArchiveEntry | undefined {
   let p = normalizeEntryPath(path, location);
   for (let hops = 0; hops <= MAX_LINK_HOPS; hops++) {
     const e = entries.get(p) ?? lookupThroughDirLinks(entries, p);
@@ -384,7 +448,11 @@ class TarArchive implements BundleArchive {
   async readSmall(path: string, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
     const e = this.lookup(path);
     if (!e) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${path}" is not in the bundle`);
-    if (e.size > maxBytes) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${path}" is ${e.size} bytes, larger than ${maxBytes}`);
+    if (e.size > maxBytes)
+      throw new SealiftError(
+        'BUNDLE_INVALID',
+        `${this.location}: "${path}" is ${e.size} bytes, larger than ${maxBytes}`,
+      );
     return this.file.read(e.offset, e.size);
   }
   close(): Promise<void> {
@@ -413,7 +481,11 @@ class DirArchive implements BundleArchive {
     const e = this.lookup(path);
     if (!e) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${path}" is not in the bundle`);
     if (e.size === 0) return Readable.from([]);
-    return createReadStream(join(this.root, ...e.path.split('/')), { start: 0, end: e.size - 1, highWaterMark: 1 << 20 });
+    return createReadStream(join(this.root, ...e.path.split('/')), {
+      start: 0,
+      end: e.size - 1,
+      highWaterMark: 1 << 20,
+    });
   }
   async readSmall(path: string, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
     return readAllStream(this.open(path), maxBytes, `${this.location}/${path}`);
@@ -475,9 +547,13 @@ export async function openBundleArchive(input: string): Promise<BundleArchive> {
   try {
     const magic = await file.read(0, 2);
     if (magic[0] === 0x1f && magic[1] === 0x8b) {
-      throw new SealiftError('BUNDLE_INVALID', `${input} is gzip-compressed; sealift reads images straight out of an uncompressed tar`, {
-        hint: `Decompress it first (gunzip -k ${input}), then load the .tar.`,
-      });
+      throw new SealiftError(
+        'BUNDLE_INVALID',
+        `${input} is gzip-compressed; sealift reads images straight out of an uncompressed tar`,
+        {
+          hint: `Decompress it first (gunzip -k ${input}), then load the .tar.`,
+        },
+      );
     }
     const entries = await indexTar(file, input);
     return new TarArchive(input, file, entries);

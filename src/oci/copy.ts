@@ -44,8 +44,17 @@ export interface ImageTarget {
   readonly name: string;
   hasBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean>;
   /** `open` may be called again to retry; `openFrom` (when the source can) continues a partial blob */
-  pushBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal, openFrom?: (offset: number) => Promise<Readable | undefined>): Promise<'written' | 'existed' | 'mounted'>;
-  pushManifest(raw: Pick<RawManifest, 'bytes' | 'mediaType' | 'digest'>, opts: PushManifestOptions, signal?: AbortSignal): Promise<void>;
+  pushBlob(
+    desc: Descriptor,
+    open: () => Promise<Readable>,
+    signal?: AbortSignal,
+    openFrom?: (offset: number) => Promise<Readable | undefined>,
+  ): Promise<'written' | 'existed' | 'mounted'>;
+  pushManifest(
+    raw: Pick<RawManifest, 'bytes' | 'mediaType' | 'digest'>,
+    opts: PushManifestOptions,
+    signal?: AbortSignal,
+  ): Promise<void>;
 }
 
 export type BlobOutcome = 'written' | 'existed' | 'mounted';
@@ -120,7 +129,8 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
   const session = opts.session ?? createCopySession();
   const onEvent: EventSink = opts.onEvent ?? noEvents;
   const signal = opts.signal;
-  const ref = opts.ref ?? `${source.name}${typeof opts.selector === 'string' ? `:${opts.selector}` : `@${opts.selector.digest}`}`;
+  const ref =
+    opts.ref ?? `${source.name}${typeof opts.selector === 'string' ? `:${opts.selector}` : `@${opts.selector.digest}`}`;
   const selection = opts.platforms ?? { kind: 'all' };
   const attempts = opts.blobAttempts ?? 5;
 
@@ -154,7 +164,11 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
               ? async (offset) => {
                   const rest = await fetchFrom(desc, offset, signal);
                   if (!rest) return undefined;
-                  onEvent({ type: 'info', message: `resuming ${desc.digest} of ${ref} at byte ${offset} of ${desc.size}`, fields: { digest: desc.digest, offset } });
+                  onEvent({
+                    type: 'info',
+                    message: `resuming ${desc.digest} of ${ref} at byte ${offset} of ${desc.size}`,
+                    fields: { digest: desc.digest, offset },
+                  });
                   const counted = counting(onBytes);
                   pipeline(rest, counted, () => undefined); // an error of `rest` reaches `counted`
                   return counted;
@@ -162,13 +176,24 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
               : undefined,
           );
           session.bytesTransferred += sent;
-          onEvent({ type: 'blob:done', digest: desc.digest, size: desc.size, ...(outcome === 'written' ? {} : { skipped: outcome === 'mounted' ? 'mounted' : 'exists' }) });
+          onEvent({
+            type: 'blob:done',
+            digest: desc.digest,
+            size: desc.size,
+            ...(outcome === 'written' ? {} : { skipped: outcome === 'mounted' ? 'mounted' : 'exists' }),
+          });
           return outcome;
         } catch (e) {
           // no negative progress: a target that keeps the partial blob continues from it
           if (attempt >= attempts || !isTemporaryNetworkError(e) || signal?.aborted) throw e;
           const delayMs = Math.min(4000, 250 * 2 ** attempt);
-          onEvent({ type: 'retry', op: `blob ${desc.digest} of ${ref}`, attempt, delayMs, reason: (e as Error).message });
+          onEvent({
+            type: 'retry',
+            op: `blob ${desc.digest} of ${ref}`,
+            attempt,
+            delayMs,
+            reason: (e as Error).message,
+          });
           await sleep(delayMs);
         }
       }
@@ -184,7 +209,8 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
       await Promise.all(
         raw.parsed.manifests.map(async (child) => {
           const childRaw = await source.fetchManifest(child, signal);
-          if (childRaw.digest !== child.digest) throw new SealiftError('DIGEST_MISMATCH', `${ref}: child ${child.digest} read back as ${childRaw.digest}`);
+          if (childRaw.digest !== child.digest)
+            throw new SealiftError('DIGEST_MISMATCH', `${ref}: child ${child.digest} read back as ${childRaw.digest}`);
           await copyManifestTree(childRaw, { root: false });
         }),
       );
@@ -200,23 +226,33 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
   if (typeof opts.selector === 'string' && isDigest(opts.selector) && upstream.digest !== opts.selector) {
     throw new SealiftError('DIGEST_MISMATCH', `${ref}: expected ${opts.selector}, got ${upstream.digest}`);
   }
-  const rootPush: PushManifestOptions = { root: true, ...(opts.tag ? { tag: opts.tag } : {}), ...(opts.annotations ? { annotations: opts.annotations } : {}) };
+  const rootPush: PushManifestOptions = {
+    root: true,
+    ...(opts.tag ? { tag: opts.tag } : {}),
+    ...(opts.annotations ? { annotations: opts.annotations } : {}),
+  };
 
   let root: RawManifest = upstream;
   let kind: CopyResult['kind'] = 'exact';
   let platforms: string[] = [];
   if (upstream.kind === 'index') {
     const children = upstream.parsed.manifests;
-    platforms = children.filter((c) => c.platform && c.platform.os !== 'unknown').map((c) => formatPlatform(c.platform));
+    platforms = children
+      .filter((c) => c.platform && c.platform.os !== 'unknown')
+      .map((c) => formatPlatform(c.platform));
     if (selection.kind === 'only') {
       const picked: Descriptor[] = [];
       for (const want of selection.platforms) {
         const match = children.find((c) => platformMatches(want, c.platform));
         if (!match) {
-          throw new SealiftError('NOT_FOUND', `${ref} has no image for platform ${formatPlatform(want)} (it has: ${platforms.join(', ') || 'none'})`, {
-            hint: 'Choose platforms the image provides with --platform, or pin the reference by digest to keep every platform.',
-            details: { reference: ref, platform: formatPlatform(want), available: platforms },
-          });
+          throw new SealiftError(
+            'NOT_FOUND',
+            `${ref} has no image for platform ${formatPlatform(want)} (it has: ${platforms.join(', ') || 'none'})`,
+            {
+              hint: 'Choose platforms the image provides with --platform, or pin the reference by digest to keep every platform.',
+              details: { reference: ref, platform: formatPlatform(want), available: platforms },
+            },
+          );
         }
         if (!picked.includes(match)) picked.push(match);
       }

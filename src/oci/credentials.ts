@@ -55,14 +55,17 @@ function fromAuths(cfg: DockerConfig, host: string, path: string): Credential | 
   for (const key of keysFor(host)) {
     const entry = cfg.auths[key];
     if (!entry) continue;
-    if (entry.identitytoken) return { identityToken: entry.identitytoken, username: entry.username, source: `${path} auths["${key}"]` };
+    if (entry.identitytoken)
+      return { identityToken: entry.identitytoken, username: entry.username, source: `${path} auths["${key}"]` };
     if (entry.auth) {
       const decoded = Buffer.from(entry.auth, 'base64').toString('utf8');
       const i = decoded.indexOf(':');
-      if (i < 0) throw new SealiftError('CONFIG_INVALID', `${path}: auths["${key}"].auth is not base64 of user:password`);
+      if (i < 0)
+        throw new SealiftError('CONFIG_INVALID', `${path}: auths["${key}"].auth is not base64 of user:password`);
       return { username: decoded.slice(0, i), password: decoded.slice(i + 1), source: `${path} auths["${key}"]` };
     }
-    if (entry.username !== undefined) return { username: entry.username, password: entry.password ?? '', source: `${path} auths["${key}"]` };
+    if (entry.username !== undefined)
+      return { username: entry.username, password: entry.password ?? '', source: `${path} auths["${key}"]` };
   }
   return undefined;
 }
@@ -76,13 +79,22 @@ async function runHelper(helper: string, host: string): Promise<Credential | und
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     child.on('error', (e) =>
-      reject(new SealiftError('TOOL_MISSING', `credential helper ${bin} could not be run: ${e.message}`, { hint: `Install ${bin} or remove it from your docker config.` })),
+      reject(
+        new SealiftError('TOOL_MISSING', `credential helper ${bin} could not be run: ${e.message}`, {
+          hint: `Install ${bin} or remove it from your docker config.`,
+        }),
+      ),
     );
     child.on('close', (code) => {
       if (code !== 0) {
         // helpers say "credentials not found" with a non-zero exit: that is anonymous, not an error
         if (/not found/i.test(out + err)) return resolve(undefined);
-        return reject(new SealiftError('AUTH_FAILED', `credential helper ${bin} failed for ${host} (exit ${code}): ${err.trim().slice(0, 200)}`));
+        return reject(
+          new SealiftError(
+            'AUTH_FAILED',
+            `credential helper ${bin} failed for ${host} (exit ${code}): ${err.trim().slice(0, 200)}`,
+          ),
+        );
       }
       try {
         const j = JSON.parse(out) as { Username?: string; Secret?: string };
@@ -119,7 +131,10 @@ export function dockerCredentials(env: NodeJS.ProcessEnv = process.env): Credent
 }
 
 /** Fixed credentials per host (flags, tests), falling back to another lookup. */
-export function staticCredentials(map: Record<string, { username: string; password: string }>, fallback?: CredentialLookup): CredentialLookup {
+export function staticCredentials(
+  map: Record<string, { username: string; password: string }>,
+  fallback?: CredentialLookup,
+): CredentialLookup {
   return async (host) => {
     const c = map[host];
     if (c) return { ...c, source: 'command line' };

@@ -14,5 +14,15 @@ export {
   type RetryPolicy,
 } from './registry.ts';
 export { OciLayout, ANNOTATION_REF_NAME, ANNOTATION_SOURCE } from './layout.ts';
-export { copyImage, createCopySession, reducedIndex, type CopyOptions, type CopyResult, type CopySession, type ImageSource, type ImageTarget, type PushManifestOptions } from './copy.ts';
+export {
+  copyImage,
+  createCopySession,
+  reducedIndex,
+  type CopyOptions,
+  type CopyResult,
+  type CopySession,
+  type ImageSource,
+  type ImageTarget,
+  type PushManifestOptions,
+} from './copy.ts';
 export { layoutSource, layoutTarget, registrySource, registryTarget } from './stores.ts';

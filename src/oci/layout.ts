@@ -31,13 +31,22 @@ export class OciLayout {
   static async open(dir: string, opts: { create?: boolean } = { create: true }): Promise<OciLayout> {
     const layout = new OciLayout(dir);
     const marker = join(dir, 'oci-layout');
-    const has = await stat(marker).then(() => true, () => false);
+    const has = await stat(marker).then(
+      () => true,
+      () => false,
+    );
     if (!has) {
-      if (!opts.create) throw new SealiftError('BUNDLE_INVALID', `${dir} is not an OCI image layout (no oci-layout file)`);
+      if (!opts.create)
+        throw new SealiftError('BUNDLE_INVALID', `${dir} is not an OCI image layout (no oci-layout file)`);
       await mkdir(join(dir, 'blobs', 'sha256'), { recursive: true });
       await writeFileAtomic(marker, `${JSON.stringify({ imageLayoutVersion: '1.0.0' })}\n`);
     }
-    if (!(await stat(join(dir, 'index.json')).then(() => true, () => false))) {
+    if (
+      !(await stat(join(dir, 'index.json')).then(
+        () => true,
+        () => false,
+      ))
+    ) {
       if (!opts.create) throw new SealiftError('BUNDLE_INVALID', `${dir} has no index.json`);
       await layout.writeIndex({ schemaVersion: 2, mediaType: MediaTypes.ociIndex, manifests: [] });
     }
@@ -46,7 +55,9 @@ export class OciLayout {
     // kept so that the blob can continue where it stopped (ingestBlob)
     if (opts.create !== false) {
       const left = await readdir(join(dir, INGEST_DIR)).catch(() => [] as string[]);
-      await Promise.all(left.filter((n) => !n.endsWith('.partial')).map((n) => rm(join(dir, INGEST_DIR, n), { force: true })));
+      await Promise.all(
+        left.filter((n) => !n.endsWith('.partial')).map((n) => rm(join(dir, INGEST_DIR, n), { force: true })),
+      );
     }
     return layout;
   }
@@ -63,9 +74,13 @@ export class OciLayout {
   }
 
   /** A verified read stream of a stored blob. */
-  async fetchBlob(desc: Pick<Descriptor, 'digest' | 'size'>, opts: { onBytes?: (n: number) => void } = {}): Promise<Readable> {
+  async fetchBlob(
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    opts: { onBytes?: (n: number) => void } = {},
+  ): Promise<Readable> {
     const path = this.blobPath(desc.digest);
-    if (!(await this.hasBlob(desc))) throw new SealiftError('NOT_FOUND', `blob ${desc.digest} (${desc.size} bytes) is not in the layout ${this.dir}`);
+    if (!(await this.hasBlob(desc)))
+      throw new SealiftError('NOT_FOUND', `blob ${desc.digest} (${desc.size} bytes) is not in the layout ${this.dir}`);
     const verify = new VerifyStream(desc, { where: path, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
     pipeline(createReadStream(path), verify).catch(() => undefined);
     return verify;
@@ -81,7 +96,11 @@ export class OciLayout {
    * Writes a blob from a stream: verified into an ingest file, then renamed into place.
    * Returns 'existed' without reading the stream when the blob is already there.
    */
-  async writeBlob(desc: Pick<Descriptor, 'digest' | 'size'>, body: Readable | Uint8Array, opts: { onBytes?: (n: number) => void } = {}): Promise<'written' | 'existed'> {
+  async writeBlob(
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    body: Readable | Uint8Array,
+    opts: { onBytes?: (n: number) => void } = {},
+  ): Promise<'written' | 'existed'> {
     if (await this.hasBlob(desc)) {
       if (!(body instanceof Uint8Array)) body.destroy();
       return 'existed';
@@ -91,7 +110,10 @@ export class OciLayout {
     try {
       const out = createWriteStream(tmp, { flags: 'wx' });
       if (body instanceof Uint8Array) {
-        const verify = new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
+        const verify = new VerifyStream(desc, {
+          where: `blob ${desc.digest}`,
+          ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+        });
         verify.end(body);
         await pipeline(verify, out);
       } else if (body instanceof VerifyStream && body.verifies(desc) && !opts.onBytes) {
@@ -99,7 +121,11 @@ export class OciLayout {
         // source): the pipeline fails unless it passed, so a second hash would change nothing
         await pipeline(body, out);
       } else {
-        await pipeline(body, new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) }), out);
+        await pipeline(
+          body,
+          new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) }),
+          out,
+        );
       }
       await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
       await rename(tmp, this.blobPath(desc.digest));
@@ -142,12 +168,19 @@ export class OciLayout {
     const trusted = !resumed && !opts.onBytes && src instanceof VerifyStream && src.verifies(desc);
     const stages: NodeJS.ReadWriteStream[] = trusted
       ? []
-      : [new VerifyStream(desc, { where: `blob ${desc.digest}`, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}), ...(resumed ? { resume: { hash, received: have } } : {}) })];
+      : [
+          new VerifyStream(desc, {
+            where: `blob ${desc.digest}`,
+            ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
+            ...(resumed ? { resume: { hash, received: have } } : {}),
+          }),
+        ];
     try {
       await pipeline([src, ...stages, createWriteStream(partial, { flags: resumed ? 'a' : 'w' })]);
       await rename(partial, this.blobPath(desc.digest));
     } catch (e) {
-      if (!(e instanceof SealiftError && e.code === 'NETWORK_ERROR') && !isTemporaryNetworkError(e)) await rm(partial, { force: true });
+      if (!(e instanceof SealiftError && e.code === 'NETWORK_ERROR') && !isTemporaryNetworkError(e))
+        await rm(partial, { force: true });
       throw e;
     }
     return 'written';
@@ -182,11 +215,19 @@ export class OciLayout {
   async addManifest(desc: Descriptor, annotations: Record<string, string>): Promise<void> {
     await this.locked(async () => {
       const idx = await this.readIndex();
-      const entry: Descriptor = { mediaType: desc.mediaType, digest: desc.digest, size: desc.size, ...(desc.platform ? { platform: desc.platform } : {}), annotations };
+      const entry: Descriptor = {
+        mediaType: desc.mediaType,
+        digest: desc.digest,
+        size: desc.size,
+        ...(desc.platform ? { platform: desc.platform } : {}),
+        annotations,
+      };
       const same = (m: Descriptor) =>
         (m.annotations?.[ANNOTATION_SOURCE] ?? null) === (annotations[ANNOTATION_SOURCE] ?? null) &&
         (m.annotations?.[ANNOTATION_REF_NAME] ?? null) === (annotations[ANNOTATION_REF_NAME] ?? null) &&
-        (annotations[ANNOTATION_SOURCE] !== undefined || annotations[ANNOTATION_REF_NAME] !== undefined || m.digest === desc.digest);
+        (annotations[ANNOTATION_SOURCE] !== undefined ||
+          annotations[ANNOTATION_REF_NAME] !== undefined ||
+          m.digest === desc.digest);
       const manifests = idx.manifests.filter((m) => !same(m));
       manifests.push(entry);
       await this.writeIndex({ ...idx, manifests });
@@ -197,13 +238,20 @@ export class OciLayout {
   async find(selector: string): Promise<Descriptor[]> {
     const idx = await this.readIndex();
     return idx.manifests.filter(
-      (m) => m.digest === selector || m.annotations?.[ANNOTATION_REF_NAME] === selector || m.annotations?.[ANNOTATION_SOURCE] === selector,
+      (m) =>
+        m.digest === selector ||
+        m.annotations?.[ANNOTATION_REF_NAME] === selector ||
+        m.annotations?.[ANNOTATION_SOURCE] === selector,
     );
   }
 
   async readManifest(desc: Pick<Descriptor, 'digest' | 'size' | 'mediaType'>): Promise<RawManifest> {
     const bytes = await this.readBlob(desc);
-    return parseManifest(bytes, { mediaType: desc.mediaType, expected: desc.digest, where: `${this.dir} ${desc.digest}` });
+    return parseManifest(bytes, {
+      mediaType: desc.mediaType,
+      expected: desc.digest,
+      where: `${this.dir} ${desc.digest}`,
+    });
   }
 
   /** Lists stored blob digests (for verification and sizes). */

@@ -10,7 +10,15 @@ import { SealiftError, type ErrorCode } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import type { ImageReference } from '../images/reference.ts';
 import { dockerCredentials, type Credential, type CredentialLookup } from './credentials.ts';
-import { MANIFEST_MEDIA_TYPES, MAX_MANIFEST_BYTES, parseManifest, isDigest, type Descriptor, type Digest, type RawManifest } from './types.ts';
+import {
+  MANIFEST_MEDIA_TYPES,
+  MAX_MANIFEST_BYTES,
+  parseManifest,
+  isDigest,
+  type Descriptor,
+  type Digest,
+  type RawManifest,
+} from './types.ts';
 import { VerifyStream } from './verify.ts';
 
 export interface RegistryHostConfig {
@@ -85,12 +93,25 @@ function redact(url: string): string {
 }
 
 const TEMPORARY_NET_CODES = new Set([
-  'ECONNRESET', 'ECONNREFUSED', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'ENOTFOUND', 'ECONNABORTED', 'EHOSTUNREACH', 'ENETUNREACH',
-  'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'UND_ERR_CLOSED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+  'ECONNRESET',
+  'ECONNREFUSED',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EAI_AGAIN',
+  'ENOTFOUND',
+  'ECONNABORTED',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'UND_ERR_CLOSED',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
 export function isTemporaryNetworkError(e: unknown): boolean {
-  if (e instanceof SealiftError) return e.code === 'NETWORK_ERROR' || (e.details?.temporary === true);
+  if (e instanceof SealiftError) return e.code === 'NETWORK_ERROR' || e.details?.temporary === true;
   let cur: unknown = e;
   for (let i = 0; i < 4 && cur && typeof cur === 'object'; i++) {
     const code = (cur as { code?: string }).code;
@@ -163,17 +184,22 @@ async function responseError(res: Response, method: string, registry: string, wh
   }
   let code: ErrorCode = 'REGISTRY_ERROR';
   if (res.status === 404 || codes.some((c) => /_UNKNOWN$/.test(c))) code = 'NOT_FOUND';
-  else if (res.status === 401 || res.status === 403 || codes.includes('DENIED') || codes.includes('UNAUTHORIZED')) code = 'AUTH_FAILED';
+  else if (res.status === 401 || res.status === 403 || codes.includes('DENIED') || codes.includes('UNAUTHORIZED'))
+    code = 'AUTH_FAILED';
   const temporary = statusIsTemporary(res.status);
-  return new SealiftError(code, `${what}: registry ${registry} answered ${res.status} to ${method} ${redact(res.url)}${detail ? ` (${detail})` : ''}`, {
-    details: { registry, status: res.status, method, url: redact(res.url), registryCodes: codes, temporary },
-    hint:
-      code === 'NOT_FOUND'
-        ? 'Check the reference (repository, tag or digest) exists in that registry.'
-        : code === 'AUTH_FAILED'
-          ? `Log in with "docker login ${registry}" or check the credentials for it.`
-          : undefined,
-  });
+  return new SealiftError(
+    code,
+    `${what}: registry ${registry} answered ${res.status} to ${method} ${redact(res.url)}${detail ? ` (${detail})` : ''}`,
+    {
+      details: { registry, status: res.status, method, url: redact(res.url), registryCodes: codes, temporary },
+      hint:
+        code === 'NOT_FOUND'
+          ? 'Check the reference (repository, tag or digest) exists in that registry.'
+          : code === 'AUTH_FAILED'
+            ? `Log in with "docker login ${registry}" or check the credentials for it.`
+            : undefined,
+    },
+  );
 }
 
 interface Challenge {
@@ -229,7 +255,10 @@ class Endpoint {
   readonly origin: string;
   readonly prefix: string;
   private readonly dispatcher: Agent;
-  private readonly opts: Required<Pick<RegistryOptions, 'onEvent' | 'userAgent'>> & { retry: RetryPolicy; credentials: CredentialLookup };
+  private readonly opts: Required<Pick<RegistryOptions, 'onEvent' | 'userAgent'>> & {
+    retry: RetryPolicy;
+    credentials: CredentialLookup;
+  };
   private readonly credHost: string;
   private basic: string | undefined;
   private readonly tokens = new Map<string, Promise<string>>();
@@ -266,7 +295,8 @@ class Endpoint {
       if (res && !statusIsTemporary(res.status)) return res;
       if (res && !canRetry) return res;
       if (failure !== undefined && (!canRetry || !isTemporaryNetworkError(failure))) {
-        if (isTemporaryNetworkError(failure) || !(failure instanceof SealiftError)) throw this.networkError(o, failure, attempt);
+        if (isTemporaryNetworkError(failure) || !(failure instanceof SealiftError))
+          throw this.networkError(o, failure, attempt);
         throw failure;
       }
       const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
@@ -280,14 +310,20 @@ class Endpoint {
 
   private networkError(o: SendOptions, e: unknown, attempts: number): SealiftError {
     const msg = e instanceof Error ? e.message : String(e);
-    const tls = /certificate|self.signed|SSL|TLS|wrong version number|EPROTO/i.test(msg + String((e as { code?: string }).code ?? ''));
-    return new SealiftError('NETWORK_ERROR', `${o.op}: ${o.method} ${redact(o.url)} failed after ${attempts} attempt(s): ${msg}`, {
-      cause: e,
-      details: { registry: this.name, temporary: true },
-      hint: tls
-        ? `If ${this.name} speaks plain HTTP, mark it so (--plain-http ${this.name}); for a private CA give --ca-file ${this.name}=PATH.`
-        : `Check that ${this.name} is reachable from this host; a re-run continues where this one stopped.`,
-    });
+    const tls = /certificate|self.signed|SSL|TLS|wrong version number|EPROTO/i.test(
+      msg + String((e as { code?: string }).code ?? ''),
+    );
+    return new SealiftError(
+      'NETWORK_ERROR',
+      `${o.op}: ${o.method} ${redact(o.url)} failed after ${attempts} attempt(s): ${msg}`,
+      {
+        cause: e,
+        details: { registry: this.name, temporary: true },
+        hint: tls
+          ? `If ${this.name} speaks plain HTTP, mark it so (--plain-http ${this.name}); for a private CA give --ca-file ${this.name}=PATH.`
+          : `Check that ${this.name} is reachable from this host; a re-run continues where this one stopped.`,
+      },
+    );
   }
 
   private async exchange(o: SendOptions & { auth?: string }): Promise<Response> {
@@ -300,7 +336,13 @@ class Endpoint {
       // the registry's credentials go to the registry only, never to blob storage on another host
       if (o.auth && new URL(url).origin === firstOrigin) headers.authorization = o.auth;
       const payload = typeof body === 'function' ? body() : body;
-      const r = await request(url, { method: method as Dispatcher.HttpMethod, headers, body: payload, dispatcher: this.dispatcher, signal: o.signal });
+      const r = await request(url, {
+        method: method as Dispatcher.HttpMethod,
+        headers,
+        body: payload,
+        dispatcher: this.dispatcher,
+        signal: o.signal,
+      });
       const res: Response = { status: r.statusCode, headers: r.headers, body: r.body, url };
       const loc = header(res, 'location');
       if ([301, 302, 303, 307, 308].includes(res.status) && loc) {
@@ -338,26 +380,45 @@ class Endpoint {
 
   private async fetchToken(ch: Challenge, scopes: string[]): Promise<string> {
     const realm = ch.params.realm;
-    if (!realm) throw new SealiftError('REGISTRY_ERROR', `registry ${this.name} sent a Bearer challenge without a realm`);
+    if (!realm)
+      throw new SealiftError('REGISTRY_ERROR', `registry ${this.name} sent a Bearer challenge without a realm`);
     const cred = await this.getCredential();
     const u = new URL(realm, this.origin);
     let res: Response;
     if (cred?.identityToken) {
-      const form = new URLSearchParams({ grant_type: 'refresh_token', refresh_token: cred.identityToken, client_id: 'sealift' });
+      const form = new URLSearchParams({
+        grant_type: 'refresh_token',
+        refresh_token: cred.identityToken,
+        client_id: 'sealift',
+      });
       if (ch.params.service) form.set('service', ch.params.service);
       if (scopes.length) form.set('scope', scopes.join(' '));
-      res = await this.send({ method: 'POST', url: u.toString(), headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: Buffer.from(form.toString()), op: `token for ${this.name}` });
+      res = await this.send({
+        method: 'POST',
+        url: u.toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: Buffer.from(form.toString()),
+        op: `token for ${this.name}`,
+      });
     } else {
       if (ch.params.service) u.searchParams.set('service', ch.params.service);
       for (const s of scopes) u.searchParams.append('scope', s);
-      res = await this.send({ method: 'GET', url: u.toString(), ...(cred ? { auth: basicHeader(cred) } : {}), op: `token for ${this.name}` });
+      res = await this.send({
+        method: 'GET',
+        url: u.toString(),
+        ...(cred ? { auth: basicHeader(cred) } : {}),
+        op: `token for ${this.name}`,
+      });
     }
     if (res.status === 401 || res.status === 403) {
       await discard(res);
       throw this.authError(cred, `its token server ${redact(u.toString())} answered ${res.status}`);
     }
     if (res.status !== 200) throw await responseError(res, 'GET', this.name, `token for ${this.name}`);
-    const j = JSON.parse((await readLimited(res.body, ERROR_BODY_LIMIT)).toString('utf8')) as { token?: string; access_token?: string };
+    const j = JSON.parse((await readLimited(res.body, ERROR_BODY_LIMIT)).toString('utf8')) as {
+      token?: string;
+      access_token?: string;
+    };
     const token = j.token ?? j.access_token;
     if (!token) throw new SealiftError('REGISTRY_ERROR', `the token server of ${this.name} answered without a token`);
     return token;
@@ -402,7 +463,11 @@ class Endpoint {
       if (typeof o.body === 'object' && o.body instanceof Readable) {
         // a token expired during a long transfer: the stream is spent, so the caller retries the
         // whole upload (pushBlob reopens its source) with the fresh token now cached
-        throw new SealiftError('NETWORK_ERROR', `${o.op}: registry ${this.name} asked for auth again during a streamed upload`, { details: { registry: this.name, temporary: true } });
+        throw new SealiftError(
+          'NETWORK_ERROR',
+          `${o.op}: registry ${this.name} asked for auth again during a streamed upload`,
+          { details: { registry: this.name, temporary: true } },
+        );
       }
     }
   }
@@ -451,7 +516,12 @@ export class RegistryClient {
         first ??= err;
         const code = err instanceof SealiftError ? err.code : '';
         if (code === 'DIGEST_MISMATCH' || code === 'INTERNAL') throw err;
-        if (this.readers.length > 1) this.onEvent({ type: 'warn', code, message: `mirror ${e.name} failed for ${this.host}: ${(err as Error).message}` });
+        if (this.readers.length > 1)
+          this.onEvent({
+            type: 'warn',
+            code,
+            message: `mirror ${e.name} failed for ${this.host}: ${(err as Error).message}`,
+          });
       }
     }
     throw first;
@@ -460,14 +530,23 @@ export class RegistryClient {
   /** GET /v2/ : is the registry there, and do our credentials work. */
   async ping(signal?: AbortSignal): Promise<void> {
     await this.read(async (e) => {
-      const res = await e.request({ method: 'GET', url: `${e.origin}/v2/`, op: `ping ${e.name}`, scopes: [], ...(signal ? { signal } : {}) });
+      const res = await e.request({
+        method: 'GET',
+        url: `${e.origin}/v2/`,
+        op: `ping ${e.name}`,
+        scopes: [],
+        ...(signal ? { signal } : {}),
+      });
       if (res.status !== 200) throw await responseError(res, 'GET', e.name, `ping ${e.name}`);
       await discard(res);
     });
   }
 
   /** HEAD the manifest: the descriptor a tag or digest resolves to (GET when the registry gives no digest). */
-  async resolve(ref: ImageReference | { repository: string; selector: string }, signal?: AbortSignal): Promise<Descriptor> {
+  async resolve(
+    ref: ImageReference | { repository: string; selector: string },
+    signal?: AbortSignal,
+  ): Promise<Descriptor> {
     const repo = ref.repository;
     const selector = 'selector' in ref ? ref.selector : (ref.digest ?? ref.tag ?? 'latest');
     return this.read(async (e) => {
@@ -486,7 +565,10 @@ export class RegistryClient {
       const mediaType = header(res, 'content-type')?.split(';')[0];
       if (digest && isDigest(digest) && Number.isFinite(size) && mediaType) {
         if (isDigest(selector) && digest !== selector) {
-          throw new SealiftError('DIGEST_MISMATCH', `${this.host}/${repo}@${selector}: the registry resolved it to ${digest}`);
+          throw new SealiftError(
+            'DIGEST_MISMATCH',
+            `${this.host}/${repo}@${selector}: the registry resolved it to ${digest}`,
+          );
         }
         return { mediaType, digest, size };
       }
@@ -516,7 +598,10 @@ export class RegistryClient {
         ...(isDigest(selector) ? { expected: selector as Digest } : {}),
       });
       if (!isDigest(selector) && served && isDigest(served) && served !== raw.digest) {
-        throw new SealiftError('DIGEST_MISMATCH', `${where}: registry says ${served} but the bytes hash to ${raw.digest}`);
+        throw new SealiftError(
+          'DIGEST_MISMATCH',
+          `${where}: registry says ${served} but the bytes hash to ${raw.digest}`,
+        );
       }
       return raw;
     });
@@ -527,7 +612,11 @@ export class RegistryClient {
    * arrive. Status errors are retried before the body starts; a body cut short is a
    * NETWORK_ERROR the caller retries.
    */
-  async fetchBlob(repo: string, desc: Pick<Descriptor, 'digest' | 'size'>, opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {}): Promise<Readable> {
+  async fetchBlob(
+    repo: string,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    opts: { signal?: AbortSignal; onBytes?: (n: number) => void } = {},
+  ): Promise<Readable> {
     return this.read(async (e) => {
       const where = `${this.host}/${repo}@${desc.digest}`;
       const res = await e.request({
@@ -548,7 +637,12 @@ export class RegistryClient {
    * GET the rest of a blob from `offset` (Range). The raw bytes are returned for the caller to
    * verify together with what it already has; undefined when the registry ignores the range.
    */
-  async fetchBlobFrom(repo: string, desc: Pick<Descriptor, 'digest' | 'size'>, offset: number, signal?: AbortSignal): Promise<Readable | undefined> {
+  async fetchBlobFrom(
+    repo: string,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    offset: number,
+    signal?: AbortSignal,
+  ): Promise<Readable | undefined> {
     return this.read(async (e) => {
       const where = `${this.host}/${repo}@${desc.digest}`;
       const res = await e.request({
@@ -570,7 +664,13 @@ export class RegistryClient {
 
   async blobExists(repo: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
     const e = this.origin;
-    const res = await e.request({ method: 'HEAD', url: e.path(repo, `blobs/${digest}`), op: `check blob ${this.host}/${repo}@${digest}`, scopes: [pushScope(repo)], ...(signal ? { signal } : {}) });
+    const res = await e.request({
+      method: 'HEAD',
+      url: e.path(repo, `blobs/${digest}`),
+      op: `check blob ${this.host}/${repo}@${digest}`,
+      scopes: [pushScope(repo)],
+      ...(signal ? { signal } : {}),
+    });
     await discard(res);
     if (res.status === 200) return true;
     if (res.status === 404) return false;
@@ -581,7 +681,14 @@ export class RegistryClient {
   async mountBlob(repo: string, fromRepo: string, digest: Digest, signal?: AbortSignal): Promise<boolean> {
     const e = this.origin;
     const url = `${e.path(repo, 'blobs/uploads/')}?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(fromRepo)}`;
-    const res = await e.request({ method: 'POST', url, op: `mount ${digest} into ${this.host}/${repo}`, scopes: [pushScope(repo), pullScope(fromRepo)], headers: { 'content-length': '0' }, ...(signal ? { signal } : {}) });
+    const res = await e.request({
+      method: 'POST',
+      url,
+      op: `mount ${digest} into ${this.host}/${repo}`,
+      scopes: [pushScope(repo), pullScope(fromRepo)],
+      headers: { 'content-length': '0' },
+      ...(signal ? { signal } : {}),
+    });
     if (res.status === 201) {
       await discard(res);
       return true;
@@ -590,7 +697,14 @@ export class RegistryClient {
       await discard(res);
       const loc = header(res, 'location');
       if (loc) {
-        const del = await e.request({ method: 'DELETE', url: new URL(loc, e.origin).toString(), op: 'cancel upload', scopes: [pushScope(repo)] }).catch(() => undefined);
+        const del = await e
+          .request({
+            method: 'DELETE',
+            url: new URL(loc, e.origin).toString(),
+            op: 'cancel upload',
+            scopes: [pushScope(repo)],
+          })
+          .catch(() => undefined);
         if (del) await discard(del);
       }
       return false;
@@ -603,7 +717,12 @@ export class RegistryClient {
    * the digest to commit. `body` may be a function that opens the stream again: then failures
    * are retried from the start.
    */
-  async pushBlob(repo: string, desc: Pick<Descriptor, 'digest' | 'size'>, body: Readable | (() => Promise<Readable>), signal?: AbortSignal): Promise<'written' | 'existed'> {
+  async pushBlob(
+    repo: string,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    body: Readable | (() => Promise<Readable>),
+    signal?: AbortSignal,
+  ): Promise<'written' | 'existed'> {
     if (await this.blobExists(repo, desc.digest, signal)) {
       if (body instanceof Readable) body.destroy();
       return 'existed';
@@ -618,21 +737,43 @@ export class RegistryClient {
       } catch (e) {
         stream.destroy();
         if (attempt >= attempts || !isTemporaryNetworkError(e)) throw e;
-        this.onEvent({ type: 'retry', op: `push ${this.host}/${repo}@${desc.digest}`, attempt, delayMs: 500 * attempt, reason: (e as Error).message });
+        this.onEvent({
+          type: 'retry',
+          op: `push ${this.host}/${repo}@${desc.digest}`,
+          attempt,
+          delayMs: 500 * attempt,
+          reason: (e as Error).message,
+        });
         await sleep(500 * attempt, signal);
       }
     }
   }
 
-  private async uploadOnce(repo: string, desc: Pick<Descriptor, 'digest' | 'size'>, stream: Readable, signal?: AbortSignal): Promise<void> {
+  private async uploadOnce(
+    repo: string,
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    stream: Readable,
+    signal?: AbortSignal,
+  ): Promise<void> {
     const e = this.origin;
     const where = `${this.host}/${repo}@${desc.digest}`;
     const sig = signal ? { signal } : {};
-    const start = await e.request({ method: 'POST', url: e.path(repo, 'blobs/uploads/'), headers: { 'content-length': '0' }, op: `start upload ${where}`, scopes: [pushScope(repo)], ...sig });
+    const start = await e.request({
+      method: 'POST',
+      url: e.path(repo, 'blobs/uploads/'),
+      headers: { 'content-length': '0' },
+      op: `start upload ${where}`,
+      scopes: [pushScope(repo)],
+      ...sig,
+    });
     if (start.status !== 202) throw await responseError(start, 'POST', e.name, `start upload ${where}`);
     await discard(start);
     const loc = header(start, 'location');
-    if (!loc) throw new SealiftError('REGISTRY_ERROR', `registry ${this.host} opened an upload for ${where} without a Location`);
+    if (!loc)
+      throw new SealiftError(
+        'REGISTRY_ERROR',
+        `registry ${this.host} opened an upload for ${where} without a Location`,
+      );
     const patch = await e.request({
       method: 'PATCH',
       url: new URL(loc, e.origin).toString(),
@@ -643,11 +784,20 @@ export class RegistryClient {
       scopes: [pushScope(repo)],
       ...sig,
     });
-    if (patch.status !== 202 && patch.status !== 204) throw await responseError(patch, 'PATCH', e.name, `upload ${where}`);
+    if (patch.status !== 202 && patch.status !== 204)
+      throw await responseError(patch, 'PATCH', e.name, `upload ${where}`);
     await discard(patch);
     const next = new URL(header(patch, 'location') ?? loc, e.origin);
     next.searchParams.set('digest', desc.digest);
-    const put = await e.request({ method: 'PUT', url: next.toString(), headers: { 'content-length': '0' }, op: `commit ${where}`, scopes: [pushScope(repo)], retry: false, ...sig });
+    const put = await e.request({
+      method: 'PUT',
+      url: next.toString(),
+      headers: { 'content-length': '0' },
+      op: `commit ${where}`,
+      scopes: [pushScope(repo)],
+      retry: false,
+      ...sig,
+    });
     if (put.status !== 201 && put.status !== 204) throw await responseError(put, 'PUT', e.name, `commit ${where}`);
     await discard(put);
   }
@@ -655,12 +805,23 @@ export class RegistryClient {
   async manifestExists(repo: string, selector: string, signal?: AbortSignal): Promise<Descriptor | undefined> {
     try {
       const e = this.origin;
-      const res = await e.request({ method: 'HEAD', url: e.path(repo, `manifests/${selector}`), headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') }, op: `check manifest ${this.host}/${repo}:${selector}`, scopes: [pushScope(repo)], ...(signal ? { signal } : {}) });
+      const res = await e.request({
+        method: 'HEAD',
+        url: e.path(repo, `manifests/${selector}`),
+        headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+        op: `check manifest ${this.host}/${repo}:${selector}`,
+        scopes: [pushScope(repo)],
+        ...(signal ? { signal } : {}),
+      });
       await discard(res);
       if (res.status === 404) return undefined;
       if (res.status !== 200) throw await responseError(res, 'HEAD', e.name, `${this.host}/${repo}:${selector}`);
       const digest = header(res, 'docker-content-digest');
-      return { mediaType: header(res, 'content-type')?.split(';')[0] ?? '', digest: (digest ?? '') as Digest, size: Number(header(res, 'content-length') ?? 0) };
+      return {
+        mediaType: header(res, 'content-type')?.split(';')[0] ?? '',
+        digest: (digest ?? '') as Digest,
+        size: Number(header(res, 'content-length') ?? 0),
+      };
     } catch (err) {
       if (err instanceof SealiftError && err.code === 'NOT_FOUND') return undefined;
       throw err;
@@ -668,9 +829,19 @@ export class RegistryClient {
   }
 
   /** PUT a manifest's exact bytes under a tag or its digest; the registry's digest must match ours. */
-  async pushManifest(repo: string, selector: string, bytes: Uint8Array, mediaType: string, signal?: AbortSignal): Promise<Digest> {
+  async pushManifest(
+    repo: string,
+    selector: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    signal?: AbortSignal,
+  ): Promise<Digest> {
     const e = this.origin;
-    const raw = parseManifest(bytes, { mediaType, where: `${this.host}/${repo}:${selector}`, ...(isDigest(selector) ? { expected: selector as Digest } : {}) });
+    const raw = parseManifest(bytes, {
+      mediaType,
+      where: `${this.host}/${repo}:${selector}`,
+      ...(isDigest(selector) ? { expected: selector as Digest } : {}),
+    });
     const res = await e.request({
       method: 'PUT',
       url: e.path(repo, `manifests/${selector}`),
@@ -680,11 +851,15 @@ export class RegistryClient {
       scopes: [pushScope(repo)],
       ...(signal ? { signal } : {}),
     });
-    if (res.status !== 201 && res.status !== 200) throw await responseError(res, 'PUT', e.name, `push manifest ${this.host}/${repo}:${selector}`);
+    if (res.status !== 201 && res.status !== 200)
+      throw await responseError(res, 'PUT', e.name, `push manifest ${this.host}/${repo}:${selector}`);
     await discard(res);
     const served = header(res, 'docker-content-digest');
     if (served && served !== raw.digest) {
-      throw new SealiftError('DIGEST_MISMATCH', `${this.host}/${repo}:${selector}: the registry stored the manifest as ${served}, expected ${raw.digest}`);
+      throw new SealiftError(
+        'DIGEST_MISMATCH',
+        `${this.host}/${repo}:${selector}: the registry stored the manifest as ${served}, expected ${raw.digest}`,
+      );
     }
     return raw.digest;
   }

@@ -44,7 +44,10 @@ export function layoutSource(layout: OciLayout): ImageSource {
       if (typeof sel !== 'string') return layout.readManifest(sel);
       const found = await layout.find(sel);
       if (found.length > 1 && new Set(found.map((f) => f.digest)).size > 1) {
-        throw new SealiftError('BUNDLE_INVALID', `"${sel}" names ${found.length} different images in ${layout.dir}; use the full source reference or a digest`);
+        throw new SealiftError(
+          'BUNDLE_INVALID',
+          `"${sel}" names ${found.length} different images in ${layout.dir}; use the full source reference or a digest`,
+        );
       }
       const hit = found[0];
       if (hit) return layout.readManifest(hit);
@@ -70,7 +73,10 @@ export function layoutTarget(layout: OciLayout): ImageTarget {
       if (!o.root) return;
       const annotations: Record<string, string> = { ...o.annotations };
       if (o.tag) annotations[ANNOTATION_REF_NAME] = o.tag;
-      await layout.addManifest({ mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.byteLength }, annotations);
+      await layout.addManifest(
+        { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.byteLength },
+        annotations,
+      );
     },
   };
 }

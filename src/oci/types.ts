@@ -90,10 +90,17 @@ export function descriptorOf(raw: { bytes: Uint8Array; mediaType: MediaType; dig
 
 function checkDescriptor(d: unknown, where: string): Descriptor {
   const o = d as Partial<Descriptor> | null;
-  if (!o || typeof o !== 'object' || typeof o.mediaType !== 'string' || typeof o.size !== 'number' || typeof o.digest !== 'string') {
+  if (
+    !o ||
+    typeof o !== 'object' ||
+    typeof o.mediaType !== 'string' ||
+    typeof o.size !== 'number' ||
+    typeof o.digest !== 'string'
+  ) {
     throw new SealiftError('REGISTRY_ERROR', `${where}: a descriptor lacks mediaType, digest or size`);
   }
-  if (!Number.isSafeInteger(o.size) || o.size < 0) throw new SealiftError('REGISTRY_ERROR', `${where}: descriptor ${o.digest} has invalid size ${o.size}`);
+  if (!Number.isSafeInteger(o.size) || o.size < 0)
+    throw new SealiftError('REGISTRY_ERROR', `${where}: descriptor ${o.digest} has invalid size ${o.size}`);
   parseDigest(o.digest, where);
   return o as Descriptor;
 }
@@ -103,12 +110,19 @@ function checkDescriptor(d: unknown, where: string): Descriptor {
  * descriptor that pointed here); when that is vague the document's own mediaType field decides.
  * `expected` (a digest the caller asked for) is checked against the bytes.
  */
-export function parseManifest(bytes: Uint8Array, opts: { mediaType?: string; expected?: Digest; where: string }): RawManifest {
+export function parseManifest(
+  bytes: Uint8Array,
+  opts: { mediaType?: string; expected?: Digest; where: string },
+): RawManifest {
   const digest = sha256Digest(bytes);
   if (opts.expected && opts.expected !== digest) {
-    throw new SealiftError('DIGEST_MISMATCH', `${opts.where}: manifest digest mismatch: expected ${opts.expected}, got ${digest}`, {
-      details: { expected: opts.expected, got: digest },
-    });
+    throw new SealiftError(
+      'DIGEST_MISMATCH',
+      `${opts.where}: manifest digest mismatch: expected ${opts.expected}, got ${digest}`,
+      {
+        details: { expected: opts.expected, got: digest },
+      },
+    );
   }
   let doc: Record<string, unknown>;
   try {
@@ -116,7 +130,8 @@ export function parseManifest(bytes: Uint8Array, opts: { mediaType?: string; exp
   } catch (e) {
     throw new SealiftError('REGISTRY_ERROR', `${opts.where}: manifest is not JSON: ${(e as Error).message}`);
   }
-  if (!doc || typeof doc !== 'object') throw new SealiftError('REGISTRY_ERROR', `${opts.where}: manifest is not a JSON object`);
+  if (!doc || typeof doc !== 'object')
+    throw new SealiftError('REGISTRY_ERROR', `${opts.where}: manifest is not a JSON object`);
   let mediaType = opts.mediaType?.split(';')[0]?.trim() ?? '';
   if (!isManifestMediaType(mediaType)) {
     if (typeof doc.mediaType === 'string' && isManifestMediaType(doc.mediaType)) mediaType = doc.mediaType;
@@ -124,20 +139,28 @@ export function parseManifest(bytes: Uint8Array, opts: { mediaType?: string; exp
     else if (doc.config) mediaType = MediaTypes.ociManifest;
   }
   if (doc.schemaVersion !== 2) {
-    throw new SealiftError('REGISTRY_ERROR', `${opts.where}: unsupported manifest schemaVersion ${String(doc.schemaVersion)} (only schema 2 and OCI are supported)`);
+    throw new SealiftError(
+      'REGISTRY_ERROR',
+      `${opts.where}: unsupported manifest schemaVersion ${String(doc.schemaVersion)} (only schema 2 and OCI are supported)`,
+    );
   }
   if (isIndexMediaType(mediaType)) {
-    if (!Array.isArray(doc.manifests)) throw new SealiftError('REGISTRY_ERROR', `${opts.where}: index has no manifests list`);
+    if (!Array.isArray(doc.manifests))
+      throw new SealiftError('REGISTRY_ERROR', `${opts.where}: index has no manifests list`);
     doc.manifests.forEach((m) => checkDescriptor(m, opts.where));
     return { kind: 'index', bytes, mediaType, digest, parsed: doc as unknown as ImageIndex };
   }
   if (mediaType === MediaTypes.ociManifest || mediaType === MediaTypes.dockerManifest) {
     checkDescriptor(doc.config, opts.where);
-    if (!Array.isArray(doc.layers)) throw new SealiftError('REGISTRY_ERROR', `${opts.where}: manifest has no layers list`);
+    if (!Array.isArray(doc.layers))
+      throw new SealiftError('REGISTRY_ERROR', `${opts.where}: manifest has no layers list`);
     doc.layers.forEach((l) => checkDescriptor(l, opts.where));
     return { kind: 'manifest', bytes, mediaType, digest, parsed: doc as unknown as Manifest };
   }
-  throw new SealiftError('REGISTRY_ERROR', `${opts.where}: unsupported manifest media type "${mediaType || 'unknown'}"`);
+  throw new SealiftError(
+    'REGISTRY_ERROR',
+    `${opts.where}: unsupported manifest media type "${mediaType || 'unknown'}"`,
+  );
 }
 
 export function formatPlatform(p: Platform | undefined): string {
@@ -149,7 +172,9 @@ export function formatPlatform(p: Platform | undefined): string {
 export function parsePlatform(s: string): Platform {
   const parts = s.trim().split('/');
   if (parts.length < 2 || parts.length > 3 || parts.some((p) => !/^[a-z0-9._-]+$/i.test(p))) {
-    throw new SealiftError('USAGE', `invalid platform "${s}"`, { hint: 'Write a platform as os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8.' });
+    throw new SealiftError('USAGE', `invalid platform "${s}"`, {
+      hint: 'Write a platform as os/arch[/variant], e.g. linux/amd64 or linux/arm64/v8.',
+    });
   }
   const [os = '', architecture = '', variant] = parts;
   return variant ? { os, architecture, variant } : { os, architecture };

@@ -14,7 +14,10 @@ export class VerifyStream extends Transform {
   private readonly onBytes: ((n: number) => void) | undefined;
 
   /** `resume`: the bytes before this stream were already hashed into `hash` (a ranged resume) */
-  constructor(desc: Pick<Descriptor, 'digest' | 'size'>, opts: { where: string; onBytes?: (n: number) => void; resume?: { hash: Hash; received: number } }) {
+  constructor(
+    desc: Pick<Descriptor, 'digest' | 'size'>,
+    opts: { where: string; onBytes?: (n: number) => void; resume?: { hash: Hash; received: number } },
+  ) {
     super();
     this.hash = opts.resume?.hash ?? createHash('sha256');
     this.received = opts.resume?.received ?? 0;
@@ -27,9 +30,13 @@ export class VerifyStream extends Transform {
     this.received += chunk.length;
     if (this.received > this.desc.size) {
       cb(
-        new SealiftError('DIGEST_MISMATCH', `${this.where}: ${this.desc.digest} is longer than its size ${this.desc.size} (got at least ${this.received} bytes)`, {
-          details: { digest: this.desc.digest, expectedSize: this.desc.size, gotSize: this.received },
-        }),
+        new SealiftError(
+          'DIGEST_MISMATCH',
+          `${this.where}: ${this.desc.digest} is longer than its size ${this.desc.size} (got at least ${this.received} bytes)`,
+          {
+            details: { digest: this.desc.digest, expectedSize: this.desc.size, gotSize: this.received },
+          },
+        ),
       );
       return;
     }
@@ -46,10 +53,14 @@ export class VerifyStream extends Transform {
     const got = `sha256:${this.hash.digest('hex')}`;
     if (got !== this.desc.digest) {
       cb(
-        new SealiftError('DIGEST_MISMATCH', `${this.where}: digest mismatch: expected ${this.desc.digest}, got ${got} (${this.received} bytes)`, {
-          details: { expected: this.desc.digest, got },
-          hint: 'The source served bytes other than the ones its manifest names; it may be corrupt or tampered with.',
-        }),
+        new SealiftError(
+          'DIGEST_MISMATCH',
+          `${this.where}: digest mismatch: expected ${this.desc.digest}, got ${got} (${this.received} bytes)`,
+          {
+            details: { expected: this.desc.digest, got },
+            hint: 'The source served bytes other than the ones its manifest names; it may be corrupt or tampered with.',
+          },
+        ),
       );
       return;
     }

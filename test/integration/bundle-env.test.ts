@@ -22,7 +22,11 @@ let seeded: Map<string, SeededImage>;
 let mirrorFlags: string[];
 
 const sealift = (args: string[]) =>
-  execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: PROJECT_ROOT, env: { ...process.env, CI: 'true', ...servers.helmEnv, SEALIFT_CACHE_DIR: join(work.path, 'cache') } });
+  execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
+    reject: false,
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, CI: 'true', ...servers.helmEnv, SEALIFT_CACHE_DIR: join(work.path, 'cache') },
+  });
 
 interface Lock {
   version: 1;
@@ -45,7 +49,12 @@ beforeAll(async () => {
   const lock = JSON.parse(await readFile(lockFile, 'utf8')) as Lock;
   const specs = lock.images.map((e, i) => {
     const ref = normalizeImageReference(e.reference);
-    return { ref: `${ref.registry}/${ref.repository}:${ref.tag ?? `pinned-${i}`}`, platforms: i % 3 === 0 ? ['linux/amd64', 'linux/arm64'] : ['linux/amd64'], base: 'base', layers: [32 << 10] };
+    return {
+      ref: `${ref.registry}/${ref.repository}:${ref.tag ?? `pinned-${i}`}`,
+      platforms: i % 3 === 0 ? ['linux/amd64', 'linux/arm64'] : ['linux/amd64'],
+      base: 'base',
+      layers: [32 << 10],
+    };
   });
   const pushed = await seedImages(registry.host, specs, { workDir: work.path });
   seeded = new Map();
@@ -53,7 +62,9 @@ beforeAll(async () => {
   lock.images = lock.images.map((e, i) => {
     const ref = normalizeImageReference(e.reference);
     const img = pushed[i]!;
-    const reference = ref.digest ? `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}@${img.digest}` : e.reference;
+    const reference = ref.digest
+      ? `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}@${img.digest}`
+      : e.reference;
     seeded.set(reference, img);
     return { ...e, reference };
   });
@@ -73,10 +84,27 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 describe('sealift bundle -e airgap', () => {
   it('carries the generated helmfile, pinned charts, release files and every locked image', async () => {
     const out = join(work.path, 'bundles');
-    const r = await sealift(['bundle', '-e', 'airgap', '--overlay', overlay, '--imagelists', lists, '-o', out, '--json', ...mirrorFlags]);
+    const r = await sealift([
+      'bundle',
+      '-e',
+      'airgap',
+      '--overlay',
+      overlay,
+      '--imagelists',
+      lists,
+      '-o',
+      out,
+      '--json',
+      ...mirrorFlags,
+    ]);
     expect(r.exitCode, r.stderr.slice(-3000)).toBe(0);
     const { index } = JSON.parse(r.stdout) as {
-      index: { environment: string; charts: { chart: string; version: string; path: string; sha256: string }[]; files: { path: string; url?: string }[]; images: { reference: string; digest: string; releases: string[] }[] };
+      index: {
+        environment: string;
+        charts: { chart: string; version: string; path: string; sha256: string }[];
+        files: { path: string; url?: string }[];
+        images: { reference: string; digest: string; releases: string[] }[];
+      };
     };
     expect(index.environment).toBe('airgap');
     // charts: the fixture bytes, at their pinned versions
@@ -85,7 +113,9 @@ describe('sealift bundle -e airgap', () => {
       const fixture = await readFile(join(FIXTURES, 'charts', `${c.chart}-${c.version}.tgz`));
       expect(c.sha256, c.path).toBe(sha(fixture));
     }
-    expect(index.files.some((f) => f.url?.includes('/releases/download/') && f.path.startsWith('releases/'))).toBe(true);
+    expect(index.files.some((f) => f.url?.includes('/releases/download/') && f.path.startsWith('releases/'))).toBe(
+      true,
+    );
     // images: each reference at the digest the site resolves (the amd64 manifest for a multi-arch tag)
     expect(index.images).toHaveLength(seeded.size);
     for (const img of index.images) {
@@ -112,7 +142,18 @@ describe('sealift bundle -e airgap', () => {
     lock.images.push({ reference: 'docker.io/istio/pilot-missing:1.23.2', releases: ['istiod'], why: [] });
     await writeFile(join(bad, 'airgap.lock.json'), JSON.stringify(lock));
     const out = join(work.path, 'bad-out');
-    const r = await sealift(['bundle', '-e', 'airgap', '--overlay', overlay, '--imagelists', bad, '-o', out, ...mirrorFlags]);
+    const r = await sealift([
+      'bundle',
+      '-e',
+      'airgap',
+      '--overlay',
+      overlay,
+      '--imagelists',
+      bad,
+      '-o',
+      out,
+      ...mirrorFlags,
+    ]);
     expect(r.exitCode).toBe(9);
     expect(r.stderr).toContain('docker.io/istio/pilot-missing:1.23.2 (needed by release istiod)');
     expect(r.stderr).toContain('no bundle was written');

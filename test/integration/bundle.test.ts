@@ -20,9 +20,22 @@ let images: SeededImage[];
 let listFile: string;
 
 const sealift = (args: string[], opts: { reject?: boolean } = {}) =>
-  execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: opts.reject ?? false, cwd: work.path, env: { ...process.env, CI: 'true' } });
+  execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
+    reject: opts.reject ?? false,
+    cwd: work.path,
+    env: { ...process.env, CI: 'true' },
+  });
 
-const mirrorFlags = () => ['--plain-http', proxy.host, '--mirror', `docker.io=${proxy.host}`, '--mirror', `quay.io=${proxy.host}`, '--mirror', `gcr.io=${proxy.host}`];
+const mirrorFlags = () => [
+  '--plain-http',
+  proxy.host,
+  '--mirror',
+  `docker.io=${proxy.host}`,
+  '--mirror',
+  `quay.io=${proxy.host}`,
+  '--mirror',
+  `gcr.io=${proxy.host}`,
+];
 
 beforeAll(async () => {
   work = await tempDir();
@@ -31,10 +44,31 @@ beforeAll(async () => {
   images = await seedImages(
     registry.host,
     [
-      { ref: 'docker.io/istio/pilot:1.23.2', platforms: ['linux/amd64', 'linux/arm64'], base: 'distroless', baseLayers: [2 << 20, 512 << 10], layers: [1 << 20] },
-      { ref: 'docker.io/istio/proxyv2:1.23.2', platforms: ['linux/amd64', 'linux/arm64'], base: 'distroless', format: 'docker', layers: [3 << 20] },
-      { ref: 'quay.io/jetstack/cert-manager-controller:v1.16.1', base: 'distroless', format: 'docker', layers: [1 << 20] },
-      { ref: 'gcr.io/knative-releases/knative.dev/serving/cmd/queue:v1.16.0', platforms: ['linux/amd64', 'linux/arm64', 'linux/s390x'], layers: [512 << 10] },
+      {
+        ref: 'docker.io/istio/pilot:1.23.2',
+        platforms: ['linux/amd64', 'linux/arm64'],
+        base: 'distroless',
+        baseLayers: [2 << 20, 512 << 10],
+        layers: [1 << 20],
+      },
+      {
+        ref: 'docker.io/istio/proxyv2:1.23.2',
+        platforms: ['linux/amd64', 'linux/arm64'],
+        base: 'distroless',
+        format: 'docker',
+        layers: [3 << 20],
+      },
+      {
+        ref: 'quay.io/jetstack/cert-manager-controller:v1.16.1',
+        base: 'distroless',
+        format: 'docker',
+        layers: [1 << 20],
+      },
+      {
+        ref: 'gcr.io/knative-releases/knative.dev/serving/cmd/queue:v1.16.0',
+        platforms: ['linux/amd64', 'linux/arm64', 'linux/s390x'],
+        layers: [512 << 10],
+      },
       { ref: 'docker.io/kserve/huggingfaceserver:v0.15.2', base: 'distroless', layers: [BIG], uncompressed: true },
     ],
     { workDir: work.path },
@@ -72,7 +106,11 @@ describe('sealift bundle --imagelist', () => {
     const args = ['bundle', '--imagelist', listFile, '-o', out, '--json', '--concurrency', '3', ...mirrorFlags()];
     // run 1: SIGKILL once the big layer is flowing
     const big = Object.entries(images[4]!.blobs).find(([, s]) => s >= BIG)![0];
-    const child = execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: work.path, buffer: false });
+    const child = execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
+      reject: false,
+      cwd: work.path,
+      buffer: false,
+    });
     let bigBytes = 0;
     let lineBuf = '';
     await new Promise<void>((resolve) => {
@@ -101,7 +139,9 @@ describe('sealift bundle --imagelist', () => {
     const storedAfterKill = new Set(await readdir(blobDir));
     expect(storedAfterKill.size).toBeGreaterThan(0);
     expect(storedAfterKill.has(big.slice(7))).toBe(false);
-    const partial = (await readdir(join(out, 'images.work', 'images', '.ingest'))).find((n) => n.startsWith(big.replace(':', '-')));
+    const partial = (await readdir(join(out, 'images.work', 'images', '.ingest'))).find((n) =>
+      n.startsWith(big.replace(':', '-')),
+    );
     expect(partial).toMatch(/\.partial$/);
     await expect(stat(join(out, 'images.tar'))).rejects.toThrow();
 
@@ -138,10 +178,23 @@ describe('sealift bundle --imagelist', () => {
     // digests: the source's, by the platform rules
     const [pilot, proxyv2, cm, queue, hf] = images as [SeededImage, SeededImage, SeededImage, SeededImage, SeededImage];
     const byRef = new Map(result.index.images.map((i) => [i.reference, i]));
-    expect(byRef.get('docker.io/istio/pilot:1.23.2')).toMatchObject({ digest: pilot.platforms['linux/amd64'], sourceDigest: pilot.digest, selection: 'platform' });
-    expect(byRef.get('docker.io/istio/proxyv2:1.23.2')).toMatchObject({ digest: proxyv2.platforms['linux/amd64'], selection: 'platform' });
-    expect(byRef.get('quay.io/jetstack/cert-manager-controller:v1.16.1')).toMatchObject({ digest: cm.digest, selection: 'exact' });
-    expect(byRef.get(`gcr.io/knative-releases/knative.dev/serving/cmd/queue@${queue.digest}`)).toMatchObject({ digest: queue.digest, selection: 'exact' });
+    expect(byRef.get('docker.io/istio/pilot:1.23.2')).toMatchObject({
+      digest: pilot.platforms['linux/amd64'],
+      sourceDigest: pilot.digest,
+      selection: 'platform',
+    });
+    expect(byRef.get('docker.io/istio/proxyv2:1.23.2')).toMatchObject({
+      digest: proxyv2.platforms['linux/amd64'],
+      selection: 'platform',
+    });
+    expect(byRef.get('quay.io/jetstack/cert-manager-controller:v1.16.1')).toMatchObject({
+      digest: cm.digest,
+      selection: 'exact',
+    });
+    expect(byRef.get(`gcr.io/knative-releases/knative.dev/serving/cmd/queue@${queue.digest}`)).toMatchObject({
+      digest: queue.digest,
+      selection: 'exact',
+    });
     expect(byRef.get('docker.io/kserve/huggingfaceserver:v0.15.2')).toMatchObject({ digest: hf.digest });
 
     // bytes: unique blobs once; the tar is their sum plus small metadata
@@ -154,14 +207,25 @@ describe('sealift bundle --imagelist', () => {
     const x = join(work.path, 'extracted');
     await mkdir(x);
     await execa('tar', ['-xf', tarPath, '-C', x]);
-    const lock = JSON.parse(await readFile(join(x, 'imagelists', 'images.lock.json'), 'utf8')) as { images: { reference: string; digest: string }[] };
-    expect(lock.images.find((i) => i.reference === 'docker.io/istio/pilot:1.23.2')?.digest).toBe(pilot.platforms['linux/amd64']);
+    const lock = JSON.parse(await readFile(join(x, 'imagelists', 'images.lock.json'), 'utf8')) as {
+      images: { reference: string; digest: string }[];
+    };
+    expect(lock.images.find((i) => i.reference === 'docker.io/istio/pilot:1.23.2')?.digest).toBe(
+      pilot.platforms['linux/amd64'],
+    );
     const inspect = async (ref: string) =>
-      JSON.parse((await execa(requireTool('skopeo'), ['--insecure-policy', 'inspect', `oci:${join(x, 'images')}:${ref}`], { env: { ...process.env, XDG_RUNTIME_DIR: work.path } })).stdout) as { Digest: string; Architecture: string };
+      JSON.parse(
+        (
+          await execa(requireTool('skopeo'), ['--insecure-policy', 'inspect', `oci:${join(x, 'images')}:${ref}`], {
+            env: { ...process.env, XDG_RUNTIME_DIR: work.path },
+          })
+        ).stdout,
+      ) as { Digest: string; Architecture: string };
     expect(await inspect('1.23.2')).toMatchObject({ Digest: pilot.platforms['linux/amd64'], Architecture: 'amd64' });
     expect((await inspect('v0.15.2')).Digest).toBe(hf.digest);
     // the pinned index kept every platform and their blobs
-    for (const d of Object.keys(queue.blobs)) await expect(stat(join(x, 'images', 'blobs', 'sha256', d.slice(7)))).resolves.toBeTruthy();
+    for (const d of Object.keys(queue.blobs))
+      await expect(stat(join(x, 'images', 'blobs', 'sha256', d.slice(7)))).resolves.toBeTruthy();
 
     // verify: OK, then a flipped byte inside a blob is named
     const ok = await sealift(['bundle', 'verify', tarPath]);
@@ -191,8 +255,22 @@ describe('sealift bundle --imagelist', () => {
     expect((await readdir(out)).filter((n) => n.endsWith('.tar'))).toEqual([]);
 
     const list = join(work.path, 'few.txt');
-    await writeFile(list, 'docker.io/istio/pilot:1.23.2\nistio/proxyv2:1.23.2\nquay.io/jetstack/cert-manager-controller:v1.16.1\n');
-    const s = await sealift(['bundle', '--imagelist', list, '-o', out, '--split-size', '1M', '--all-platforms', '--json', ...mirrorFlags()]);
+    await writeFile(
+      list,
+      'docker.io/istio/pilot:1.23.2\nistio/proxyv2:1.23.2\nquay.io/jetstack/cert-manager-controller:v1.16.1\n',
+    );
+    const s = await sealift([
+      'bundle',
+      '--imagelist',
+      list,
+      '-o',
+      out,
+      '--split-size',
+      '1M',
+      '--all-platforms',
+      '--json',
+      ...mirrorFlags(),
+    ]);
     expect(s.exitCode, s.stderr).toBe(0);
     const parts = (await readdir(out)).filter((n) => n.startsWith('few.tar.part-')).sort();
     expect(parts.length).toBeGreaterThan(3);
@@ -201,7 +279,9 @@ describe('sealift bundle --imagelist', () => {
     expect(sums.trim().split('\n')).toHaveLength(parts.length);
     await execa('sha256sum', ['-c', 'few.tar.sha256'], { cwd: out });
     const idx = JSON.parse(s.stdout) as { index: BundleJson };
-    expect(idx.index.images.find((i) => i.reference === 'docker.io/istio/pilot:1.23.2')?.digest).toBe(images[0]!.digest);
+    expect(idx.index.images.find((i) => i.reference === 'docker.io/istio/pilot:1.23.2')?.digest).toBe(
+      images[0]!.digest,
+    );
     const v = await sealift(['bundle', 'verify', join(out, 'few.tar.part-000'), '--json']);
     expect(v.exitCode, v.stderr).toBe(0);
     expect(JSON.parse(v.stdout)).toMatchObject({ images: 3, parts: parts.length });

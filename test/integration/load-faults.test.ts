@@ -10,10 +10,16 @@ import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
 import { CLI, CLI_ENV, makeImages, sealift, skopeoDigest, writeBundle } from './load-fixtures.ts';
 
-const NAMES = ['docker.io/istio/pilot:1.23.2', 'docker.io/istio/proxyv2:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1', 'ghcr.io/kserve/kserve-controller:v0.15.2'];
+const NAMES = [
+  'docker.io/istio/pilot:1.23.2',
+  'docker.io/istio/proxyv2:1.23.2',
+  'quay.io/jetstack/cert-manager-controller:v1.16.1',
+  'ghcr.io/kserve/kserve-controller:v0.15.2',
+];
 
 const siteName = (source: string, host: string) => `${host}/${source.slice(source.indexOf('/') + 1)}`;
-const commits = (reqs: { method: string; path: string; status?: number }[]) => reqs.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.status === 201);
+const commits = (reqs: { method: string; path: string; status?: number }[]) =>
+  reqs.filter((r) => r.method === 'PUT' && r.path.includes('/blobs/uploads/') && r.status === 201);
 
 describe('load under faults', () => {
   it('survives resets, 500s and 429s while pushing', async () => {
@@ -40,13 +46,19 @@ describe('load under faults', () => {
     await using proxy = await startFaultProxy(reg.host);
     const images = makeImages(NAMES, { layerBytes: 3 * 1024 * 1024 });
     const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
-    const uniqueBlobs = new Set(images.flatMap((i) => i.blobs.filter((b) => !b.mediaType.includes('manifest')).map((b) => b.digest)));
+    const uniqueBlobs = new Set(
+      images.flatMap((i) => i.blobs.filter((b) => !b.mediaType.includes('manifest')).map((b) => b.digest)),
+    );
 
-    const child = execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http', '--concurrency', '1'], { reject: false, env: CLI_ENV });
+    const child = execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http', '--concurrency', '1'], {
+      reject: false,
+      env: CLI_ENV,
+    });
     let exited = false;
     void child.finally(() => (exited = true));
     const deadline = Date.now() + 60_000;
-    while (commits(proxy.requests).length < 2 && Date.now() < deadline && !exited) await new Promise((r) => setTimeout(r, 5));
+    while (commits(proxy.requests).length < 2 && Date.now() < deadline && !exited)
+      await new Promise((r) => setTimeout(r, 5));
     child.kill('SIGKILL');
     const killed = await child;
     expect(killed.signal, `the load finished before it could be killed:\n${killed.stdout}`).toBe('SIGKILL');
@@ -78,7 +90,8 @@ describe('load under faults', () => {
     expect(failed.stdout).toMatch(/failed: quay\.io\/jetstack\/cert-manager-controller:v1\.16\.1: .*answered 500/);
     expect(failed.stdout).toContain('3 pushed, 0 already there, 1 failed');
     expect(failed.stdout).toContain('NOT complete: run the same command again to finish');
-    for (const img of images.filter((i) => !i.source.includes('cert-manager'))) expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);
+    for (const img of images.filter((i) => !i.source.includes('cert-manager')))
+      expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);
 
     const rerun = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http']);
     expect(rerun.exitCode, rerun.stdout + rerun.stderr).toBe(0);

@@ -36,7 +36,15 @@ function blob(bytes: Buffer, mediaType: string): Blob {
 
 /** One file in a tar, as a layer (uncompressed tar). */
 function layerTar(name: string, content: Buffer): Buffer {
-  const h = new Header({ path: name, mode: 0o644, size: content.length, type: 'File', mtime: new Date(0), uid: 0, gid: 0 });
+  const h = new Header({
+    path: name,
+    mode: 0o644,
+    size: content.length,
+    type: 'File',
+    mtime: new Date(0),
+    uid: 0,
+    gid: 0,
+  });
   h.encode();
   const pad = Buffer.alloc((512 - (content.length % 512)) % 512);
   return Buffer.concat([h.block as Buffer, content, pad, Buffer.alloc(1024)]);
@@ -44,9 +52,17 @@ function layerTar(name: string, content: Buffer): Buffer {
 
 const SHARED_BASE = layerTar('base.txt', Buffer.from('a base layer shared by every fixture image\n'));
 
-function singleManifest(opts: { arch: string; files: { name: string; content: Buffer }[]; docker?: boolean }): { root: Blob; blobs: Blob[] } {
+function singleManifest(opts: { arch: string; files: { name: string; content: Buffer }[]; docker?: boolean }): {
+  root: Blob;
+  blobs: Blob[];
+} {
   const tars = [SHARED_BASE, ...opts.files.map((f) => layerTar(f.name, f.content))];
-  const layers = tars.map((t) => blob(gzipSync(t, { level: 1 }), opts.docker ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : 'application/vnd.oci.image.layer.v1.tar+gzip'));
+  const layers = tars.map((t) =>
+    blob(
+      gzipSync(t, { level: 1 }),
+      opts.docker ? 'application/vnd.docker.image.rootfs.diff.tar.gzip' : 'application/vnd.oci.image.layer.v1.tar+gzip',
+    ),
+  );
   const config = blob(
     Buffer.from(
       JSON.stringify({
@@ -58,7 +74,9 @@ function singleManifest(opts: { arch: string; files: { name: string; content: Bu
     ),
     opts.docker ? 'application/vnd.docker.container.image.v1+json' : 'application/vnd.oci.image.config.v1+json',
   );
-  const mediaType = opts.docker ? 'application/vnd.docker.distribution.manifest.v2+json' : 'application/vnd.oci.image.manifest.v1+json';
+  const mediaType = opts.docker
+    ? 'application/vnd.docker.distribution.manifest.v2+json'
+    : 'application/vnd.oci.image.manifest.v1+json';
   const manifest = {
     schemaVersion: 2,
     mediaType,
@@ -86,8 +104,18 @@ export function makeImages(names: string[], opts: { layerBytes?: number } = {}):
         schemaVersion: 2,
         mediaType: 'application/vnd.oci.image.index.v1+json',
         manifests: [
-          { mediaType: a.root.mediaType, digest: a.root.digest, size: a.root.size, platform: { os: 'linux', architecture: 'amd64' } },
-          { mediaType: b.root.mediaType, digest: b.root.digest, size: b.root.size, platform: { os: 'linux', architecture: 'arm64' } },
+          {
+            mediaType: a.root.mediaType,
+            digest: a.root.digest,
+            size: a.root.size,
+            platform: { os: 'linux', architecture: 'amd64' },
+          },
+          {
+            mediaType: b.root.mediaType,
+            digest: b.root.digest,
+            size: b.root.size,
+            platform: { os: 'linux', architecture: 'arm64' },
+          },
         ],
       };
       const root = blob(Buffer.from(JSON.stringify(index)), 'application/vnd.oci.image.index.v1+json');
@@ -149,7 +177,12 @@ export async function writeBundle(
   }
   const bundleJson = {
     version: 1,
-    images: images.map((img) => ({ reference: img.source, digest: img.root.digest, size: img.root.size, mediaType: img.root.mediaType })),
+    images: images.map((img) => ({
+      reference: img.source,
+      digest: img.root.digest,
+      size: img.root.size,
+      mediaType: img.root.mediaType,
+    })),
   };
   opts.editIndex?.(bundleJson);
   await writeFile(join(stage, 'bundle.json'), JSON.stringify(bundleJson, null, 2));
@@ -161,7 +194,12 @@ export async function writeBundle(
 }
 
 /** Pushes the images to a registry with skopeo (an independent client), as an upstream would hold them. */
-export async function seedRegistry(host: string, workDir: string, images: FixtureImage[], rename: (source: string) => string = (s) => s.slice(s.indexOf('/') + 1)): Promise<void> {
+export async function seedRegistry(
+  host: string,
+  workDir: string,
+  images: FixtureImage[],
+  rename: (source: string) => string = (s) => s.slice(s.indexOf('/') + 1),
+): Promise<void> {
   const skopeo = requireTool('skopeo');
   for (const [i, img] of images.entries()) {
     const dir = join(workDir, `seed-${i}`);
@@ -177,7 +215,14 @@ export async function seedRegistry(host: string, workDir: string, images: Fixtur
       await writeLayout(dir, [img]);
       from = `oci:${dir}:${img.tag}`;
     }
-    await execa(skopeo, ['copy', '--all', '--preserve-digests', '--dest-tls-verify=false', from, `docker://${host}/${rename(img.source)}`]);
+    await execa(skopeo, [
+      'copy',
+      '--all',
+      '--preserve-digests',
+      '--dest-tls-verify=false',
+      from,
+      `docker://${host}/${rename(img.source)}`,
+    ]);
   }
 }
 
@@ -189,12 +234,27 @@ export async function skopeoDigest(ref: string): Promise<string> {
 }
 
 /** A hand-made tar entry (header + padded body): what an attacker, not node-tar, would write. */
-export function craftEntry(spec: { path: string; type?: 'File' | 'SymbolicLink' | 'Link' | 'CharacterDevice' | 'FIFO'; linkpath?: string; body?: string }): Buffer {
+export function craftEntry(spec: {
+  path: string;
+  type?: 'File' | 'SymbolicLink' | 'Link' | 'CharacterDevice' | 'FIFO';
+  linkpath?: string;
+  body?: string;
+}): Buffer {
   const body = Buffer.from(spec.body ?? '');
   const type = spec.type ?? 'File';
-  const h = new Header({ path: spec.path, mode: 0o644, size: type === 'File' ? body.length : 0, type, linkpath: spec.linkpath ?? '', mtime: new Date(0), uid: 0, gid: 0 });
+  const h = new Header({
+    path: spec.path,
+    mode: 0o644,
+    size: type === 'File' ? body.length : 0,
+    type,
+    linkpath: spec.linkpath ?? '',
+    mtime: new Date(0),
+    uid: 0,
+    gid: 0,
+  });
   h.encode();
-  const data = type === 'File' ? Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]) : Buffer.alloc(0);
+  const data =
+    type === 'File' ? Buffer.concat([body, Buffer.alloc((512 - (body.length % 512)) % 512)]) : Buffer.alloc(0);
   return Buffer.concat([h.block as Buffer, data]);
 }
 

@@ -27,9 +27,16 @@ describe('load --extract-to on the real stack', () => {
     const upstream = await startRegistry();
     const cache = join(work.path, 'cache');
     const run = (args: string[]) =>
-      execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd: PROJECT_ROOT, env: { ...process.env, CI: 'true', ...servers.helmEnv, SEALIFT_CACHE_DIR: cache } });
+      execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
+        reject: false,
+        cwd: PROJECT_ROOT,
+        env: { ...process.env, CI: 'true', ...servers.helmEnv, SEALIFT_CACHE_DIR: cache },
+      });
     const overlay = join(work.path, 'overlay.yaml');
-    await writeFile(overlay, `${await servers.sourcesOverlayYaml()}\nregistry:\n  host: ${site.host}\n  plainHttp: true\n`);
+    await writeFile(
+      overlay,
+      `${await servers.sourcesOverlayYaml()}\nregistry:\n  host: ${site.host}\n  plainHttp: true\n`,
+    );
     const lists = join(work.path, 'imagelists');
     const images = await run(['images', '-e', 'airgap', '--overlay', overlay, '--out', lists]);
     expect(images.exitCode, images.stderr.slice(-3000)).toBe(0);
@@ -37,20 +44,41 @@ describe('load --extract-to on the real stack', () => {
     // every locked image, small, under its upstream path; pinned digests become the seeded ones
     const lockFile = join(lists, 'airgap.lock.json');
     const lock = JSON.parse(await readFile(lockFile, 'utf8')) as Lock;
-    const refs = lock.images.map((e, i) => normalizeImageReference(e.reference) && { ref: normalizeImageReference(e.reference), i });
+    const refs = lock.images.map(
+      (e, i) => normalizeImageReference(e.reference) && { ref: normalizeImageReference(e.reference), i },
+    );
     const pushed = await seedImages(
       upstream.host,
-      refs.map(({ ref, i }) => ({ ref: `${ref.registry}/${ref.repository}:${ref.tag ?? `pinned-${i}`}`, base: 'base', layers: [16 << 10] })),
+      refs.map(({ ref, i }) => ({
+        ref: `${ref.registry}/${ref.repository}:${ref.tag ?? `pinned-${i}`}`,
+        base: 'base',
+        layers: [16 << 10],
+      })),
       { workDir: work.path },
     );
     lock.images = lock.images.map((e, i) => {
       const ref = normalizeImageReference(e.reference);
-      return ref.digest ? { ...e, reference: `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}@${pushed[i]?.digest}` } : e;
+      return ref.digest
+        ? { ...e, reference: `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}@${pushed[i]?.digest}` }
+        : e;
     });
     await writeFile(lockFile, JSON.stringify(lock, null, 2));
     const hosts = [...new Set(lock.images.map((e) => normalizeImageReference(e.reference).registry))];
     const out = join(work.path, 'bundles');
-    const bundle = await run(['bundle', '-e', 'airgap', '--overlay', overlay, '--imagelists', lists, '-o', out, '--plain-http', upstream.host, ...hosts.flatMap((h) => ['--mirror', `${h}=${upstream.host}`])]);
+    const bundle = await run([
+      'bundle',
+      '-e',
+      'airgap',
+      '--overlay',
+      overlay,
+      '--imagelists',
+      lists,
+      '-o',
+      out,
+      '--plain-http',
+      upstream.host,
+      ...hosts.flatMap((h) => ['--mirror', `${h}=${upstream.host}`]),
+    ]);
     expect(bundle.exitCode, bundle.stderr.slice(-3000)).toBe(0);
 
     // the air gap: nothing upstream answers any more
@@ -58,7 +86,16 @@ describe('load --extract-to on the real stack', () => {
     await servers.stop();
 
     const dir = join(work.path, 'site');
-    const load = await run(['load', join(out, 'airgap.tar'), '--registry', site.host, '--plain-http', '--extract-to', dir, '--json']);
+    const load = await run([
+      'load',
+      join(out, 'airgap.tar'),
+      '--registry',
+      site.host,
+      '--plain-http',
+      '--extract-to',
+      dir,
+      '--json',
+    ]);
     expect(load.exitCode, load.stdout.slice(-3000) + load.stderr.slice(-3000)).toBe(0);
     const result = JSON.parse(load.stdout) as { checks: { status: string; target: string }[] };
     expect(result.checks.length).toBe(lock.images.length);
@@ -68,7 +105,14 @@ describe('load --extract-to on the real stack', () => {
     const tpl = await execa(helmfile, ['-f', 'helmfile.yaml.gotmpl', '-e', 'airgap', 'template', '--skip-deps'], {
       cwd: dir,
       reject: false,
-      env: { ...process.env, ...toolEnv({ HELM_CACHE_HOME: join(work.path, 'helm-cache'), HELM_CONFIG_HOME: join(work.path, 'helm-config'), HELM_DATA_HOME: join(work.path, 'helm-data') }) },
+      env: {
+        ...process.env,
+        ...toolEnv({
+          HELM_CACHE_HOME: join(work.path, 'helm-cache'),
+          HELM_CONFIG_HOME: join(work.path, 'helm-config'),
+          HELM_DATA_HOME: join(work.path, 'helm-data'),
+        }),
+      },
       timeout: 240_000,
     });
     expect(tpl.exitCode, tpl.stderr.slice(-4000)).toBe(0);
@@ -89,7 +133,11 @@ describe('load --extract-to on the real stack', () => {
     const loaded = new Set(result.checks.map((c) => c.target));
     for (const ref of pulled) {
       expect(ref.startsWith(`${site.host}/`), ref).toBe(true);
-      expect(loaded.has(ref) || [...loaded].some((t) => t.split('@')[0] === ref.split('@')[0] || t.endsWith(`@${ref.split('@')[1]}`)), `${ref} was not loaded`).toBe(true);
+      expect(
+        loaded.has(ref) ||
+          [...loaded].some((t) => t.split('@')[0] === ref.split('@')[0] || t.endsWith(`@${ref.split('@')[1]}`)),
+        `${ref} was not loaded`,
+      ).toBe(true);
     }
   });
 });

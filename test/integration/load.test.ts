@@ -7,10 +7,24 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { startRegistry } from '../support/registry.ts';
 import { tempDir } from '../support/process.ts';
-import { CLI, CLI_ENV, craftEntry, makeImages, sealift, skopeoDigest, withoutEndMarker, writeBundle } from './load-fixtures.ts';
+import {
+  CLI,
+  CLI_ENV,
+  craftEntry,
+  makeImages,
+  sealift,
+  skopeoDigest,
+  withoutEndMarker,
+  writeBundle,
+} from './load-fixtures.ts';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 
-const NAMES = ['docker.io/istio/pilot:1.23.2', 'quay.io/jetstack/cert-manager-controller:v1.16.1', 'ghcr.io/kserve/kserve-controller:v0.15.2', 'docker.io/istio/proxyv2:1.23.2'];
+const NAMES = [
+  'docker.io/istio/pilot:1.23.2',
+  'quay.io/jetstack/cert-manager-controller:v1.16.1',
+  'ghcr.io/kserve/kserve-controller:v0.15.2',
+  'docker.io/istio/proxyv2:1.23.2',
+];
 
 /** Every repository the registry stores (a filesystem view, independent of the API). */
 async function storedRepositories(dataDir: string): Promise<string[]> {
@@ -19,7 +33,8 @@ async function storedRepositories(dataDir: string): Promise<string[]> {
   const walk = async (d: string, rel: string) => {
     const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
     if (entries.some((e) => e.name === '_manifests')) out.push(rel);
-    for (const e of entries) if (e.isDirectory() && !e.name.startsWith('_')) await walk(join(d, e.name), rel ? `${rel}/${e.name}` : e.name);
+    for (const e of entries)
+      if (e.isDirectory() && !e.name.startsWith('_')) await walk(join(d, e.name), rel ? `${rel}/${e.name}` : e.name);
   };
   await walk(root, '');
   return out.sort();
@@ -33,7 +48,12 @@ describe('sealift load', () => {
     const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
 
     const first = await sealift(['load', bundle, '--registry', reg.host, '--plain-http', '--json']);
-    expect(first.stderr.split('\n').filter((l) => l.includes('"error"')).join('\n')).toBe('');
+    expect(
+      first.stderr
+        .split('\n')
+        .filter((l) => l.includes('"error"'))
+        .join('\n'),
+    ).toBe('');
     expect(first.exitCode, first.stdout + first.stderr).toBe(0);
     const r1 = JSON.parse(first.stdout);
     expect(r1.ok).toBe(true);
@@ -43,9 +63,16 @@ describe('sealift load', () => {
       const target = `${reg.host}/${img.source.slice(img.source.indexOf('/') + 1)}`;
       expect(await skopeoDigest(target), target).toBe(img.root.digest);
     }
-    expect(await storedRepositories(reg.dataDir)).toEqual(['istio/pilot', 'istio/proxyv2', 'jetstack/cert-manager-controller', 'kserve/kserve-controller']);
+    expect(await storedRepositories(reg.dataDir)).toEqual([
+      'istio/pilot',
+      'istio/proxyv2',
+      'jetstack/cert-manager-controller',
+      'kserve/kserve-controller',
+    ]);
     // the shared base layer was uploaded once and mounted into the other repositories
-    const uniqueBlobs = new Set(images.flatMap((i) => i.blobs.filter((b) => !b.mediaType.includes('manifest')).map((b) => b.digest)));
+    const uniqueBlobs = new Set(
+      images.flatMap((i) => i.blobs.filter((b) => !b.mediaType.includes('manifest')).map((b) => b.digest)),
+    );
     expect(r1.stats.blobsPushed).toBe(uniqueBlobs.size);
     expect(r1.stats.blobsMounted).toBe(images.length - 1);
 
@@ -79,11 +106,47 @@ describe('sealift load', () => {
   });
 
   const attacks: [string, (tar: Buffer, imgs: ReturnType<typeof makeImages>) => Buffer, RegExp][] = [
-    ['path traversal', (t) => Buffer.concat([withoutEndMarker(t), craftEntry({ path: '../../../etc/cron.d/evil', body: '* * * * * root sh\n' }), Buffer.alloc(1024)]), /"\.\.\/\.\.\/\.\.\/etc\/cron\.d\/evil" has "\.\." in its path/],
-    ['symlink escape', (t) => Buffer.concat([withoutEndMarker(t), craftEntry({ path: 'charts/evil.tgz', type: 'SymbolicLink', linkpath: '../../../../root/.ssh/id_rsa' }), Buffer.alloc(1024)]), /symlink "charts\/evil\.tgz" -> "\.\.\/\.\.\/\.\.\/\.\.\/root\/\.ssh\/id_rsa" points outside the bundle/],
-    ['device file', (t) => Buffer.concat([withoutEndMarker(t), craftEntry({ path: 'dev-null', type: 'CharacterDevice' }), Buffer.alloc(1024)]), /"dev-null" is a device file/],
+    [
+      'path traversal',
+      (t) =>
+        Buffer.concat([
+          withoutEndMarker(t),
+          craftEntry({ path: '../../../etc/cron.d/evil', body: '* * * * * root sh\n' }),
+          Buffer.alloc(1024),
+        ]),
+      /"\.\.\/\.\.\/\.\.\/etc\/cron\.d\/evil" has "\.\." in its path/,
+    ],
+    [
+      'symlink escape',
+      (t) =>
+        Buffer.concat([
+          withoutEndMarker(t),
+          craftEntry({ path: 'charts/evil.tgz', type: 'SymbolicLink', linkpath: '../../../../root/.ssh/id_rsa' }),
+          Buffer.alloc(1024),
+        ]),
+      /symlink "charts\/evil\.tgz" -> "\.\.\/\.\.\/\.\.\/\.\.\/root\/\.ssh\/id_rsa" points outside the bundle/,
+    ],
+    [
+      'device file',
+      (t) =>
+        Buffer.concat([
+          withoutEndMarker(t),
+          craftEntry({ path: 'dev-null', type: 'CharacterDevice' }),
+          Buffer.alloc(1024),
+        ]),
+      /"dev-null" is a device file/,
+    ],
     ['truncated tar', (t) => t.subarray(0, Math.floor(t.length / 2)), /the archive is truncated/],
-    ['unlisted extra file', (t) => Buffer.concat([withoutEndMarker(t), craftEntry({ path: 'values/airgap/extra.yaml', body: 'image: evil.example/x\n' }), Buffer.alloc(1024)]), /values\/airgap\/extra\.yaml: in the bundle but not listed in checksums\.sha256/],
+    [
+      'unlisted extra file',
+      (t) =>
+        Buffer.concat([
+          withoutEndMarker(t),
+          craftEntry({ path: 'values/airgap/extra.yaml', body: 'image: evil.example/x\n' }),
+          Buffer.alloc(1024),
+        ]),
+      /values\/airgap\/extra\.yaml: in the bundle but not listed in checksums\.sha256/,
+    ],
   ];
 
   it.each(attacks)('refuses a bundle with a %s without touching the registry', async (_name, mutate, message) => {
@@ -94,7 +157,15 @@ describe('sealift load', () => {
     const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
     const { writeFile } = await import('node:fs/promises');
     await writeFile(bundle, mutate(await readFile(bundle), images));
-    const r = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http', '--extract-to', join(tmp.path, 'site')]);
+    const r = await sealift([
+      'load',
+      bundle,
+      '--registry',
+      proxy.host,
+      '--plain-http',
+      '--extract-to',
+      join(tmp.path, 'site'),
+    ]);
     expect(r.exitCode, r.stderr).toBe(10);
     expect(r.stderr).toMatch(message);
     expect(proxy.requests).toEqual([]);
@@ -106,15 +177,23 @@ describe('sealift load', () => {
     await using reg = await startRegistry();
     await using proxy = await startFaultProxy(reg.host);
     const images = makeImages(NAMES.slice(0, 2));
-    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images, {}, {
-      editIndex: (idx) => {
-        const first = idx.images[0];
-        if (first) first.size += 1000;
+    const bundle = await writeBundle(
+      join(tmp.path, 'stage'),
+      join(tmp.path, 'b.tar'),
+      images,
+      {},
+      {
+        editIndex: (idx) => {
+          const first = idx.images[0];
+          if (first) first.size += 1000;
+        },
       },
-    });
+    );
     const r = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http']);
     expect(r.exitCode, r.stderr).toBe(10);
-    expect(r.stderr).toContain(`docker.io/istio/pilot:1.23.2: ${images[0]?.root.digest} is ${images[0]?.root.size} bytes, bundle.json says ${(images[0]?.root.size ?? 0) + 1000}`);
+    expect(r.stderr).toContain(
+      `docker.io/istio/pilot:1.23.2: ${images[0]?.root.digest} is ${images[0]?.root.size} bytes, bundle.json says ${(images[0]?.root.size ?? 0) + 1000}`,
+    );
     expect(proxy.requests).toEqual([]);
   });
 
@@ -130,7 +209,8 @@ describe('sealift load', () => {
     await execa('tar', ['-xf', bundle, '-C', dir]);
     const r = await sealift(['load', dir, '--registry', reg.host, '--plain-http', '--json']);
     expect(r.exitCode, r.stdout + r.stderr).toBe(0);
-    for (const img of images) expect(await skopeoDigest(`${reg.host}/${img.source.slice(img.source.indexOf('/') + 1)}`)).toBe(img.root.digest);
+    for (const img of images)
+      expect(await skopeoDigest(`${reg.host}/${img.source.slice(img.source.indexOf('/') + 1)}`)).toBe(img.root.digest);
   });
 
   it('hashes a bundle once, and again when the file changed after the check', async () => {
@@ -160,23 +240,32 @@ describe('sealift load', () => {
   it('logs in to a site registry with the credentials docker login stored, and names it when they are wrong', async () => {
     await using tmp = await tempDir();
     // bcrypt of "s3cret" for user alice (htpasswd -nbB alice s3cret)
-    await using reg = await startRegistry({ htpasswd: 'alice:$2y$05$vb6o4iClNIzKH75aBLwlD.RI1mOHlxYzNvpqmF5joKBP.z5JyFvVq\n' });
+    await using reg = await startRegistry({
+      htpasswd: 'alice:$2y$05$vb6o4iClNIzKH75aBLwlD.RI1mOHlxYzNvpqmF5joKBP.z5JyFvVq\n',
+    });
     const images = makeImages(NAMES.slice(0, 2));
     const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
     const { mkdir, writeFile } = await import('node:fs/promises');
-    const docker = (user: string, pass: string) => JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${user}:${pass}`).toString('base64') } } });
+    const docker = (user: string, pass: string) =>
+      JSON.stringify({ auths: { [reg.host]: { auth: Buffer.from(`${user}:${pass}`).toString('base64') } } });
     await mkdir(join(tmp.path, 'good'));
     await mkdir(join(tmp.path, 'bad'));
     await writeFile(join(tmp.path, 'good', 'config.json'), docker('alice', 's3cret'));
     await writeFile(join(tmp.path, 'bad', 'config.json'), docker('alice', 'wrong'));
 
-    const bad = await execa('node', [CLI, 'load', bundle, '--registry', reg.host, '--plain-http'], { reject: false, env: { ...CLI_ENV, DOCKER_CONFIG: join(tmp.path, 'bad') } });
+    const bad = await execa('node', [CLI, 'load', bundle, '--registry', reg.host, '--plain-http'], {
+      reject: false,
+      env: { ...CLI_ENV, DOCKER_CONFIG: join(tmp.path, 'bad') },
+    });
     expect(bad.exitCode).toBe(9);
     expect(bad.stderr).toContain(`registry ${reg.host} refused the credentials of user "alice"`);
     expect(bad.stderr + bad.stdout).not.toContain('s3cret');
     expect(bad.stderr + bad.stdout).not.toContain('wrong');
 
-    const good = await execa('node', [CLI, 'load', bundle, '--registry', reg.host, '--plain-http', '--json'], { reject: false, env: { ...CLI_ENV, DOCKER_CONFIG: join(tmp.path, 'good') } });
+    const good = await execa('node', [CLI, 'load', bundle, '--registry', reg.host, '--plain-http', '--json'], {
+      reject: false,
+      env: { ...CLI_ENV, DOCKER_CONFIG: join(tmp.path, 'good') },
+    });
     expect(good.exitCode, good.stderr.slice(-2000)).toBe(0);
     expect(JSON.parse(good.stdout).checks.map((c: { status: string }) => c.status)).toEqual(['ok', 'ok']);
     expect(good.stderr + good.stdout).not.toContain('s3cret');

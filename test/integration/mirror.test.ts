@@ -9,8 +9,10 @@ import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
 import { makeImages, sealift, seedRegistry, skopeoDigest } from './load-fixtures.ts';
 
-const uploads = (reqs: { method: string; path: string }[]) => reqs.filter((r) => r.method !== 'GET' && r.method !== 'HEAD' && r.path.includes('/blobs/'));
-const blobReads = (reqs: { method: string; path: string }[]) => reqs.filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:'));
+const uploads = (reqs: { method: string; path: string }[]) =>
+  reqs.filter((r) => r.method !== 'GET' && r.method !== 'HEAD' && r.path.includes('/blobs/'));
+const blobReads = (reqs: { method: string; path: string }[]) =>
+  reqs.filter((r) => r.method === 'GET' && r.path.includes('/blobs/sha256:'));
 
 describe('sealift mirror', () => {
   it('copies an image list into an empty registry, then a second run transfers nothing', async () => {
@@ -19,7 +21,11 @@ describe('sealift mirror', () => {
     await using site = await startRegistry();
     await using upProxy = await startFaultProxy(upstream.host);
     await using siteProxy = await startFaultProxy(site.host);
-    const images = makeImages(['docker.io/istio/pilot:1.23.2', 'docker.io/istio/proxyv2:1.23.2', 'quay.io/jetstack/cert-manager-webhook:v1.16.1']);
+    const images = makeImages([
+      'docker.io/istio/pilot:1.23.2',
+      'docker.io/istio/proxyv2:1.23.2',
+      'quay.io/jetstack/cert-manager-webhook:v1.16.1',
+    ]);
     await seedRegistry(upstream.host, tmp.path, images);
     // the list names the upstream through the recording proxy; the last one pinned by digest
     const refs = images.map((img, i) => {
@@ -28,7 +34,17 @@ describe('sealift mirror', () => {
     });
     const list = join(tmp.path, 'images.txt');
     await writeFile(list, `# mirrored nightly\n${refs.join('\n')}\n`);
-    const args = ['mirror', '--imagelist', list, '--to', siteProxy.host, '--plain-http', '--source-plain-http', upProxy.host, '--json'];
+    const args = [
+      'mirror',
+      '--imagelist',
+      list,
+      '--to',
+      siteProxy.host,
+      '--plain-http',
+      '--source-plain-http',
+      upProxy.host,
+      '--json',
+    ];
 
     const first = await sealift(args);
     expect(first.exitCode, first.stdout + first.stderr).toBe(0);
@@ -36,7 +52,9 @@ describe('sealift mirror', () => {
     expect(r1.checks.map((c: { status: string }) => c.status)).toEqual(['ok', 'ok', 'ok']);
     expect(await skopeoDigest(`${site.host}/istio/pilot:1.23.2`)).toBe(images[0]?.root.digest);
     expect(await skopeoDigest(`${site.host}/istio/proxyv2:1.23.2`)).toBe(images[1]?.root.digest);
-    expect(await skopeoDigest(`${site.host}/jetstack/cert-manager-webhook@${images[2]?.root.digest}`)).toBe(images[2]?.root.digest);
+    expect(await skopeoDigest(`${site.host}/jetstack/cert-manager-webhook@${images[2]?.root.digest}`)).toBe(
+      images[2]?.root.digest,
+    );
     expect(uploads(siteProxy.requests).length).toBeGreaterThan(0);
 
     siteProxy.requests.length = 0;
@@ -60,9 +78,20 @@ describe('sealift mirror', () => {
     // one registry under two names: the same repository from two "hosts"
     const collide = join(tmp.path, 'collide.txt');
     await writeFile(collide, `${upstream.host}/docker/x/y:1\nlocalhost:${port}/docker/x/y:1\n`);
-    const refused = await sealift(['mirror', '--imagelist', collide, '--to', siteProxy.host, '--plain-http', '--source-plain-http', upstream.host]);
+    const refused = await sealift([
+      'mirror',
+      '--imagelist',
+      collide,
+      '--to',
+      siteProxy.host,
+      '--plain-http',
+      '--source-plain-http',
+      upstream.host,
+    ]);
     expect(refused.exitCode).toBe(2);
-    expect(refused.stderr).toContain(`${upstream.host}/docker/x/y and localhost:${port}/docker/x/y would both become ${siteProxy.host}/docker/x/y`);
+    expect(refused.stderr).toContain(
+      `${upstream.host}/docker/x/y and localhost:${port}/docker/x/y would both become ${siteProxy.host}/docker/x/y`,
+    );
     expect(refused.stderr).toContain('--scheme scoped');
     expect(siteProxy.requests).toEqual([]);
   });

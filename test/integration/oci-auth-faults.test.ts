@@ -38,7 +38,10 @@ afterAll(async () => {
 async function dockerConfig(name: string, host: string, user: string, pass: string): Promise<string> {
   const dir = join(work.path, name);
   await import('node:fs/promises').then((fs) => fs.mkdir(dir, { recursive: true }));
-  await writeFile(join(dir, 'config.json'), JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${pass}`).toString('base64') } } }));
+  await writeFile(
+    join(dir, 'config.json'),
+    JSON.stringify({ auths: { [host]: { auth: Buffer.from(`${user}:${pass}`).toString('base64') } } }),
+  );
   return dir;
 }
 
@@ -47,7 +50,12 @@ const specs = [
   { ref: 'docker.io/istio/proxyv2:1.23.2', base: 'b', format: 'docker' as const, layers: [150 << 10, 10 << 10] },
 ];
 
-async function pullAll(client: RegistryClient, images: SeededImage[], dir: string, onEvent?: (e: SealiftEvent) => void) {
+async function pullAll(
+  client: RegistryClient,
+  images: SeededImage[],
+  dir: string,
+  onEvent?: (e: SealiftEvent) => void,
+) {
   const layout = await OciLayout.open(dir);
   const session = createCopySession(3);
   const out = [];
@@ -68,19 +76,34 @@ async function pullAll(client: RegistryClient, images: SeededImage[], dir: strin
 describe('auth', () => {
   it('Basic auth from a docker config; a wrong password names the registry', async () => {
     await using registry = await startRegistry({ htpasswd: HTPASSWD });
-    const images = await seedImages(registry.host, specs, { workDir: work.path, creds: { username: 'alice', password: 's3cret' } });
+    const images = await seedImages(registry.host, specs, {
+      workDir: work.path,
+      creds: { username: 'alice', password: 's3cret' },
+    });
     const hosts = { [registry.host]: { plainHttp: true } };
-    const good = dockerCredentials({ DOCKER_CONFIG: await dockerConfig('basic-good', registry.host, 'alice', 's3cret') });
-    const { results } = await pullAll(new RegistryClient(registry.host, { hosts, credentials: good }), images, join(work.path, 'basic-layout'));
+    const good = dockerCredentials({
+      DOCKER_CONFIG: await dockerConfig('basic-good', registry.host, 'alice', 's3cret'),
+    });
+    const { results } = await pullAll(
+      new RegistryClient(registry.host, { hosts, credentials: good }),
+      images,
+      join(work.path, 'basic-layout'),
+    );
     expect(results.map((r) => r.root.digest)).toEqual(images.map((i) => i.digest));
 
     const bad = dockerCredentials({ DOCKER_CONFIG: await dockerConfig('basic-bad', registry.host, 'alice', 'wrong') });
-    const err = await new RegistryClient(registry.host, { hosts, credentials: bad }).fetchManifest('istio/pilot', '1.23.2').catch((e: unknown) => e);
+    const err = await new RegistryClient(registry.host, { hosts, credentials: bad })
+      .fetchManifest('istio/pilot', '1.23.2')
+      .catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'AUTH_FAILED' });
-    expect(String((err as Error).message)).toContain(`registry ${registry.host} refused the credentials of user "alice"`);
+    expect(String((err as Error).message)).toContain(
+      `registry ${registry.host} refused the credentials of user "alice"`,
+    );
     expect(String((err as Error).message)).not.toContain('wrong');
 
-    const none = await new RegistryClient(registry.host, { hosts, credentials: async () => undefined }).ping().catch((e: unknown) => e);
+    const none = await new RegistryClient(registry.host, { hosts, credentials: async () => undefined })
+      .ping()
+      .catch((e: unknown) => e);
     expect(none).toMatchObject({ code: 'AUTH_FAILED' });
     expect(String((none as Error).message)).toContain(`registry ${registry.host} requires credentials`);
   });
@@ -88,11 +111,20 @@ describe('auth', () => {
   it('Bearer tokens with repository scopes, for pull and push with cross-repository mount', async () => {
     await using tokens = await startTokenServer({ users: { alice: 's3cret' } });
     await using registry = await startRegistry({ token: tokens.registryConfig });
-    const images = await seedImages(registry.host, specs, { workDir: work.path, creds: { username: 'alice', password: 's3cret' } });
+    const images = await seedImages(registry.host, specs, {
+      workDir: work.path,
+      creds: { username: 'alice', password: 's3cret' },
+    });
     const hosts = { [registry.host]: { plainHttp: true } };
     const authFile = join(work.path, 'auth.json');
-    await writeFile(authFile, JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }));
-    const client = new RegistryClient(registry.host, { hosts, credentials: dockerCredentials({ REGISTRY_AUTH_FILE: authFile, DOCKER_CONFIG: join(work.path, 'nowhere') }) });
+    await writeFile(
+      authFile,
+      JSON.stringify({ auths: { [registry.host]: { auth: Buffer.from('alice:s3cret').toString('base64') } } }),
+    );
+    const client = new RegistryClient(registry.host, {
+      hosts,
+      credentials: dockerCredentials({ REGISTRY_AUTH_FILE: authFile, DOCKER_CONFIG: join(work.path, 'nowhere') }),
+    });
     tokens.requests.length = 0;
     const { layout, results } = await pullAll(client, images, join(work.path, 'bearer-layout'));
     expect(results.map((r) => r.root.digest)).toEqual(images.map((i) => i.digest));
@@ -102,7 +134,10 @@ describe('auth', () => {
     // push into new repositories: the second image's shared base layer is mounted, not uploaded
     const pilot = images[0] as SeededImage;
     const proxy = images[1] as SeededImage;
-    await copyImage(layoutSource(layout), registryTarget(client, 'mirror/pilot'), { selector: pilot.ref, tag: pilot.tag });
+    await copyImage(layoutSource(layout), registryTarget(client, 'mirror/pilot'), {
+      selector: pilot.ref,
+      tag: pilot.tag,
+    });
     const outcomes: string[] = [];
     await copyImage(layoutSource(layout), registryTarget(client, 'mirror/proxyv2', { mountFrom: ['mirror/pilot'] }), {
       selector: proxy.ref,
@@ -111,12 +146,22 @@ describe('auth', () => {
     });
     expect(outcomes).toContain('mounted');
     expect((await client.resolve({ repository: 'mirror/proxyv2', selector: '1.23.2' })).digest).toBe(proxy.digest);
-    expect(tokens.requests.some((r) => r.scopes.includes('repository:mirror/proxyv2:pull,push') && r.scopes.includes('repository:mirror/pilot:pull'))).toBe(true);
+    expect(
+      tokens.requests.some(
+        (r) =>
+          r.scopes.includes('repository:mirror/proxyv2:pull,push') && r.scopes.includes('repository:mirror/pilot:pull'),
+      ),
+    ).toBe(true);
 
-    const bad = new RegistryClient(registry.host, { hosts, credentials: async () => ({ username: 'alice', password: 'nope', source: 'test' }) });
+    const bad = new RegistryClient(registry.host, {
+      hosts,
+      credentials: async () => ({ username: 'alice', password: 'nope', source: 'test' }),
+    });
     const err = await bad.fetchManifest('istio/pilot', '1.23.2').catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'AUTH_FAILED' });
-    expect(String((err as Error).message)).toContain(`registry ${registry.host} refused the credentials of user "alice"`);
+    expect(String((err as Error).message)).toContain(
+      `registry ${registry.host} refused the credentials of user "alice"`,
+    );
   });
 });
 
@@ -141,19 +186,33 @@ describe('faults', () => {
     const { layout, results } = await pullAll(client, images, join(work.path, 'fault-layout'), (e) => events.push(e));
     expect(results.map((r) => r.root.digest)).toEqual(images.map((i) => i.digest));
     expect(proxy.pending()).toBe(0);
-    expect(proxy.requests.filter((r) => r.fault).map((r) => r.fault).sort()).toEqual(['429', '500', '500', 'reset', 'reset', 'truncate', 'truncate']);
+    expect(
+      proxy.requests
+        .filter((r) => r.fault)
+        .map((r) => r.fault)
+        .sort(),
+    ).toEqual(['429', '500', '500', 'reset', 'reset', 'truncate', 'truncate']);
     expect(events.filter((e) => e.type === 'retry').length).toBeGreaterThanOrEqual(7);
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000); // Retry-After: 1 was honoured
-    for (const img of images) for (const [d, size] of Object.entries(img.blobs)) expect(await layout.hasBlob({ digest: d as never, size })).toBe(true);
+    for (const img of images)
+      for (const [d, size] of Object.entries(img.blobs))
+        expect(await layout.hasBlob({ digest: d as never, size })).toBe(true);
     // nothing was fetched twice after it had been stored
-    const blobGets = proxy.requests.filter((r) => r.method === 'GET' && r.path.includes('/blobs/') && r.status === 200 && !r.fault);
+    const blobGets = proxy.requests.filter(
+      (r) => r.method === 'GET' && r.path.includes('/blobs/') && r.status === 200 && !r.fault,
+    );
     expect(new Set(blobGets.map((r) => r.path.split('/').pop())).size).toBe(blobGets.length);
   });
 
   it('detects a blob whose bytes do not match its digest', async () => {
     await using registry = await startRegistry();
-    const [img] = await seedImages(registry.host, [{ ref: 'docker.io/kserve/router:v0.15.2', layers: [64 << 10] }], { workDir: work.path });
-    const manifest = await new RegistryClient(registry.host, { hosts: { [registry.host]: { plainHttp: true } }, credentials: async () => undefined }).fetchManifest('kserve/router', 'v0.15.2');
+    const [img] = await seedImages(registry.host, [{ ref: 'docker.io/kserve/router:v0.15.2', layers: [64 << 10] }], {
+      workDir: work.path,
+    });
+    const manifest = await new RegistryClient(registry.host, {
+      hosts: { [registry.host]: { plainHttp: true } },
+      credentials: async () => undefined,
+    }).fetchManifest('kserve/router', 'v0.15.2');
     if (manifest.kind !== 'manifest') throw new Error('expected a manifest');
     const layer = manifest.parsed.layers[0]!;
     const hex = layer.digest.slice(7);
@@ -161,7 +220,10 @@ describe('faults', () => {
     const bytes = await readFile(data);
     bytes[bytes.length >> 1] = (bytes[bytes.length >> 1] ?? 0) ^ 0xff; // same size, other bytes
     await writeFile(data, bytes);
-    const client = new RegistryClient(registry.host, { hosts: { [registry.host]: { plainHttp: true } }, credentials: async () => undefined });
+    const client = new RegistryClient(registry.host, {
+      hosts: { [registry.host]: { plainHttp: true } },
+      credentials: async () => undefined,
+    });
     const dir = join(work.path, 'corrupt-layout');
     const err = await pullAll(client, [img!], dir).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'DIGEST_MISMATCH' });

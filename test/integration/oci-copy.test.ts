@@ -35,9 +35,24 @@ beforeAll(async () => {
   images = await seedImages(
     src.host,
     [
-      { ref: 'docker.io/istio/pilot:1.23.2', platforms: ['linux/amd64', 'linux/arm64', 'linux/s390x'], base: 'distroless', layers: [300 << 10] },
-      { ref: 'docker.io/istio/proxyv2:1.23.2', platforms: ['linux/amd64', 'linux/arm64'], base: 'distroless', format: 'docker' },
-      { ref: 'quay.io/jetstack/cert-manager-controller:v1.16.1', base: 'distroless', format: 'docker', layers: [100 << 10, 50 << 10] },
+      {
+        ref: 'docker.io/istio/pilot:1.23.2',
+        platforms: ['linux/amd64', 'linux/arm64', 'linux/s390x'],
+        base: 'distroless',
+        layers: [300 << 10],
+      },
+      {
+        ref: 'docker.io/istio/proxyv2:1.23.2',
+        platforms: ['linux/amd64', 'linux/arm64'],
+        base: 'distroless',
+        format: 'docker',
+      },
+      {
+        ref: 'quay.io/jetstack/cert-manager-controller:v1.16.1',
+        base: 'distroless',
+        format: 'docker',
+        layers: [100 << 10, 50 << 10],
+      },
       { ref: 'gcr.io/knative-releases/knative.dev/serving/cmd/queue:v1.16.0', layers: [80 << 10] },
     ],
     { workDir: work.path },
@@ -52,9 +67,13 @@ afterAll(async () => {
 });
 
 async function skopeoInspect(ref: string): Promise<{ Digest: string }> {
-  const { stdout } = await execa(requireTool('skopeo'), ['--insecure-policy', 'inspect', '--raw', ref].filter((a) => a !== '--raw'), {
-    env: { ...process.env, XDG_RUNTIME_DIR: work.path },
-  });
+  const { stdout } = await execa(
+    requireTool('skopeo'),
+    ['--insecure-policy', 'inspect', '--raw', ref].filter((a) => a !== '--raw'),
+    {
+      env: { ...process.env, XDG_RUNTIME_DIR: work.path },
+    },
+  );
   return JSON.parse(stdout) as { Digest: string };
 }
 
@@ -107,12 +126,23 @@ describe('copyImage registry -> layout -> registry', () => {
     for (const img of images) {
       const [entry] = await layout.find(img.ref);
       expect(entry?.digest).toBe(img.digest);
-      const res = await copyImage(layoutSource(layout), registryTarget(target, img.repository), { selector: img.ref, tag: img.tag });
+      const res = await copyImage(layoutSource(layout), registryTarget(target, img.repository), {
+        selector: img.ref,
+        tag: img.tag,
+      });
       expect(res.root.digest).toBe(img.digest);
       const back = await target.resolve({ repository: img.repository, selector: img.tag });
       expect(back.digest).toBe(img.digest);
     }
-    const rawDigest = (await execa(requireTool('skopeo'), ['--insecure-policy', 'inspect', '--tls-verify=false', '--raw', `docker://${dst.host}/istio/pilot:1.23.2`])).stdout;
+    const rawDigest = (
+      await execa(requireTool('skopeo'), [
+        '--insecure-policy',
+        'inspect',
+        '--tls-verify=false',
+        '--raw',
+        `docker://${dst.host}/istio/pilot:1.23.2`,
+      ])
+    ).stdout;
     expect(rawDigest).toContain(pilot.platforms['linux/arm64']);
 
     // a second copy writes nothing new
@@ -128,7 +158,9 @@ describe('copyImage registry -> layout -> registry', () => {
     });
     expect((await layout.listBlobs()).length).toBe(before);
     expect(skipped.every((s) => s === 'present')).toBe(true);
-    expect((await layout.readIndex()).manifests.filter((m) => m.annotations?.[ANNOTATION_SOURCE] === pilot.ref)).toHaveLength(1);
+    expect(
+      (await layout.readIndex()).manifests.filter((m) => m.annotations?.[ANNOTATION_SOURCE] === pilot.ref),
+    ).toHaveLength(1);
   });
 
   it('reduces a tag that points at an index to the selected platforms', async () => {
@@ -153,19 +185,30 @@ describe('copyImage registry -> layout -> registry', () => {
     expect(two.source.digest).toBe(pilot.digest);
     const idx = await layout.readManifest(two.root);
     expect(idx.kind).toBe('index');
-    if (idx.kind === 'index') expect(idx.parsed.manifests.map((m) => m.digest).sort()).toEqual([pilot.platforms['linux/amd64'], pilot.platforms['linux/arm64']].sort());
+    if (idx.kind === 'index')
+      expect(idx.parsed.manifests.map((m) => m.digest).sort()).toEqual(
+        [pilot.platforms['linux/amd64'], pilot.platforms['linux/arm64']].sort(),
+      );
     // the s390x layers were not fetched
     const s390 = await client.fetchManifest(pilot.repository, pilot.platforms['linux/s390x'] as string);
     if (s390.kind === 'manifest') expect(await layout.hasBlob(s390.parsed.layers.at(-1)!)).toBe(false);
 
     // pinned by digest: the exact index with every platform
-    const pinned = await copyImage(registrySource(client, pilot.repository), layoutTarget(layout), { selector: pilot.digest, tag: 'pinned' });
+    const pinned = await copyImage(registrySource(client, pilot.repository), layoutTarget(layout), {
+      selector: pilot.digest,
+      tag: 'pinned',
+    });
     expect(pinned.root.digest).toBe(pilot.digest);
     expect(pinned.manifests).toHaveLength(4);
 
     await expect(
-      copyImage(registrySource(client, pilot.repository), layoutTarget(layout), { selector: pilot.tag, platforms: { kind: 'only', platforms: [parsePlatform('windows/amd64')] } }),
+      copyImage(registrySource(client, pilot.repository), layoutTarget(layout), {
+        selector: pilot.tag,
+        platforms: { kind: 'only', platforms: [parsePlatform('windows/amd64')] },
+      }),
     ).rejects.toThrow(/no image for platform windows\/amd64 \(it has: linux\/amd64, linux\/arm64, linux\/s390x\)/);
-    await expect(copyImage(registrySource(client, 'istio/missing'), layoutTarget(layout), { selector: 'v1' })).rejects.toMatchObject({ code: 'NOT_FOUND' });
+    await expect(
+      copyImage(registrySource(client, 'istio/missing'), layoutTarget(layout), { selector: 'v1' }),
+    ).rejects.toMatchObject({ code: 'NOT_FOUND' });
   });
 });

@@ -40,12 +40,14 @@ disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.d
   await writeFile(configPath, config);
   const ctr = async (args: string[]): Promise<string> => {
     const r = await execa(ctrBin, ['-a', socket, ...args], { reject: false, timeout: 120_000 });
-    if (r.exitCode !== 0) throw new Error(`ctr ${args.join(' ')} failed (exit ${r.exitCode}):\n${r.stderr}\n${r.stdout}`);
+    if (r.exitCode !== 0)
+      throw new Error(`ctr ${args.join(' ')} failed (exit ${r.exitCode}):\n${r.stderr}\n${r.stdout}`);
     return r.stdout;
   };
   const proc = await startProcess(bin, ['--config', configPath], {
     name: 'containerd',
-    ready: async () => (await execa(ctrBin, ['-a', socket, 'version'], { reject: false, timeout: 2000 })).exitCode === 0,
+    ready: async () =>
+      (await execa(ctrBin, ['-a', socket, 'version'], { reject: false, timeout: 2000 })).exitCode === 0,
   });
   const stop = async () => {
     await proc.stop();

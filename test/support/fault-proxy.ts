@@ -63,34 +63,43 @@ export async function startFaultProxy(upstream: string): Promise<FaultProxy> {
     if (rule?.fault === '500' || rule?.fault === '429') {
       req.resume();
       rec.status = Number(rule.fault);
-      const body = JSON.stringify({ errors: [{ code: rule.fault === '429' ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: 'injected by fault proxy' }] });
-      res.writeHead(rec.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...(rule.fault === '429' ? { 'retry-after': String(rule.retryAfter ?? 1) } : {}) });
+      const body = JSON.stringify({
+        errors: [{ code: rule.fault === '429' ? 'TOOMANYREQUESTS' : 'UNKNOWN', message: 'injected by fault proxy' }],
+      });
+      res.writeHead(rec.status, {
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        ...(rule.fault === '429' ? { 'retry-after': String(rule.retryAfter ?? 1) } : {}),
+      });
       res.end(body);
       return;
     }
-    const up = httpRequest({ host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers }, (upRes) => {
-      rec.status = upRes.statusCode;
-      res.writeHead(upRes.statusCode ?? 502, upRes.headers);
-      if (rule?.fault === 'truncate') {
-        const limit = Math.max(1, Math.floor(Number(upRes.headers['content-length'] ?? 2) / 2));
-        upRes.on('data', (chunk: Buffer) => {
-          if (rec.bytes >= limit) return;
-          const part = chunk.subarray(0, limit - rec.bytes);
-          rec.bytes += part.length;
-          if (rec.bytes >= limit) {
-            upRes.destroy();
-            // cut the connection mid-body once what was written reached the socket
-            res.write(part, () => res.socket?.destroy());
-          } else if (!res.write(part)) {
-            upRes.pause();
-            res.once('drain', () => upRes.resume());
-          }
-        });
-        return;
-      }
-      upRes.on('data', (c: Buffer) => (rec.bytes += c.length));
-      upRes.pipe(res);
-    });
+    const up = httpRequest(
+      { host: upHost, port: Number(upPort), method: req.method, path: req.url, headers: req.headers },
+      (upRes) => {
+        rec.status = upRes.statusCode;
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        if (rule?.fault === 'truncate') {
+          const limit = Math.max(1, Math.floor(Number(upRes.headers['content-length'] ?? 2) / 2));
+          upRes.on('data', (chunk: Buffer) => {
+            if (rec.bytes >= limit) return;
+            const part = chunk.subarray(0, limit - rec.bytes);
+            rec.bytes += part.length;
+            if (rec.bytes >= limit) {
+              upRes.destroy();
+              // cut the connection mid-body once what was written reached the socket
+              res.write(part, () => res.socket?.destroy());
+            } else if (!res.write(part)) {
+              upRes.pause();
+              res.once('drain', () => upRes.resume());
+            }
+          });
+          return;
+        }
+        upRes.on('data', (c: Buffer) => (rec.bytes += c.length));
+        upRes.pipe(res);
+      },
+    );
     up.on('error', () => res.socket?.destroy());
     req.pipe(up);
   });

@@ -170,7 +170,10 @@ class ImageWriter {
     const blob = createHash('sha256');
     const diffN = { n: 0 };
     const blobN = { n: 0 };
-    const stages: (NodeJS.ReadableStream | NodeJS.WritableStream)[] = [randomTar(`data/${randomBytes(6).toString('hex')}`, size), hashing(diff, diffN)];
+    const stages: (NodeJS.ReadableStream | NodeJS.WritableStream)[] = [
+      randomTar(`data/${randomBytes(6).toString('hex')}`, size),
+      hashing(diff, diffN),
+    ];
     if (compress) stages.push(createGzip({ level: 1 }));
     stages.push(hashing(blob, blobN), createWriteStream(tmp));
     await pipeline(stages as unknown as [Readable, PassThrough]);
@@ -184,14 +187,18 @@ class ImageWriter {
     await mkdir(d, { recursive: true });
     await writeFile(join(d, 'version'), 'Directory Transport Version: 1.1\n');
     await link(join(this.dir, 'blobs', root.digest.slice(7)), join(d, 'manifest.json'));
-    for (const c of children) await link(join(this.dir, 'blobs', c.digest.slice(7)), join(d, `${c.digest.slice(7)}.manifest.json`));
+    for (const c of children)
+      await link(join(this.dir, 'blobs', c.digest.slice(7)), join(d, `${c.digest.slice(7)}.manifest.json`));
     for (const b of new Set(blobs)) await link(join(this.dir, 'blobs', b.slice(7)), join(d, b.slice(7)));
     return d;
   }
 }
 
 /** Writes the specs under `dir` (one skopeo dir: per image, in `.dir`) and returns what each is. */
-export async function writeImages(dir: string, specs: ImageSpec[]): Promise<(Omit<SeededImage, 'testRef'> & { dir: string })[]> {
+export async function writeImages(
+  dir: string,
+  specs: ImageSpec[],
+): Promise<(Omit<SeededImage, 'testRef'> & { dir: string })[]> {
   const w = new ImageWriter(dir);
   await w.init();
   const bases = new Map<string, Blob[]>();
@@ -231,7 +238,11 @@ export async function writeImages(dir: string, specs: ImageSpec[]): Promise<(Omi
         schemaVersion: 2,
         mediaType: fmt.manifest,
         config: { mediaType: cfg.mediaType, digest: cfg.digest, size: cfg.size },
-        layers: layers.map((l) => ({ mediaType: l.compressed ? fmt.layer : fmt.layerRaw, digest: l.digest, size: l.size })),
+        layers: layers.map((l) => ({
+          mediaType: l.compressed ? fmt.layer : fmt.layerRaw,
+          digest: l.digest,
+          size: l.size,
+        })),
       };
       const m = await w.putBytes(Buffer.from(JSON.stringify(manifest, null, 3)), fmt.manifest);
       for (const b of [cfg, ...layers]) blobs[b.digest] = b.size;
@@ -243,7 +254,12 @@ export async function writeImages(dir: string, specs: ImageSpec[]): Promise<(Omi
       const index = {
         schemaVersion: 2,
         mediaType: fmt.index,
-        manifests: children.map((c) => ({ mediaType: c.mediaType, digest: c.digest, size: c.size, platform: c.platform })),
+        manifests: children.map((c) => ({
+          mediaType: c.mediaType,
+          digest: c.digest,
+          size: c.size,
+          platform: c.platform,
+        })),
       };
       root = await w.putBytes(Buffer.from(JSON.stringify(index, null, 3)), fmt.index);
     } else {
@@ -252,7 +268,17 @@ export async function writeImages(dir: string, specs: ImageSpec[]): Promise<(Omi
     const isIndex = root.digest !== children[0]?.digest;
     const imgDir = await w.imageDir(`img-${i}`, root, isIndex ? children : [], Object.keys(blobs));
     const ref = normalizeImageReference(spec.ref);
-    out.push({ dir: imgDir, ref: spec.ref, repository: ref.repository, tag: ref.tag ?? 'latest', digest: root.digest, mediaType: root.mediaType, size: root.size, platforms: perPlatform, blobs });
+    out.push({
+      dir: imgDir,
+      ref: spec.ref,
+      repository: ref.repository,
+      tag: ref.tag ?? 'latest',
+      digest: root.digest,
+      mediaType: root.mediaType,
+      size: root.size,
+      platforms: perPlatform,
+      blobs,
+    });
   }
   return out;
 }
@@ -275,7 +301,15 @@ export async function seedImages(
       images.map((img) =>
         limit(async () => {
           const dest = `${registryHost}/${img.repository}:${img.tag}`;
-          const args = ['--insecure-policy', 'copy', '--all', '--preserve-digests', '--dest-tls-verify=false', '--retry-times', '2'];
+          const args = [
+            '--insecure-policy',
+            'copy',
+            '--all',
+            '--preserve-digests',
+            '--dest-tls-verify=false',
+            '--retry-times',
+            '2',
+          ];
           if (opts.creds) args.push('--dest-creds', `${opts.creds.username}:${opts.creds.password}`);
           args.push(`dir:${img.dir}`, `docker://${dest}`);
           await execa(skopeo, args, { env: { ...process.env, XDG_RUNTIME_DIR: opts.workDir }, stdin: 'ignore' });

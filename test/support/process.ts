@@ -17,7 +17,9 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function tempDir(prefix = 'sealift-test-'): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
+export async function tempDir(
+  prefix = 'sealift-test-',
+): Promise<{ path: string; [Symbol.asyncDispose](): Promise<void> }> {
   const path = await mkdtemp(join(tmpdir(), prefix));
   return { path, [Symbol.asyncDispose]: () => rm(path, { recursive: true, force: true }) };
 }

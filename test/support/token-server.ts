@@ -44,11 +44,29 @@ function libtrustKeyId(spkiDer: Buffer): string {
   return (out.match(/.{4}/g) ?? []).join(':');
 }
 
-export async function startTokenServer(opts: { users: Record<string, string>; service?: string; issuer?: string }): Promise<TokenServer> {
+export async function startTokenServer(opts: {
+  users: Record<string, string>;
+  service?: string;
+  issuer?: string;
+}): Promise<TokenServer> {
   const dir = await tempDir('sealift-token-');
   const key = join(dir.path, 'key.pem');
   const cert = join(dir.path, 'cert.pem');
-  await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=sealift-test-token']);
+  await execa('openssl', [
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    '2',
+    '-subj',
+    '/CN=sealift-test-token',
+  ]);
   const privateKey = createPrivateKey(await readFile(key));
   const spki = createPublicKey(privateKey).export({ type: 'spki', format: 'der' });
   const kid = libtrustKeyId(spki);
@@ -82,11 +100,22 @@ export async function startTokenServer(opts: { users: Record<string, string>; se
     });
     const now = Math.floor(Date.now() / 1000);
     const header = { alg: 'RS256', typ: 'JWT', kid };
-    const claims = { iss: issuer, sub: user, aud: service, exp: now + 600, nbf: now - 10, iat: now, jti: randomBytes(8).toString('hex'), access };
+    const claims = {
+      iss: issuer,
+      sub: user,
+      aud: service,
+      exp: now + 600,
+      nbf: now - 10,
+      iat: now,
+      jti: randomBytes(8).toString('hex'),
+      access,
+    };
     const input = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
     const token = `${input}.${b64url(sign('sha256', Buffer.from(input), privateKey))}`;
     requests.push({ user, scopes, granted: true });
-    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token, access_token: token, expires_in: 600, issued_at: new Date().toISOString() }));
+    res
+      .writeHead(200, { 'content-type': 'application/json' })
+      .end(JSON.stringify({ token, access_token: token, expires_in: 600, issued_at: new Date().toISOString() }));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/token`;

@@ -17,9 +17,16 @@ describe('image requests', () => {
   it('reads a list: normalized, deduplicated, comments skipped, errors with file:line', async () => {
     await using dir = await tempDir();
     const f = join(dir.path, 'list.txt');
-    await writeFile(f, `# header\nnginx\ndocker.io/library/nginx:latest\n\n  quay.io/jetstack/cert-manager-controller:v1.16.1  # inline\nistio/pilot@${D}\n`);
+    await writeFile(
+      f,
+      `# header\nnginx\ndocker.io/library/nginx:latest\n\n  quay.io/jetstack/cert-manager-controller:v1.16.1  # inline\nistio/pilot@${D}\n`,
+    );
     const { requests } = await readImageRequests(f);
-    expect(requests.map((r) => r.reference)).toEqual(['docker.io/library/nginx:latest', 'quay.io/jetstack/cert-manager-controller:v1.16.1', `docker.io/istio/pilot@${D}`]);
+    expect(requests.map((r) => r.reference)).toEqual([
+      'docker.io/library/nginx:latest',
+      'quay.io/jetstack/cert-manager-controller:v1.16.1',
+      `docker.io/istio/pilot@${D}`,
+    ]);
     expect(requests[0]?.where).toBe(`${f}:2`);
     await writeFile(f, 'nginx\nquay.io/KServe/router:v1\n');
     await expect(readImageRequests(f)).rejects.toThrow(`invalid image reference "quay.io/KServe/router:v1" (${f}:2)`);
@@ -40,7 +47,11 @@ describe('image requests', () => {
       'imagelists/airgap.lock.json',
     );
     expect(reqs).toHaveLength(1);
-    expect(reqs[0]).toMatchObject({ reference: 'docker.io/istio/pilot:1.23.2', releases: ['istio-gateway', 'istiod'], lockDigest: D });
+    expect(reqs[0]).toMatchObject({
+      reference: 'docker.io/istio/pilot:1.23.2',
+      releases: ['istio-gateway', 'istiod'],
+      lockDigest: D,
+    });
   });
 
   it.each([
@@ -51,17 +62,26 @@ describe('image requests', () => {
     await using dir = await tempDir();
     const f = join(dir.path, 'l.txt');
     await writeFile(f, `${ref}\n`);
-    const [pull] = planImagePulls((await readImageRequests(f)).requests, { kind: 'only', platforms: [parsePlatform('linux/amd64')] });
+    const [pull] = planImagePulls((await readImageRequests(f)).requests, {
+      kind: 'only',
+      platforms: [parsePlatform('linux/amd64')],
+    });
     expect(pull?.selector).toBe(selector);
     expect(pull?.platforms.kind).toBe(platforms);
     expect(pull?.tag).toBe(ref.includes(':1.23.2') ? '1.23.2' : undefined);
   });
 
   it('a tag whose digest the lock resolved is fetched by that digest and still reduced', () => {
-    const [pull] = planImagePulls(requestsFromLock({ version: 1, environment: 'e', images: [{ reference: 'istio/pilot:1', releases: [], why: [], digest: D }] }, 'x'), {
-      kind: 'only',
-      platforms: [parsePlatform('linux/arm64')],
-    });
+    const [pull] = planImagePulls(
+      requestsFromLock(
+        { version: 1, environment: 'e', images: [{ reference: 'istio/pilot:1', releases: [], why: [], digest: D }] },
+        'x',
+      ),
+      {
+        kind: 'only',
+        platforms: [parsePlatform('linux/arm64')],
+      },
+    );
     expect(pull).toMatchObject({ selector: D, tag: '1', platforms: { kind: 'only' } });
   });
 });
@@ -77,9 +97,21 @@ describe('flags', () => {
 
   it('registry settings per host, mirrors included', () => {
     expect(
-      registryHostsFromFlags({ plainHttp: ['127.0.0.1:5000'], insecure: [], caFile: ['quay.io=/etc/ca.pem'], mirror: ['docker.io=127.0.0.1:5000/hub'], mirrorFallback: false }),
-    ).toEqual({ '127.0.0.1:5000': { plainHttp: true }, 'quay.io': { caFile: '/etc/ca.pem' }, 'docker.io': { mirrors: ['127.0.0.1:5000/hub'] } });
-    expect(() => registryHostsFromFlags({ plainHttp: [], insecure: [], caFile: [], mirror: ['docker.io=http://x'] })).toThrow(/without a scheme/);
+      registryHostsFromFlags({
+        plainHttp: ['127.0.0.1:5000'],
+        insecure: [],
+        caFile: ['quay.io=/etc/ca.pem'],
+        mirror: ['docker.io=127.0.0.1:5000/hub'],
+        mirrorFallback: false,
+      }),
+    ).toEqual({
+      '127.0.0.1:5000': { plainHttp: true },
+      'quay.io': { caFile: '/etc/ca.pem' },
+      'docker.io': { mirrors: ['127.0.0.1:5000/hub'] },
+    });
+    expect(() =>
+      registryHostsFromFlags({ plainHttp: [], insecure: [], caFile: [], mirror: ['docker.io=http://x'] }),
+    ).toThrow(/without a scheme/);
   });
 });
 
@@ -130,9 +162,16 @@ describe('pack and verify', () => {
     expect(gz.files[0]?.path).toBe(join(dir.path, 'g.tar.gz'));
     await expect(verifyBundle(join(dir.path, 'g.tar.gz'))).resolves.toMatchObject({ parts: 1 });
     const split = await packBundle({ root, output: join(dir.path, 's.tar'), splitSize: 1024 * 1024 });
-    expect(split.files.map((f) => f.path.split('/').pop())).toEqual(['s.tar.part-000', 's.tar.part-001', 's.tar.part-002', 's.tar.part-003']);
+    expect(split.files.map((f) => f.path.split('/').pop())).toEqual([
+      's.tar.part-000',
+      's.tar.part-001',
+      's.tar.part-002',
+      's.tar.part-003',
+    ]);
     await expect(verifyBundle(join(dir.path, 's.tar.part-000'))).resolves.toMatchObject({ parts: 4 });
     await rm(join(dir.path, 's.tar.part-003'));
-    await expect(verifyBundle(join(dir.path, 's.tar.part-000'))).rejects.toThrow(/s\.tar\.part-003: listed in s\.tar\.sha256 but not found/);
+    await expect(verifyBundle(join(dir.path, 's.tar.part-000'))).rejects.toThrow(
+      /s\.tar\.part-003: listed in s\.tar\.sha256 but not found/,
+    );
   });
 });

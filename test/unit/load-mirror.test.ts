@@ -13,8 +13,14 @@ describe('readImageList', () => {
   it('reads references, skipping comments and blank lines, keeping pinned digests', async () => {
     await using tmp = await tempDir();
     const f = join(tmp.path, 'nightly.txt');
-    await writeFile(f, `# nightly mirror\n\ndocker.io/istio/pilot:1.23.2   # control plane\ngcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}\n`);
-    expect(await readImageList(f)).toEqual([{ reference: 'docker.io/istio/pilot:1.23.2' }, { reference: `gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`, digest: D }]);
+    await writeFile(
+      f,
+      `# nightly mirror\n\ndocker.io/istio/pilot:1.23.2   # control plane\ngcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}\n`,
+    );
+    expect(await readImageList(f)).toEqual([
+      { reference: 'docker.io/istio/pilot:1.23.2' },
+      { reference: `gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`, digest: D },
+    ]);
   });
 
   it('names the file and line of a reference that does not parse', async () => {
@@ -29,8 +35,21 @@ describe('readImageList', () => {
   it('reads an image lock with its digests', async () => {
     await using tmp = await tempDir();
     const f = join(tmp.path, 'airgap.lock.json');
-    await writeFile(f, JSON.stringify({ version: 1, environment: 'airgap', images: [{ reference: 'docker.io/istio/pilot:1.23.2', releases: ['istiod'], why: [], digest: D }, { reference: 'quay.io/jetstack/cert-manager-webhook:v1.16.1', releases: [], why: [] }] }));
-    expect(await readImageList(f)).toEqual([{ reference: 'docker.io/istio/pilot:1.23.2', digest: D }, { reference: 'quay.io/jetstack/cert-manager-webhook:v1.16.1' }]);
+    await writeFile(
+      f,
+      JSON.stringify({
+        version: 1,
+        environment: 'airgap',
+        images: [
+          { reference: 'docker.io/istio/pilot:1.23.2', releases: ['istiod'], why: [], digest: D },
+          { reference: 'quay.io/jetstack/cert-manager-webhook:v1.16.1', releases: [], why: [] },
+        ],
+      }),
+    );
+    expect(await readImageList(f)).toEqual([
+      { reference: 'docker.io/istio/pilot:1.23.2', digest: D },
+      { reference: 'quay.io/jetstack/cert-manager-webhook:v1.16.1' },
+    ]);
   });
 
   it('refuses an empty list', async () => {

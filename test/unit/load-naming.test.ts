@@ -11,9 +11,21 @@ describe('planTargets', () => {
     ['docker.io/istio/pilot:1.23.2', 'host-swap', `${REG}/istio/pilot:1.23.2`],
     ['docker.io/istio/pilot:1.23.2', 'scoped', `${REG}/docker.io/istio/pilot:1.23.2`],
     ['nginx:1.27', 'host-swap', `${REG}/library/nginx:1.27`],
-    ['quay.io/jetstack/cert-manager-controller:v1.16.1', 'host-swap', `${REG}/jetstack/cert-manager-controller:v1.16.1`],
-    [`gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`, 'host-swap', `${REG}/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`],
-    [`ghcr.io/kserve/kserve-controller:v0.15.2@sha256:${'b'.repeat(64)}`, 'scoped', `${REG}/ghcr.io/kserve/kserve-controller:v0.15.2@sha256:${'b'.repeat(64)}`],
+    [
+      'quay.io/jetstack/cert-manager-controller:v1.16.1',
+      'host-swap',
+      `${REG}/jetstack/cert-manager-controller:v1.16.1`,
+    ],
+    [
+      `gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
+      'host-swap',
+      `${REG}/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
+    ],
+    [
+      `ghcr.io/kserve/kserve-controller:v0.15.2@sha256:${'b'.repeat(64)}`,
+      'scoped',
+      `${REG}/ghcr.io/kserve/kserve-controller:v0.15.2@sha256:${'b'.repeat(64)}`,
+    ],
   ] as const)('%s (%s) -> %s', (source, scheme, target) => {
     const [t] = planTargets([source], REG, scheme);
     expect(t && formatImageReference(t.target)).toBe(target);
@@ -37,10 +49,9 @@ describe('planTargets', () => {
     expect((err as Error).message).toContain(`docker.io/x/y and quay.io/x/y would both become ${REG}/x/y`);
     expect(isSealiftError(err) && err.hint).toContain('--scheme scoped');
     // the same sources are fine when scoped
-    expect(planTargets(['docker.io/x/y:1', 'quay.io/x/y:2'], REG, 'scoped').map((t) => formatImageReference(t.target))).toEqual([
-      `${REG}/docker.io/x/y:1`,
-      `${REG}/quay.io/x/y:2`,
-    ]);
+    expect(
+      planTargets(['docker.io/x/y:1', 'quay.io/x/y:2'], REG, 'scoped').map((t) => formatImageReference(t.target)),
+    ).toEqual([`${REG}/docker.io/x/y:1`, `${REG}/quay.io/x/y:2`]);
   });
 
   it('parses the scheme flag', () => {
@@ -61,13 +72,21 @@ describe('hosts.toml', () => {
 
   it('uses the upstream host as the path prefix when scoped', () => {
     const toml = renderHostsToml('quay.io', { registry: REG, scheme: 'scoped', transport: 'plain-http' });
-    expect(toml).toContain(`server = "http://${REG}/v2/quay.io"\ncapabilities = ["pull", "resolve"]\noverride_path = true\n`);
-    expect(toml).toContain(`[host."http://${REG}/v2/quay.io"]\n  capabilities = ["pull", "resolve"]\n  override_path = true\n`);
+    expect(toml).toContain(
+      `server = "http://${REG}/v2/quay.io"\ncapabilities = ["pull", "resolve"]\noverride_path = true\n`,
+    );
+    expect(toml).toContain(
+      `[host."http://${REG}/v2/quay.io"]\n  capabilities = ["pull", "resolve"]\n  override_path = true\n`,
+    );
   });
 
   it('writes TLS settings for https registries', () => {
-    expect(renderHostsToml('ghcr.io', { registry: REG, scheme: 'host-swap', transport: 'insecure' })).toContain(`[host."https://${REG}"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true`);
-    expect(renderHostsToml('ghcr.io', { registry: REG, scheme: 'host-swap', transport: 'https', caFile: '/etc/ca.pem' })).toContain('  ca = "/etc/ca.pem"');
+    expect(renderHostsToml('ghcr.io', { registry: REG, scheme: 'host-swap', transport: 'insecure' })).toContain(
+      `[host."https://${REG}"]\n  capabilities = ["pull", "resolve"]\n  skip_verify = true`,
+    );
+    expect(
+      renderHostsToml('ghcr.io', { registry: REG, scheme: 'host-swap', transport: 'https', caFile: '/etc/ca.pem' }),
+    ).toContain('  ca = "/etc/ca.pem"');
   });
 
   it('lists each upstream host once', () => {

@@ -10,7 +10,13 @@ import { checkBundleChecksums } from '../../src/load/bundle-check.ts';
 import { openBundleArchive, type BundleArchive } from '../../src/load/tar-reader.ts';
 import { tempDir } from '../support/process.ts';
 
-type EntrySpec = { path: string; body?: string | Buffer; type?: string; linkpath?: string; pax?: Record<string, string> };
+type EntrySpec = {
+  path: string;
+  body?: string | Buffer;
+  type?: string;
+  linkpath?: string;
+  pax?: Record<string, string>;
+};
 
 function pad(b: Buffer): Buffer {
   const rem = b.length % 512;
@@ -21,7 +27,10 @@ function entry(spec: EntrySpec): Buffer {
   const body = spec.body === undefined ? Buffer.alloc(0) : Buffer.from(spec.body);
   const out: Buffer[] = [];
   if (spec.pax) {
-    const pax = new Pax({ path: spec.pax.path ?? spec.path, ...(spec.pax.linkpath ? { linkpath: spec.pax.linkpath } : {}) });
+    const pax = new Pax({
+      path: spec.pax.path ?? spec.path,
+      ...(spec.pax.linkpath ? { linkpath: spec.pax.linkpath } : {}),
+    });
     out.push(pax.encode());
   }
   const h = new Header({
@@ -124,18 +133,49 @@ describe('tar index', () => {
   });
 
   const malicious: [string, EntrySpec[], RegExp][] = [
-    ['path traversal', [{ path: '../../etc/cron.d/x', body: 'evil' }], /"\.\.\/\.\.\/etc\/cron\.d\/x" has "\.\." in its path/],
+    [
+      'path traversal',
+      [{ path: '../../etc/cron.d/x', body: 'evil' }],
+      /"\.\.\/\.\.\/etc\/cron\.d\/x" has "\.\." in its path/,
+    ],
     ['traversal in the middle', [{ path: 'images/../../x', body: 'evil' }], /has "\.\." in its path/],
     ['absolute path', [{ path: '/etc/passwd', body: 'evil' }], /"\/etc\/passwd" has an absolute path/],
-    ['traversal hidden in a PAX path', [{ path: 'harmless', body: 'evil', pax: { path: '../escape' } }], /"\.\.\/escape" has "\.\." in its path/],
-    ['symlink escape', [{ path: 'images/blobs', type: 'SymbolicLink', linkpath: '../../../etc' }], /symlink "images\/blobs" -> "\.\.\/\.\.\/\.\.\/etc" points outside the bundle/],
-    ['absolute symlink', [{ path: 'x', type: 'SymbolicLink', linkpath: '/etc/shadow' }], /symlink "x" points to the absolute path "\/etc\/shadow"/],
-    ['hard link escape', [{ path: 'x', type: 'Link', linkpath: '../outside' }], /hardlink "x" -> "\.\.\/outside" points outside the bundle/],
-    ['hard link to nothing', [{ path: 'x', type: 'Link', linkpath: 'nothing' }], /hard link "x" -> "nothing" names no earlier file/],
+    [
+      'traversal hidden in a PAX path',
+      [{ path: 'harmless', body: 'evil', pax: { path: '../escape' } }],
+      /"\.\.\/escape" has "\.\." in its path/,
+    ],
+    [
+      'symlink escape',
+      [{ path: 'images/blobs', type: 'SymbolicLink', linkpath: '../../../etc' }],
+      /symlink "images\/blobs" -> "\.\.\/\.\.\/\.\.\/etc" points outside the bundle/,
+    ],
+    [
+      'absolute symlink',
+      [{ path: 'x', type: 'SymbolicLink', linkpath: '/etc/shadow' }],
+      /symlink "x" points to the absolute path "\/etc\/shadow"/,
+    ],
+    [
+      'hard link escape',
+      [{ path: 'x', type: 'Link', linkpath: '../outside' }],
+      /hardlink "x" -> "\.\.\/outside" points outside the bundle/,
+    ],
+    [
+      'hard link to nothing',
+      [{ path: 'x', type: 'Link', linkpath: 'nothing' }],
+      /hard link "x" -> "nothing" names no earlier file/,
+    ],
     ['character device', [{ path: 'dev/null', type: 'CharacterDevice' }], /"dev\/null" is a device file/],
     ['block device', [{ path: 'sda', type: 'BlockDevice' }], /"sda" is a device file/],
     ['fifo', [{ path: 'pipe', type: 'FIFO' }], /"pipe" is a FIFO/],
-    ['duplicate path', [{ path: 'bundle.json', body: 'a' }, { path: './bundle.json', body: 'b' }], /"bundle\.json" appears twice/],
+    [
+      'duplicate path',
+      [
+        { path: 'bundle.json', body: 'a' },
+        { path: './bundle.json', body: 'b' },
+      ],
+      /"bundle\.json" appears twice/,
+    ],
   ];
 
   it.each(malicious)('refuses %s', async (_name, specs, pattern) => {
@@ -179,7 +219,10 @@ describe('extracted directory', () => {
     await writeFile(join(tmp.path, 'secret'), 's');
     await writeFile(join(tmp.path, 'b', 'bundle.json'), '{}');
     await symlink('../../secret', join(tmp.path, 'b', 'images', 'x'));
-    await expectRefused(openBundleArchive(join(tmp.path, 'b')), /symlink "images\/x" -> "\.\.\/\.\.\/secret" points outside the bundle/);
+    await expectRefused(
+      openBundleArchive(join(tmp.path, 'b')),
+      /symlink "images\/x" -> "\.\.\/\.\.\/secret" points outside the bundle/,
+    );
   });
 });
 
@@ -207,7 +250,10 @@ describe('checksums', () => {
     await using tmp = await tempDir();
     const file = join(tmp.path, 'b.tar');
     const tampered = Buffer.from('layer bytez');
-    await writeFile(file, good([{ path: 'extra.txt', body: 'sneaked in' }], tampered, `${sha('gone')}  charts/gone.tgz\n`));
+    await writeFile(
+      file,
+      good([{ path: 'extra.txt', body: 'sneaked in' }], tampered, `${sha('gone')}  charts/gone.tgz\n`),
+    );
     await using_(await openBundleArchive(file), async (a) => {
       const err = await checkBundleChecksums(a).catch((e: unknown) => e);
       expect(isSealiftError(err) && err.code).toBe('BUNDLE_INVALID');

@@ -40,7 +40,11 @@ describe('VerifyStream', () => {
     { name: 'exact body', data: body, error: undefined },
     { name: 'short body', data: body.subarray(0, 5), error: /ended after 5 of 15 bytes/ },
     { name: 'long body', data: Buffer.concat([body, Buffer.from('!')]), error: /longer than its size 15/ },
-    { name: 'other bytes, same size', data: Buffer.from('THE LAYER BYTES'), error: new RegExp(`expected ${desc.digest}, got sha256:`) },
+    {
+      name: 'other bytes, same size',
+      data: Buffer.from('THE LAYER BYTES'),
+      error: new RegExp(`expected ${desc.digest}, got sha256:`),
+    },
   ])('$name', async ({ data, error }) => {
     const run = drain(Readable.from([data]), new VerifyStream(desc, { where: 'test' }));
     if (error) await expect(run).rejects.toThrow(error);
@@ -50,9 +54,20 @@ describe('VerifyStream', () => {
 
 describe('parsing', () => {
   it.each([
-    { input: 'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:istio/pilot:pull"', scheme: 'bearer', realm: 'https://auth.docker.io/token', scope: 'repository:istio/pilot:pull' },
+    {
+      input:
+        'Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:istio/pilot:pull"',
+      scheme: 'bearer',
+      realm: 'https://auth.docker.io/token',
+      scope: 'repository:istio/pilot:pull',
+    },
     { input: 'Basic realm="sealift-test"', scheme: 'basic', realm: 'sealift-test', scope: undefined },
-    { input: 'Bearer realm=http://127.0.0.1:5/token,service=x', scheme: 'bearer', realm: 'http://127.0.0.1:5/token', scope: undefined },
+    {
+      input: 'Bearer realm=http://127.0.0.1:5/token,service=x',
+      scheme: 'bearer',
+      realm: 'http://127.0.0.1:5/token',
+      scope: undefined,
+    },
   ])('challenge $input', ({ input, scheme, realm, scope }) => {
     const c = parseChallenge(input);
     expect(c?.scheme).toBe(scheme);
@@ -66,8 +81,12 @@ describe('parsing', () => {
     expect(m.kind).toBe('index');
     expect(m.bytes).toBe(bytes);
     expect(m.digest).toBe(digestOf(bytes));
-    expect(() => parseManifest(bytes, { where: 'x/y@d', expected: digestOf(Buffer.from('other')) })).toThrow(/x\/y@d: manifest digest mismatch: expected sha256:/);
-    expect(() => parseManifest(Buffer.from('{"schemaVersion":1}'), { where: 'old' })).toThrow(/unsupported manifest schemaVersion 1/);
+    expect(() => parseManifest(bytes, { where: 'x/y@d', expected: digestOf(Buffer.from('other')) })).toThrow(
+      /x\/y@d: manifest digest mismatch: expected sha256:/,
+    );
+    expect(() => parseManifest(Buffer.from('{"schemaVersion":1}'), { where: 'old' })).toThrow(
+      /unsupported manifest schemaVersion 1/,
+    );
   });
 
   it.each([
@@ -95,7 +114,10 @@ describe('credentials', () => {
     await writeFile(
       join(dir.path, 'config.json'),
       JSON.stringify({
-        auths: { 'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw').toString('base64') }, 'plain.example': { auth: Buffer.from('u:p:with:colons').toString('base64') } },
+        auths: {
+          'https://index.docker.io/v1/': { auth: Buffer.from('hub:pw').toString('base64') },
+          'plain.example': { auth: Buffer.from('u:p:with:colons').toString('base64') },
+        },
         credHelpers: { 'helped.example:5000': 'fake' },
         credsStore: 'fake',
       }),
@@ -107,7 +129,11 @@ describe('credentials', () => {
       const lookup = dockerCredentials({ DOCKER_CONFIG: dir.path });
       expect(await lookup('docker.io')).toMatchObject({ username: 'hub', password: 'pw' });
       expect(await lookup('plain.example')).toMatchObject({ username: 'u', password: 'p:with:colons' });
-      expect(await lookup('helped.example:5000')).toMatchObject({ username: 'helper-user', password: 'helper-pass', source: 'docker-credential-fake' });
+      expect(await lookup('helped.example:5000')).toMatchObject({
+        username: 'helper-user',
+        password: 'helper-pass',
+        source: 'docker-credential-fake',
+      });
       expect(await lookup('unknown.example')).toBeUndefined();
     } finally {
       process.env.PATH = saved;
@@ -115,7 +141,9 @@ describe('credentials', () => {
   });
 });
 
-async function serve(handler: (req: IncomingMessage, res: ServerResponse) => void): Promise<{ server: Server; host: string; [Symbol.asyncDispose](): Promise<void> }> {
+async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<{ server: Server; host: string; [Symbol.asyncDispose](): Promise<void> }> {
   const server = createServer(handler);
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -149,31 +177,49 @@ describe('RegistryClient over HTTP', () => {
       credentials: async () => ({ username: 'alice', password: 'pw', source: 'test' }),
     });
     const chunks: Buffer[] = [];
-    for await (const c of await client.fetchBlob('repo', { digest: digestOf(blob), size: blob.length })) chunks.push(c as Buffer);
+    for await (const c of await client.fetchBlob('repo', { digest: digestOf(blob), size: blob.length }))
+      chunks.push(c as Buffer);
     expect(Buffer.concat(chunks).equals(blob)).toBe(true);
     expect(seen).toEqual([undefined]);
   });
 
   it('waits as long as Retry-After says on 429, and reports the retry as an event', async () => {
     let calls = 0;
-    const body = Buffer.from('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}');
+    const body = Buffer.from(
+      '{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":[]}',
+    );
     await using registry = await serve((_req, res) => {
       if (calls++ === 0) res.writeHead(429, { 'retry-after': '1' }).end();
-      else res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', 'content-length': body.length }).end(body);
+      else
+        res
+          .writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json', 'content-length': body.length })
+          .end(body);
     });
     const events: SealiftEvent[] = [];
-    const client = new RegistryClient(registry.host, { hosts: { [registry.host]: { plainHttp: true } }, credentials: async () => undefined, onEvent: (e) => events.push(e) });
+    const client = new RegistryClient(registry.host, {
+      hosts: { [registry.host]: { plainHttp: true } },
+      credentials: async () => undefined,
+      onEvent: (e) => events.push(e),
+    });
     const t = Date.now();
     const m = await client.fetchManifest('repo', 'v1');
     expect(m.digest).toBe(digestOf(body));
     expect(Date.now() - t).toBeGreaterThanOrEqual(950);
-    expect(events).toEqual([expect.objectContaining({ type: 'retry', delayMs: 1000, reason: `429 from ${registry.host}` })]);
+    expect(events).toEqual([
+      expect.objectContaining({ type: 'retry', delayMs: 1000, reason: `429 from ${registry.host}` }),
+    ]);
   });
 
   it('gives up after the retry budget with the registry named and what to do', async () => {
     await using registry = await serve((_req, res) => res.writeHead(503).end());
-    const client = new RegistryClient(registry.host, { hosts: { [registry.host]: { plainHttp: true } }, credentials: async () => undefined, retry: { attempts: 2, baseDelayMs: 1 } });
-    await expect(client.fetchManifest('repo', 'v1')).rejects.toThrow(`registry ${registry.host} answered 503 to GET http://${registry.host}/v2/repo/manifests/v1`);
+    const client = new RegistryClient(registry.host, {
+      hosts: { [registry.host]: { plainHttp: true } },
+      credentials: async () => undefined,
+      retry: { attempts: 2, baseDelayMs: 1 },
+    });
+    await expect(client.fetchManifest('repo', 'v1')).rejects.toThrow(
+      `registry ${registry.host} answered 503 to GET http://${registry.host}/v2/repo/manifests/v1`,
+    );
   });
 });
 
@@ -189,29 +235,44 @@ describe('resuming a partial blob', () => {
       const m = /^bytes=(\d+)-/.exec(req.headers.range ?? '');
       if (m && honourRange) {
         const from = Number(m[1]);
-        res.writeHead(206, { 'content-range': `bytes ${from}-${blob.length - 1}/${blob.length}`, 'content-length': blob.length - from }).end(blob.subarray(from));
+        res
+          .writeHead(206, {
+            'content-range': `bytes ${from}-${blob.length - 1}/${blob.length}`,
+            'content-length': blob.length - from,
+          })
+          .end(blob.subarray(from));
       } else res.writeHead(200, { 'content-length': blob.length }).end(blob);
     });
-    const client = new RegistryClient(srv.host, { hosts: { [srv.host]: { plainHttp: true } }, credentials: async () => undefined });
+    const client = new RegistryClient(srv.host, {
+      hosts: { [srv.host]: { plainHttp: true } },
+      credentials: async () => undefined,
+    });
     return { srv, client, ranges };
   }
 
   it.each([
     { honourRange: true, expectRanges: [`bytes=${1 << 20}-${3 * 1024 * 1024 - 1}`] },
     { honourRange: false, expectRanges: [`bytes=${1 << 20}-${3 * 1024 * 1024 - 1}`, undefined] },
-  ])('continues with Range when the server honours it (honours: $honourRange)', async ({ honourRange, expectRanges }) => {
-    await using dir = await tempDir();
-    const { srv, client, ranges } = await setup(honourRange);
-    await using _srv = srv;
-    const layout = await OciLayout.open(dir.path);
-    await mkdir(join(dir.path, '.ingest'), { recursive: true });
-    await writeFile(join(dir.path, '.ingest', `${desc.digest.replace(':', '-')}.partial`), blob.subarray(0, 1 << 20));
-    const outcome = await layout.ingestBlob(desc, () => client.fetchBlob('r', desc), (off) => client.fetchBlobFrom('r', desc, off));
-    expect(outcome).toBe('written');
-    expect(ranges).toEqual(expectRanges);
-    expect((await readFile(layout.blobPath(desc.digest))).equals(blob)).toBe(true);
-    expect(await readdir(join(dir.path, '.ingest'))).toEqual([]);
-  });
+  ])(
+    'continues with Range when the server honours it (honours: $honourRange)',
+    async ({ honourRange, expectRanges }) => {
+      await using dir = await tempDir();
+      const { srv, client, ranges } = await setup(honourRange);
+      await using _srv = srv;
+      const layout = await OciLayout.open(dir.path);
+      await mkdir(join(dir.path, '.ingest'), { recursive: true });
+      await writeFile(join(dir.path, '.ingest', `${desc.digest.replace(':', '-')}.partial`), blob.subarray(0, 1 << 20));
+      const outcome = await layout.ingestBlob(
+        desc,
+        () => client.fetchBlob('r', desc),
+        (off) => client.fetchBlobFrom('r', desc, off),
+      );
+      expect(outcome).toBe('written');
+      expect(ranges).toEqual(expectRanges);
+      expect((await readFile(layout.blobPath(desc.digest))).equals(blob)).toBe(true);
+      expect(await readdir(join(dir.path, '.ingest'))).toEqual([]);
+    },
+  );
 
   it('a partial holding other bytes fails the digest check and is removed', async () => {
     await using dir = await tempDir();
@@ -220,7 +281,13 @@ describe('resuming a partial blob', () => {
     const layout = await OciLayout.open(dir.path);
     await mkdir(join(dir.path, '.ingest'), { recursive: true });
     await writeFile(join(dir.path, '.ingest', `${desc.digest.replace(':', '-')}.partial`), Buffer.alloc(1 << 20, 1));
-    await expect(layout.ingestBlob(desc, () => client.fetchBlob('r', desc), (off) => client.fetchBlobFrom('r', desc, off))).rejects.toThrow(`expected ${desc.digest}, got sha256:`);
+    await expect(
+      layout.ingestBlob(
+        desc,
+        () => client.fetchBlob('r', desc),
+        (off) => client.fetchBlobFrom('r', desc, off),
+      ),
+    ).rejects.toThrow(`expected ${desc.digest}, got sha256:`);
     expect(await readdir(join(dir.path, '.ingest'))).toEqual([]);
     expect(await layout.hasBlob(desc)).toBe(false);
   });
