@@ -7,7 +7,7 @@ import { basename, join, relative } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { errorMessage, SealiftError } from '../errors.ts';
-import { parseImageReference } from '../images/reference.ts';
+import { parseImageReference, type NamingScheme } from '../images/reference.ts';
 import { isPlainObject, mergeDeep } from './merge.ts';
 
 export { isPlainObject, mergeDeep } from './merge.ts';
@@ -93,6 +93,10 @@ export const EnvironmentFileSchema = z.strictObject({
     .strictObject({
       host: z.string().regex(HOST_RE, 'must be HOST[:PORT] without a scheme'),
       plainHttp: z.boolean().default(false),
+      /** how upstream names map into the registry (src/images/reference.ts retagImageReference):
+       *  host-swap `docker.io/istio/pilot` -> `HOST/istio/pilot`; scoped -> `HOST/docker.io/istio/pilot`
+       *  (for stacks where two upstream hosts carry the same path) */
+      scheme: z.enum(['host-swap', 'scoped']).default('host-swap'),
     })
     .nullable()
     .default(null),
@@ -110,7 +114,8 @@ export type ReleaseConfig = z.output<typeof ReleaseSchema>;
 export interface RegistryConfig {
   host: string;
   plainHttp: boolean;
-  scheme: 'http' | 'https';
+  /** how upstream image names map into the registry; every stage uses retagImageReference with it */
+  scheme: NamingScheme;
 }
 
 export interface Environment {
@@ -284,7 +289,7 @@ export async function loadEnvironment(stackDir: string, envName: string, opts: L
     file: envFile,
     files: paths,
     kubeVersion: data.kubeVersion.startsWith('v') ? data.kubeVersion : `v${data.kubeVersion}`,
-    registry: data.registry ? { ...data.registry, scheme: data.registry.plainHttp ? 'http' : 'https' } : null,
+    registry: data.registry ? { ...data.registry } : null,
     chartsFrom: data.chartsFrom,
     sources: data.sources,
     releases: data.releases,
@@ -296,7 +301,7 @@ function hintFor(path: readonly PropertyKey[]): string {
   if (top === 'releases')
     return 'Release keys: enabled, namespace, createNamespace, app, tier, needs, chart {source, name, version} or manifests {source, files, images, version}, values, imageKnobs, helmfile {wait, waitForJobs, timeout, atomic, historyMax, skipSchemaValidation, disableValidation, disableOpenAPIValidation}, firstInstallRetries, extraImages, excludeImages.';
   if (top === 'sources') return 'Source keys: type (repo | oci | url), url, plainHttp.';
-  return 'Top-level keys: kubeVersion, registry {host, plainHttp}, chartsFrom (sources | site), sources, releases. See environments/README.md.';
+  return 'Top-level keys: kubeVersion, registry {host, plainHttp, scheme (host-swap | scoped)}, chartsFrom (sources | site), sources, releases. See environments/README.md.';
 }
 
 /** Cross-references the schema cannot see: sources named by releases, needs, dependency cycles. */

@@ -2,7 +2,7 @@
 // passes. Pure: data in, data out. Both the generated helmfile and the image/bundle stages read
 // the same plan, so what is pulled is what is deployed.
 import { mergeDeep, setPath } from '../config/merge.ts';
-import type { Environment, ReleaseConfig } from '../config/index.ts';
+import type { Environment, RegistryConfig, ReleaseConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { formatImageReference, parseImageReference, retagImageReference } from '../images/reference.ts';
 
@@ -32,9 +32,14 @@ function joinUrl(base: string, path: string): string {
   return `${base.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
 }
 
-/** `docker.io/istio` -> `REG/istio`, `kserve/agent` -> `REG/kserve/agent`, tags and digests kept. */
-export function hostSwap(image: string, registryHost: string, where: string): string {
-  return formatImageReference(retagImageReference(parseImageReference(image, where), registryHost, 'host-swap'));
+/**
+ * An image knob value or image name prefix as the site pulls it: mapped by the environment's
+ * naming scheme through retagImageReference (the one mapping the loader uses too), tags and
+ * digests kept. host-swap: `docker.io/istio` -> `REG/istio`, `kserve/agent` -> `REG/kserve/agent`;
+ * scoped: `docker.io/istio` -> `REG/docker.io/istio`, `kserve/agent` -> `REG/docker.io/kserve/agent`.
+ */
+export function siteImage(image: string, registry: Pick<RegistryConfig, 'host' | 'scheme'>, where: string): string {
+  return formatImageReference(retagImageReference(parseImageReference(image, where), registry.host, registry.scheme));
 }
 
 function sourceOf(env: Environment, name: string, rel: ReleaseConfig): ChartSource {
@@ -62,6 +67,25 @@ function sourceOf(env: Environment, name: string, rel: ReleaseConfig): ChartSour
   };
 }
 
+/**
+ * The wrapper chart applies the rewrites one after another to the whole text. Under the scoped
+ * scheme a rewrite's output still holds its input (`gcr.io/x/` -> `REG/gcr.io/x/`), so a later
+ * rewrite whose prefix occurs in an earlier one's output would rewrite it twice.
+ */
+function checkRewrites(rewrites: { from: string; to: string }[], where: string): void {
+  rewrites.forEach((a, i) => {
+    rewrites.forEach((b, j) => {
+      if (j > i && (a.to.includes(b.from) || a.from === b.from)) {
+        throw new SealiftError(
+          'CONFIG_INVALID',
+          `${where}: image prefix "${b.from.slice(0, -1)}" also matches "${a.to.slice(0, -1)}", what "${a.from.slice(0, -1)}" becomes; the files would be rewritten twice`,
+          { hint: 'List each image prefix once, and no prefix that is the tail of another.' },
+        );
+      }
+    });
+  });
+}
+
 function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: PlanMode): Record<string, unknown> {
   const registry = mode === 'deploy' ? env.registry : null;
   const where = (k: string) => `${env.file}: releases.${name}`.concat(k ? `.${k}` : '');
@@ -71,14 +95,15 @@ function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: Plan
     const rewrites = registry
       ? rel.manifests.images.map((prefix) => ({
           from: `${prefix.replace(/\/+$/, '')}/`,
-          to: `${hostSwap(prefix.replace(/\/+$/, ''), registry.host, where('manifests.images'))}/`,
+          to: `${siteImage(prefix.replace(/\/+$/, ''), registry, where('manifests.images'))}/`,
         }))
       : [];
+    checkRewrites(rewrites, where('manifests.images'));
     values = mergeDeep(values, { files: rel.manifests.files.map((f) => f.split('/').pop()!), imageRewrites: rewrites });
   }
   if (registry) {
     for (const [path, image] of Object.entries(rel.imageKnobs)) {
-      values = setPath(values, path, hostSwap(image, registry.host, where(`imageKnobs.${path}`)));
+      values = setPath(values, path, siteImage(image, registry, where(`imageKnobs.${path}`)));
     }
   }
   return values;

@@ -38,7 +38,7 @@ describe('the shipped environments', () => {
 
   it('airgap: plain-HTTP private registry, charts from the site', async () => {
     const env = await loadEnvironment(PROJECT_ROOT, 'airgap');
-    expect(env.registry).toEqual({ host: '10.61.3.31:35000', plainHttp: true, scheme: 'http' });
+    expect(env.registry).toEqual({ host: '10.61.3.31:35000', plainHttp: true, scheme: 'host-swap' });
     expect(env.chartsFrom).toBe('site');
     expect(env.kubeVersion).toBe('v1.28.6');
     expect(env.files.map((f) => f.split('/').pop())).toEqual(['default.yaml', 'airgap.yaml']);
@@ -147,6 +147,11 @@ describe('bad input names file, line and key', () => {
       what: 'a registry given as a URL',
       text: 'registry:\n  host: http://10.0.0.1:5000\n',
       message: 'bad.yaml:2: registry.host: must be HOST[:PORT] without a scheme',
+    },
+    {
+      what: 'an unknown naming scheme',
+      text: 'registry:\n  host: 10.0.0.1:5000\n  scheme: flat\n',
+      message: 'bad.yaml:3: registry.scheme: Invalid option: expected one of "host-swap"|"scoped"',
     },
     {
       what: 'a chart repo source with a manifests release',

@@ -1,11 +1,15 @@
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { loadEnvironment } from '../../src/config/index.ts';
-import { hostSwap, planReleases } from '../../src/generate/plan.ts';
+import { loadEnvironment, type Environment } from '../../src/config/index.ts';
+import { planReleases, siteImage } from '../../src/generate/plan.ts';
+import { formatImageReference, normalizeImageReference } from '../../src/images/reference.ts';
 import { PROJECT_ROOT } from '../../src/tools.ts';
+import { tempDir } from '../support/process.ts';
 
 const REG = '10.61.3.31:35000';
 
-describe('hostSwap', () => {
+describe('siteImage, host-swap', () => {
   it.each([
     ['docker.io/istio', `${REG}/istio`],
     ['kserve/agent', `${REG}/kserve/agent`],
@@ -16,9 +20,36 @@ describe('hostSwap', () => {
       `${REG}/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
     ],
   ])('%s -> %s', (from, to) => {
-    expect(hostSwap(from, REG, 'test')).toBe(to);
+    expect(siteImage(from, { host: REG, scheme: 'host-swap' }, 'test')).toBe(to);
   });
 });
+
+describe('siteImage, scoped', () => {
+  it.each([
+    // a hub: a registry host and a path the chart appends image names to
+    ['docker.io/istio', `${REG}/docker.io/istio`],
+    // a familiar name: docker.io is where a runtime pulls it from, so it is the scope
+    ['kserve/agent', `${REG}/docker.io/kserve/agent`],
+    ['busybox:1.28', `${REG}/docker.io/library/busybox:1.28`],
+    ['quay.io/jetstack/cert-manager-controller', `${REG}/quay.io/jetstack/cert-manager-controller`],
+    ['quay.io/brancz/kube-rbac-proxy:v0.18.0', `${REG}/quay.io/brancz/kube-rbac-proxy:v0.18.0`],
+    ['localhost:5000/x/y', `${REG}/localhost:5000/x/y`],
+    [
+      `gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
+      `${REG}/gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
+    ],
+  ])('%s -> %s', (from, to) => {
+    expect(siteImage(from, { host: REG, scheme: 'scoped' }, 'test')).toBe(to);
+  });
+});
+
+/** The airgap environment with extra YAML merged last (as `--overlay` does). */
+async function airgapWith(yaml: string): Promise<Environment> {
+  await using dir = await tempDir('sealift-plan-');
+  const overlay = join(dir.path, 'overlay.yaml');
+  await writeFile(overlay, yaml);
+  return await loadEnvironment(PROJECT_ROOT, 'airgap', { overlays: [overlay] });
+}
 
 describe('planReleases', () => {
   it('orders releases so that every release comes after what it needs', async () => {
@@ -105,5 +136,60 @@ describe('planReleases', () => {
     const plans = planReleases(await loadEnvironment(PROJECT_ROOT, 'airgap'), { mode: 'upstream' });
     expect(plans.find((p) => p.name === 'istiod')!.values).toEqual({});
     expect(plans.find((p) => p.name === 'net-istio')!.values).toEqual({ files: ['net-istio.yaml'], imageRewrites: [] });
+  });
+
+  it('airgap deploy with scheme scoped: every knob kind keeps its upstream host as the first path component', async () => {
+    const env = await airgapWith('registry:\n  scheme: scoped\n');
+    expect(env.registry).toEqual({ host: REG, plainHttp: true, scheme: 'scoped' });
+    const plans = planReleases(env, { mode: 'deploy' });
+    const by = (n: string) => plans.find((p) => p.name === n)!;
+    // repository-only knob (cert-manager composes image.repository:tag itself)
+    const cm = by('cert-manager').values as Record<string, { image?: { repository: string }; repository?: string }>;
+    expect(cm.image?.repository).toBe(`${REG}/quay.io/jetstack/cert-manager-controller`);
+    expect(cm.startupapicheck?.image?.repository).toBe(`${REG}/quay.io/jetstack/cert-manager-startupapicheck`);
+    // hub prefix (istiod appends /pilot, /proxyv2)
+    expect(by('istiod').values).toEqual({ global: { hub: `${REG}/docker.io/istio` } });
+    // familiar names, a name with a tag, an explicit docker.io name
+    const kserve = by('kserve').values as { kserve: Record<string, Record<string, unknown>> };
+    expect(kserve.kserve.controller).toEqual({
+      deploymentMode: 'Serverless',
+      image: `${REG}/docker.io/kserve/kserve-controller`,
+      rbacProxyImage: `${REG}/quay.io/brancz/kube-rbac-proxy:v0.18.0`,
+    });
+    const runtimes = kserve.kserve.servingruntime as Record<string, { image: string }>;
+    expect(runtimes.mlserver?.image).toBe(`${REG}/docker.io/seldonio/mlserver`);
+    expect(runtimes.tritonserver?.image).toBe(`${REG}/nvcr.io/nvidia/tritonserver`);
+    expect(runtimes.tensorflow?.image).toBe(`${REG}/docker.io/tensorflow/serving`);
+    // release file prefixes
+    expect(by('net-istio').values).toEqual({
+      files: ['net-istio.yaml'],
+      imageRewrites: [{ from: 'gcr.io/knative-releases/', to: `${REG}/gcr.io/knative-releases/` }],
+    });
+    // every knob: REG/ then the fully qualified upstream name, nothing else
+    let knobs = 0;
+    for (const [name, rel] of Object.entries(env.releases)) {
+      for (const [path, upstream] of Object.entries(rel.imageKnobs)) {
+        const value = path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)[k], by(name).values);
+        expect(typeof value === 'string' && value.startsWith(`${REG}/`), `${name} ${path}: ${String(value)}`).toBe(
+          true,
+        );
+        const rest = (value as string).slice(REG.length + 1);
+        expect(rest.split('/')[0], `${name} ${path}`).toBe(normalizeImageReference(upstream).registry);
+        expect(formatImageReference(normalizeImageReference(rest))).toBe(
+          formatImageReference(normalizeImageReference(upstream)),
+        );
+        knobs++;
+      }
+    }
+    expect(knobs).toBeGreaterThan(20);
+  });
+
+  it('refuses release file prefixes that would rewrite the files twice', async () => {
+    const env = await airgapWith(
+      'registry:\n  scheme: scoped\nreleases:\n  net-istio:\n    manifests:\n      images: [gcr.io/knative-releases, knative-releases]\n',
+    );
+    expect(() => planReleases(env, { mode: 'deploy' })).toThrow(
+      /image prefix "knative-releases" also matches "10\.61\.3\.31:35000\/gcr\.io\/knative-releases"/,
+    );
   });
 });
