@@ -1,15 +1,11 @@
 // The helmfile wrapper: runs .tools/bin/helmfile with the project's helm and helm-diff plugin
-// (toolEnv). A failed call is a SealiftError carrying argv, exit code and the tail of stderr.
-import { execa } from 'execa';
-import { SealiftError, type ErrorCode } from '../errors.ts';
-import { redactArgs, stderrTail } from '../render/helm.ts';
-import { requireTool, toolEnv } from '../tools.ts';
+// (toolEnv) through runTool (src/exec.ts): a failed call is a ToolError carrying argv, exit code
+// and the tail of stderr, its message the line helmfile's output names the problem in.
+import type { ErrorCode } from '../errors.ts';
+import { runTool, type ToolResult } from '../exec.ts';
+import { requireTool } from '../tools.ts';
 
-export interface HelmfileResult {
-  stdout: string;
-  stderr: string;
-  durationMs: number;
-}
+export type HelmfileResult = ToolResult;
 
 export interface HelmfileOptions {
   /** directory holding helmfile.yaml.gotmpl */
@@ -38,33 +34,12 @@ export function helmfileReason(stderr: string): string {
 }
 
 /** `helmfile --file helmfile.yaml.gotmpl --helm-binary <helm> <args>` in `cwd`. */
-export async function runHelmfile(args: string[], opts: HelmfileOptions): Promise<HelmfileResult> {
-  const helmfile = requireTool('helmfile');
-  const helm = requireTool('helm');
-  const argv = ['--file', 'helmfile.yaml.gotmpl', '--helm-binary', helm, ...args];
-  const started = Date.now();
-  const r = await execa(helmfile, argv, {
-    cwd: opts.cwd,
-    env: toolEnv(opts.env),
-    extendEnv: true,
-    reject: false,
-    stripFinalNewline: false,
-    maxBuffer: 512 * 1024 * 1024,
-    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
+export function runHelmfile(args: string[], opts: HelmfileOptions): Promise<HelmfileResult> {
+  const argv = ['--file', 'helmfile.yaml.gotmpl', '--helm-binary', requireTool('helm'), ...args];
+  return runTool('helmfile', argv, {
+    ...opts,
+    what: `helmfile ${args.join(' ')}`,
+    reason: helmfileReason,
+    tailLines: 30,
   });
-  const durationMs = Date.now() - started;
-  if (r.exitCode !== 0 || r.failed) {
-    const shown = redactArgs(argv);
-    const tail = stderrTail(String(r.stderr ?? ''), 30);
-    const reason = r.isCanceled ? 'canceled' : helmfileReason(String(r.stderr ?? ''));
-    throw new SealiftError(
-      opts.code ?? 'TOOL_FAILED',
-      `helmfile ${args.join(' ')} failed (exit ${r.exitCode ?? r.signal ?? '?'}) in ${opts.cwd}: ${reason.trim()}`,
-      {
-        hint: `${helmfile} ${shown.join(' ')}\n  stderr:\n${tail.replace(/^/gm, '    ')}`,
-        details: { argv: [helmfile, ...shown], cwd: opts.cwd, exitCode: r.exitCode ?? null, stderrTail: tail },
-      },
-    );
-  }
-  return { stdout: String(r.stdout), stderr: String(r.stderr), durationMs };
 }

@@ -1,19 +1,14 @@
-// The helm wrapper: `helm template` and `helm pull`, nothing else. A failed call is a SealiftError
-// that carries the argv (secrets stripped), the exit code and the tail of helm's stderr, with a
-// one-line message a person can act on (as helmfile's exit_error and execa's shortMessage do).
+// The helm wrapper: `helm template` and `helm pull`, nothing else. Helm runs through runTool
+// (src/exec.ts): a failed call is a ToolError carrying the argv (secrets stripped), the exit code
+// and the tail of helm's stderr, with a one-line message a person can act on.
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { SealiftError, type ErrorCode } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
-import { requireTool, toolEnv } from '../tools.ts';
+import { runTool, type ToolResult } from '../exec.ts';
 
-export interface HelmResult {
-  stdout: string;
-  stderr: string;
-  durationMs: number;
-}
+export type HelmResult = ToolResult;
 
 export interface HelmCallOptions {
   signal?: AbortSignal;
@@ -21,71 +16,12 @@ export interface HelmCallOptions {
   env?: Record<string, string>;
 }
 
-const SECRET_FLAGS = new Set(['--password', '--pass', '--token', '--key-file', '--cert-file']);
-const STDERR_TAIL_LINES = 20;
-
-/** argv for messages: values of password-like flags replaced by `***`. */
-export function redactArgs(args: readonly string[]): string[] {
-  const out: string[] = [];
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
-    const eq = a.indexOf('=');
-    if (eq > 0 && SECRET_FLAGS.has(a.slice(0, eq))) out.push(`${a.slice(0, eq)}=***`);
-    else if (SECRET_FLAGS.has(a) && i + 1 < args.length) {
-      out.push(a, '***');
-      i++;
-    } else out.push(a);
-  }
-  return out;
-}
-
-export function stderrTail(stderr: string, lines = STDERR_TAIL_LINES): string {
-  return stderr.trimEnd().split('\n').slice(-lines).join('\n');
-}
-
-/** The first line of helm's own complaint (`Error: ...`), else its last line. */
-function helmReason(stderr: string): string {
-  const lines = stderr.trim().split('\n').filter(Boolean);
-  const err = lines.find((l) => l.startsWith('Error:'));
-  return (err ?? lines.at(-1) ?? 'no output').replace(/^Error:\s*/, '');
-}
-
-export async function runHelm(
+/** `helm <args>`; a failure is a ToolError whose message is helm's own `Error: ...` line. */
+export function runHelm(
   args: string[],
   opts: HelmCallOptions & { code?: ErrorCode; what?: string } = {},
 ): Promise<HelmResult> {
-  const helm = requireTool('helm');
-  const started = Date.now();
-  const r = await execa(helm, args, {
-    env: toolEnv(opts.env),
-    extendEnv: true,
-    reject: false,
-    stripFinalNewline: false,
-    maxBuffer: 512 * 1024 * 1024,
-    ...(opts.signal ? { cancelSignal: opts.signal } : {}),
-  });
-  const durationMs = Date.now() - started;
-  if (r.exitCode !== 0 || r.failed) {
-    const argv = redactArgs(args);
-    const reason = r.isCanceled
-      ? 'canceled'
-      : r.isMaxBuffer
-        ? 'its output is too large'
-        : helmReason(String(r.stderr ?? ''));
-    throw new SealiftError(
-      opts.code ?? 'TOOL_FAILED',
-      `${opts.what ?? `helm ${args[0]}`} failed (exit ${r.exitCode ?? r.signal ?? '?'}): ${reason}`,
-      {
-        hint: `helm ${argv.join(' ')}\n  stderr:\n${stderrTail(String(r.stderr ?? '')).replace(/^/gm, '    ')}`,
-        details: {
-          argv: [helm, ...argv],
-          exitCode: r.exitCode ?? null,
-          stderrTail: stderrTail(String(r.stderr ?? '')),
-        },
-      },
-    );
-  }
-  return { stdout: String(r.stdout), stderr: String(r.stderr), durationMs };
+  return runTool('helm', args, opts);
 }
 
 export interface HelmTemplateOptions extends HelmCallOptions {

@@ -1,6 +1,7 @@
 // The helm wrapper's pure parts: the argv it builds and what it shows of it in errors.
 import { describe, expect, it } from 'vitest';
-import { redactArgs, stderrTail, templateArgs } from '../../src/render/helm.ts';
+import { redactArgs, stderrTail } from '../../src/exec.ts';
+import { templateArgs } from '../../src/render/helm.ts';
 import { chartName } from '../../src/render/index.ts';
 
 describe('helm template argv', () => {
