@@ -42,6 +42,9 @@ export interface BundleIndex {
   tool: { name: 'sealift'; version: string };
   createdAt: string;
   environment: string | null;
+  /** the environment's registry (null: none, or an image-list bundle): the host the carried values
+   *  name and the naming scheme they use; load defaults --scheme from it and checks --registry */
+  registry: { host: string; plainHttp: boolean; scheme: 'host-swap' | 'scoped' } | null;
   platforms: string[] | 'all';
   charts: SiteFiles['charts'];
   files: SiteFiles['files'];
@@ -242,6 +245,7 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
     tool: { name: 'sealift', version: TOOL_VERSION },
     createdAt: new Date().toISOString(),
     environment: opts.env ?? null,
+    registry: site.registry ?? null,
     platforms: opts.platforms.kind === 'all' ? 'all' : opts.platforms.platforms.map(formatPlatform),
     charts: site.charts,
     files: site.files,

@@ -19,6 +19,8 @@ export interface SiteFiles {
   }[];
   files: { release?: string; path: string; url?: string; sha256: string; size: number }[];
   imagelists: string[];
+  /** the environment's registry: where (and by which naming scheme) the carried values point */
+  registry?: { host: string; plainHttp: boolean; scheme: 'host-swap' | 'scoped' } | null;
 }
 
 const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
@@ -33,7 +35,7 @@ export async function assembleSiteFiles(
   const { fetchChart, fetchManifestFile } = await import('../render/index.ts');
   const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
   const plans = planReleases(env, { mode: 'upstream' });
-  const out: SiteFiles = { charts: [], files: [], imagelists: [] };
+  const out: SiteFiles = { charts: [], files: [], imagelists: [], registry: env.registry };
 
   onEvent({ type: 'phase', name: 'fetching charts and release files', total: plans.length });
   for (const plan of plans) {

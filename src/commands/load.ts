@@ -110,10 +110,8 @@ export function registerLoad(program: Command): void {
     .addOption(
       new Option(
         '--scheme <scheme>',
-        'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)',
-      )
-        .choices(['host-swap', 'scoped'])
-        .default('host-swap'),
+        "target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot); default: the scheme the bundle's values use (registry.scheme of its environment), else host-swap",
+      ).choices(['host-swap', 'scoped']),
     )
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--extract-to <dir>', 'write the helmfile, values, charts, release files and containerd hosts.toml here')
@@ -125,7 +123,7 @@ export function registerLoad(program: Command): void {
       flags: GlobalFlags &
         TransportFlags & {
           registry: string;
-          scheme: 'host-swap' | 'scoped';
+          scheme?: 'host-swap' | 'scoped';
           concurrency?: string;
           extractTo?: string;
           recheck?: boolean;
@@ -138,7 +136,7 @@ export function registerLoad(program: Command): void {
         const result = await loadBundle({
           bundle,
           registry: siteRegistryFromFlags(flags.registry, flags),
-          scheme: flags.scheme,
+          ...(flags.scheme ? { scheme: flags.scheme } : {}),
           concurrency: parseConcurrency(flags.concurrency),
           ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
           ...(flags.recheck ? { recheck: true } : {}),

@@ -62,7 +62,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     stackDir: stackDirFrom(flags.stack),
     env: flags.env,
     ...(flags.lock ? { lock: resolve(flags.lock) } : {}),
-    scheme: parseNamingScheme(flags.scheme),
+    ...(flags.scheme !== undefined ? { scheme: parseNamingScheme(flags.scheme) } : {}),
     ...(flags.rules ? { rulesDirs: [DEFAULT_RULES_DIR, ...flags.rules.map((d) => resolve(d))] } : {}),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
     ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
@@ -142,7 +142,10 @@ export function registerVerify(program: Command): void {
           )
           .option('-e, --env <env>', 'the environment (environments/<env>.yaml)')
           .option('--lock <file>', 'the image lock to check against (default <stack>/imagelists/<env>.lock.json)')
-          .option('--scheme <scheme>', 'how the loader names images in the registry: host-swap (default) or scoped')
+          .option(
+            '--scheme <scheme>',
+            "how the loader named images in the registry: host-swap or scoped (default: the environment's registry.scheme)",
+          )
           .option(
             '--manifests <file>',
             'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)',

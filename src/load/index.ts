@@ -40,6 +40,7 @@ export interface LoadOptions extends RunOptions {
   /** a bundle .tar, the first of its parts, or an extracted bundle directory */
   bundle: string;
   registry: SiteRegistry;
+  /** target naming (default: the scheme bundle.json records for the environment's values, else host-swap) */
   scheme?: NamingScheme;
   /** blob transfers at once (default 4) */
   concurrency?: number;
@@ -56,6 +57,8 @@ export interface LoadResult extends CopyEngineResult {
   bundle: string;
   registry: string;
   scheme: NamingScheme;
+  /** where the bundle's values point (bundle.json), and whether this load put the images there */
+  values?: { registry: string; scheme: NamingScheme; matches: boolean };
   verified: { files: number; bytes: number; cached: boolean };
   siteFiles?: SiteFilesResult;
 }
@@ -78,6 +81,15 @@ export interface BundleIndexView {
   images: BundleImageEntry[];
   files: BundleFileEntry[];
   environment?: string;
+  /** the environment's registry the carried values name (bundles before this field: unknown) */
+  registry?: { host: string; scheme: NamingScheme };
+}
+
+function recordedRegistry(raw: unknown): { host: string; scheme: NamingScheme } | undefined {
+  if (!raw || typeof raw !== 'object') return undefined;
+  const r = raw as Record<string, unknown>;
+  if (typeof r.host !== 'string') return undefined;
+  return { host: r.host, scheme: r.scheme === 'scoped' ? 'scoped' : 'host-swap' };
 }
 
 export async function readBundleIndex(archive: BundleArchive): Promise<BundleIndexView> {
@@ -107,7 +119,13 @@ export async function readBundleIndex(archive: BundleArchive): Promise<BundleInd
       ...(typeof f.size === 'number' ? { size: f.size } : {}),
       ...(typeof f.sha256 === 'string' ? { sha256: f.sha256 } : {}),
     }));
-  return { images, files, ...(typeof raw.environment === 'string' ? { environment: raw.environment } : {}) };
+  const registry = recordedRegistry(raw.registry);
+  return {
+    images,
+    files,
+    ...(typeof raw.environment === 'string' ? { environment: raw.environment } : {}),
+    ...(registry ? { registry } : {}),
+  };
 }
 
 /** What bundle.json says (sizes, sha256) must be what the archive holds: a swapped file keeps neither. */
@@ -143,9 +161,34 @@ function checkIndexAgainstArchive(
   }
 }
 
+/**
+ * The registry given (or the scheme) is not what the bundle's values name. Not refused: a site may
+ * reach its registry by another address than its nodes do (a port forward, a second interface).
+ */
+function warnValuesElsewhere(
+  values: { registry: string; scheme: NamingScheme },
+  host: string,
+  scheme: NamingScheme,
+  onEvent: NonNullable<RunOptions['onEvent']>,
+): void {
+  const sample = (h: string, s: NamingScheme) => (s === 'scoped' ? `${h}/docker.io/istio/pilot` : `${h}/istio/pilot`);
+  const what = [
+    ...(values.registry !== host ? [`registry ${values.registry}, not ${host}`] : []),
+    ...(values.scheme !== scheme ? [`scheme ${values.scheme}, not ${scheme}`] : []),
+  ].join(' and ');
+  onEvent({
+    type: 'warn',
+    message: `the bundle's values name images as ${sample(values.registry, values.scheme)} (${what}); this load puts them at ${sample(host, scheme)}. Pods deployed from those values pull them only if ${values.registry} is another address of ${host}${values.scheme !== scheme ? ` and the scheme is ${values.scheme}` : ''}. ${
+      values.scheme !== scheme
+        ? `Load with --scheme ${values.scheme}, or set registry.scheme: ${scheme} in the environment and make the bundle again.`
+        : `If the nodes reach the registry as ${host}, set registry.host: ${host} in the environment and make the bundle again.`
+    }`,
+    fields: { valuesRegistry: values.registry, valuesScheme: values.scheme, registry: host, scheme },
+  });
+}
+
 export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
   const onEvent = opts.onEvent ?? noEvents;
-  const scheme = opts.scheme ?? 'host-swap';
   onEvent({ type: 'phase', name: 'reading bundle' });
   const archive = await openBundleArchive(opts.bundle);
   try {
@@ -169,6 +212,17 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     const source = new BundleSource(archive);
     const index = await readBundleIndex(archive);
     checkIndexAgainstArchive(source, index, checksums);
+    // the bundle's values were generated for one registry host and naming scheme: push by that
+    // scheme unless told otherwise
+    const scheme = opts.scheme ?? index.registry?.scheme ?? 'host-swap';
+    const values = index.registry
+      ? {
+          registry: index.registry.host,
+          scheme: index.registry.scheme,
+          matches: index.registry.host === opts.registry.host && index.registry.scheme === scheme,
+        }
+      : undefined;
+    if (values && !values.matches) warnValuesElsewhere(values, opts.registry.host, scheme, onEvent);
     const layoutImages = await source.listImages();
     if (layoutImages.length === 0) {
       throw new SealiftError('BUNDLE_INVALID', `${archive.location} holds no images (images/index.json lists none)`);
@@ -223,10 +277,11 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     let siteFiles: SiteFilesResult | undefined;
     if (opts.extractTo) {
       onEvent({ type: 'phase', name: 'writing site files' });
-      if (scheme === 'scoped') {
+      if (!index.registry && index.environment && scheme === 'scoped') {
+        // a bundle from before bundle.json recorded the scheme: its values are host-swapped
         onEvent({
           type: 'warn',
-          message: `--scheme scoped: the extracted values name images as \`sealift generate\` wrote them (host-swapped, ${opts.registry.host}/istio/pilot), but this load put them at ${opts.registry.host}/<upstream-host>/...; pods pulling those values will not find them. Nodes pulling upstream names through the written hosts.toml do.`,
+          message: `--scheme scoped: this bundle does not record how its values name images (made by an older sealift: host-swapped, ${opts.registry.host}/istio/pilot), but this load put them at ${opts.registry.host}/<upstream-host>/...; pods pulling those values will not find them. Nodes pulling upstream names through the written hosts.toml do.`,
         });
       }
       siteFiles = await writeSiteFiles({
@@ -249,6 +304,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       bundle: opts.bundle,
       registry: opts.registry.host,
       scheme,
+      ...(values ? { values } : {}),
       verified: { ...verified, cached: known !== undefined },
       ...engine,
       ...(siteFiles ? { siteFiles } : {}),

@@ -1,6 +1,7 @@
 // verify, render side: render the environment as it will be deployed and prove that every image
-// its pods pull is in the environment's registry and is, by the loader's host-swap mapping, an
-// image of the committed list. Knob-less images (a rule says no value can move them) are warnings.
+// its pods pull is in the environment's registry and is, by the loader's mapping (the
+// environment's registry.scheme unless --scheme says otherwise), an image of the committed list.
+// Knob-less images (a rule says no value can move them) are warnings.
 import { join, relative } from 'node:path';
 import type { Environment } from '../config/index.ts';
 import { loadEnvironment } from '../config/index.ts';
@@ -28,6 +29,7 @@ export interface VerifyRenderOptions extends StageOptions {
   env: string;
   /** the lock to check against (default: <stack>/imagelists/<env>.lock.json) */
   lock?: string;
+  /** how the loader named images in the registry (default: the environment's registry.scheme) */
   scheme?: NamingScheme;
   /** check these rendered manifest files (e.g. `helmfile -e <env> template` output) instead of rendering */
   manifests?: string[];
@@ -95,6 +97,8 @@ export interface VerifyRenderResult {
   ok: boolean;
   environment: string;
   registry: string | null;
+  /** the naming scheme the check mapped listed images with */
+  scheme: NamingScheme;
   lock: string;
   /** images the deployed render pulls */
   checked: number;
@@ -111,7 +115,13 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
   const lockFile = opts.lock ?? lockPath(join(opts.stackDir, 'imagelists'), env.name);
   const lock = await readImageLock(lockFile);
   const registry = env.registry?.host ?? null;
-  const scheme = opts.scheme ?? 'host-swap';
+  const scheme = opts.scheme ?? env.registry?.scheme ?? 'host-swap';
+  if (env.registry && opts.scheme && opts.scheme !== env.registry.scheme) {
+    opts.onEvent?.({
+      type: 'warn',
+      message: `--scheme ${opts.scheme}: ${env.name}'s values name images by its registry.scheme ${env.registry.scheme} (${relative(process.cwd(), env.file) || env.file}); images rendered from them will not map back to the list under ${opts.scheme}`,
+    });
+  }
   // what the loader will push each listed image as
   const expected = new Map<string, string>();
   const digests = new Map(lock.images.filter((e) => e.digest).map((e) => [e.reference, e.digest!]));
@@ -185,6 +195,7 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
     ok: offenders.length === 0,
     environment: env.name,
     registry,
+    scheme,
     lock: lockFile,
     checked: deployed.images.length,
     offenders,
