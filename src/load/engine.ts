@@ -1,12 +1,12 @@
 // The copy engine load and mirror share: every image into its target repository through the one
-// graph walk (copyImage), one copy session per repository (the walk dedupes blobs by digest
-// within a session; across repositories blobs are mounted, site-target.ts), a failing image
-// recorded and the rest carried on, then every target resolved and compared with its digest.
+// graph walk (copyImage), one copy session for the run (it dedupes a blob per target repository;
+// across repositories blobs are mounted, site-target.ts), a failing image recorded and the rest
+// carried on, then every target resolved and compared with its digest.
 import pLimit from 'p-limit';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { formatImageReference } from '../images/reference.ts';
-import { copyImage, createCopySession, type CopySession, type ImageSource } from '../oci/copy.ts';
+import { copyImage, createCopySession, type ImageSource } from '../oci/copy.ts';
 import type { RegistryClient, RegistryHostConfig } from '../oci/registry.ts';
 import type { Descriptor, PlatformSelection } from '../oci/types.ts';
 import type { ImageTarget as NamedTarget } from './naming.ts';
@@ -90,17 +90,7 @@ export async function copyAll(
   } & RunOptions,
 ): Promise<CopyEngineResult> {
   const onEvent = opts.onEvent ?? noEvents;
-  const shared = pLimit(Math.max(1, opts.concurrency));
-  // one session per target repository: dedupe within it, mounts across them (site-target.ts)
-  const sessions = new Map<string, CopySession>();
-  const sessionFor = (repo: string): CopySession => {
-    let s = sessions.get(repo);
-    if (!s) {
-      s = { ...createCopySession(1), limit: shared };
-      sessions.set(repo, s);
-    }
-    return s;
-  };
+  const session = createCopySession(opts.concurrency);
   const stats: TransferStats = { blobsPushed: 0, blobsMounted: 0, blobsPresent: 0, bytesPushed: 0 };
   const counting: typeof onEvent = (e) => {
     if (e.type === 'blob:done') {
@@ -146,7 +136,7 @@ export async function copyAll(
           const r = await copyImage(opts.source(item), siteRegistryTarget(opts.client, repo, opts.homes), {
             selector: item.selector,
             ...(item.named.target.tag ? { tag: item.named.target.tag } : {}),
-            session: sessionFor(repo),
+            session,
             ref: source,
             onEvent: imageEvents,
             ...(opts.platforms ? { platforms: opts.platforms } : {}),

@@ -2,7 +2,8 @@
 // (load), registry -> registry (mirror). Sources and targets are small interfaces; the walk
 // copies blobs first, then child manifests, then the root, so a registry never sees a
 // manifest whose blobs are missing. Blobs are deduplicated across images through a shared
-// in-flight map, and transfers are limited by a shared p-limit.
+// in-flight map keyed by target and digest (a blob in one repository is not in another), and
+// transfers are limited by a shared p-limit.
 import { pipeline, Transform, type Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { SealiftError } from '../errors.ts';
@@ -41,6 +42,10 @@ export interface PushManifestOptions {
 
 /** Where an image goes. Writes are idempotent and say what happened. */
 export interface ImageTarget {
+  /**
+   * Names the target's blob store (`host/repository`, a layout directory): two targets with the
+   * same name hold the same blobs, and a session copies a blob once per name.
+   */
   readonly name: string;
   hasBlob(desc: Descriptor, signal?: AbortSignal): Promise<boolean>;
   /** `open` may be called again to retry; `openFrom` (when the source can) continues a partial blob */
@@ -62,6 +67,7 @@ export type BlobOutcome = 'written' | 'existed' | 'mounted';
 /** Shared between the copies of one run: dedupe, concurrency, totals. */
 export interface CopySession {
   limit: LimitFunction;
+  /** `<target name> <digest>` -> the copy of that blob into that target (see blobKey) */
   inflight: Map<string, Promise<BlobOutcome>>;
   /** blob digest -> size, every blob any copy of this session needed */
   blobs: Map<Digest, number>;
@@ -70,6 +76,11 @@ export interface CopySession {
 
 export function createCopySession(concurrency = 4): CopySession {
   return { limit: pLimit(Math.max(1, concurrency)), inflight: new Map(), blobs: new Map(), bytesTransferred: 0 };
+}
+
+/** A blob copied into one target is not thereby in another: the session dedupes per target. */
+export function blobKey(target: Pick<ImageTarget, 'name'>, digest: Digest): string {
+  return `${target.name} ${digest}`;
 }
 
 export interface CopyOptions extends RunOptions {
@@ -140,7 +151,8 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
   const copyBlob = (desc: Descriptor): Promise<BlobOutcome> => {
     blobs.set(desc.digest, desc);
     session.blobs.set(desc.digest, desc.size);
-    const known = session.inflight.get(desc.digest);
+    const key = blobKey(target, desc.digest);
+    const known = session.inflight.get(key);
     if (known) return known;
     const p = session.limit(async (): Promise<BlobOutcome> => {
       if (await target.hasBlob(desc, signal)) {
@@ -198,9 +210,9 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
         }
       }
     });
-    session.inflight.set(desc.digest, p);
+    session.inflight.set(key, p);
     // a failed blob may be retried by a later copy in the same session
-    p.catch(() => session.inflight.delete(desc.digest));
+    p.catch(() => session.inflight.delete(key));
     return p;
   };
 

@@ -17,7 +17,9 @@ import {
   registryTarget,
   ANNOTATION_SOURCE,
 } from '../../src/oci/index.ts';
+import type { Digest } from '../../src/oci/types.ts';
 import { requireTool } from '../../src/tools.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 import { seedImages, type SeededImage } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
@@ -210,5 +212,52 @@ describe('copyImage registry -> layout -> registry', () => {
     await expect(
       copyImage(registrySource(client, 'istio/missing'), layoutTarget(layout), { selector: 'v1' }),
     ).rejects.toMatchObject({ code: 'NOT_FOUND' });
+  });
+
+  it('one session copies into several repositories: each gets its blobs, with one HEAD and one upload per blob', async () => {
+    // the session dedupes a blob per target: a blob pushed to one repository is not in another
+    const source = new RegistryClient(src.host, { hosts: { [src.host]: { plainHttp: true } }, credentials: noCreds });
+    await using proxy = await startFaultProxy(dst.host);
+    const target = new RegistryClient(proxy.host, {
+      hosts: { [proxy.host]: { plainHttp: true } },
+      credentials: noCreds,
+    });
+    const pilot = images[0] as SeededImage;
+    const proxyv2 = images[1] as SeededImage;
+    const session = createCopySession(4);
+    const repos = ['shared/a', 'shared/b', 'shared/c'];
+    const results = await Promise.all(
+      repos.flatMap((repo) =>
+        [pilot, proxyv2].map((img) =>
+          copyImage(registrySource(source, img.repository), registryTarget(target, `${repo}/${img.repository}`), {
+            selector: img.tag,
+            tag: img.tag,
+            session,
+          }),
+        ),
+      ),
+    );
+    results.forEach((r, i) => expect(r.root.digest).toBe((i % 2 ? proxyv2 : pilot).digest));
+    const direct = new RegistryClient(dst.host, { hosts: { [dst.host]: { plainHttp: true } }, credentials: noCreds });
+    for (const repo of repos) {
+      for (const img of [pilot, proxyv2]) {
+        const d = await direct.resolve({ repository: `${repo}/${img.repository}`, selector: img.tag });
+        expect(d.digest).toBe(img.digest);
+        for (const digest of Object.keys(img.blobs))
+          expect(await direct.blobExists(`${repo}/${img.repository}`, digest as Digest)).toBe(true);
+      }
+    }
+    // per repository and blob: one HEAD, one upload of two requests (open, then one PUT with the bytes)
+    const blobHeads = new Map<string, number>();
+    for (const r of proxy.requests.filter((x) => x.method === 'HEAD' && /\/blobs\/sha256:/.test(x.path))) {
+      blobHeads.set(r.path, (blobHeads.get(r.path) ?? 0) + 1);
+    }
+    expect(blobHeads.size).toBeGreaterThan(0);
+    for (const [path, n] of blobHeads) expect({ path, n }).toEqual({ path, n: 1 });
+    const opens = proxy.requests.filter((x) => x.method === 'POST' && /\/blobs\/uploads\/$/.test(x.path)).length;
+    const commits = proxy.requests.filter((x) => x.method === 'PUT' && /\/blobs\/uploads\//.test(x.path)).length;
+    expect(proxy.requests.filter((x) => x.method === 'PATCH')).toEqual([]);
+    expect(commits).toBe(blobHeads.size);
+    expect(opens).toBe(commits);
   });
 });
