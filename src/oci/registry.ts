@@ -49,7 +49,7 @@ export interface RegistryOptions {
   userAgent?: string;
 }
 
-const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 250, maxDelayMs: 8000 };
+export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 250, maxDelayMs: 8000 };
 const MAX_RETRY_AFTER_MS = 60_000;
 const ERROR_BODY_LIMIT = 64 * 1024;
 
@@ -85,7 +85,7 @@ function header(res: Pick<Response, 'headers'>, name: string): string | undefine
   return Array.isArray(v) ? v[0] : v;
 }
 
-function redact(url: string): string {
+export function redact(url: string): string {
   const u = new URL(url);
   u.username = '';
   u.password = '';
@@ -122,11 +122,16 @@ export function isTemporaryNetworkError(e: unknown): boolean {
   return /other side closed|socket hang up|terminated|premature close/i.test(msg);
 }
 
-function statusIsTemporary(status: number): boolean {
+export function statusIsTemporary(status: number): boolean {
   return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
 }
 
-function retryAfterMs(res: Response): number | undefined {
+/** Exponential backoff with jitter: attempt 1 waits about baseDelayMs, doubling up to maxDelayMs. */
+export function backoffMs(policy: RetryPolicy, attempt: number): number {
+  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+}
+
+export function retryAfterMs(res: Response): number | undefined {
   const v = header(res, 'retry-after');
   if (!v) return undefined;
   const secs = Number(v);
@@ -158,7 +163,7 @@ async function discard(res: Response): Promise<void> {
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
     if (signal?.aborted) return reject(signal.reason as Error);
     const t = setTimeout(resolve, ms);
@@ -224,7 +229,7 @@ function basicHeader(c: Credential): string {
 }
 
 const agents = new Map<string, Agent>();
-function agentFor(cfg: RegistryHostConfig): Agent {
+export function agentFor(cfg: RegistryHostConfig): Agent {
   const key = `${cfg.caFile ?? ''}|${cfg.insecureSkipVerify ? 1 : 0}`;
   let a = agents.get(key);
   if (!a) {
@@ -282,7 +287,7 @@ class Endpoint {
 
   /** One HTTP exchange with retries and redirects; no auth negotiation. */
   async send(o: SendOptions & { auth?: string }): Promise<Response> {
-    const { attempts, baseDelayMs, maxDelayMs } = this.opts.retry;
+    const { attempts } = this.opts.retry;
     for (let attempt = 1; ; attempt++) {
       let res: Response | undefined;
       let failure: unknown;
@@ -299,7 +304,7 @@ class Endpoint {
           throw this.networkError(o, failure, attempt);
         throw failure;
       }
-      const backoff = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
+      const backoff = backoffMs(this.opts.retry, attempt);
       const delayMs = Math.round(res ? (retryAfterMs(res) ?? backoff) : backoff);
       const reason = res ? `${res.status} from ${this.name}` : (failure as Error).message;
       if (res) await discard(res);
@@ -713,20 +718,17 @@ export class RegistryClient {
   }
 
   /**
-   * Uploads a blob: HEAD (skip if present), POST to open an upload, PATCH the stream, PUT with
-   * the digest to commit. `body` may be a function that opens the stream again: then failures
-   * are retried from the start.
+   * Uploads a blob: POST to open an upload, then one PUT of the stream with the digest, which
+   * commits it (the spec's monolithic upload: the size is known, so no PATCH round trip). The
+   * caller decides whether the blob is needed (the copy walk HEADs it first: blobExists).
+   * `body` may be a function that opens the stream again: then failures are retried from the start.
    */
   async pushBlob(
     repo: string,
     desc: Pick<Descriptor, 'digest' | 'size'>,
     body: Readable | (() => Promise<Readable>),
     signal?: AbortSignal,
-  ): Promise<'written' | 'existed'> {
-    if (await this.blobExists(repo, desc.digest, signal)) {
-      if (body instanceof Readable) body.destroy();
-      return 'existed';
-    }
+  ): Promise<'written'> {
     const reopen = typeof body === 'function' ? body : undefined;
     const attempts = reopen ? 4 : 1;
     for (let attempt = 1; ; attempt++) {
@@ -774,9 +776,11 @@ export class RegistryClient {
         'REGISTRY_ERROR',
         `registry ${this.host} opened an upload for ${where} without a Location`,
       );
-    const patch = await e.request({
-      method: 'PATCH',
-      url: new URL(loc, e.origin).toString(),
+    const url = new URL(loc, e.origin);
+    url.searchParams.set('digest', desc.digest);
+    const put = await e.request({
+      method: 'PUT',
+      url: url.toString(),
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
       body: stream,
       retry: false,
@@ -784,21 +788,7 @@ export class RegistryClient {
       scopes: [pushScope(repo)],
       ...sig,
     });
-    if (patch.status !== 202 && patch.status !== 204)
-      throw await responseError(patch, 'PATCH', e.name, `upload ${where}`);
-    await discard(patch);
-    const next = new URL(header(patch, 'location') ?? loc, e.origin);
-    next.searchParams.set('digest', desc.digest);
-    const put = await e.request({
-      method: 'PUT',
-      url: next.toString(),
-      headers: { 'content-length': '0' },
-      op: `commit ${where}`,
-      scopes: [pushScope(repo)],
-      retry: false,
-      ...sig,
-    });
-    if (put.status !== 201 && put.status !== 204) throw await responseError(put, 'PUT', e.name, `commit ${where}`);
+    if (put.status !== 201 && put.status !== 204) throw await responseError(put, 'PUT', e.name, `upload ${where}`);
     await discard(put);
   }
 

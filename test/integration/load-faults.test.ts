@@ -28,7 +28,8 @@ describe('load under faults', () => {
     await using proxy = await startFaultProxy(reg.host);
     const images = makeImages(NAMES, { layerBytes: 256 * 1024 });
     const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
-    proxy.inject({ fault: 'reset', match: /^PATCH \/v2\/.*\/blobs\/uploads\//, times: 3 });
+    // the request that carries a blob's bytes (one PUT: open, then a monolithic upload)
+    proxy.inject({ fault: 'reset', match: /^PUT \/v2\/.*\/blobs\/uploads\//, times: 3 });
     proxy.inject({ fault: '500', match: /^POST \/v2\/.*\/blobs\/uploads\//, times: 2 });
     proxy.inject({ fault: '429', match: /^HEAD \/v2\/.*\/blobs\//, times: 2, retryAfter: 0 });
     proxy.inject({ fault: '500', match: /^PUT \/v2\/.*\/manifests\//, times: 1 });
