@@ -68,9 +68,7 @@ async function jsonBlob(dir: string, doc: unknown, mediaType: string): Promise<D
   return { mediaType, digest: `sha256:${hex}`, size: bytes.length };
 }
 
-async function buildBundle(
-  root: string,
-): Promise<{
+async function buildBundle(root: string): Promise<{
   tar: string;
   layout: string;
   refs: { source: string; tag: string; repo: string; digest: string }[];
