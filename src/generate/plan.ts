@@ -39,7 +39,22 @@ function joinUrl(base: string, path: string): string {
  * scoped: `docker.io/istio` -> `REG/docker.io/istio`, `kserve/agent` -> `REG/docker.io/kserve/agent`.
  */
 export function siteImage(image: string, registry: Pick<RegistryConfig, 'host' | 'scheme'>, where: string): string {
-  return formatImageReference(retagImageReference(parseImageReference(image, where), registry.host, registry.scheme));
+  const mapped = formatImageReference(
+    retagImageReference(parseImageReference(image, where), registry.host, registry.scheme),
+  );
+  try {
+    parseImageReference(mapped);
+  } catch {
+    // scoped keeps the upstream host as a path component, and a path component has no port
+    throw new SealiftError(
+      'CONFIG_INVALID',
+      `${where}: "${image}" becomes "${mapped}" under registry.scheme ${registry.scheme}, which is not a valid image name`,
+      {
+        hint: 'An upstream host with a port cannot be scoped: use scheme host-swap, or name the image by a host without a port.',
+      },
+    );
+  }
+  return mapped;
 }
 
 function sourceOf(env: Environment, name: string, rel: ReleaseConfig): ChartSource {

@@ -33,13 +33,20 @@ describe('siteImage, scoped', () => {
     ['busybox:1.28', `${REG}/docker.io/library/busybox:1.28`],
     ['quay.io/jetstack/cert-manager-controller', `${REG}/quay.io/jetstack/cert-manager-controller`],
     ['quay.io/brancz/kube-rbac-proxy:v0.18.0', `${REG}/quay.io/brancz/kube-rbac-proxy:v0.18.0`],
-    ['localhost:5000/x/y', `${REG}/localhost:5000/x/y`],
+    ['localhost/x/y', `${REG}/localhost/x/y`],
     [
       `gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
       `${REG}/gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
     ],
   ])('%s -> %s', (from, to) => {
     expect(siteImage(from, { host: REG, scheme: 'scoped' }, 'test')).toBe(to);
+  });
+
+  it('refuses an upstream host with a port, which cannot be a path component', () => {
+    expect(() => siteImage('127.0.0.1:5000/x/y', { host: REG, scheme: 'scoped' }, 'releases.r.imageKnobs.a')).toThrow(
+      /releases\.r\.imageKnobs\.a: "127\.0\.0\.1:5000\/x\/y" becomes "10\.61\.3\.31:35000\/127\.0\.0\.1:5000\/x\/y" under registry\.scheme scoped, which is not a valid image name/,
+    );
+    expect(siteImage('127.0.0.1:5000/x/y', { host: REG, scheme: 'host-swap' }, 'test')).toBe(`${REG}/x/y`);
   });
 });
 
