@@ -101,12 +101,15 @@ describe('sealift bundle -e airgap', () => {
     const { index } = JSON.parse(r.stdout) as {
       index: {
         environment: string;
+        registry: unknown;
         charts: { chart: string; version: string; path: string; sha256: string }[];
         files: { path: string; url?: string }[];
         images: { reference: string; digest: string; releases: string[] }[];
       };
     };
     expect(index.environment).toBe('airgap');
+    // where the carried values point, and how they name images: load defaults --scheme from it
+    expect(index.registry).toEqual({ host: '10.61.3.31:35000', plainHttp: true, scheme: 'host-swap' });
     // charts: the fixture bytes, at their pinned versions
     expect(index.charts.length).toBeGreaterThan(3);
     for (const c of index.charts) {
