@@ -162,6 +162,29 @@ function checkIndexAgainstArchive(
 }
 
 /**
+ * planTargets, with a hint fitted to the bundle: when its values were generated host-swapped,
+ * `--scheme scoped` alone would push names the values do not use, so the way out is the
+ * environment's scheme and a new bundle.
+ */
+function namedTargets(
+  sources: string[],
+  host: string,
+  scheme: NamingScheme,
+  index: BundleIndexView,
+): ReturnType<typeof planTargets> {
+  try {
+    return planTargets(sources, host, scheme);
+  } catch (e) {
+    const clashes = e instanceof SealiftError ? e.details?.clashes : undefined;
+    if (!clashes || !index.environment || index.registry?.scheme !== 'host-swap') throw e;
+    throw new SealiftError('USAGE', (e as SealiftError).message, {
+      hint: `This bundle's values (environment ${index.environment}) name images host-swapped, so --scheme scoped alone would leave them pointing at names no load pushes. Set registry.scheme: scoped in environments/${index.environment}.yaml, run sealift generate, images and bundle again, and load the new bundle (it loads scoped by default).`,
+      details: { clashes },
+    });
+  }
+}
+
+/**
  * The registry given (or the scheme) is not what the bundle's values name. Not refused: a site may
  * reach its registry by another address than its nodes do (a port forward, a second interface).
  */
@@ -228,10 +251,11 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       throw new SealiftError('BUNDLE_INVALID', `${archive.location} holds no images (images/index.json lists none)`);
     }
     // 2. naming: refuse collisions before the registry is touched
-    const named = planTargets(
+    const named = namedTargets(
       layoutImages.map((i) => i.source),
       opts.registry.host,
       scheme,
+      index,
     );
     const expectedBySource = new Map(
       index.images.map((i) => [formatImageReference(normalizeImageReference(i.reference)), i.digest]),

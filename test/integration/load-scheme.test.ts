@@ -88,4 +88,19 @@ describe('load: the scheme and registry bundle.json records', () => {
     expect(String(swapped.stderr)).toContain('Load with --scheme scoped');
     expect(await skopeoDigest(`${reg.host}/x/y:1.0`)).toBe(images[0]!.root.digest);
   });
+
+  it('a collision in a bundle whose values are host-swapped: the hint says to change the environment and bundle again', async () => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    await using proxy = await startFaultProxy(reg.host);
+    const bundle = await bundleFor(tmp.path, makeImages(NAMES), { host: reg.host, scheme: 'host-swap' });
+    const r = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http']);
+    expect(r.exitCode).toBe(2);
+    expect(String(r.stderr)).toContain('docker.io/x/y and quay.io/x/y would both become');
+    expect(String(r.stderr)).toContain(
+      'Set registry.scheme: scoped in environments/site.yaml, run sealift generate, images and bundle again',
+    );
+    // refused before the registry sees a request
+    expect(proxy.requests).toEqual([]);
+  });
 });
