@@ -4,7 +4,6 @@ import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SealiftError, errorMessage } from '../errors.ts';
-import { writeFileAtomic } from '../fs-atomic.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 
 export interface SiteFiles {
@@ -32,7 +31,7 @@ export async function assembleSiteFiles(
   const { loadEnvironment } = await import('../config/index.ts');
   const { planReleases } = await import('../generate/plan.ts');
   const { generate } = await import('../generate/index.ts');
-  const { fetchChart, fetchManifestFile } = await import('../render/index.ts');
+  const { fetchChart, saveManifestFile } = await import('../render/index.ts');
   const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
   const plans = planReleases(env, { mode: 'upstream' });
   const out: SiteFiles = { charts: [], files: [], imagelists: [], registry: env.registry };
@@ -42,10 +41,9 @@ export async function assembleSiteFiles(
     const src = plan.source;
     if (src.type === 'manifests') {
       for (const f of src.files) {
-        const text = await fetchManifestFile(f.url, opts.signal ? { signal: opts.signal } : {});
         const rel = join(plan.sitePath, f.name).split('\\').join('/');
-        await writeFileAtomic(join(opts.workDir, rel), text);
-        out.files.push({ release: plan.name, path: rel, url: f.url, sha256: sha(text), size: Buffer.byteLength(text) });
+        const saved = await saveManifestFile(f.url, join(opts.workDir, rel), opts);
+        out.files.push({ release: plan.name, path: rel, url: f.url, sha256: saved.sha256, size: saved.size });
       }
       continue;
     }

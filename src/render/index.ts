@@ -1,6 +1,6 @@
 // Rendering releases into manifests: charts through `helm template` (pulled once into a cache,
-// then rendered from the local .tgz), Knative-style release files downloaded and parsed as they
-// are. Many releases render in parallel; each result says how long helm took.
+// then rendered from the local .tgz), Knative-style release files downloaded (src/oci/http.ts:
+// the one HTTP stack) and parsed as they are. Many releases render in parallel; each result says how long helm took.
 import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
@@ -8,8 +8,9 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
-import { pathExists } from '../fs-atomic.ts';
+import { pathExists, writeFileAtomic } from '../fs-atomic.ts';
 import type { ChartSource } from '../generate/plan.ts';
+import { fetchFile, fetchText, type FetchedFile } from '../oci/http.ts';
 import { helmPull, helmTemplateCoping } from './helm.ts';
 import { parseManifests, type ManifestDocument, type ManifestProblem } from './manifests.ts';
 
@@ -50,7 +51,7 @@ export function defaultCacheDir(): string {
   return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'sealift');
 }
 
-const sha = (s: string) => createHash('sha256').update(s).digest('hex');
+const sha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 
 export function chartName(source: ChartSource): string | undefined {
   if (source.type === 'repo') return source.chart;
@@ -114,38 +115,41 @@ export async function fetchChart(
   }
 }
 
-/** A release file: http(s) download, or a local path / file:// URL read in place. */
-export async function fetchManifestFile(url: string, opts: RenderOptions = {}): Promise<string> {
-  if (!/^https?:\/\//.test(url)) {
-    const path = url.startsWith('file://') ? new URL(url).pathname : url;
-    try {
-      return await readFile(path, 'utf8');
-    } catch (e) {
-      throw new SealiftError('NOT_FOUND', `cannot read release file ${path}: ${errorMessage(e)}`, {
-        hint: 'Check the path in the environment file.',
-      });
-    }
-  }
-  // not cached: release files are small, and what a URL serves is what the list must reflect
-  let res: Response;
+const isHttpUrl = (url: string) => /^https?:\/\//.test(url);
+const DOWNLOAD_HINT =
+  'Check the source URL in the environment file (sources:), the file path and version, or the network route to it.';
+
+function downloadOptions(opts: RunOptions) {
+  return { onEvent: opts.onEvent ?? noEvents, ...(opts.signal ? { signal: opts.signal } : {}), hint: DOWNLOAD_HINT };
+}
+
+/** A local path or file:// URL as a path, with an error that names it. */
+async function readLocalFile<T>(url: string, read: (path: string) => Promise<T>): Promise<T> {
+  const path = url.startsWith('file://') ? new URL(url).pathname : url;
   try {
-    res = await fetch(url, { redirect: 'follow', ...(opts.signal ? { signal: opts.signal } : {}) });
+    return await read(path);
   } catch (e) {
-    throw new SealiftError('NETWORK_ERROR', `cannot download ${url}: ${errorMessage((e as Error).cause ?? e)}`, {
-      hint: 'Check the source URL in the environment file (sources:), or the network route to it.',
+    throw new SealiftError('NOT_FOUND', `cannot read release file ${path}: ${errorMessage(e)}`, {
+      hint: 'Check the path in the environment file.',
     });
   }
-  if (!res.ok) {
-    await res.arrayBuffer().catch(() => undefined);
-    throw new SealiftError(
-      res.status === 404 ? 'NOT_FOUND' : 'NETWORK_ERROR',
-      `download of ${url} answered HTTP ${res.status}`,
-      {
-        hint: 'Check the file path and version in the environment file.',
-      },
-    );
-  }
-  return res.text();
+}
+
+/**
+ * A release file's text: an http(s) download (not cached: release files are small, and what a
+ * URL serves is what the list must reflect), or a local path / file:// URL read in place.
+ */
+export async function fetchManifestFile(url: string, opts: RunOptions = {}): Promise<string> {
+  if (!isHttpUrl(url)) return readLocalFile(url, (p) => readFile(p, 'utf8'));
+  return (await fetchText(url, downloadOptions(opts))).text;
+}
+
+/** A release file saved to `dest` (streamed and renamed into place), with its sha256 and size. */
+export async function saveManifestFile(url: string, dest: string, opts: RunOptions = {}): Promise<FetchedFile> {
+  if (isHttpUrl(url)) return fetchFile(url, dest, downloadOptions(opts));
+  const bytes = await readLocalFile(url, (p) => readFile(p));
+  await writeFileAtomic(dest, bytes);
+  return { path: dest, sha256: sha(bytes), size: bytes.length };
 }
 
 interface ImageRewrite {

@@ -9,6 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import type { SealiftEvent } from '../../src/events.ts';
 import { closeRegistryConnections } from '../../src/oci/index.ts';
 import { fetchFile, fetchText } from '../../src/oci/http.ts';
+import { fetchManifestFile, saveManifestFile } from '../../src/render/index.ts';
 import { tempDir } from '../support/process.ts';
 
 const BODY = Buffer.from('apiVersion: v1\nkind: ConfigMap\nmetadata: { name: a }\n'.repeat(2000));
@@ -128,5 +129,32 @@ describe('fetchText', () => {
     expect(got).toEqual({ text: BODY.toString('utf8'), sha256: SHA, size: BODY.length });
     await expect(fetchText(srv.url('/file'), { ...FAST, maxBytes: 1000 })).rejects.toThrow(/larger than 1000 bytes/);
     expect(srv.requests).toHaveLength(2);
+  });
+});
+
+describe('release files (render): a URL through fetchFile, a local path or file:// copied, the same result', () => {
+  it('saves each with its sha256; a missing one names the path, a 404 names the URL and where to fix it', async () => {
+    await using srv = await serve(flaky(0, () => {}));
+    await using tmp = await tempDir();
+    const local = join(tmp.path, 'local.yaml');
+    await writeFile(local, BODY);
+    for (const url of [srv.url('/file'), local, `file://${local}`]) {
+      const dest = join(tmp.path, 'site', 'releases', 'x', 'a.yaml');
+      expect(await saveManifestFile(url, dest)).toEqual({ path: dest, sha256: SHA, size: BODY.length });
+      expect((await readFile(dest)).equals(BODY)).toBe(true);
+      expect(await fetchManifestFile(url)).toBe(BODY.toString('utf8'));
+    }
+    expect(await readdir(join(tmp.path, 'site', 'releases', 'x'))).toEqual(['a.yaml']);
+    await expect(fetchManifestFile(join(tmp.path, 'nope.yaml'))).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringContaining(`cannot read release file ${join(tmp.path, 'nope.yaml')}`),
+    });
+    await expect(
+      saveManifestFile(srv.url('/v9.9.9/serving-core.yaml'), join(tmp.path, 'b.yaml')),
+    ).rejects.toMatchObject({
+      code: 'NOT_FOUND',
+      message: expect.stringContaining('/v9.9.9/serving-core.yaml answered HTTP 404'),
+      hint: expect.stringContaining('environment file'),
+    });
   });
 });
