@@ -4,8 +4,9 @@ import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
-import type { RegistryHostConfig } from '../oci/registry.ts';
 import { parsePlatform, type PlatformSelection } from '../oci/types.ts';
+import { collect, registryHostsFromFlags, stackDirFrom } from './flags.ts';
+import { parseConcurrency } from './load.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface BundleFlags extends GlobalFlags {
@@ -13,7 +14,7 @@ interface BundleFlags extends GlobalFlags {
   imagelist?: string;
   out: string;
   name?: string;
-  stack: string;
+  stack?: string;
   overlay: string[];
   imagelists?: string;
   platform: string[];
@@ -28,39 +29,6 @@ interface BundleFlags extends GlobalFlags {
   caFile: string[];
   mirror: string[];
   mirrorFallback?: boolean;
-}
-
-const collect = (v: string, prev: string[]) => [...prev, v];
-
-function keyValue(flag: string, v: string): [string, string] {
-  const i = v.indexOf('=');
-  if (i <= 0 || i === v.length - 1) throw new SealiftError('USAGE', `${flag} takes HOST=VALUE, not "${v}"`);
-  return [v.slice(0, i), v.slice(i + 1)];
-}
-
-/** Per-registry transport settings from the repeatable flags. */
-export function registryHostsFromFlags(
-  f: Pick<BundleFlags, 'plainHttp' | 'insecure' | 'caFile' | 'mirror' | 'mirrorFallback'>,
-): Record<string, RegistryHostConfig> {
-  const hosts: Record<string, RegistryHostConfig> = {};
-  const at = (h: string) => (hosts[h] ??= {});
-  for (const h of f.plainHttp) at(h).plainHttp = true;
-  for (const h of f.insecure) at(h).insecureSkipVerify = true;
-  for (const v of f.caFile) {
-    const [h, file] = keyValue('--ca-file', v);
-    at(h).caFile = file;
-  }
-  for (const v of f.mirror) {
-    const [h, endpoint] = keyValue('--mirror', v);
-    if (/^[a-z]+:\/\//i.test(endpoint))
-      throw new SealiftError('USAGE', `--mirror ${v}: give the mirror as HOST[:PORT][/PREFIX], without a scheme`, {
-        hint: 'Mark a plain-HTTP mirror with --plain-http HOST.',
-      });
-    const cfg = at(h);
-    cfg.mirrors = [...(cfg.mirrors ?? []), endpoint];
-    if (f.mirrorFallback) cfg.mirrorFallback = true;
-  }
-  return hosts;
 }
 
 function platformSelection(f: Pick<BundleFlags, 'platform' | 'allPlatforms'>): PlatformSelection {
@@ -95,7 +63,10 @@ export function registerBundle(program: Command): void {
     .option('--imagelist <file>', 'images only: a list (one reference a line) or an image lock (.json)')
     .option('-o, --out <dir>', 'output directory', 'bundles')
     .option('--name <name>', 'bundle file name without .tar (default: the environment or the list name)')
-    .option('--stack <dir>', 'stack directory (environments/, templates/, imagelists/)', '.')
+    .option(
+      '--stack <dir>',
+      'stack directory (environments/, templates/, imagelists/; default: current directory, else the sealift checkout)',
+    )
     .option(
       '--overlay <file>',
       'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
@@ -134,9 +105,7 @@ export function registerBundle(program: Command): void {
     const out = createOutput(flags);
     const { createBundle, parseSize } = await import('../bundle/index.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
-    const concurrency = Number(flags.concurrency);
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 64)
-      throw new SealiftError('USAGE', `--concurrency must be a whole number from 1 to 64, not "${flags.concurrency}"`);
+    const concurrency = parseConcurrency(flags.concurrency);
     const ac = new AbortController();
     const onSignal = () =>
       ac.abort(new SealiftError('PARTIAL_FAILURE', 'interrupted; run the same command again to continue'));
@@ -145,7 +114,7 @@ export function registerBundle(program: Command): void {
       const result = await createBundle({
         outDir: flags.out,
         ...(flags.name ? { name: flags.name } : {}),
-        ...(flags.env ? { env: flags.env, stackDir: flags.stack } : {}),
+        ...(flags.env ? { env: flags.env, stackDir: stackDirFrom(flags.stack) } : {}),
         ...(flags.overlay.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
         ...(flags.imagelists ? { imagelistsDir: flags.imagelists } : {}),
         ...(flags.imagelist ? { imagelist: flags.imagelist } : {}),

@@ -1,11 +1,13 @@
 // `sealift generate -e <env> | --all [-o DIR]`: flags -> GenerateOptions -> the list of files written.
-import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { GenerateResult } from '../generate/index.ts';
-import { PROJECT_ROOT } from '../tools.ts';
+import { collect, stackDirFrom } from './flags.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
+
+// verify.ts imports it from here
+export { stackDirFrom } from './flags.ts';
 
 interface GenerateFlags extends GlobalFlags {
   env?: string[];
@@ -13,14 +15,6 @@ interface GenerateFlags extends GlobalFlags {
   output: string;
   stack?: string;
   overlay?: string[];
-}
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
-
-/** The stack dir: --stack, else the current directory when it has environments/, else the project. */
-export function stackDirFrom(flag: string | undefined): string {
-  if (flag) return resolve(flag);
-  return existsSync(join(process.cwd(), 'environments', 'default.yaml')) ? process.cwd() : PROJECT_ROOT;
 }
 
 export function registerGenerate(program: Command): void {

@@ -16,13 +16,12 @@ import {
 import { diffImageLists, formatDifferences, lockPath, readCommitted, writeImageLists } from '../images/lock.ts';
 import type { ExcludedCandidate, SkippedDocument } from '../images/extract.ts';
 import { pathExists } from '../fs-atomic.ts';
-import { stackDirFrom } from './generate.ts';
 import { DEFAULT_RULES_DIR } from '../images/rules.ts';
 import { listEnvironments } from '../config/index.ts';
 import type { EventSink } from '../events.ts';
+import { collect, stackDirFrom } from './flags.ts';
+import { parseConcurrency } from './load.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 interface ImagesFlags extends GlobalFlags {
   env?: string;
@@ -48,14 +47,6 @@ interface ScanFlags extends GlobalFlags {
   kubeVersion?: string;
   rules?: string[];
   explain?: boolean;
-}
-
-function concurrencyOf(v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1)
-    throw new SealiftError('USAGE', `--concurrency must be a positive integer, not "${v}"`);
-  return n;
 }
 
 function summary(r: ReleaseImages) {
@@ -104,7 +95,7 @@ async function imagesForEnvironment(
   const previousLock = (await pathExists(previousPath))
     ? await readImageLock(previousPath).catch(() => undefined)
     : undefined;
-  const concurrency = concurrencyOf(flags.concurrency);
+  const concurrency = parseConcurrency(flags.concurrency);
   const result: ResolveResult = await resolveImages({
     stackDir,
     env,

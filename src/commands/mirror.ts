@@ -4,8 +4,7 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { MirrorResult } from '../load/mirror.ts';
-import type { RegistryHostConfig } from '../oci/registry.ts';
-import { stackDirFrom } from './generate.ts';
+import { collect, registryHostsFromFlags, stackDirFrom } from './flags.ts';
 import {
   parseConcurrency,
   reportCopy,
@@ -27,8 +26,6 @@ interface MirrorFlags extends GlobalFlags, TransportFlags {
   sourceInsecure?: string[];
   sourceCaFile?: string[];
 }
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 export function registerMirror(program: Command): void {
   const cmd = new Command('mirror')
@@ -73,18 +70,10 @@ export function registerMirror(program: Command): void {
         hint: `Run \`sealift images -e ${flags.env}\` to write it (or give --stack, or --imagelist FILE).`,
       });
     }
-    const sources: Record<string, RegistryHostConfig> = {};
-    for (const h of flags.sourcePlainHttp ?? []) sources[h] = { ...sources[h], plainHttp: true };
-    for (const h of flags.sourceInsecure ?? []) sources[h] = { ...sources[h], insecureSkipVerify: true };
-    for (const pair of flags.sourceCaFile ?? []) {
-      const i = pair.indexOf('=');
-      if (i < 1)
-        throw new SealiftError('USAGE', `--source-ca-file takes HOST=FILE, not "${pair}"`, {
-          hint: 'e.g. --source-ca-file registry.corp:5000=/etc/ssl/corp-ca.pem',
-        });
-      const host = pair.slice(0, i);
-      sources[host] = { ...sources[host], caFile: pair.slice(i + 1) };
-    }
+    const sources = registryHostsFromFlags(
+      { plainHttp: flags.sourcePlainHttp, insecure: flags.sourceInsecure, caFile: flags.sourceCaFile },
+      'source-',
+    );
     try {
       const result = await mirrorImages({
         images: await readImageList(from),

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { packBundle, parseSize, writeChecksums } from '../../src/bundle/pack.ts';
 import { planImagePulls, readImageRequests, requestsFromLock } from '../../src/bundle/requests.ts';
 import { verifyBundle } from '../../src/bundle/verify.ts';
-import { registryHostsFromFlags } from '../../src/commands/bundle.ts';
+import { registryHostsFromFlags } from '../../src/commands/flags.ts';
 import { parsePlatform, sha256Digest } from '../../src/oci/types.ts';
 import { tempDir } from '../support/process.ts';
 
@@ -112,6 +112,20 @@ describe('flags', () => {
     expect(() =>
       registryHostsFromFlags({ plainHttp: [], insecure: [], caFile: [], mirror: ['docker.io=http://x'] }),
     ).toThrow(/without a scheme/);
+  });
+
+  it("registry flags name themselves in errors, with mirror's source- prefix", () => {
+    expect(() => registryHostsFromFlags({ caFile: ['quay.io'] })).toThrow('--ca-file takes HOST=FILE, not "quay.io"');
+    expect(() => registryHostsFromFlags({ caFile: ['=/ca.pem'] }, 'source-')).toThrow(
+      '--source-ca-file takes HOST=FILE, not "=/ca.pem"',
+    );
+    expect(() => registryHostsFromFlags({ mirror: ['docker.io='] })).toThrow('--mirror takes HOST=ENDPOINT');
+    expect(
+      registryHostsFromFlags(
+        { plainHttp: ['a:5000'], insecure: ['b'], caFile: ['b=/ca.pem', 'a:5000=/x.pem'] },
+        'source-',
+      ),
+    ).toEqual({ 'a:5000': { plainHttp: true, caFile: '/x.pem' }, b: { insecureSkipVerify: true, caFile: '/ca.pem' } });
   });
 });
 

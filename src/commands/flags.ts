@@ -1,0 +1,62 @@
+// Flag parsing the commands share: repeatable options, where the stack is, HOST=VALUE pairs and
+// per-registry transport settings. Each turns flags into option values or a USAGE error.
+import { existsSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { SealiftError } from '../errors.ts';
+import type { RegistryHostConfig } from '../oci/registry.ts';
+import { PROJECT_ROOT } from '../tools.ts';
+
+/** commander's reducer for a repeatable option: `--x a --x b` gives ['a', 'b']. */
+export const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
+
+/** The stack dir: --stack, else the current directory when it has environments/, else the project. */
+export function stackDirFrom(flag: string | undefined): string {
+  if (flag) return resolve(flag);
+  return existsSync(join(process.cwd(), 'environments', 'default.yaml')) ? process.cwd() : PROJECT_ROOT;
+}
+
+/** `HOST=VALUE` split at the first `=`; `value` names the right-hand side in the error (FILE, ENDPOINT). */
+export function hostValue(flag: string, v: string, value: string, example: string): [string, string] {
+  const i = v.indexOf('=');
+  if (i <= 0 || i === v.length - 1)
+    throw new SealiftError('USAGE', `${flag} takes HOST=${value}, not "${v}"`, { hint: `e.g. ${flag} ${example}` });
+  return [v.slice(0, i), v.slice(i + 1)];
+}
+
+export interface RegistryHostFlags {
+  plainHttp?: string[];
+  insecure?: string[];
+  caFile?: string[];
+  mirror?: string[];
+  mirrorFallback?: boolean;
+}
+
+/**
+ * Per-registry transport settings from the repeatable flags `--plain-http HOST`, `--insecure HOST`,
+ * `--ca-file HOST=FILE`, `--mirror HOST=ENDPOINT`; `prefix` names them in errors (mirror's `source-`).
+ */
+export function registryHostsFromFlags(f: RegistryHostFlags, prefix = ''): Record<string, RegistryHostConfig> {
+  const hosts: Record<string, RegistryHostConfig> = {};
+  const at = (h: string) => (hosts[h] ??= {});
+  for (const h of f.plainHttp ?? []) at(h).plainHttp = true;
+  for (const h of f.insecure ?? []) at(h).insecureSkipVerify = true;
+  for (const v of f.caFile ?? []) {
+    const [h, file] = hostValue(`--${prefix}ca-file`, v, 'FILE', 'registry.corp:5000=/etc/ssl/corp-ca.pem');
+    at(h).caFile = file;
+  }
+  for (const v of f.mirror ?? []) {
+    const [h, endpoint] = hostValue(`--${prefix}mirror`, v, 'ENDPOINT', 'docker.io=mirror.corp:5000');
+    if (/^[a-z]+:\/\//i.test(endpoint))
+      throw new SealiftError(
+        'USAGE',
+        `--${prefix}mirror ${v}: give the mirror as HOST[:PORT][/PREFIX], without a scheme`,
+        {
+          hint: `Mark a plain-HTTP mirror with --${prefix}plain-http HOST.`,
+        },
+      );
+    const cfg = at(h);
+    cfg.mirrors = [...(cfg.mirrors ?? []), endpoint];
+    if (f.mirrorFallback) cfg.mirrorFallback = true;
+  }
+  return hosts;
+}
