@@ -2,14 +2,15 @@
 // every file listed in checksums.sha256 must be there and hash to its line, no file may be
 // unlisted, and a blob's name must be its digest. All differences are collected and named.
 import { createHash } from 'node:crypto';
-import { readFile, realpath, stat } from 'node:fs/promises';
+import { open, readFile, realpath, stat, type FileHandle } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
-import type { BundleArchive } from './tar-reader.ts';
+import { progressInSteps } from '../oci/copy.ts';
+import type { ArchiveEntry, BundleArchive } from './tar-reader.ts';
 
 export const CHECKSUMS_FILE = 'checksums.sha256';
 const BLOB_PATH_RE = /(?:^|\/)blobs\/sha256\/([a-f0-9]{64})$/;
@@ -93,31 +94,33 @@ export async function checkBundleChecksums(
   onEvent({ type: 'phase', name: 'checking bundle', total: listed.size });
   const offset = (p: string) => archive.lookup(p)?.offset ?? Number.MAX_SAFE_INTEGER;
   const ordered = [...listed].sort((a, b) => offset(a[0]) - offset(b[0]));
-  await Promise.all(
-    ordered.map(([path, hex]) =>
-      limit(async () => {
-        opts.signal?.throwIfAborted();
-        const blob = BLOB_PATH_RE.exec(path);
-        if (blob && blob[1] !== hex) diffs.push({ path, problem: 'misnamed-blob', expected: hex });
-        const e = archive.lookup(path);
-        if (!e) {
-          diffs.push({ path, problem: 'missing' });
-          return;
-        }
-        const h = createHash('sha256');
-        const digest = `sha256:${hex}`;
-        onEvent({ type: 'blob:start', digest, size: e.size, ref: path });
-        for await (const chunk of archive.open(path)) {
-          h.update(chunk as Buffer);
-          onEvent({ type: 'blob:progress', digest, bytes: (chunk as Buffer).length });
-        }
-        onEvent({ type: 'blob:done', digest, size: e.size });
-        const got = h.digest('hex');
-        bytes += e.size;
-        if (got !== hex) diffs.push({ path, problem: 'modified', expected: hex, got });
-      }),
-    ),
-  );
+  const reader = await RangeReader.open(archive);
+  try {
+    await Promise.all(
+      ordered.map(([path, hex]) =>
+        limit(async () => {
+          opts.signal?.throwIfAborted();
+          const blob = BLOB_PATH_RE.exec(path);
+          if (blob && blob[1] !== hex) diffs.push({ path, problem: 'misnamed-blob', expected: hex });
+          const e = archive.lookup(path);
+          if (!e) {
+            diffs.push({ path, problem: 'missing' });
+            return;
+          }
+          const digest = `sha256:${hex}`;
+          onEvent({ type: 'blob:start', digest, size: e.size, ref: path });
+          const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest, bytes: n }));
+          const got = await reader.sha256(e, progress.add);
+          progress.flush();
+          onEvent({ type: 'blob:done', digest, size: e.size });
+          bytes += e.size;
+          if (got !== hex) diffs.push({ path, problem: 'modified', expected: hex, got });
+        }),
+      ),
+    );
+  } finally {
+    await reader.close();
+  }
   if (diffs.length > 0) {
     diffs.sort((a, b) => a.path.localeCompare(b.path));
     const shown = diffs.slice(0, 10).map(describe);
@@ -132,6 +135,87 @@ export async function checkBundleChecksums(
     );
   }
   return { files: listed.size, bytes };
+}
+
+const HASH_CHUNK = 1024 * 1024;
+
+/**
+ * Hashes byte ranges of the tar (or its parts) with two reused buffers: the next chunk is read
+ * while the current one is hashed, and no buffer is allocated per chunk (a GB bundle read through
+ * fresh stream buffers spends much of its time in the garbage collector). A directory bundle is
+ * read through the archive's own streams.
+ */
+class RangeReader {
+  private readonly archive: BundleArchive;
+  private readonly parts: { fh: FileHandle; start: number; size: number }[];
+  /** pairs of chunk buffers, one pair per file being hashed */
+  private readonly free: Buffer[][] = [];
+  private constructor(archive: BundleArchive, parts: { fh: FileHandle; start: number; size: number }[]) {
+    this.archive = archive;
+    this.parts = parts;
+  }
+
+  static async open(archive: BundleArchive): Promise<RangeReader> {
+    const parts: { fh: FileHandle; start: number; size: number }[] = [];
+    let start = 0;
+    try {
+      for (const f of archive.kind === 'directory' ? [] : archive.files) {
+        const fh = await open(f, 'r');
+        parts.push({ fh, start, size: (await fh.stat()).size });
+        start += parts.at(-1)?.size ?? 0;
+      }
+    } catch (e) {
+      await Promise.all(parts.map((p) => p.fh.close()));
+      throw e;
+    }
+    return new RangeReader(archive, parts);
+  }
+
+  /** up to `length` bytes at `at` (one part at most) into `buf`; 0 at the end of the data */
+  private async readAt(buf: Buffer, at: number, length: number): Promise<number> {
+    const part = this.parts.find((p) => at >= p.start && at < p.start + p.size);
+    if (!part) return 0;
+    const n = Math.min(length, part.start + part.size - at);
+    return (await part.fh.read(buf, 0, n, at - part.start)).bytesRead;
+  }
+
+  async sha256(e: ArchiveEntry, onBytes: (n: number) => void): Promise<string> {
+    const h = createHash('sha256');
+    if (this.parts.length === 0) {
+      for await (const chunk of this.archive.open(e.path)) {
+        h.update(chunk as Buffer);
+        onBytes((chunk as Buffer).length);
+      }
+      return h.digest('hex');
+    }
+    const bufs = this.free.pop() ?? [Buffer.allocUnsafe(HASH_CHUNK), Buffer.allocUnsafe(HASH_CHUNK)];
+    const end = e.offset + e.size;
+    let at = e.offset;
+    let i = 0;
+    const next = () => (at < end ? this.readAt(bufs[i] as Buffer, at, Math.min(HASH_CHUNK, end - at)) : undefined);
+    let pending = next();
+    try {
+      while (pending) {
+        const n = await pending;
+        if (n === 0) break; // the file is shorter than its index says: the digest will not match
+        const cur = bufs[i] as Buffer;
+        at += n;
+        i ^= 1;
+        pending = next();
+        h.update(cur.subarray(0, n));
+        onBytes(n);
+      }
+    } finally {
+      // a read still in flight (after an error) must not land in a buffer another file uses
+      await pending?.catch(() => undefined);
+      this.free.push(bufs);
+    }
+    return h.digest('hex');
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.parts.map((p) => p.fh.close()));
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,13 +1,16 @@
 // The bundle's OCI image layout (`images/` inside the tar) as a copy source: manifests and
 // blobs are read straight out of the archive by offset and verified against their descriptor
 // while streaming. Sizes that disagree with a descriptor are refused before a byte is sent.
-import { pipeline, type Readable } from 'node:stream';
+// When the archive was checked against checksums.sha256 (whose line for a blob must be its
+// name), blobs are not hashed a second time on the way out: their length is still checked, and
+// the registry checks the digest when it commits the upload.
+import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { SealiftError } from '../errors.ts';
 import { isDigest, type Digest } from '../images/reference.ts';
 import type { ImageSource } from '../oci/copy.ts';
 import { ANNOTATION_REF_NAME, ANNOTATION_SOURCE } from '../oci/layout.ts';
 import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type RawManifest } from '../oci/types.ts';
-import { VerifyStream } from '../oci/verify.ts';
+import { ShortBodyError, VerifyStream } from '../oci/verify.ts';
 import type { BundleArchive } from './tar-reader.ts';
 
 export const LAYOUT_DIR = 'images';
@@ -21,12 +24,54 @@ export interface LayoutImage {
   descriptor: Descriptor;
 }
 
+/** Passes exactly `size` bytes, counting them; fails on fewer or more. */
+class LengthCheck extends Transform {
+  private received = 0;
+  private readonly desc: Pick<Descriptor, 'digest' | 'size'>;
+  private readonly where: string;
+  private readonly onBytes: ((n: number) => void) | undefined;
+  constructor(desc: Pick<Descriptor, 'digest' | 'size'>, where: string, onBytes?: (n: number) => void) {
+    super();
+    this.desc = desc;
+    this.where = where;
+    this.onBytes = onBytes;
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.received += chunk.length;
+    if (this.received > this.desc.size) {
+      cb(
+        new SealiftError('BUNDLE_INVALID', `${this.where}: longer than its size ${this.desc.size}`, {
+          details: { digest: this.desc.digest, expectedSize: this.desc.size },
+        }),
+      );
+      return;
+    }
+    this.onBytes?.(chunk.length);
+    cb(null, chunk);
+  }
+  override _flush(cb: TransformCallback): void {
+    if (this.received < this.desc.size) cb(new ShortBodyError(this.where, this.desc, this.received));
+    else cb();
+  }
+}
+
+export interface BundleSourceOptions {
+  layoutDir?: string;
+  /**
+   * Every file of the archive matched checksums.sha256 (in this run, or an unchanged file in an
+   * earlier one): blob bytes are length-checked on the way out, not hashed again.
+   */
+  checked?: boolean;
+}
+
 export class BundleSource implements ImageSource {
   readonly archive: BundleArchive;
   readonly layoutDir: string;
-  constructor(archive: BundleArchive, layoutDir = LAYOUT_DIR) {
+  readonly checked: boolean;
+  constructor(archive: BundleArchive, opts: BundleSourceOptions = {}) {
     this.archive = archive;
-    this.layoutDir = layoutDir;
+    this.layoutDir = opts.layoutDir ?? LAYOUT_DIR;
+    this.checked = opts.checked ?? false;
   }
 
   get location(): string {
@@ -125,10 +170,10 @@ export class BundleSource implements ImageSource {
   ): Promise<Readable> {
     this.checkSize(desc);
     const raw = this.archive.open(this.blobPath(desc.digest));
-    const verify = new VerifyStream(desc, {
-      where: `${this.location} ${desc.digest}`,
-      ...(opts.onBytes ? { onBytes: opts.onBytes } : {}),
-    });
+    const where = `${this.location} ${desc.digest}`;
+    const verify = this.checked
+      ? new LengthCheck(desc, where, opts.onBytes)
+      : new VerifyStream(desc, { where, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
     pipeline(raw, verify, () => undefined);
     return verify;
   }

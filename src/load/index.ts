@@ -232,7 +232,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       );
     }
     const checksums = parseChecksums((await archive.readSmall(CHECKSUMS_FILE)).toString('utf8'), archive.location);
-    const source = new BundleSource(archive);
+    const source = new BundleSource(archive, { checked: true }); // the check above passed (or the file is unchanged since it did)
     const index = await readBundleIndex(archive);
     checkIndexAgainstArchive(source, index, checksums);
     // the bundle's values were generated for one registry host and naming scheme: push by that

@@ -3,7 +3,8 @@
 // copies blobs first, then child manifests, then the root, so a registry never sees a
 // manifest whose blobs are missing. Blobs are deduplicated across images through a shared
 // in-flight map keyed by target and digest (a blob in one repository is not in another), and
-// transfers are limited by a shared p-limit.
+// transfers are limited by a shared p-limit (small blobs, such as configs, by a wider one: their
+// cost is round trips, not bandwidth).
 import { pipeline, Transform, type Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { SealiftError } from '../errors.ts';
@@ -67,6 +68,8 @@ export type BlobOutcome = 'written' | 'existed' | 'mounted';
 /** Shared between the copies of one run: dedupe, concurrency, totals. */
 export interface CopySession {
   limit: LimitFunction;
+  /** for blobs under SMALL_BLOB bytes (default: `limit`) */
+  small?: LimitFunction;
   /** `<target name> <digest>` -> the copy of that blob into that target (see blobKey) */
   inflight: Map<string, Promise<BlobOutcome>>;
   /** blob digest -> size, every blob any copy of this session needed */
@@ -74,8 +77,18 @@ export interface CopySession {
   bytesTransferred: number;
 }
 
+/** Below this size a blob's transfer is mostly round trips: more of them may run at once. */
+export const SMALL_BLOB = 1024 * 1024;
+
 export function createCopySession(concurrency = 4): CopySession {
-  return { limit: pLimit(Math.max(1, concurrency)), inflight: new Map(), blobs: new Map(), bytesTransferred: 0 };
+  const n = Math.max(1, concurrency);
+  return {
+    limit: pLimit(n),
+    small: pLimit(Math.max(8, 4 * n)),
+    inflight: new Map(),
+    blobs: new Map(),
+    bytesTransferred: 0,
+  };
 }
 
 /** A blob copied into one target is not thereby in another: the session dedupes per target. */
@@ -125,6 +138,32 @@ function counting(onBytes: (n: number) => void): Transform {
   });
 }
 
+const PROGRESS_STEP = 8 * 1024 * 1024;
+
+/**
+ * Reports progress in steps of `step` bytes (and the rest on flush), not once per chunk: with
+ * --json every event is a line on stderr, and a GB of 64 KiB chunks is a lot of lines.
+ */
+export function progressInSteps(
+  emit: (n: number) => void,
+  step = PROGRESS_STEP,
+): { add: (n: number) => void; flush: () => void } {
+  let pending = 0;
+  return {
+    add(n) {
+      pending += n;
+      if (pending >= step) {
+        emit(pending);
+        pending = 0;
+      }
+    },
+    flush() {
+      if (pending > 0) emit(pending);
+      pending = 0;
+    },
+  };
+}
+
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }
@@ -154,7 +193,8 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
     const key = blobKey(target, desc.digest);
     const known = session.inflight.get(key);
     if (known) return known;
-    const p = session.limit(async (): Promise<BlobOutcome> => {
+    const limit = desc.size < SMALL_BLOB ? (session.small ?? session.limit) : session.limit;
+    const p = limit(async (): Promise<BlobOutcome> => {
       if (await target.hasBlob(desc, signal)) {
         onEvent({ type: 'blob:done', digest: desc.digest, size: desc.size, skipped: 'present' });
         return 'existed';
@@ -162,9 +202,10 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
       onEvent({ type: 'blob:start', digest: desc.digest, size: desc.size, ref });
       for (let attempt = 1; ; attempt++) {
         let sent = 0;
+        const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest: desc.digest, bytes: n }));
         const onBytes = (n: number) => {
           sent += n;
-          onEvent({ type: 'blob:progress', digest: desc.digest, bytes: n });
+          progress.add(n);
         };
         const fetchFrom = source.fetchBlobFrom?.bind(source);
         try {
@@ -188,6 +229,7 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
               : undefined,
           );
           session.bytesTransferred += sent;
+          progress.flush();
           onEvent({
             type: 'blob:done',
             digest: desc.digest,
@@ -196,6 +238,7 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
           });
           return outcome;
         } catch (e) {
+          progress.flush();
           // no negative progress: a target that keeps the partial blob continues from it
           if (attempt >= attempts || !isTemporaryNetworkError(e) || signal?.aborted) throw e;
           const delayMs = Math.min(4000, 250 * 2 ** attempt);
