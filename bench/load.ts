@@ -5,12 +5,14 @@
 //   node bench/load.ts [--images 30] [--own-mb 24] [--base-mb 48] [--bases 3] [--concurrency 4] [--rounds 3] [--keep DIR]
 //
 // The contenders take turns, `--rounds` times, each into a fresh empty registry, so that load
-// from other processes on a shared machine falls on all of them alike; best and every time print.
+// from other processes on a shared machine falls on all of them alike; medians (and every time)
+// print, with the machine's load average before and after.
 // Layers are random bytes under a gzip media type: neither tool decompresses when copying
 // (skopeo with --preserve-digests), so both move exactly the same bytes.
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { execa } from 'execa';
@@ -169,6 +171,7 @@ async function rawDigest(ref: string): Promise<string> {
   return `sha256:${createHash('sha256').update(Buffer.from(r.stdout)).digest('hex')}`;
 }
 
+const load0 = loadavg().map((x) => x.toFixed(2));
 const keep = args.keep;
 const work = keep ? { path: keep, [Symbol.asyncDispose]: async () => {} } : await tempDir('sealift-bench-load-');
 try {
@@ -263,11 +266,17 @@ try {
       times.par.push(par.secs);
     }
   }
-  const best = (xs: number[]) => Math.min(...xs);
+  const median = (xs: number[]) => {
+    const s = [...xs].sort((x, y) => x - y);
+    const m = Math.floor(s.length / 2);
+    return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+  };
+  const runs = (xs: number[]) => `(runs: ${xs.map((x) => x.toFixed(2)).join(', ')})`;
   const fmt = (xs: number[]) =>
-    `${best(xs).toFixed(2)} s  ${(bundle.bytes / MiB / best(xs)).toFixed(0).padStart(4)} MiB/s   (runs: ${xs.map((x) => x.toFixed(2)).join(', ')})`;
+    `${median(xs).toFixed(2)} s  ${(bundle.bytes / MiB / median(xs)).toFixed(0).padStart(4)} MiB/s   ${runs(xs)}`;
+  const load1 = loadavg().map((x) => x.toFixed(2));
   console.log(
-    `${IMAGES} images, ${(bundle.bytes / MiB).toFixed(0)} MiB of unique blobs, into empty registries on loopback, best of ${args.rounds}:`,
+    `${IMAGES} images, ${(bundle.bytes / MiB).toFixed(0)} MiB of unique blobs, into empty registries on loopback, median of ${args.rounds}:`,
   );
   console.log(
     `  sealift load (from the tar, checksums verified first, concurrency ${args.concurrency})  ${fmt(times.sealift)}`,
@@ -277,16 +286,19 @@ try {
     `  skopeo copy per image, ${args.concurrency} at a time (from the extracted layout)          ${fmt(times.par)}`,
   );
   console.log(
-    `  sealift no-op re-load (everything present, 0 bytes pushed, file unchanged) ${best(times.noop).toFixed(2)} s   (runs: ${times.noop.map((x) => x.toFixed(2)).join(', ')})`,
+    `  sealift no-op re-load (everything present, 0 bytes pushed, file unchanged) ${median(times.noop).toFixed(2)} s   ${runs(times.noop)}`,
   );
   console.log(
-    `  skopeo no-op re-copy, one after another (everything present)             ${best(times.seqNoop).toFixed(2)} s   (runs: ${times.seqNoop.map((x) => x.toFixed(2)).join(', ')})`,
+    `  skopeo no-op re-copy, one after another (everything present)             ${median(times.seqNoop).toFixed(2)} s   ${runs(times.seqNoop)}`,
   );
   console.log(
     `  (not counted above: skopeo first needs the layout unpacked: tar -xf took ${unpack.secs.toFixed(2)} s and ${(tarSize / MiB).toFixed(0)} MiB more disk)`,
   );
   console.log(
-    `  sealift vs sequential skopeo: ${(best(times.seq) / best(times.sealift)).toFixed(2)}x faster; vs parallel skopeo: ${(best(times.par) / best(times.sealift)).toFixed(2)}x`,
+    `  sealift vs sequential skopeo: ${(median(times.seq) / median(times.sealift)).toFixed(2)}x faster; vs parallel skopeo: ${(median(times.par) / median(times.sealift)).toFixed(2)}x`,
+  );
+  console.log(
+    `  machine: ${cpus().length} CPUs, load average (1/5/15 min) ${load0.join(' ')} before, ${load1.join(' ')} after`,
   );
   console.log('  every image checked with skopeo inspect --raw after every run: same digests as the bundle');
 } finally {
