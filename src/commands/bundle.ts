@@ -1,11 +1,10 @@
 // `sealift bundle -e <env> | --imagelist FILE` and `sealift bundle verify <bundle>`:
 // flags -> BundleOptions -> a summary.
-import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
 import { parsePlatform, type PlatformSelection } from '../oci/types.ts';
-import { collect, registryHostsFromFlags, stackDirFrom } from './flags.ts';
+import { collect, overlayOption, overlaysFrom, registryHostsFromFlags, stackDirFrom } from './flags.ts';
 import { parseConcurrency } from './load.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
@@ -15,7 +14,7 @@ interface BundleFlags extends GlobalFlags {
   out: string;
   name?: string;
   stack?: string;
-  overlay: string[];
+  overlay?: string[];
   imagelists?: string;
   platform: string[];
   allPlatforms?: boolean;
@@ -67,12 +66,7 @@ export function registerBundle(program: Command): void {
       '--stack <dir>',
       'stack directory (environments/, templates/, imagelists/; default: current directory, else the sealift checkout)',
     )
-    .option(
-      '--overlay <file>',
-      'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
-      collect,
-      [] as string[],
-    )
+    .addOption(overlayOption())
     .option('--imagelists <dir>', 'where <env>.lock.json is (default <stack>/imagelists)')
     .option(
       '--platform <os/arch[/variant]>',
@@ -115,7 +109,7 @@ export function registerBundle(program: Command): void {
         outDir: flags.out,
         ...(flags.name ? { name: flags.name } : {}),
         ...(flags.env ? { env: flags.env, stackDir: stackDirFrom(flags.stack) } : {}),
-        ...(flags.overlay.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
+        ...overlaysFrom(flags.overlay),
         ...(flags.imagelists ? { imagelistsDir: flags.imagelists } : {}),
         ...(flags.imagelist ? { imagelist: flags.imagelist } : {}),
         platforms: platformSelection(flags),

@@ -2,7 +2,9 @@
 // per-registry transport settings. Each turns flags into option values or a USAGE error.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { Option } from 'commander';
 import { SealiftError } from '../errors.ts';
+import { DEFAULT_RULES_DIR } from '../images/rules.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { PROJECT_ROOT } from '../tools.ts';
 
@@ -13,6 +15,32 @@ export const collect = (v: string, prev: string[] = []): string[] => [...prev, v
 export function stackDirFrom(flag: string | undefined): string {
   if (flag) return resolve(flag);
   return existsSync(join(process.cwd(), 'environments', 'default.yaml')) ? process.cwd() : PROJECT_ROOT;
+}
+
+/** `--overlay <file>` (repeatable): environment files merged last. */
+export function overlayOption(): Option {
+  return new Option(
+    '--overlay <file>',
+    'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
+  ).argParser(collect);
+}
+
+/** The stage options' `overlays`: the --overlay files as absolute paths, when there are any. */
+export function overlaysFrom(files: string[] | undefined): { overlays?: string[] } {
+  return files?.length ? { overlays: files.map((f) => resolve(f)) } : {};
+}
+
+/** `--rules <dir>` (repeatable): the user's own image rule directories. */
+export function rulesOption(): Option {
+  return new Option(
+    '--rules <dir>',
+    'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
+  ).argParser(collect);
+}
+
+/** The stage options' `rulesDirs`: sealift's rules/, then the --rules directories. */
+export function rulesDirsFrom(dirs: string[] | undefined): { rulesDirs?: string[] } {
+  return dirs ? { rulesDirs: [DEFAULT_RULES_DIR, ...dirs.map((d) => resolve(d))] } : {};
 }
 
 /** `HOST=VALUE` split at the first `=`; `value` names the right-hand side in the error (FILE, ENDPOINT). */

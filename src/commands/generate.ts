@@ -3,7 +3,7 @@ import { join, resolve } from 'node:path';
 import { Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { GenerateResult } from '../generate/index.ts';
-import { collect, stackDirFrom } from './flags.ts';
+import { collect, overlayOption, overlaysFrom, stackDirFrom } from './flags.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 // verify.ts imports it from here
@@ -33,11 +33,7 @@ export function registerGenerate(program: Command): void {
       '--stack <dir>',
       'directory holding environments/ and templates/ (default: current directory, else the sealift checkout)',
     )
-    .option(
-      '--overlay <file>',
-      'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
-      collect,
-    );
+    .addOption(overlayOption());
   withCommonFlags(cmd).action(async (flags: GenerateFlags) => {
     if (!flags.all && !flags.env?.length) {
       throw new SealiftError('USAGE', 'say which environment: -e <name> (repeatable) or --all', {
@@ -51,7 +47,7 @@ export function registerGenerate(program: Command): void {
       stackDir: stackDirFrom(flags.stack),
       env: flags.all ? 'all' : flags.env!,
       outDir: resolve(flags.output),
-      ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
+      ...overlaysFrom(flags.overlay),
       onEvent: out.onEvent,
     });
     out.result({ ok: true, ...result }, (r: GenerateResult) => {

@@ -16,10 +16,9 @@ import {
 import { diffImageLists, formatDifferences, lockPath, readCommitted, writeImageLists } from '../images/lock.ts';
 import type { ExcludedCandidate, SkippedDocument } from '../images/extract.ts';
 import { pathExists } from '../fs-atomic.ts';
-import { DEFAULT_RULES_DIR } from '../images/rules.ts';
 import { listEnvironments } from '../config/index.ts';
 import type { EventSink } from '../events.ts';
-import { collect, stackDirFrom } from './flags.ts';
+import { collect, overlayOption, overlaysFrom, rulesDirsFrom, rulesOption, stackDirFrom } from './flags.ts';
 import { parseConcurrency } from './load.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
@@ -99,9 +98,9 @@ async function imagesForEnvironment(
   const result: ResolveResult = await resolveImages({
     stackDir,
     env,
-    ...(flags.rules ? { rulesDirs: [DEFAULT_RULES_DIR, ...flags.rules.map((d) => resolve(d))] } : {}),
+    ...rulesDirsFrom(flags.rules),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
-    ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
+    ...overlaysFrom(flags.overlay),
     ...(concurrency ? { concurrency } : {}),
     ...(previousLock ? { previousLock } : {}),
     onEvent,
@@ -187,7 +186,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
     ...(flags.name ? { release: flags.name } : {}),
     ...(flags.namespace ? { namespace: flags.namespace } : {}),
     ...(kubeVersion ? { kubeVersion } : {}),
-    ...(flags.rules ? { rulesDirs: [DEFAULT_RULES_DIR, ...flags.rules.map((d) => resolve(d))] } : {}),
+    ...rulesDirsFrom(flags.rules),
     onEvent: out.onEvent,
   });
   const images = r.images.map((reference) => {
@@ -221,16 +220,8 @@ export function withStageFlags(cmd: Command): Command {
       '--stack <dir>',
       'the directory holding environments/ and imagelists/ (default: current directory, else the sealift checkout)',
     )
-    .option(
-      '--rules <dir>',
-      'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
-      collect,
-    )
-    .option(
-      '--overlay <file>',
-      'extra environment file merged last, e.g. source overrides for a mirror (repeatable)',
-      collect,
-    )
+    .addOption(rulesOption())
+    .addOption(overlayOption())
     .option('--cache-dir <dir>', 'where pulled charts are kept (default $SEALIFT_CACHE_DIR or ~/.cache/sealift)');
 }
 
@@ -277,11 +268,7 @@ export function registerImages(program: Command): void {
         '--kube-version <version>',
         'Kubernetes version to render for (default: kubeVersion of environments/default.yaml)',
       )
-      .option(
-        '--rules <dir>',
-        'a directory of your own image rule files, used with the rules/ shipped with sealift (repeatable)',
-        collect,
-      )
+      .addOption(rulesOption())
       .option('--explain', 'also list every candidate that was not taken for an image, with the reason'),
   ).action((target: string, flags: ScanFlags) => runScan(target, flags));
 }
