@@ -94,7 +94,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
         ]
       : []),
     v.ok
-      ? `verify ${v.environment}: ${v.checked - v.knobless.length} of ${v.checked} images the deployed render pulls are ${v.registry ? `in ${v.registry} and ` : ''}in ${relative(process.cwd(), v.lock) || v.lock}${v.knobless.length ? `; ${v.knobless.length} knob-less ones stay where upstream has them (warnings)` : ''}`
+      ? `verify ${v.environment}: ${v.checked - v.knobless.length} of ${v.checked} images the deployed render pulls are ${v.registry ? `in ${v.registry}${v.scheme === 'scoped' ? ' (scoped names)' : ''} and ` : ''}in ${relative(process.cwd(), v.lock) || v.lock}${v.knobless.length ? `; ${v.knobless.length} knob-less ones stay where upstream has them (warnings)` : ''}`
       : `verify ${v.environment}: ${v.offenders.length} of ${v.checked} images escape ${v.registry ?? 'the list'}`,
     ...(v.ok ? [] : fixHints(v)),
   ]);

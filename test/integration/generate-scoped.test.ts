@@ -128,6 +128,9 @@ describe('registry.scheme: scoped', () => {
     const own = await sealift(['verify', '-e', 'scoped', '--json']);
     expect(own.code, own.stdout + own.stderr).toBe(0);
     expect(JSON.parse(own.stdout)).toMatchObject({ ok: true, scheme: 'scoped', offenders: [] });
+    const human = await sealift(['verify', '-e', 'scoped', '--manifests', rendered]);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`are in ${registry.host} (scoped names) and in`);
 
     const wrong = await sealift(['verify', '-e', 'scoped', '--manifests', rendered, '--scheme', 'host-swap', '--json']);
     expect(wrong.code).toBe(8);
