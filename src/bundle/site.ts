@@ -1,10 +1,10 @@
 // The site files a bundle carries beside the images: the generated helmfile and values for the
 // environment, every chart at its pinned version (sha256 recorded), and release files.
-import { createHash } from 'node:crypto';
-import { copyFile, mkdir, readFile, rm } from 'node:fs/promises';
+import { copyFile, mkdir, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
+import { sha256File } from './pack.ts';
 
 export interface SiteFiles {
   charts: {
@@ -21,8 +21,6 @@ export interface SiteFiles {
   /** the environment's registry: where (and by which naming scheme) the carried values point */
   registry?: { host: string; plainHttp: boolean; scheme: 'host-swap' | 'scoped' } | null;
 }
-
-const sha = (b: Uint8Array | string) => createHash('sha256').update(b).digest('hex');
 
 export async function assembleSiteFiles(
   opts: RunOptions & { stackDir: string; env: string; workDir: string; overlays?: string[] },
@@ -60,7 +58,7 @@ export async function assembleSiteFiles(
     const target = join(opts.workDir, plan.sitePath);
     await mkdir(dirname(target), { recursive: true });
     await copyFile(tgz, target);
-    const bytes = await readFile(target);
+    const { hex, size } = await sha256File(target);
     const chart = src.type === 'repo' ? src.chart : (src.url.split('/').pop() ?? src.url);
     out.charts.push({
       release: plan.name,
@@ -68,8 +66,8 @@ export async function assembleSiteFiles(
       version: src.version,
       source: src.type === 'repo' ? src.repoUrl : src.url,
       path: plan.sitePath,
-      sha256: sha(bytes),
-      size: bytes.length,
+      sha256: hex,
+      size,
     });
     onEvent({ type: 'file', action: 'written', path: plan.sitePath });
   }
