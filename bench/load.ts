@@ -109,7 +109,7 @@ async function buildBundle(root: string): Promise<{
     const tag = `v1.${i}`;
     const source = `docker.io/${repo}:${tag}`;
     refs.push({ source, tag, repo, digest: m.digest });
-    manifests.push({ ...m, annotations: { 'org.opencontainers.image.ref.name': tag, 'io.sealift.source': source } });
+    manifests.push({ ...m, annotations: { 'org.opencontainers.image.ref.name': source, 'io.sealift.source': source } });
   }
   await writeFile(
     join(layout, 'index.json'),
@@ -211,13 +211,13 @@ try {
       ],
       { reject: false, env: cacheEnv },
     );
-  const copy = (reg: string, r: { tag: string; repo: string }) =>
+  const copy = (reg: string, r: { source: string; tag: string; repo: string }) =>
     execa(skopeo, [
       'copy',
       '--all',
       '--preserve-digests',
       '--dest-tls-verify=false',
-      `oci:${bundle.layout}:${r.tag}`,
+      `oci:${bundle.layout}:${r.source}`,
       `docker://${reg}/${r.repo}:${r.tag}`,
     ]);
   /** every image has its bundle digest in the registry: same bytes for every contender */

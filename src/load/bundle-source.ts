@@ -6,9 +6,9 @@
 // the registry checks the digest when it commits the upload.
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { SealiftError } from '../errors.ts';
-import { isDigest, type Digest } from '../images/reference.ts';
+import { isDigest, normalizeImageReference, type Digest } from '../images/reference.ts';
 import type { ImageSource } from '../oci/copy.ts';
-import { ANNOTATION_REF_NAME, ANNOTATION_SOURCE } from '../oci/layout.ts';
+import { ANNOTATION_SOURCE } from '../oci/layout.ts';
 import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type RawManifest } from '../oci/types.ts';
 import { ShortBodyError, VerifyStream } from '../oci/verify.ts';
 import type { BundleArchive } from './tar-reader.ts';
@@ -19,7 +19,7 @@ export const LAYOUT_DIR = 'images';
 export interface LayoutImage {
   /** full source reference (io.sealift.source), e.g. docker.io/istio/pilot:1.23.2 */
   source: string;
-  /** the tag (org.opencontainers.image.ref.name), if any */
+  /** the source reference's tag, if any (ref.name holds the full reference: many images share a tag) */
   tag?: string;
   descriptor: Descriptor;
 }
@@ -62,6 +62,14 @@ export interface BundleSourceOptions {
    * earlier one): blob bytes are length-checked on the way out, not hashed again.
    */
   checked?: boolean;
+}
+
+function tagOf(source: string): string | undefined {
+  try {
+    return normalizeImageReference(source).tag;
+  } catch {
+    return undefined; // naming (planTargets) reports a bad reference with its context
+  }
 }
 
 export class BundleSource implements ImageSource {
@@ -110,7 +118,7 @@ export class BundleSource implements ImageSource {
       if (!source) continue;
       if (!isDigest(d.digest) || !Number.isSafeInteger(d.size))
         throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} has an invalid descriptor for ${source}`);
-      const tag = d.annotations?.[ANNOTATION_REF_NAME];
+      const tag = tagOf(source);
       out.push({ source, ...(tag ? { tag } : {}), descriptor: d });
     }
     return out;

@@ -36,7 +36,7 @@ export function registryTarget(client: RegistryClient, repo: string, opts: { mou
   };
 }
 
-/** Reads images out of a layout by tag (ref name), source reference or digest. */
+/** Reads images out of a layout by ref name, source reference or digest. */
 export function layoutSource(layout: OciLayout): ImageSource {
   return {
     name: layout.dir,
@@ -62,7 +62,7 @@ export function layoutSource(layout: OciLayout): ImageSource {
   };
 }
 
-/** Writes into a layout; the root is recorded in index.json with its tag and source reference. */
+/** Writes into a layout; the root is recorded in index.json under its full source reference (else its tag). */
 export function layoutTarget(layout: OciLayout): ImageTarget {
   return {
     name: layout.dir,
@@ -72,7 +72,10 @@ export function layoutTarget(layout: OciLayout): ImageTarget {
       await layout.writeBlob({ digest: raw.digest, size: raw.bytes.byteLength }, raw.bytes);
       if (!o.root) return;
       const annotations: Record<string, string> = { ...o.annotations };
-      if (o.tag) annotations[ANNOTATION_REF_NAME] = o.tag;
+      // the full reference (docker.io/istio/pilot:1.23.2, which the ref.name grammar allows) when
+      // the source is known: many images of a stack share a tag, and a bare tag would be ambiguous
+      const refName = o.annotations?.[ANNOTATION_SOURCE] ?? o.tag;
+      if (refName) annotations[ANNOTATION_REF_NAME] = refName;
       await layout.addManifest(
         { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.byteLength },
         annotations,

@@ -221,8 +221,12 @@ describe('sealift bundle --imagelist', () => {
           })
         ).stdout,
       ) as { Digest: string; Architecture: string };
-    expect(await inspect('1.23.2')).toMatchObject({ Digest: pilot.platforms['linux/amd64'], Architecture: 'amd64' });
-    expect((await inspect('v0.15.2')).Digest).toBe(hf.digest);
+    // ref.name is the full reference, so images that share a tag are told apart
+    expect(await inspect('docker.io/istio/pilot:1.23.2')).toMatchObject({
+      Digest: pilot.platforms['linux/amd64'],
+      Architecture: 'amd64',
+    });
+    expect((await inspect(hf.ref)).Digest).toBe(hf.digest);
     // the pinned index kept every platform and their blobs
     for (const d of Object.keys(queue.blobs))
       await expect(stat(join(x, 'images', 'blobs', 'sha256', d.slice(7)))).resolves.toBeTruthy();

@@ -140,7 +140,7 @@ export async function writeLayout(dir: string, images: FixtureImage[]): Promise<
       mediaType: img.root.mediaType,
       digest: img.root.digest,
       size: img.root.size,
-      annotations: { 'org.opencontainers.image.ref.name': img.tag, 'io.sealift.source': img.source },
+      annotations: { 'org.opencontainers.image.ref.name': img.source, 'io.sealift.source': img.source },
     })),
   };
   await writeFile(join(dir, 'index.json'), JSON.stringify(index, null, 2));
@@ -213,7 +213,7 @@ export async function seedRegistry(
       from = `dir:${dir}`;
     } else {
       await writeLayout(dir, [img]);
-      from = `oci:${dir}:${img.tag}`;
+      from = `oci:${dir}:${img.source}`;
     }
     await execa(skopeo, [
       'copy',

@@ -116,12 +116,13 @@ describe('copyImage registry -> layout -> registry', () => {
     expect(events).toContain('blob:progress');
 
     const pilot = images[0] as SeededImage;
-    const inspected = await skopeoInspect(`oci:${layout.dir}:istio-pilot`);
+    // ref.name is the full source reference: many images of a stack share a tag
+    const inspected = await skopeoInspect(`oci:${layout.dir}:${pilot.ref}`);
     expect(inspected.Digest).toBe(pilot.digest);
     // (skopeo 1.9's oci: transport skips index.json entries with Docker media types, so the
     // Docker-typed images are checked through the registry push below instead)
     const queue = images[3] as SeededImage;
-    expect((await skopeoInspect(`oci:${layout.dir}:v1.16.0`)).Digest).toBe(queue.digest);
+    expect((await skopeoInspect(`oci:${layout.dir}:${queue.ref}`)).Digest).toBe(queue.digest);
 
     // layout -> another registry, then skopeo reads it back with the same digests
     const target = new RegistryClient(dst.host, { hosts: { [dst.host]: { plainHttp: true } }, credentials: noCreds });
