@@ -29,7 +29,7 @@ export async function assembleSiteFiles(
   const { loadEnvironment } = await import('../config/index.ts');
   const { planReleases } = await import('../generate/plan.ts');
   const { generate } = await import('../generate/index.ts');
-  const { fetchChart, saveManifestFile } = await import('../render/index.ts');
+  const { chartName, fetchChart, saveManifestFile } = await import('../render/index.ts');
   const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
   const plans = planReleases(env, { mode: 'upstream' });
   const out: SiteFiles = { charts: [], files: [], imagelists: [], registry: env.registry };
@@ -59,10 +59,9 @@ export async function assembleSiteFiles(
     await mkdir(dirname(target), { recursive: true });
     await copyFile(tgz, target);
     const { hex, size } = await sha256File(target);
-    const chart = src.type === 'repo' ? src.chart : (src.url.split('/').pop() ?? src.url);
     out.charts.push({
       release: plan.name,
-      chart,
+      chart: chartName(src),
       version: src.version,
       source: src.type === 'repo' ? src.repoUrl : src.url,
       path: plan.sitePath,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import pLimit from 'p-limit';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
-import { pathExists, writeFileAtomic } from '../fs-atomic.ts';
+import { writeFileAtomic } from '../fs-atomic.ts';
 import type { ChartSource } from '../generate/plan.ts';
 import { fetchFile, fetchText, type FetchedFile } from '../oci/http.ts';
 import { helmPull, helmTemplateCoping } from './helm.ts';
@@ -53,10 +53,18 @@ export function defaultCacheDir(): string {
 
 const sha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 
+export function chartName(source: Exclude<ChartSource, { type: 'manifests' }>): string;
+export function chartName(source: ChartSource): string | undefined;
 export function chartName(source: ChartSource): string | undefined {
   if (source.type === 'repo') return source.chart;
-  if (source.type === 'oci') return source.url.split('/').pop();
+  if (source.type === 'oci') return source.url.split('/').pop() ?? source.url;
   return undefined;
+}
+
+/** The one .tgz in a chart cache directory, if it is there. */
+async function chartIn(dir: string): Promise<string | undefined> {
+  const names = (await readdir(dir).catch(() => [] as string[])).filter((n) => n.endsWith('.tgz'));
+  return names.length === 1 ? join(dir, names[0]!) : undefined;
 }
 
 /**
@@ -73,42 +81,27 @@ export async function fetchChart(
       ? `repo ${source.repoUrl} ${source.chart} ${source.version}`
       : `oci ${source.url} ${source.version}`;
   const dir = join(cacheDir, 'charts', sha(key).slice(0, 24));
-  const cached = await readdir(dir).then(
-    (n) => n.filter((x) => x.endsWith('.tgz')),
-    () => [] as string[],
-  );
-  if (cached.length === 1) return join(dir, cached[0]!);
+  const cached = await chartIn(dir);
+  if (cached) return cached;
   await mkdir(join(cacheDir, 'charts'), { recursive: true });
   const tmp = await mkdtemp(join(cacheDir, 'charts', '.pull-'));
   try {
-    const pulled =
-      source.type === 'repo'
-        ? await helmPull({
-            chart: source.chart,
-            version: source.version,
-            repo: source.repoUrl,
-            destination: tmp,
-            ...(opts.signal ? { signal: opts.signal } : {}),
-          })
-        : await helmPull({
-            chart: source.url,
-            version: source.version,
-            plainHttp: source.plainHttp,
-            destination: tmp,
-            ...(opts.signal ? { signal: opts.signal } : {}),
-          });
+    await helmPull({
+      ...(source.type === 'repo'
+        ? { chart: source.chart, repo: source.repoUrl }
+        : { chart: source.url, plainHttp: source.plainHttp }),
+      version: source.version,
+      destination: tmp,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
     await rename(tmp, dir).catch(async (e: NodeJS.ErrnoException) => {
       // another render pulled the same chart first: keep theirs
       if (e.code !== 'ENOTEMPTY' && e.code !== 'EEXIST') throw e;
       await rm(tmp, { recursive: true, force: true });
     });
-    const name = pulled.split('/').pop()!;
-    return (await pathExists(join(dir, name)))
-      ? join(dir, name)
-      : join(
-          dir,
-          (await readdir(dir)).find((x) => x.endsWith('.tgz'))!,
-        );
+    const pulled = await chartIn(dir);
+    if (!pulled) throw new SealiftError('INTERNAL', `the chart cache ${dir} holds no single .tgz after a pull`);
+    return pulled;
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
     throw e;
