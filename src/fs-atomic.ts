@@ -4,7 +4,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat } from 'node:fs/promises';
 import { dirname, join, basename } from 'node:path';
 
-function tempName(target: string): string {
+/** A temp name beside `target` (same directory, so a rename is atomic): `.<name>.<random>.tmp`. */
+export function tempName(target: string): string {
   return join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.tmp`);
 }
 

@@ -2,15 +2,16 @@
 // and retry policy (network errors, 408/429/5xx with Retry-After, bodies cut short), redirects
 // followed. A file is streamed through sha256 into a temp name beside its target and renamed
 // into place only when complete and, if a digest was given, matching: nothing half-written.
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { interceptors, request, type Dispatcher } from 'undici';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
+import { tempName } from '../fs-atomic.ts';
 import {
   DEFAULT_RETRY,
   agentFor,
@@ -185,7 +186,7 @@ function hintOf(opts: DownloadOptions): { hint?: string } {
 export async function fetchFile(url: string, dest: string, opts: DownloadOptions = {}): Promise<FetchedFile> {
   await mkdir(dirname(dest), { recursive: true });
   return download(url, opts, async (body, digester) => {
-    const tmp = join(dirname(dest), `.${basename(dest)}.${randomBytes(4).toString('hex')}.part`);
+    const tmp = tempName(dest);
     try {
       await pipeline(body, digester, createWriteStream(tmp, { flush: true }));
       await rename(tmp, dest);
