@@ -26,3 +26,4 @@ export {
   type PushManifestOptions,
 } from './copy.ts';
 export { layoutSource, layoutTarget, registrySource, registryTarget } from './stores.ts';
+export { fetchFile, fetchText, type DownloadOptions, type FetchedFile, type FetchedText } from './http.ts';
