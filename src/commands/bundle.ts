@@ -4,8 +4,14 @@ import { Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
 import { parsePlatform, type PlatformSelection } from '../oci/types.ts';
-import { collect, overlayOption, overlaysFrom, registryHostsFromFlags, stackDirFrom } from './flags.ts';
-import { parseConcurrency } from './load.ts';
+import {
+  collect,
+  overlayOption,
+  overlaysFrom,
+  parseConcurrency,
+  registryHostsFromFlags,
+  stackDirFrom,
+} from './flags.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface BundleFlags extends GlobalFlags {

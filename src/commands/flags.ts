@@ -2,9 +2,10 @@
 // per-registry transport settings. Each turns flags into option values or a USAGE error.
 import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { Option } from 'commander';
+import { Option, type Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import { DEFAULT_RULES_DIR } from '../images/rules.ts';
+import type { SiteRegistry } from '../load/index.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { PROJECT_ROOT } from '../tools.ts';
 
@@ -87,4 +88,45 @@ export function registryHostsFromFlags(f: RegistryHostFlags, prefix = ''): Recor
     if (f.mirrorFallback) cfg.mirrorFallback = true;
   }
   return hosts;
+}
+
+export interface TransportFlags {
+  plainHttp?: boolean;
+  insecure?: boolean;
+  caFile?: string;
+}
+
+export function parseConcurrency(v: string | undefined, fallback = 4): number {
+  if (v === undefined) return fallback;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > 64) {
+    throw new SealiftError('USAGE', `--concurrency must be a whole number from 1 to 64, not "${v}"`);
+  }
+  return n;
+}
+
+export function siteRegistryFromFlags(host: string, f: TransportFlags, flag = '--registry'): SiteRegistry {
+  if (/^[a-z]+:\/\//i.test(host)) {
+    throw new SealiftError('USAGE', `${flag} takes HOST:PORT, not a URL ("${host}")`, {
+      hint: 'Drop the scheme; say --plain-http for a plain-HTTP registry.',
+    });
+  }
+  const set = [f.plainHttp && '--plain-http', f.insecure && '--insecure', f.caFile && '--ca-file'].filter(Boolean);
+  if (set.length > 1)
+    throw new SealiftError('USAGE', `${set.join(' and ')} exclude each other`, {
+      hint: 'Plain HTTP has no TLS; --insecure skips TLS verification; --ca-file trusts a private CA.',
+    });
+  return {
+    host,
+    ...(f.plainHttp ? { plainHttp: true } : {}),
+    ...(f.insecure ? { insecure: true } : {}),
+    ...(f.caFile ? { caFile: f.caFile } : {}),
+  };
+}
+
+export function withTransportFlags(cmd: Command): Command {
+  return cmd
+    .option('--plain-http', 'the registry speaks plain HTTP (as registry:2 at most sites)')
+    .option('--insecure', 'HTTPS without verifying the certificate')
+    .option('--ca-file <file>', 'trust this PEM CA for the registry');
 }

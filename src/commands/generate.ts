@@ -7,7 +7,6 @@ import { collect, overlayOption, overlaysFrom, stackDirFrom } from './flags.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 // verify.ts imports it from here
-export { stackDirFrom } from './flags.ts';
 
 interface GenerateFlags extends GlobalFlags {
   env?: string[];

@@ -18,8 +18,15 @@ import type { ExcludedCandidate, SkippedDocument } from '../images/extract.ts';
 import { pathExists } from '../fs-atomic.ts';
 import { listEnvironments } from '../config/index.ts';
 import type { EventSink } from '../events.ts';
-import { collect, overlayOption, overlaysFrom, rulesDirsFrom, rulesOption, stackDirFrom } from './flags.ts';
-import { parseConcurrency } from './load.ts';
+import {
+  collect,
+  overlayOption,
+  overlaysFrom,
+  parseConcurrency,
+  rulesDirsFrom,
+  rulesOption,
+  stackDirFrom,
+} from './flags.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface ImagesFlags extends GlobalFlags {

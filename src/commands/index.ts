@@ -1,18 +1,17 @@
-// One line per command: each module adds its commander command to the program.
+// One line per command, in pipeline order (the order `sealift --help` lists them).
 import type { Command } from 'commander';
-import { registerLoad } from './load.ts';
-import { registerMirror } from './mirror.ts';
 import { registerGenerate } from './generate.ts';
 import { registerImages } from './images.ts';
-import { registerVerify } from './verify.ts';
 import { registerBundle } from './bundle.ts';
+import { registerLoad } from './load.ts';
+import { registerMirror } from './mirror.ts';
+import { registerVerify } from './verify.ts';
 
 export function registerCommands(program: Command): void {
-  void program;
-  registerLoad(program);
-  registerMirror(program);
   registerGenerate(program);
   registerImages(program);
-  registerVerify(program);
   registerBundle(program);
+  registerLoad(program);
+  registerMirror(program);
+  registerVerify(program);
 }

@@ -1,49 +1,9 @@
 // `sealift load <bundle> --registry HOST:PORT`: flags -> LoadOptions -> a table.
 import { Command, Option } from 'commander';
-import { ERROR_CODES, SealiftError } from '../errors.ts';
-import type { CheckStatus, CopyEngineResult, LoadResult, SiteRegistry } from '../load/index.ts';
+import { ERROR_CODES } from '../errors.ts';
+import type { CheckStatus, CopyEngineResult, LoadResult } from '../load/index.ts';
+import { parseConcurrency, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './flags.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags, type Output } from './output.ts';
-
-export interface TransportFlags {
-  plainHttp?: boolean;
-  insecure?: boolean;
-  caFile?: string;
-}
-
-export function parseConcurrency(v: string | undefined, fallback = 4): number {
-  if (v === undefined) return fallback;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < 1 || n > 64) {
-    throw new SealiftError('USAGE', `--concurrency must be a whole number from 1 to 64, not "${v}"`);
-  }
-  return n;
-}
-
-export function siteRegistryFromFlags(host: string, f: TransportFlags, flag = '--registry'): SiteRegistry {
-  if (/^[a-z]+:\/\//i.test(host)) {
-    throw new SealiftError('USAGE', `${flag} takes HOST:PORT, not a URL ("${host}")`, {
-      hint: 'Drop the scheme; say --plain-http for a plain-HTTP registry.',
-    });
-  }
-  const set = [f.plainHttp && '--plain-http', f.insecure && '--insecure', f.caFile && '--ca-file'].filter(Boolean);
-  if (set.length > 1)
-    throw new SealiftError('USAGE', `${set.join(' and ')} exclude each other`, {
-      hint: 'Plain HTTP has no TLS; --insecure skips TLS verification; --ca-file trusts a private CA.',
-    });
-  return {
-    host,
-    ...(f.plainHttp ? { plainHttp: true } : {}),
-    ...(f.insecure ? { insecure: true } : {}),
-    ...(f.caFile ? { caFile: f.caFile } : {}),
-  };
-}
-
-export function withTransportFlags(cmd: Command): Command {
-  return cmd
-    .option('--plain-http', 'the registry speaks plain HTTP (as registry:2 at most sites)')
-    .option('--insecure', 'HTTPS without verifying the certificate')
-    .option('--ca-file <file>', 'trust this PEM CA for the registry');
-}
 
 const STATUS_MARK: Record<CheckStatus, string> = { ok: 'ok', missing: 'MISSING', mismatch: 'MISMATCH', error: 'ERROR' };
 

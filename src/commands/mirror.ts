@@ -4,14 +4,16 @@ import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { MirrorResult } from '../load/mirror.ts';
-import { collect, registryHostsFromFlags, stackDirFrom } from './flags.ts';
 import {
+  collect,
   parseConcurrency,
-  reportCopy,
+  registryHostsFromFlags,
   siteRegistryFromFlags,
+  stackDirFrom,
   withTransportFlags,
   type TransportFlags,
-} from './load.ts';
+} from './flags.ts';
+import { reportCopy } from './load.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface MirrorFlags extends GlobalFlags, TransportFlags {

@@ -5,12 +5,18 @@ import { ERROR_CODES, SealiftError } from '../errors.ts';
 import { formatOrigin } from '../images/extract.ts';
 import { parseNamingScheme } from '../load/naming.ts';
 import { verifyRenderedImages, type Offender, type VerifyRenderResult } from '../verify/render.ts';
-import { stackDirFrom } from './generate.ts';
+import {
+  collect,
+  overlaysFrom,
+  rulesDirsFrom,
+  siteRegistryFromFlags,
+  stackDirFrom,
+  withTransportFlags,
+  type TransportFlags,
+} from './flags.ts';
 import { loadEnvironment } from '../config/index.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { withStageFlags } from './images.ts';
-import { siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './load.ts';
-import { DEFAULT_RULES_DIR } from '../images/rules.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface VerifyFlags extends GlobalFlags, TransportFlags {
@@ -24,8 +30,6 @@ interface VerifyFlags extends GlobalFlags, TransportFlags {
   manifests?: string[];
   cacheDir?: string;
 }
-
-const collect = (v: string, prev: string[] = []) => [...prev, v];
 
 const PROBLEM_TEXT: Record<Offender['problem'], (v: VerifyRenderResult) => string> = {
   'outside-registry': (v) => `not in ${v.registry}`,
@@ -63,9 +67,9 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     env: flags.env,
     ...(flags.lock ? { lock: resolve(flags.lock) } : {}),
     ...(flags.scheme !== undefined ? { scheme: parseNamingScheme(flags.scheme) } : {}),
-    ...(flags.rules ? { rulesDirs: [DEFAULT_RULES_DIR, ...flags.rules.map((d) => resolve(d))] } : {}),
+    ...rulesDirsFrom(flags.rules),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
-    ...(flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {}),
+    ...overlaysFrom(flags.overlay),
     ...(flags.manifests?.length ? { manifests: flags.manifests.map((f) => resolve(f)) } : {}),
     onEvent: out.onEvent,
   });
@@ -110,11 +114,7 @@ async function registryToCheck(
   let host = typeof flags.registry === 'string' ? flags.registry : undefined;
   let plainHttp = flags.plainHttp;
   if (!host) {
-    const env = await loadEnvironment(
-      stackDir,
-      envName,
-      flags.overlay?.length ? { overlays: flags.overlay.map((f) => resolve(f)) } : {},
-    );
+    const env = await loadEnvironment(stackDir, envName, overlaysFrom(flags.overlay));
     if (!env.registry)
       throw new SealiftError('USAGE', `environment ${envName} has no registry to check`, {
         hint: 'Give one: --registry HOST:PORT.',
