@@ -7,8 +7,9 @@
 //   site side:     an empty "site" registry standing in for 10.61.3.31:35000
 //
 // Steps: images scan (find the digest-pinned Knative images) -> seed -> generate -> images ->
-// bundle -> bundle verify -> stop every upstream server -> load --extract-to -> verify ->
-// helmfile -e airgap template in the extracted site dir -> every rendered image in the site registry.
+// bundle -> bundle verify -> stop every upstream server -> load --extract-to (twice) ->
+// helmfile -e airgap template in the extracted site dir -> every rendered image in the site registry
+// (skopeo, then sealift verify --manifests --registry) -> containerd pulls through hosts.toml.
 //
 // The real Knative release files pin their images by digest. Generated images cannot have those
 // digests, so the demo serves copies of the release files in which each pinned digest is replaced by
@@ -190,14 +191,6 @@ async function main(): Promise<void> {
     console.log(`blobs uploaded: ${reload.stats.blobsPushed}, already present: ${reload.stats.blobsPresent}`);
     done();
 
-    done = step('verify: the airgap render pulls only from the site registry, and the registry has it all');
-    const verified = (await sealift(['verify', '-e', 'airgap', '--stack', stack, '--registry'], {
-      json: true,
-    })) as { ok: boolean; checked: number; knobless: unknown[]; registryChecks?: { status: string }[] };
-    const inRegistry = verified.registryChecks?.filter((c) => c.status === 'present').length ?? 0;
-    console.log(`verify: ${verified.checked} images checked, ${inRegistry} found in ${site.host}`);
-    done();
-
     done = step('helmfile -e airgap template in the site dir, with no upstream server running');
     const helmfile = requireTool('helmfile');
     const rendered = await execa(helmfile, ['-e', 'airgap', 'template', '--include-crds', '--skip-deps'], {
@@ -206,6 +199,8 @@ async function main(): Promise<void> {
       reject: false,
     });
     if (rendered.exitCode !== 0) throw new Error(`helmfile template failed in ${siteDir}:\n${rendered.stderr}`);
+    const renderedFile = join(SANDBOX, 'site-rendered.yaml');
+    await writeFile(renderedFile, String(rendered.stdout));
     const images = podImages(String(rendered.stdout));
     const skopeo = requireTool('skopeo');
     let present = 0;
@@ -223,6 +218,27 @@ async function main(): Promise<void> {
       `${images.length} images in the rendered pod specs; ${present} pulled from ${site.host} by skopeo; ${outside.length} elsewhere`,
     );
     for (const o of outside) console.log(`  not in the site registry: ${o}`);
+    done();
+
+    // At the site nothing upstream answers: verify checks what the site's own helmfile rendered.
+    done = step('verify: the site render pulls only from the site registry, and the registry has it all');
+    const verified = (await sealift(
+      [
+        'verify',
+        '-e',
+        'airgap',
+        '--stack',
+        stack,
+        '--manifests',
+        renderedFile,
+        '--lock',
+        join(siteDir, 'imagelists', 'airgap.lock.json'),
+        '--registry',
+      ],
+      { json: true },
+    )) as { ok: boolean; checked: number; knobless: unknown[]; registryChecks?: { status: string }[] };
+    const inRegistry = verified.registryChecks?.filter((c) => c.status === 'present').length ?? 0;
+    console.log(`verify: ${verified.checked} images checked, ${inRegistry} found in ${site.host}`);
     done();
 
     done = step('a node pulls by upstream name: containerd with the generated hosts.toml');
