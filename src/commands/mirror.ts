@@ -21,7 +21,7 @@ interface MirrorFlags extends GlobalFlags, TransportFlags {
   stack?: string;
   imagelist?: string;
   to: string;
-  scheme: 'host-swap' | 'scoped';
+  scheme?: 'host-swap' | 'scoped';
   concurrency?: string;
   platform?: string[];
   sourcePlainHttp?: string[];
@@ -41,10 +41,8 @@ export function registerMirror(program: Command): void {
     .addOption(
       new Option(
         '--scheme <scheme>',
-        'target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot)',
-      )
-        .choices(['host-swap', 'scoped'])
-        .default('host-swap'),
+        "target naming: host-swap (REG/istio/pilot) or scoped (REG/docker.io/istio/pilot); default: with -e the environment's registry.scheme, else host-swap",
+      ).choices(['host-swap', 'scoped']),
     )
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option(
@@ -76,13 +74,19 @@ export function registerMirror(program: Command): void {
       { plainHttp: flags.sourcePlainHttp, insecure: flags.sourceInsecure, caFile: flags.sourceCaFile },
       'source-',
     );
+    // the names mirror writes are the names the environment's values pull
+    const environmentScheme = async (f: MirrorFlags) => {
+      if (!f.env) return 'host-swap' as const;
+      const { loadEnvironment } = await import('../config/index.ts');
+      return (await loadEnvironment(stackDirFrom(f.stack), f.env)).registry?.scheme ?? 'host-swap';
+    };
     try {
       const result = await mirrorImages({
         images: await readImageList(from),
         from,
         to: siteRegistryFromFlags(flags.to, flags, '--to'),
         sources,
-        scheme: flags.scheme,
+        scheme: flags.scheme ?? (await environmentScheme(flags)),
         concurrency: parseConcurrency(flags.concurrency),
         ...(flags.platform?.length
           ? { platforms: { kind: 'only' as const, platforms: flags.platform.map(parsePlatform) } }

@@ -1,12 +1,13 @@
 // `sealift mirror` registry to registry: an "upstream" seeded by skopeo, an empty site registry
 // behind a recording proxy. The first run copies every image with its digest (skopeo checks);
 // the second transfers nothing: no upload starts at the site, no blob is read upstream.
-import { writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
+import { PROJECT_ROOT } from '../../src/tools.ts';
 import { makeImages, sealift, seedRegistry, skopeoDigest } from './load-fixtures.ts';
 
 const uploads = (reqs: { method: string; path: string }[]) =>
@@ -94,5 +95,34 @@ describe('sealift mirror', () => {
     );
     expect(refused.stderr).toContain('--scheme scoped');
     expect(siteProxy.requests).toEqual([]);
+  });
+
+  it("-e takes the environment's registry.scheme: a scoped environment names sources by host", async () => {
+    await using tmp = await tempDir();
+    await using site = await startRegistry();
+    await using siteProxy = await startFaultProxy(site.host);
+    const stack = join(tmp.path, 'stack');
+    await mkdir(join(stack, 'environments'), { recursive: true });
+    await mkdir(join(stack, 'imagelists'), { recursive: true });
+    await copyFile(join(PROJECT_ROOT, 'environments', 'default.yaml'), join(stack, 'environments', 'default.yaml'));
+    await writeFile(
+      join(stack, 'environments', 'site.yaml'),
+      `registry:\n  host: ${site.host}\n  plainHttp: true\n  scheme: scoped\n`,
+    );
+    // a source with a port cannot become a path component: only the scoped scheme refuses it
+    const lock = {
+      version: 1,
+      environment: 'site',
+      images: [{ reference: '127.0.0.1:5999/istio/pilot:1.23.2', releases: ['istiod'], why: [] }],
+    };
+    await writeFile(join(stack, 'imagelists', 'site.lock.json'), JSON.stringify(lock));
+    const args = ['mirror', '-e', 'site', '--stack', stack, '--to', siteProxy.host, '--plain-http'];
+    const scoped = await sealift(args);
+    expect(scoped.exitCode, scoped.stderr).toBe(2);
+    expect(scoped.stderr).toContain('with --scheme scoped the source host becomes a path component');
+    expect(siteProxy.requests).toEqual([]);
+    // --scheme still overrides the environment
+    const swapped = await sealift([...args, '--scheme', 'host-swap']);
+    expect(swapped.stderr).not.toContain('with --scheme scoped');
   });
 });
