@@ -1,14 +1,8 @@
 // What to bundle: image references from an image lock (imagelists/<env>.lock.json) or a plain
 // list (one reference a line, `#` comments), and the pure plan of how each is pulled.
-import { readFile } from 'node:fs/promises';
-import { SealiftError, errorMessage } from '../errors.ts';
-import { readImageLock, type ImageLock } from '../images/lock.ts';
-import {
-  formatImageReference,
-  normalizeImageReference,
-  withDefaultTag,
-  type ImageReference,
-} from '../images/reference.ts';
+import { lockEntries, readImageList, type ImageListEntry } from '../images/list.ts';
+import type { ImageLock } from '../images/lock.ts';
+import { formatImageReference, withDefaultTag, type ImageReference } from '../images/reference.ts';
 import type { Digest, PlatformSelection } from '../oci/types.ts';
 
 export interface ImageRequest {
@@ -22,46 +16,27 @@ export interface ImageRequest {
   where: string;
 }
 
-/** Reads `--imagelist FILE`: a `.json` image lock or a text list. */
+/** Reads `--imagelist FILE`: a `.json` image lock or a text list (src/images/list.ts). */
 export async function readImageRequests(file: string): Promise<{ requests: ImageRequest[]; lock?: ImageLock }> {
-  if (file.endsWith('.json')) {
-    const lock = await readImageLock(file);
-    return { requests: requestsFromLock(lock, file), lock };
-  }
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new SealiftError('NOT_FOUND', `cannot read the image list ${file}: ${errorMessage(e)}`, {
-      hint: 'Give a file with one image reference a line.',
-    });
-  }
-  const out: ImageRequest[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, '').trim();
-    if (!line) return;
-    const where = `${file}:${i + 1}`;
-    const ref = withDefaultTag(normalizeImageReference(line, where));
-    out.push({ reference: formatImageReference(ref), ref, releases: [], where });
-  });
-  if (out.length === 0)
-    throw new SealiftError('USAGE', `the image list ${file} names no images`, {
-      hint: 'Write one image reference a line.',
-    });
-  return { requests: dedupe(out) };
+  const list = await readImageList(file);
+  return { requests: toRequests(list.entries), ...(list.lock ? { lock: list.lock } : {}) };
 }
 
 export function requestsFromLock(lock: ImageLock, file: string): ImageRequest[] {
+  return toRequests(lockEntries(lock, file));
+}
+
+/** Bundle pulls the default tag of an untagged reference; a lock's digest is fetched, a pin keeps its graph. */
+function toRequests(entries: readonly ImageListEntry[]): ImageRequest[] {
   return dedupe(
-    lock.images.map((e, i) => {
-      const where = `${file}: images[${i}]`;
-      const ref = withDefaultTag(normalizeImageReference(e.reference, where));
+    entries.map((e) => {
+      const ref = withDefaultTag(e.ref);
       return {
         reference: formatImageReference(ref),
         ref,
-        releases: [...e.releases],
-        ...(e.digest && !ref.digest ? { lockDigest: e.digest as Digest } : {}),
-        where,
+        releases: e.releases,
+        ...(e.digest && !ref.digest ? { lockDigest: e.digest } : {}),
+        where: e.where,
       };
     }),
   );

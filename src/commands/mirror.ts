@@ -61,7 +61,7 @@ export function registerMirror(program: Command): void {
       });
     }
     const out = createOutput(flags);
-    const { mirrorImages, readImageList } = await import('../load/mirror.ts');
+    const { mirrorImages, readMirrorList } = await import('../load/mirror.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const { parsePlatform } = await import('../oci/types.ts');
     const from = flags.imagelist ?? join(stackDirFrom(flags.stack), 'imagelists', `${flags.env}.lock.json`);
@@ -82,7 +82,7 @@ export function registerMirror(program: Command): void {
     };
     try {
       const result = await mirrorImages({
-        images: await readImageList(from),
+        images: await readMirrorList(from),
         from,
         to: siteRegistryFromFlags(flags.to, flags, '--to'),
         sources,

@@ -1,9 +1,8 @@
 // `sealift mirror`: registry to registry with the same engine and naming as load, for scheduled
 // jobs. Incremental: an image whose target already serves the expected digest is not walked at
 // all, and within a walk every blob the target has is skipped (HEAD).
-import { readFile } from 'node:fs/promises';
-import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
+import { readImageList } from '../images/list.ts';
 import { isDigest, manifestSelector, normalizeImageReference, type NamingScheme } from '../images/reference.ts';
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryPool, type RegistryHostConfig } from '../oci/registry.ts';
@@ -40,31 +39,10 @@ export interface MirrorResult extends CopyEngineResult {
   scheme: NamingScheme;
 }
 
-/** An image list: one reference a line, `#` comments and blank lines ignored; a `.lock.json` is read as a lock. */
-export async function readImageList(file: string): Promise<MirrorEntry[]> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (e) {
-    throw new SealiftError('NOT_FOUND', `cannot read the image list ${file}: ${errorMessage(e)}`, {
-      hint: 'Give a text file with one image reference a line.',
-    });
-  }
-  if (file.endsWith('.json')) {
-    const { readImageLock } = await import('../images/lock.ts');
-    const lock = await readImageLock(file);
-    return lock.images.map((i) => ({ reference: i.reference, ...(i.digest ? { digest: i.digest } : {}) }));
-  }
-  const out: MirrorEntry[] = [];
-  text.split('\n').forEach((raw, i) => {
-    const line = raw.replace(/#.*$/, '').trim();
-    if (!line) return;
-    const ref = normalizeImageReference(line, `${file}:${i + 1}`);
-    out.push({ reference: line, ...(ref.digest ? { digest: ref.digest } : {}) });
-  });
-  if (out.length === 0)
-    throw new SealiftError('USAGE', `${file} lists no images`, { hint: 'Write one image reference a line.' });
-  return out;
+/** What to mirror from `--imagelist FILE` (a text list or an image lock, src/images/list.ts). */
+export async function readMirrorList(file: string): Promise<MirrorEntry[]> {
+  const { entries } = await readImageList(file);
+  return entries.map((e) => ({ reference: e.reference, ...(e.digest ? { digest: e.digest } : {}) }));
 }
 
 export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {

@@ -4,12 +4,12 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { isSealiftError } from '../../src/errors.ts';
-import { readImageList } from '../../src/load/mirror.ts';
+import { readMirrorList } from '../../src/load/mirror.ts';
 import { tempDir } from '../support/process.ts';
 
 const D = `sha256:${'c'.repeat(64)}`;
 
-describe('readImageList', () => {
+describe('readMirrorList', () => {
   it('reads references, skipping comments and blank lines, keeping pinned digests', async () => {
     await using tmp = await tempDir();
     const f = join(tmp.path, 'nightly.txt');
@@ -17,7 +17,7 @@ describe('readImageList', () => {
       f,
       `# nightly mirror\n\ndocker.io/istio/pilot:1.23.2   # control plane\ngcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}\n`,
     );
-    expect(await readImageList(f)).toEqual([
+    expect(await readMirrorList(f)).toEqual([
       { reference: 'docker.io/istio/pilot:1.23.2' },
       { reference: `gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`, digest: D },
     ]);
@@ -27,7 +27,7 @@ describe('readImageList', () => {
     await using tmp = await tempDir();
     const f = join(tmp.path, 'bad.txt');
     await writeFile(f, 'docker.io/istio/pilot:1.23.2\nquay.io/KServe/router:v0.15.2\n');
-    const err = await readImageList(f).catch((e: unknown) => e);
+    const err = await readMirrorList(f).catch((e: unknown) => e);
     expect(isSealiftError(err) && err.code).toBe('REF_INVALID');
     expect((err as Error).message).toContain(`(${f}:2)`);
   });
@@ -46,7 +46,7 @@ describe('readImageList', () => {
         ],
       }),
     );
-    expect(await readImageList(f)).toEqual([
+    expect(await readMirrorList(f)).toEqual([
       { reference: 'docker.io/istio/pilot:1.23.2', digest: D },
       { reference: 'quay.io/jetstack/cert-manager-webhook:v1.16.1' },
     ]);
@@ -56,6 +56,6 @@ describe('readImageList', () => {
     await using tmp = await tempDir();
     const f = join(tmp.path, 'empty.txt');
     await writeFile(f, '# nothing yet\n');
-    await expect(readImageList(f)).rejects.toThrow(/lists no images/);
+    await expect(readMirrorList(f)).rejects.toThrow(/the image list .* names no images/);
   });
 });
