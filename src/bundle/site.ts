@@ -1,10 +1,12 @@
 // The site files a bundle carries beside the images: the generated helmfile and values for the
-// environment, every chart at its pinned version (sha256 recorded), and release files.
+// environment, every chart at its pinned version (sha256 recorded), release files, and the
+// effective environment itself (environments/, see site-env.ts) so the site can verify alone.
 import { copyFile, mkdir, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { sha256File } from './pack.ts';
+import { writeSiteEnvironment } from './site-env.ts';
 
 export interface SiteFiles {
   charts: {
@@ -87,5 +89,15 @@ export async function assembleSiteFiles(
     out.files.push({ path: f.path, sha256: f.sha256, size: f.bytes });
   }
   await rm(gen, { recursive: true, force: true });
+
+  // the environment those values were generated from, for `sealift verify --stack <site dir>`
+  const from = env.files.map((f) => {
+    const r = relative(opts.stackDir, f);
+    return r && !r.startsWith('..') ? r : `${basename(f)} (--overlay)`;
+  });
+  for (const f of await writeSiteEnvironment(opts.workDir, env, from)) {
+    out.files.push(f);
+    onEvent({ type: 'file', action: 'written', path: f.path });
+  }
   return out;
 }

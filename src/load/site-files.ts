@@ -1,11 +1,14 @@
 // `load --extract-to DIR`: the site directory (helmfile, values, charts, release files, image
-// lists) copied out of the bundle, each file verified against checksums.sha256 on the way out,
+// lists, and the environment the values were generated from, so that `sealift verify -e <env>
+// --stack DIR` needs no checkout) copied out of the bundle, each file verified against checksums.sha256 on the way out,
 // plus containerd `certs.d/<upstream-host>/hosts.toml` for nodes that pull upstream names.
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
+import { SITE_DEFAULT_MARKER } from '../bundle/site-env.ts';
+import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import type { Digest, ImageReference } from '../images/reference.ts';
@@ -21,6 +24,7 @@ export const SITE_PATHS = [
   'charts/',
   'releases/',
   'imagelists/',
+  'environments/',
 ] as const;
 
 export function isSitePath(path: string): boolean {
@@ -66,6 +70,17 @@ export async function writeSiteFiles(opts: {
   onEvent?: EventSink;
 }): Promise<SiteFilesResult> {
   const onEvent = opts.onEvent ?? noEvents;
+  // The carried environments/default.yaml is empty on purpose (site-env.ts). Over a checkout's own
+  // default.yaml it would silently change every other environment there: refuse, before writing.
+  if (opts.archive.entries.has('environments/default.yaml')) {
+    const existing = join(opts.dir, 'environments', 'default.yaml');
+    const text = await readFile(existing, 'utf8').catch(() => undefined);
+    if (text !== undefined && !text.startsWith(SITE_DEFAULT_MARKER))
+      throw new SealiftError('USAGE', `--extract-to ${opts.dir}: ${existing} is a stack's own default.yaml`, {
+        hint: 'Extract the site files into a directory of their own (a new one, or one an earlier load wrote); the images are loaded already, a re-run skips them.',
+        details: { file: existing },
+      });
+  }
   const files: string[] = [];
   for (const e of opts.archive.entries.values()) {
     if (e.type === 'directory' || e.type === 'symlink' || !isSitePath(e.path)) continue;

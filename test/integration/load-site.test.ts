@@ -1,16 +1,19 @@
 // The site end of the real stack: `sealift bundle -e airgap` (charts and Knative release files
 // from loopback fixture servers, every locked image seeded small), then every upstream server
 // stopped, `sealift load --extract-to DIR`, and `helmfile -e airgap template` in DIR with no
-// network but the site registry. The environment's registry is overlaid to the loopback site
-// registry (10.61.3.31 is only a string: nothing may contact it).
-import { readFile, writeFile } from 'node:fs/promises';
+// network but the site registry; then `sealift verify --stack DIR` from the extracted dir alone
+// (the environment and lock the bundle carries, no checkout). The environment's registry is
+// overlaid to the loopback site registry (10.61.3.31 is only a string: nothing may contact it).
+// The served Knative release files are copies whose pinned digests are replaced by the seeded
+// images' digests (as the demo does): generated images cannot have upstream's digests.
+import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { normalizeImageReference } from '../../src/images/reference.ts';
 import { PROJECT_ROOT, requireTool, toolEnv } from '../../src/tools.ts';
-import { startChartServers } from '../support/chart-servers.ts';
+import { FIXTURES, startChartServers } from '../support/chart-servers.ts';
 import { seedImages } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
@@ -27,7 +30,9 @@ describe('load --extract-to on the real stack', () => {
     async (scheme) => {
       await using work = await tempDir();
       await using site = await startRegistry();
-      const servers = await startChartServers();
+      const releasesDir = join(work.path, 'releases');
+      await cp(join(FIXTURES, 'releases'), releasesDir, { recursive: true });
+      const servers = await startChartServers({ releasesDir });
       const upstream = await startRegistry();
       const cache = join(work.path, 'cache');
       const run = (args: string[]) =>
@@ -67,6 +72,20 @@ describe('load --extract-to on the real stack', () => {
           : e;
       });
       await writeFile(lockFile, JSON.stringify(lock, null, 2));
+      // the release files pin what was seeded (the server reads them on every request)
+      const repin = lock.images.flatMap((e, i) => {
+        const before = refs[i]!.ref.digest;
+        const after = normalizeImageReference(e.reference).digest;
+        return before && after ? [[before, after] as const] : [];
+      });
+      for (const f of await readdir(releasesDir, { recursive: true })) {
+        if (!f.endsWith('.yaml')) continue;
+        const text = await readFile(join(releasesDir, f), 'utf8');
+        await writeFile(
+          join(releasesDir, f),
+          repin.reduce((t, [a, b]) => t.split(a).join(b), text),
+        );
+      }
       const hosts = [...new Set(lock.images.map((e) => normalizeImageReference(e.reference).registry))];
       const out = join(work.path, 'bundles');
       const bundle = await run([
@@ -152,11 +171,17 @@ describe('load --extract-to on the real stack', () => {
         ).toBe(true);
       }
       // and verify agrees (by the environment's scheme): every image of the extracted render is in
-      // the site registry with the lock's digest. The digest-pinned Knative images are the exception
-      // of this test alone: their seeded stand-ins cannot have upstream's digests, so the lock names
-      // other digests than the release files do.
+      // the site registry with the lock's digest
       const rendered = join(work.path, 'rendered.yaml');
       await writeFile(rendered, tpl.stdout);
+      type Verified = {
+        ok: boolean;
+        registry: string;
+        scheme: string;
+        lock: string;
+        offenders: { reference: string; problem: string; message: string }[];
+        registryChecks: { reference: string; status: string }[];
+      };
       const verify = await run([
         'verify',
         '-e',
@@ -170,15 +195,54 @@ describe('load --extract-to on the real stack', () => {
         '--registry',
         '--json',
       ]);
-      const v = JSON.parse(verify.stdout) as {
-        scheme: string;
-        offenders: { reference: string; problem: string }[];
-        registryChecks: { reference: string; status: string }[];
-      };
+      expect(verify.exitCode, verify.stdout.slice(-3000) + verify.stderr.slice(-3000)).toBe(0);
+      const v = JSON.parse(verify.stdout) as Verified;
       expect(v.scheme).toBe(scheme);
-      expect(v.offenders.filter((o) => !(o.problem === 'not-in-list' && o.reference.includes('@sha256:')))).toEqual([]);
+      expect(v.offenders).toEqual([]);
       expect(v.registryChecks.length).toBeGreaterThan(20);
       expect(v.registryChecks.filter((c) => c.status !== 'present')).toEqual([]);
+
+      // the site alone: no overlay, no --lock, no checkout; the environment and the lock the
+      // bundle carries, read from the extracted dir, with every upstream server still stopped
+      const carried = await readFile(join(dir, 'environments', 'airgap.yaml'), 'utf8');
+      expect(carried).toContain(site.host);
+      const atSite = (args: string[]) =>
+        execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
+          reject: false,
+          cwd: work.path,
+          env: { ...process.env, CI: 'true', SEALIFT_CACHE_DIR: join(work.path, 'site-cache') },
+        });
+      const siteArgs = ['verify', '-e', 'airgap', '--stack', dir, '--manifests', rendered, '--registry', '--json'];
+      const alone = await atSite(siteArgs);
+      expect(alone.exitCode, alone.stdout.slice(-3000) + alone.stderr.slice(-3000)).toBe(0);
+      const a = JSON.parse(alone.stdout) as Verified;
+      expect(a.ok).toBe(true);
+      expect(a.registry).toBe(site.host);
+      expect(a.scheme).toBe(scheme);
+      expect(a.lock).toBe(join(dir, 'imagelists', 'airgap.lock.json'));
+      expect(a.offenders).toEqual([]);
+      expect(a.registryChecks.map((c) => c.reference).sort()).toEqual(v.registryChecks.map((c) => c.reference).sort());
+      expect(a.registryChecks.filter((c) => c.status !== 'present')).toEqual([]);
+
+      // an image gone from the site registry: verify from the site dir fails and names it
+      const victim = a.registryChecks.find((c) => !c.reference.includes('@'))!.reference;
+      const gone = normalizeImageReference(victim);
+      const del = await execa(
+        requireTool('skopeo'),
+        ['delete', '--tls-verify=false', `docker://${site.host}/${gone.repository}:${gone.tag ?? 'latest'}`],
+        { reject: false },
+      );
+      expect(del.exitCode, del.stderr).toBe(0);
+      const missing = await atSite(siteArgs);
+      expect(missing.exitCode).toBe(8);
+      const m = JSON.parse(missing.stdout) as Verified;
+      expect(m.ok).toBe(false);
+      // (seeded images are distinct, so only images sharing its manifest could go with it)
+      const named = m.offenders.find((o) => o.reference === victim);
+      expect(named?.problem).toBe('missing');
+      expect(named?.message).toContain(`${site.host}/${gone.repository}`);
+      expect(m.offenders.every((o) => o.problem === 'missing')).toBe(true);
+      expect(missing.stdout + missing.stderr).toContain(victim);
     },
   );
 });
