@@ -9,7 +9,8 @@
 // Steps: images scan (find the digest-pinned Knative images) -> seed -> generate -> images ->
 // bundle -> bundle verify -> stop every upstream server -> load --extract-to (twice) ->
 // helmfile -e airgap template in the extracted site dir -> every rendered image in the site registry
-// (skopeo, then sealift verify --manifests --registry) -> containerd pulls through hosts.toml.
+// (skopeo, then sealift verify --stack <site dir> --manifests --registry: the environment and lock
+// the bundle carried, no checkout) -> containerd pulls through hosts.toml.
 //
 // The real Knative release files pin their images by digest. Generated images cannot have those
 // digests, so the demo serves copies of the release files in which each pinned digest is replaced by
@@ -220,25 +221,23 @@ async function main(): Promise<void> {
     for (const o of outside) console.log(`  not in the site registry: ${o}`);
     done();
 
-    // At the site nothing upstream answers: verify checks what the site's own helmfile rendered.
+    // At the site nothing upstream answers and there is no checkout: verify checks what the site's
+    // own helmfile rendered, against the environment and lock the bundle carried into the site dir.
     done = step('verify: the site render pulls only from the site registry, and the registry has it all');
     const verified = (await sealift(
-      [
-        'verify',
-        '-e',
-        'airgap',
-        '--stack',
-        stack,
-        '--manifests',
-        renderedFile,
-        '--lock',
-        join(siteDir, 'imagelists', 'airgap.lock.json'),
-        '--registry',
-      ],
+      ['verify', '-e', 'airgap', '--stack', siteDir, '--manifests', renderedFile, '--registry'],
       { json: true },
-    )) as { ok: boolean; checked: number; knobless: unknown[]; registryChecks?: { status: string }[] };
+    )) as {
+      ok: boolean;
+      checked: number;
+      lock: string;
+      knobless: unknown[];
+      registryChecks?: { status: string }[];
+    };
     const inRegistry = verified.registryChecks?.filter((c) => c.status === 'present').length ?? 0;
-    console.log(`verify: ${verified.checked} images checked, ${inRegistry} found in ${site.host}`);
+    console.log(
+      `verify: ${verified.checked} images checked against ${relative(PROJECT_ROOT, verified.lock)}, ${inRegistry} found in ${site.host}`,
+    );
     done();
 
     done = step('a node pulls by upstream name: containerd with the generated hosts.toml');
@@ -268,7 +267,7 @@ async function main(): Promise<void> {
       `bundle:                          ${relative(PROJECT_ROOT, bundlePath)}`,
       `site registry:                   ${site.host}; a second load uploaded ${reload.stats.blobsPushed} blobs`,
       `containerd (node) pulls:         ${nodePulls.length} by upstream name through hosts.toml`,
-      `verify -e airgap --registry:     ${verified.ok ? 'ok' : 'FAILED'} (${verified.checked} images rendered: ${inRegistry} present in the site registry, ${verified.knobless.length} knob-less ones keep their upstream names, warned)`,
+      `verify -e airgap --stack site:   ${verified.ok ? 'ok' : 'FAILED'} (${verified.checked} images rendered: ${inRegistry} present in the site registry, ${verified.knobless.length} knob-less ones keep their upstream names, warned)`,
       `helmfile template (site, offline): ${images.length} pod images, ${present} present in the site registry`,
       `total time:                      ${((Date.now() - started) / 1000).toFixed(1)} s`,
       ...timings.map(([t, ms]) => `  ${(ms / 1000).toFixed(1).padStart(6)} s  ${t}`),
