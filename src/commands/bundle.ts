@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
-import { parsePlatform, type PlatformSelection } from '../oci/types.ts';
+import type { Platform, PlatformSelection } from '../oci/types.ts';
 import {
   collect,
   overlayOption,
@@ -36,7 +36,10 @@ interface BundleFlags extends GlobalFlags {
   mirrorFallback?: boolean;
 }
 
-function platformSelection(f: Pick<BundleFlags, 'platform' | 'allPlatforms'>): PlatformSelection {
+function platformSelection(
+  f: Pick<BundleFlags, 'platform' | 'allPlatforms'>,
+  parsePlatform: (s: string) => Platform,
+): PlatformSelection {
   if (f.allPlatforms && f.platform.length)
     throw new SealiftError('USAGE', '--platform and --all-platforms exclude each other');
   if (f.allPlatforms) return { kind: 'all' };
@@ -104,6 +107,7 @@ export function registerBundle(program: Command): void {
   withCommonFlags(cmd).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
     const { createBundle, parseSize } = await import('../bundle/index.ts');
+    const { parsePlatform } = await import('../oci/types.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const concurrency = parseConcurrency(flags.concurrency);
     const ac = new AbortController();
@@ -118,7 +122,7 @@ export function registerBundle(program: Command): void {
         ...overlaysFrom(flags.overlay),
         ...(flags.imagelists ? { imagelistsDir: flags.imagelists } : {}),
         ...(flags.imagelist ? { imagelist: flags.imagelist } : {}),
-        platforms: platformSelection(flags),
+        platforms: platformSelection(flags, parsePlatform),
         concurrency,
         ...(flags.splitSize ? { splitSize: parseSize(flags.splitSize) } : {}),
         ...(flags.gzip ? { gzip: true } : {}),

@@ -4,7 +4,6 @@ import { existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import { SealiftError } from '../errors.ts';
-import { DEFAULT_RULES_DIR } from '../images/rules.ts';
 import type { SiteRegistry } from '../load/index.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { PROJECT_ROOT } from '../tools.ts';
@@ -40,8 +39,11 @@ export function rulesOption(): Option {
 }
 
 /** The stage options' `rulesDirs`: sealift's rules/, then the --rules directories. */
-export function rulesDirsFrom(dirs: string[] | undefined): { rulesDirs?: string[] } {
-  return dirs ? { rulesDirs: [DEFAULT_RULES_DIR, ...dirs.map((d) => resolve(d))] } : {};
+export async function rulesDirsFrom(dirs: string[] | undefined): Promise<{ rulesDirs?: string[] }> {
+  if (!dirs) return {};
+  // loaded here, not at the top: the commands load no stage code until they run (fast --help)
+  const { DEFAULT_RULES_DIR } = await import('../images/rules.ts');
+  return { rulesDirs: [DEFAULT_RULES_DIR, ...dirs.map((d) => resolve(d))] };
 }
 
 /** `HOST=VALUE` split at the first `=`; `value` names the right-hand side in the error (FILE, ENDPOINT). */

@@ -1,22 +1,11 @@
 // `sealift images -e <env> [--check]` and `sealift images scan <target>`: flags -> stage options -> output.
+// The stage code is imported when a command runs, so `--help` and other commands do not load it.
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { parse } from 'yaml';
 import type { Command } from 'commander';
 import { ERROR_CODES, SealiftError } from '../errors.ts';
-import {
-  formatOrigin,
-  imageListFiles,
-  readImageLock,
-  resolveImages,
-  scanTarget,
-  type ReleaseImages,
-  type ResolveResult,
-} from '../images/index.ts';
-import { diffImageLists, formatDifferences, lockPath, readCommitted, writeImageLists } from '../images/lock.ts';
-import type { ExcludedCandidate, SkippedDocument } from '../images/extract.ts';
-import { pathExists } from '../fs-atomic.ts';
-import { listEnvironments } from '../config/index.ts';
+import type { ReleaseImages, ResolveResult } from '../images/index.ts';
+import type { ExcludedCandidate, Origin, SkippedDocument } from '../images/extract.ts';
 import type { EventSink } from '../events.ts';
 import {
   collect,
@@ -81,6 +70,7 @@ async function runImages(flags: ImagesFlags): Promise<void> {
     });
   if (flags.env && flags.all) throw new SealiftError('USAGE', '-e and --all exclude each other');
   const stackDir = stackDirFrom(flags.stack);
+  const { listEnvironments } = await import('../config/index.ts');
   const envs = flags.all ? await listEnvironments(stackDir) : [flags.env!];
   const outcomes: EnvOutcome[] = [];
   for (const env of envs) outcomes.push(await imagesForEnvironment(flags, stackDir, env, out.onEvent));
@@ -96,6 +86,10 @@ async function imagesForEnvironment(
   env: string,
   onEvent: EventSink,
 ): Promise<EnvOutcome> {
+  const { formatOrigin, imageListFiles, readImageLock, resolveImages } = await import('../images/index.ts');
+  const { diffImageLists, formatDifferences, lockPath, readCommitted, writeImageLists } =
+    await import('../images/lock.ts');
+  const { pathExists } = await import('../fs-atomic.ts');
   const outDir = resolve(flags.out ?? resolve(stackDir, 'imagelists'));
   const previousPath = lockPath(outDir, env);
   const previousLock = (await pathExists(previousPath))
@@ -105,7 +99,7 @@ async function imagesForEnvironment(
   const result: ResolveResult = await resolveImages({
     stackDir,
     env,
-    ...rulesDirsFrom(flags.rules),
+    ...(await rulesDirsFrom(flags.rules)),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
     ...overlaysFrom(flags.overlay),
     ...(concurrency ? { concurrency } : {}),
@@ -149,7 +143,7 @@ async function imagesForEnvironment(
     },
     lines: [
       ...releases.map((r) => `${r.release.padEnd(24)} ${String(r.images.length).padStart(3)} images  (${r.from})`),
-      ...(flags.explain ? result.releases.flatMap((r) => explainLines(r.excluded, r.skipped)) : []),
+      ...(flags.explain ? result.releases.flatMap((r) => explainLines(r.excluded, r.skipped, formatOrigin)) : []),
       ...knobless.map(
         (e) => `note: ${e.reference} has no values knob (${e.knobless!.rule}); verify reports it as a warning`,
       ),
@@ -159,7 +153,11 @@ async function imagesForEnvironment(
 }
 
 /** Every candidate not taken for an image, with the reason; every document not read. */
-function explainLines(excluded: readonly ExcludedCandidate[], skipped: readonly SkippedDocument[]): string[] {
+function explainLines(
+  excluded: readonly ExcludedCandidate[],
+  skipped: readonly SkippedDocument[],
+  formatOrigin: (o: Origin) => string,
+): string[] {
   return [
     ...excluded.map((x) => `not listed: ${x.value}  <- ${formatOrigin(x.origin)}: ${x.reason}`),
     ...skipped.map((s) => `skipped: ${s.release}: ${s.kind} ${s.name}: ${s.reason}`),
@@ -175,12 +173,14 @@ async function readStdin(): Promise<string> {
 /** scan renders for the stack's Kubernetes version (environments/default.yaml) unless told otherwise. */
 async function defaultKubeVersion(): Promise<string | undefined> {
   const text = await readFile(join(stackDirFrom(undefined), 'environments', 'default.yaml'), 'utf8').catch(() => '');
+  const { parse } = await import('yaml');
   const v = (parse(text) as { kubeVersion?: unknown } | null)?.kubeVersion;
   return typeof v === 'string' ? v : undefined;
 }
 
 async function runScan(target: string, flags: ScanFlags): Promise<void> {
   const out = createOutput(flags);
+  const { formatOrigin, scanTarget } = await import('../images/index.ts');
   const kubeVersion = flags.kubeVersion ?? (await defaultKubeVersion());
   const r = await scanTarget({
     target,
@@ -193,7 +193,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
     ...(flags.name ? { release: flags.name } : {}),
     ...(flags.namespace ? { namespace: flags.namespace } : {}),
     ...(kubeVersion ? { kubeVersion } : {}),
-    ...rulesDirsFrom(flags.rules),
+    ...(await rulesDirsFrom(flags.rules)),
     onEvent: out.onEvent,
   });
   const images = r.images.map((reference) => {
@@ -211,7 +211,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
         if (i.knobless && !flags.quiet) lines.push(`    knob-less: ${i.knobless.description}`);
       }
       if (flags.explain) {
-        lines.push(...explainLines(v.excluded, v.skipped));
+        lines.push(...explainLines(v.excluded, v.skipped, formatOrigin));
       } else if (!flags.quiet && v.excluded.length > 0) {
         lines.push(`(${v.excluded.length} candidates not listed; --explain shows them with the reason)`);
       }

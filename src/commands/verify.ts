@@ -1,10 +1,9 @@
 // `sealift verify -e <env>`: render side. Flags -> verifyRenderedImages -> output and exit code.
+// The stage code is imported when the command runs, so `--help` and other commands do not load it.
 import { relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ERROR_CODES, SealiftError } from '../errors.ts';
-import { formatOrigin } from '../images/extract.ts';
-import { parseNamingScheme } from '../load/naming.ts';
-import { verifyRenderedImages, type Offender, type VerifyRenderResult } from '../verify/render.ts';
+import type { Offender, VerifyRenderResult } from '../verify/render.ts';
 import {
   collect,
   overlaysFrom,
@@ -14,7 +13,6 @@ import {
   withTransportFlags,
   type TransportFlags,
 } from './flags.ts';
-import { loadEnvironment } from '../config/index.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { withStageFlags } from './images.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
@@ -60,6 +58,9 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
   const out = createOutput(flags);
   if (!flags.env)
     throw new SealiftError('USAGE', 'sealift verify needs -e <env>', { hint: 'e.g. sealift verify -e airgap' });
+  const { verifyRenderedImages } = await import('../verify/render.ts');
+  const { formatOrigin } = await import('../images/extract.ts');
+  const { parseNamingScheme } = await import('../load/naming.ts');
   const registry = flags.registry ? await registryToCheck(flags, stackDirFrom(flags.stack), flags.env) : undefined;
   const r = await verifyRenderedImages({
     ...(registry ? { registry } : {}),
@@ -67,7 +68,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     env: flags.env,
     ...(flags.lock ? { lock: resolve(flags.lock) } : {}),
     ...(flags.scheme !== undefined ? { scheme: parseNamingScheme(flags.scheme) } : {}),
-    ...rulesDirsFrom(flags.rules),
+    ...(await rulesDirsFrom(flags.rules)),
     ...(flags.cacheDir ? { cacheDir: resolve(flags.cacheDir) } : {}),
     ...overlaysFrom(flags.overlay),
     ...(flags.manifests?.length ? { manifests: flags.manifests.map((f) => resolve(f)) } : {}),
@@ -114,6 +115,7 @@ async function registryToCheck(
   let host = typeof flags.registry === 'string' ? flags.registry : undefined;
   let plainHttp = flags.plainHttp;
   if (!host) {
+    const { loadEnvironment } = await import('../config/index.ts');
     const env = await loadEnvironment(stackDir, envName, overlaysFrom(flags.overlay));
     if (!env.registry)
       throw new SealiftError('USAGE', `environment ${envName} has no registry to check`, {
