@@ -243,6 +243,35 @@ describe('load --extract-to on the real stack', () => {
       expect(named?.message).toContain(`${site.host}/${gone.repository}`);
       expect(m.offenders.every((o) => o.problem === 'missing')).toBe(true);
       expect(missing.stdout + missing.stderr).toContain(victim);
+
+      // the carried default.yaml is empty on purpose: load will not write it over a stack's own
+      const checkout = join(work.path, 'checkout');
+      await cp(join(PROJECT_ROOT, 'environments'), join(checkout, 'environments'), { recursive: true });
+      const over = await run([
+        'load',
+        join(out, 'airgap.tar'),
+        '--registry',
+        site.host,
+        '--plain-http',
+        '--extract-to',
+        checkout,
+      ]);
+      expect(over.exitCode).toBe(2);
+      expect(over.stderr).toContain(join(checkout, 'environments', 'default.yaml'));
+      expect(await readFile(join(checkout, 'environments', 'default.yaml'), 'utf8')).toBe(
+        await readFile(join(PROJECT_ROOT, 'environments', 'default.yaml'), 'utf8'),
+      );
+      // a directory an earlier load wrote takes the same files again
+      const again = await run([
+        'load',
+        join(out, 'airgap.tar'),
+        '--registry',
+        site.host,
+        '--plain-http',
+        '--extract-to',
+        dir,
+      ]);
+      expect(again.exitCode, again.stderr.slice(-3000)).toBe(0);
     },
   );
 });
