@@ -109,16 +109,18 @@ describe('load --extract-to on the real stack', () => {
       await servers.stop();
 
       const dir = join(work.path, 'site');
-      const load = await run([
-        'load',
-        join(out, 'airgap.tar'),
-        '--registry',
-        site.host,
-        '--plain-http',
-        '--extract-to',
-        dir,
-        '--json',
-      ]);
+      const loadInto = (target: string, ...more: string[]) =>
+        run([
+          'load',
+          join(out, 'airgap.tar'),
+          '--registry',
+          site.host,
+          '--plain-http',
+          '--extract-to',
+          target,
+          ...more,
+        ]);
+      const load = await loadInto(dir, '--json');
       expect(load.exitCode, load.stdout.slice(-3000) + load.stderr.slice(-3000)).toBe(0);
       const result = JSON.parse(load.stdout) as {
         scheme: string;
@@ -247,30 +249,14 @@ describe('load --extract-to on the real stack', () => {
       // the carried default.yaml is empty on purpose: load will not write it over a stack's own
       const checkout = join(work.path, 'checkout');
       await cp(join(PROJECT_ROOT, 'environments'), join(checkout, 'environments'), { recursive: true });
-      const over = await run([
-        'load',
-        join(out, 'airgap.tar'),
-        '--registry',
-        site.host,
-        '--plain-http',
-        '--extract-to',
-        checkout,
-      ]);
+      const over = await loadInto(checkout);
       expect(over.exitCode).toBe(2);
       expect(over.stderr).toContain(join(checkout, 'environments', 'default.yaml'));
       expect(await readFile(join(checkout, 'environments', 'default.yaml'), 'utf8')).toBe(
         await readFile(join(PROJECT_ROOT, 'environments', 'default.yaml'), 'utf8'),
       );
       // a directory an earlier load wrote takes the same files again
-      const again = await run([
-        'load',
-        join(out, 'airgap.tar'),
-        '--registry',
-        site.host,
-        '--plain-http',
-        '--extract-to',
-        dir,
-      ]);
+      const again = await loadInto(dir);
       expect(again.exitCode, again.stderr.slice(-3000)).toBe(0);
     },
   );
