@@ -2,7 +2,6 @@
 // graph walk (copyImage), one copy session for the run (it dedupes a blob per target repository;
 // across repositories blobs are mounted, site-target.ts), a failing image recorded and the rest
 // carried on, then every target resolved and compared with its digest.
-import { setFlagsFromString } from 'node:v8';
 import pLimit from 'p-limit';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
@@ -12,11 +11,6 @@ import type { RegistryClient, RegistryHostConfig } from '../oci/registry.ts';
 import type { Descriptor, PlatformSelection } from '../oci/types.ts';
 import type { ImageTarget as NamedTarget } from './naming.ts';
 import { siteRegistryTarget, type BlobHomes } from './site-target.ts';
-
-// Blob chunks are Buffers off V8's heap. By default V8 runs a full mark-compact each time such
-// memory grows by a fixed step (tens of MB): a GB pushed meant dozens of them, about a second of
-// a load. Counted within the heap's global limit instead, they trigger a fraction of those.
-setFlagsFromString('--external-memory-accounted-in-global-limit');
 
 export interface SiteRegistry {
   /** host:port */
