@@ -7,11 +7,11 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { normalizeImageReference } from '../../src/images/reference.ts';
-import { PROJECT_ROOT } from '../../src/tools.ts';
 import { FIXTURES, startChartServers, type ChartServers } from '../support/chart-servers.ts';
 import { seedImages, type SeededImage } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
+import { runSealift } from '../support/cli.ts';
 
 let servers: ChartServers;
 let registry: TestRegistry;
@@ -22,11 +22,7 @@ let seeded: Map<string, SeededImage>;
 let mirrorFlags: string[];
 
 const sealift = (args: string[]) =>
-  execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
-    reject: false,
-    cwd: PROJECT_ROOT,
-    env: { ...process.env, CI: 'true', ...servers.helmEnv, SEALIFT_CACHE_DIR: join(work.path, 'cache') },
-  });
+  runSealift(args, { env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: join(work.path, 'cache') } });
 
 interface Lock {
   version: 1;
@@ -81,22 +77,26 @@ afterAll(async () => {
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
+/** `sealift bundle -e airgap` from the loopback sources, its lock read from `imagelists`. */
+const bundleAirgap = (imagelists: string, out: string, extra: string[] = []) =>
+  sealift([
+    'bundle',
+    '-e',
+    'airgap',
+    '--overlay',
+    overlay,
+    '--imagelists',
+    imagelists,
+    '-o',
+    out,
+    ...extra,
+    ...mirrorFlags,
+  ]);
+
 describe('sealift bundle -e airgap', () => {
   it('carries the generated helmfile, pinned charts, release files and every locked image', async () => {
     const out = join(work.path, 'bundles');
-    const r = await sealift([
-      'bundle',
-      '-e',
-      'airgap',
-      '--overlay',
-      overlay,
-      '--imagelists',
-      lists,
-      '-o',
-      out,
-      '--json',
-      ...mirrorFlags,
-    ]);
+    const r = await bundleAirgap(lists, out, ['--json']);
     expect(r.exitCode, r.stderr.slice(-3000)).toBe(0);
     const { index } = JSON.parse(r.stdout) as {
       index: {
@@ -145,18 +145,7 @@ describe('sealift bundle -e airgap', () => {
     lock.images.push({ reference: 'docker.io/istio/pilot-missing:1.23.2', releases: ['istiod'], why: [] });
     await writeFile(join(bad, 'airgap.lock.json'), JSON.stringify(lock));
     const out = join(work.path, 'bad-out');
-    const r = await sealift([
-      'bundle',
-      '-e',
-      'airgap',
-      '--overlay',
-      overlay,
-      '--imagelists',
-      bad,
-      '-o',
-      out,
-      ...mirrorFlags,
-    ]);
+    const r = await bundleAirgap(bad, out);
     expect(r.exitCode).toBe(9);
     expect(r.stderr).toContain('docker.io/istio/pilot-missing:1.23.2 (needed by release istiod)');
     expect(r.stderr).toContain('no bundle was written');

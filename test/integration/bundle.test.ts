@@ -6,11 +6,12 @@ import { execa } from 'execa';
 import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { PROJECT_ROOT, requireTool } from '../../src/tools.ts';
+import { requireTool } from '../../src/tools.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { seedImages, type SeededImage } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
+import { runSealift, SEALIFT_BIN } from '../support/cli.ts';
 
 const BIG = 210 * 1024 * 1024;
 let registry: TestRegistry;
@@ -20,11 +21,9 @@ let images: SeededImage[];
 let listFile: string;
 
 const sealift = (args: string[], opts: { reject?: boolean } = {}) =>
-  execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
-    reject: opts.reject ?? false,
-    cwd: work.path,
-    env: { ...process.env, CI: 'true' },
-  });
+  opts.reject
+    ? execa(process.execPath, [SEALIFT_BIN, ...args], { cwd: work.path, env: { CI: 'true' } })
+    : runSealift(args, { cwd: work.path });
 
 const mirrorFlags = () => [
   '--plain-http',
@@ -106,7 +105,7 @@ describe('sealift bundle --imagelist', () => {
     const args = ['bundle', '--imagelist', listFile, '-o', out, '--json', '--concurrency', '3', ...mirrorFlags()];
     // run 1: SIGKILL once the big layer is flowing
     const big = Object.entries(images[4]!.blobs).find(([, s]) => s >= BIG)![0];
-    const child = execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
+    const child = execa(process.execPath, [SEALIFT_BIN, ...args], {
       reject: false,
       cwd: work.path,
       buffer: false,

@@ -1,13 +1,13 @@
 // `sealift generate` as a user runs it: what it prints, exit codes, and that bad input writes nothing.
 import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/tools.ts';
 import { tempDir } from '../support/process.ts';
+import { runSealift } from '../support/cli.ts';
 
 async function sealift(args: string[], cwd: string) {
-  return execa('node', [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], { reject: false, cwd, timeout: 60_000 });
+  return runSealift(args, { cwd, timeout: 60_000 });
 }
 
 async function stackCopy(root: string): Promise<string> {

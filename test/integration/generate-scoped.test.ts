@@ -5,7 +5,6 @@
 // the scheme from the environment.
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironment } from '../../src/config/index.ts';
 import { runHelmfile } from '../../src/generate/helmfile.ts';
@@ -16,8 +15,8 @@ import { PROJECT_ROOT } from '../../src/tools.ts';
 import { FIXTURES, startChartServers, type ChartServers } from '../support/chart-servers.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
+import { runSealift } from '../support/cli.ts';
 
-const CLI = join(PROJECT_ROOT, 'bin', 'sealift.js');
 const KNOBLESS = ['docker.io/kserve/storage-initializer:latest', 'docker.io/library/busybox:1.28'];
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -29,10 +28,8 @@ let lockRefs: string[];
 let rendered: string;
 
 async function sealift(args: string[]) {
-  const r = await execa(process.execPath, [CLI, ...args, '--stack', stack, '--overlay', overlay], {
-    cwd: PROJECT_ROOT,
-    reject: false,
-    env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'cache'), CI: 'true' },
+  const r = await runSealift([...args, '--stack', stack, '--overlay', overlay], {
+    env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'cache') },
   });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }

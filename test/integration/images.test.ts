@@ -7,19 +7,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../../src/tools.ts';
 import { FIXTURES, startChartServers, type ChartServers } from '../support/chart-servers.ts';
 import { tempDir } from '../support/process.ts';
+import { runSealift, SEALIFT_BIN } from '../support/cli.ts';
 
-const CLI = join(PROJECT_ROOT, 'bin', 'sealift.js');
 const CHARTS = join(FIXTURES, 'charts');
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let helmEnv: Record<string, string> = {};
 
 async function sealift(args: string[], extraEnv: Record<string, string> = {}) {
-  const r = await execa(process.execPath, [CLI, ...args], {
-    cwd: PROJECT_ROOT,
-    reject: false,
-    env: { ...helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'cache'), CI: 'true', ...extraEnv },
-  });
+  const r = await runSealift(args, { env: { ...helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'cache'), ...extraEnv } });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
@@ -242,7 +238,7 @@ describe('images scan on the fixture charts', () => {
       join(FIXTURES, 'releases', 'knative', 'net-istio', 'knative-v1.15.1', 'net-istio.yaml'),
       'utf8',
     );
-    const r = await execa(process.execPath, [CLI, 'images', 'scan', '-', '--json'], {
+    const r = await execa(process.execPath, [SEALIFT_BIN, 'images', 'scan', '-', '--json'], {
       cwd: PROJECT_ROOT,
       reject: false,
       input: manifests,

@@ -10,7 +10,8 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { create as tarCreate, Header } from 'tar';
-import { PROJECT_ROOT, requireTool } from '../../src/tools.ts';
+import { requireTool } from '../../src/tools.ts';
+import { runSealift, SEALIFT_BIN } from '../support/cli.ts';
 
 const sha = (b: Buffer | string) => createHash('sha256').update(b).digest('hex');
 
@@ -269,9 +270,9 @@ export function withoutEndMarker(tar: Buffer): Buffer {
 const CACHE_DIR = mkdtempSync(join(tmpdir(), 'sealift-load-cache-'));
 process.on('exit', () => rmSync(CACHE_DIR, { recursive: true, force: true }));
 export const CLI_ENV = { ...process.env, SEALIFT_CACHE_DIR: CACHE_DIR };
-export const CLI = join(PROJECT_ROOT, 'bin/sealift.js');
+export const CLI = SEALIFT_BIN;
 
 /** Runs the CLI as a user would; never throws on a non-zero exit. */
 export function sealift(args: string[]) {
-  return execa('node', [CLI, ...args], { reject: false, cwd: PROJECT_ROOT, timeout: 240_000, env: CLI_ENV });
+  return runSealift(args, { timeout: 240_000, env: { SEALIFT_CACHE_DIR: CACHE_DIR } });
 }

@@ -17,6 +17,7 @@ import { FIXTURES, startChartServers } from '../support/chart-servers.ts';
 import { seedImages } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
+import { runSealift } from '../support/cli.ts';
 
 interface Lock {
   images: { reference: string; digest?: string }[];
@@ -35,12 +36,7 @@ describe('load --extract-to on the real stack', () => {
       const servers = await startChartServers({ releasesDir });
       const upstream = await startRegistry();
       const cache = join(work.path, 'cache');
-      const run = (args: string[]) =>
-        execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
-          reject: false,
-          cwd: PROJECT_ROOT,
-          env: { ...process.env, CI: 'true', ...servers.helmEnv, SEALIFT_CACHE_DIR: cache },
-        });
+      const run = (args: string[]) => runSealift(args, { env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: cache } });
       const overlay = join(work.path, 'overlay.yaml');
       await writeFile(
         overlay,
@@ -209,11 +205,7 @@ describe('load --extract-to on the real stack', () => {
       const carried = await readFile(join(dir, 'environments', 'airgap.yaml'), 'utf8');
       expect(carried).toContain(site.host);
       const atSite = (args: string[]) =>
-        execa(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), ...args], {
-          reject: false,
-          cwd: work.path,
-          env: { ...process.env, CI: 'true', SEALIFT_CACHE_DIR: join(work.path, 'site-cache') },
-        });
+        runSealift(args, { cwd: work.path, env: { SEALIFT_CACHE_DIR: join(work.path, 'site-cache') } });
       const siteArgs = ['verify', '-e', 'airgap', '--stack', dir, '--manifests', rendered, '--registry', '--json'];
       const alone = await atSite(siteArgs);
       expect(alone.exitCode, alone.stdout.slice(-3000) + alone.stderr.slice(-3000)).toBe(0);

@@ -2,7 +2,6 @@
 // charts from loopback servers) pulls only from its registry, and only images of the list.
 import { cp, mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadEnvironment } from '../../src/config/index.ts';
 import { runHelmfile } from '../../src/generate/helmfile.ts';
@@ -13,8 +12,8 @@ import { FIXTURES, startChartServers, type ChartServers } from '../support/chart
 import { seedImages } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
+import { runSealift } from '../support/cli.ts';
 
-const CLI = join(PROJECT_ROOT, 'bin', 'sealift.js');
 const REG = '10.61.3.31:35000'; // the airgap environment's registry: a string, never contacted
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -23,10 +22,8 @@ let overlay: string;
 let stack: string;
 
 async function sealift(args: string[]) {
-  const r = await execa(process.execPath, [CLI, ...args, '--stack', stack, '--overlay', overlay], {
-    cwd: PROJECT_ROOT,
-    reject: false,
-    env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'cache'), CI: 'true' },
+  const r = await runSealift([...args, '--stack', stack, '--overlay', overlay], {
+    env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'cache') },
   });
   return { code: r.exitCode, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
