@@ -136,20 +136,24 @@ try {
   // sealift
   const out = join(work.path, 'sealift-out');
   const mirrors = ['docker.io', 'nvcr.io', 'gcr.io', 'quay.io'].flatMap((h) => ['--mirror', `${h}=${host}`]);
-  const s = await timed(process.execPath, [
-    join(PROJECT_ROOT, 'bin/sealift.js'),
-    'bundle',
-    '--imagelist',
-    list,
-    '-o',
-    out,
-    '--plain-http',
-    host,
-    ...mirrors,
-    '--concurrency',
-    args.concurrency!,
-    '--json',
-  ]);
+  // every sealift run bundles a list from the same loopback registry, through the same mirrors
+  const bundleList = (imageList: string, outDir: string, extra: string[] = []) =>
+    timed(process.execPath, [
+      join(PROJECT_ROOT, 'bin/sealift.js'),
+      'bundle',
+      '--imagelist',
+      imageList,
+      '-o',
+      outDir,
+      ...extra,
+      '--plain-http',
+      host,
+      ...mirrors,
+      '--concurrency',
+      args.concurrency!,
+      '--json',
+    ]);
+  const s = await bundleList(list, out);
   const tar = join(out, 'images.tar');
   results.push({
     tool: 'sealift bundle',
@@ -160,21 +164,7 @@ try {
   });
   // the same without the tar: the verified directory bundle (what crane's layout compares with)
   const dirOut = join(work.path, 'sealift-dir');
-  const d = await timed(process.execPath, [
-    join(PROJECT_ROOT, 'bin/sealift.js'),
-    'bundle',
-    '--imagelist',
-    list,
-    '-o',
-    dirOut,
-    '--no-pack',
-    '--plain-http',
-    host,
-    ...mirrors,
-    '--concurrency',
-    args.concurrency!,
-    '--json',
-  ]);
+  const d = await bundleList(list, dirOut, ['--no-pack']);
   results.push({
     tool: 'sealift bundle --no-pack',
     seconds: d.seconds,
@@ -250,20 +240,7 @@ try {
       .map((i) => i.ref)
       .join('\n')}\n`,
   );
-  const small = await timed(process.execPath, [
-    join(PROJECT_ROOT, 'bin/sealift.js'),
-    'bundle',
-    '--imagelist',
-    smallList,
-    '-o',
-    join(work.path, 'small-out'),
-    '--plain-http',
-    host,
-    ...mirrors,
-    '--concurrency',
-    args.concurrency!,
-    '--json',
-  ]);
+  const small = await bundleList(smallList, join(work.path, 'small-out'));
   results.push({
     tool: 'sealift bundle (16 small images)',
     seconds: small.seconds,
