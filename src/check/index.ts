@@ -1,0 +1,126 @@
+// `sealift check -e <env>`: the offline preflight. The environment's kubeVersion against every
+// chart's own kubeVersion constraint (read from the chart archive: the site dir's charts/ when
+// the environment takes charts from the site and they are there, else the pulled chart), against
+// each component's documented Kubernetes range, and the components against each other. Ranges
+// and their sources are data (compat/*.yaml).
+import { access } from 'node:fs/promises';
+import { join, relative } from 'node:path';
+import pLimit from 'p-limit';
+import { loadEnvironment, type Environment } from '../config/index.ts';
+import type { RunOptions } from '../events.ts';
+import { planReleases, type ReleasePlan } from '../generate/plan.ts';
+import { globToRegExp } from '../images/rules.ts';
+import { fetchChart, readChartMetadata } from '../render/index.ts';
+import { DEFAULT_COMPAT_DIR, loadCompat, type CompatData } from './compat.ts';
+import {
+  evaluateCharts,
+  evaluateComponents,
+  type ChartConstraint,
+  type CheckFinding,
+  type ComponentInstance,
+} from './evaluate.ts';
+import { formatVersion, parseVersion } from './range.ts';
+
+export { DEFAULT_COMPAT_DIR } from './compat.ts';
+export type { CheckFinding, CheckLevel } from './evaluate.ts';
+
+export interface CheckOptions extends RunOptions {
+  stackDir: string;
+  env: string;
+  overlays?: string[];
+  /** compatibility data directories (default: sealift's compat/) */
+  compatDirs?: string[];
+  cacheDir?: string;
+}
+
+export interface CheckResult {
+  /** false when a hard finding exists */
+  ok: boolean;
+  environment: string;
+  kubeVersion: string;
+  hard: number;
+  warnings: number;
+  findings: CheckFinding[];
+}
+
+const exists = (p: string) =>
+  access(p).then(
+    () => true,
+    () => false,
+  );
+
+/** The releases of the environment that the compat data knows, grouped by component and version. */
+export function componentInstances(env: Environment, data: CompatData): ComponentInstance[] {
+  const byKey = new Map<string, ComponentInstance>();
+  const matchers = Object.entries(data.components).map(([id, c]) => ({
+    id,
+    title: c.title,
+    charts: new Set(c.match.charts),
+    files: c.match.files.map(globToRegExp),
+  }));
+  for (const [name, rel] of Object.entries(env.releases)) {
+    if (!rel.enabled) continue;
+    const m = matchers.find((x) =>
+      rel.chart ? x.charts.has(rel.chart.name) : rel.manifests!.files.some((f) => x.files.some((re) => re.test(f))),
+    );
+    if (!m) continue;
+    const text = rel.chart?.version ?? rel.manifests!.version;
+    const kind = rel.chart ? 'chart.version' : 'manifests.version';
+    const version = parseVersion(text, `${relative(process.cwd(), env.file) || env.file}: releases.${name}.${kind}`);
+    const key = `${m.id} ${version.version}`;
+    const inst = byKey.get(key) ?? { component: m.id, title: m.title, version, releases: [] };
+    inst.releases.push(name);
+    byKey.set(key, inst);
+  }
+  return [...byKey.values()];
+}
+
+/** Each chart release's Chart.yaml kubeVersion, from the site dir's archive or the pulled chart. */
+async function chartConstraints(
+  env: Environment,
+  plans: ReleasePlan[],
+  opts: CheckOptions,
+): Promise<ChartConstraint[]> {
+  const limit = pLimit(4);
+  const charts = plans.filter((p) => p.source.type !== 'manifests');
+  return Promise.all(
+    charts.map((p) =>
+      limit(async (): Promise<ChartConstraint> => {
+        const local = join(opts.stackDir, p.sitePath);
+        const tgz =
+          env.chartsFrom === 'site' && (await exists(local))
+            ? local
+            : await fetchChart(p.source as Exclude<ReleasePlan['source'], { type: 'manifests' }>, {
+                ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+                ...(opts.signal ? { signal: opts.signal } : {}),
+              });
+        const meta = await readChartMetadata(tgz, opts);
+        return {
+          release: p.name,
+          chart: meta.name,
+          version: meta.version,
+          ...(meta.kubeVersion ? { kubeVersion: meta.kubeVersion } : {}),
+          from: `${relative(process.cwd(), tgz) || tgz} Chart.yaml`,
+        };
+      }),
+    ),
+  );
+}
+
+export async function checkEnvironment(opts: CheckOptions): Promise<CheckResult> {
+  const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
+  const kube = parseVersion(env.kubeVersion, `${relative(process.cwd(), env.file) || env.file}: kubeVersion`);
+  const data = await loadCompat(opts.compatDirs ?? [DEFAULT_COMPAT_DIR]);
+  const plans = planReleases(env, { mode: 'deploy' });
+  const charts = await chartConstraints(env, plans, opts);
+  const findings = [...evaluateCharts(kube, charts), ...evaluateComponents(kube, componentInstances(env, data), data)];
+  const hard = findings.filter((f) => f.level === 'hard').length;
+  return {
+    ok: hard === 0,
+    environment: env.name,
+    kubeVersion: formatVersion(kube),
+    hard,
+    warnings: findings.filter((f) => f.level === 'warn').length,
+    findings,
+  };
+}
