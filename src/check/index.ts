@@ -43,6 +43,12 @@ export interface CheckResult {
   findings: CheckFinding[];
 }
 
+/** A path relative to the working directory when it is below it, else absolute. */
+const display = (p: string) => {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith('..') ? r : p;
+};
+
 const exists = (p: string) =>
   access(p).then(
     () => true,
@@ -66,7 +72,7 @@ export function componentInstances(env: Environment, data: CompatData): Componen
     if (!m) continue;
     const text = rel.chart?.version ?? rel.manifests!.version;
     const kind = rel.chart ? 'chart.version' : 'manifests.version';
-    const version = parseVersion(text, `${relative(process.cwd(), env.file) || env.file}: releases.${name}.${kind}`);
+    const version = parseVersion(text, `${display(env.file)}: releases.${name}.${kind}`);
     const key = `${m.id} ${version.version}`;
     const inst = byKey.get(key) ?? { component: m.id, title: m.title, version, releases: [] };
     inst.releases.push(name);
@@ -100,7 +106,7 @@ async function chartConstraints(
           chart: meta.name,
           version: meta.version,
           ...(meta.kubeVersion ? { kubeVersion: meta.kubeVersion } : {}),
-          from: `${relative(process.cwd(), tgz) || tgz} Chart.yaml`,
+          from: `${display(tgz)} Chart.yaml`,
         };
       }),
     ),
@@ -109,7 +115,7 @@ async function chartConstraints(
 
 export async function checkEnvironment(opts: CheckOptions): Promise<CheckResult> {
   const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
-  const kube = parseVersion(env.kubeVersion, `${relative(process.cwd(), env.file) || env.file}: kubeVersion`);
+  const kube = parseVersion(env.kubeVersion, `${display(env.file)}: kubeVersion`);
   const data = await loadCompat(opts.compatDirs ?? [DEFAULT_COMPAT_DIR]);
   const plans = planReleases(env, { mode: 'deploy' });
   const charts = await chartConstraints(env, plans, opts);
