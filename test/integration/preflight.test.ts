@@ -183,6 +183,36 @@ describe('size -e airgap', () => {
     expect(human.stdout).toContain('size airgap: fits');
   });
 
+  it("--manifests: sizes a render made elsewhere (helm template output), one row per chart of its '# Source:' lines", async () => {
+    const helm = requireTool('helm');
+    const render = async (release: string, chart: string) =>
+      String(
+        (
+          await execa(helm, [
+            'template',
+            release,
+            join(FIXTURES, 'charts', chart),
+            '--namespace',
+            'x',
+            '--kube-version',
+            'v1.28.6',
+          ])
+        ).stdout,
+      );
+    const file = join(tmp.path, 'rendered.yaml');
+    await writeFile(
+      file,
+      `${await render('istiod', 'istiod-1.23.2.tgz')}\n---\n${await render('cert-manager', 'cert-manager-v1.16.1.tgz')}`,
+    );
+    const r = await sealift(['size', '-e', 'airgap', '--manifests', file, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const v = JSON.parse(r.stdout) as SizeJson;
+    expect(v.releases.map((x) => x.release).sort()).toEqual(['cert-manager', 'istiod']);
+    expect(v.totals.requests.cpu).toBeCloseTo(0.5, 6);
+    expect(v.totals.requests.memory).toBe(2 * 2 ** 30);
+    expect(v.containersWithoutRequests.map((c) => c.container)).toContain('cert-manager-controller');
+  });
+
   it('exits 13 when the requests do not fit a smaller cluster', async () => {
     const small = await overlayFile('small.yaml', 'cluster: { nodes: 1, cpu: 1, memory: 2Gi, gpus: 0, headroom: 0 }\n');
     const r = await sealift(['size', '-e', 'airgap', '--json'], [small]);
