@@ -39,9 +39,20 @@ const RuleSchema = z
     message: 'a rule needs exactly one of "kubernetes" or "requires"',
   });
 
+/** A built-in API version and the Kubernetes versions that serve it. */
+const ApiSchema = z.strictObject({
+  apiVersion: z.string().min(1),
+  kinds: z.array(z.string().min(1)).min(1),
+  kubernetes: z.string().min(1),
+  source: z.string().min(1),
+});
+
 const CompatFileSchema = z.strictObject({
   components: z.record(z.string(), ComponentSchema).default({}),
   rules: z.array(RuleSchema).default([]),
+  /** API groups the API server serves itself ('' = core) */
+  builtinGroups: z.array(z.string()).default([]),
+  apis: z.array(ApiSchema).default([]),
 });
 
 export type CompatComponent = z.output<typeof ComponentSchema>;
@@ -58,9 +69,18 @@ export interface CompatRule {
   where: string;
 }
 
+export interface BuiltinApi {
+  apiVersion: string;
+  kinds: string[];
+  kubernetes: VersionRange;
+  source: string;
+}
+
 export interface CompatData {
   components: Record<string, CompatComponent>;
   rules: CompatRule[];
+  builtinGroups: string[];
+  apis: BuiltinApi[];
 }
 
 /** The line of a path in a parsed file (its nearest existing ancestor's). */
@@ -91,7 +111,7 @@ async function readCompatFile(file: string): Promise<CompatData> {
   const fail = (path: readonly PropertyKey[], message: string): never => {
     const line = lineOf(doc.contents, path, lines);
     throw new SealiftError('CONFIG_INVALID', `${show}:${line}: ${path.join('.') || '(top level)'}: ${message}`, {
-      hint: 'compat/README.md describes the format: components {title, match {charts, files}} and rules {component, versions, kubernetes | requires, level, why, source}.',
+      hint: 'compat/README.md describes the format: components {title, match {charts, files}}, rules {component, versions, kubernetes | requires, level, why, source}, builtinGroups, apis {apiVersion, kinds, kubernetes, source}.',
       details: { file: show, line },
     });
   };
@@ -123,12 +143,16 @@ async function readCompatFile(file: string): Promise<CompatData> {
       where,
     };
   });
-  return { components: data.components, rules };
+  const apis = data.apis.map((a, i) => ({
+    ...a,
+    kubernetes: parseRange(a.kubernetes, `${show}:${lineOf(doc.contents, ['apis', i], lines)}: kubernetes`),
+  }));
+  return { components: data.components, rules, builtinGroups: data.builtinGroups, apis };
 }
 
 /** Every compat/*.yaml of the given directories, in order; rules must name known components. */
 export async function loadCompat(dirs: readonly string[] = [DEFAULT_COMPAT_DIR]): Promise<CompatData> {
-  const out: CompatData = { components: {}, rules: [] };
+  const out: CompatData = { components: {}, rules: [], builtinGroups: [], apis: [] };
   for (const dir of dirs) {
     const names = await readdir(dir).catch((e: NodeJS.ErrnoException) => {
       throw new SealiftError('USAGE', `cannot read the compatibility directory ${dir}: ${e.message}`, {
@@ -139,6 +163,8 @@ export async function loadCompat(dirs: readonly string[] = [DEFAULT_COMPAT_DIR])
       const data = await readCompatFile(join(dir, name));
       Object.assign(out.components, data.components);
       out.rules.push(...data.rules);
+      out.builtinGroups.push(...data.builtinGroups);
+      out.apis.push(...data.apis);
     }
   }
   for (const r of out.rules) {

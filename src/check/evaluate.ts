@@ -27,7 +27,7 @@ export type CheckLevel = 'hard' | 'warn' | 'ok' | 'unknown';
 export interface CheckFinding {
   /** hard: will not work (non-zero exit); warn: outside the documented range; unknown: no data to judge */
   level: CheckLevel;
-  check: 'chart' | 'kubernetes' | 'component';
+  check: 'chart' | 'kubernetes' | 'component' | 'api';
   /** component title (KServe) or chart name */
   component: string;
   version: string;
@@ -132,5 +132,102 @@ export function evaluateComponents(
       }
     }
   }
+  return findings;
+}
+
+/** What a release renders, for the API check. */
+export interface RenderedDocuments {
+  release: string;
+  documents: readonly { value: unknown }[];
+}
+
+const str = (v: unknown) => (typeof v === 'string' ? v : undefined);
+const obj = (v: unknown) => (v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : {});
+
+/** `group/version kind` keys the environment's own CRDs (served versions) and APIServices define. */
+function definedApis(releases: readonly RenderedDocuments[]): { kinds: Set<string>; groupVersions: Set<string> } {
+  const kinds = new Set<string>();
+  const groupVersions = new Set<string>();
+  for (const r of releases) {
+    for (const d of r.documents) {
+      const doc = obj(d.value);
+      const spec = obj(doc.spec);
+      if (doc.kind === 'CustomResourceDefinition') {
+        const kind = str(obj(spec.names).kind);
+        const versions = Array.isArray(spec.versions) ? spec.versions.map(obj) : [];
+        for (const v of versions)
+          if (v.served !== false && kind) kinds.add(`${String(spec.group)}/${String(v.name)} ${kind}`);
+      } else if (doc.kind === 'APIService') {
+        groupVersions.add(`${String(spec.group)}/${String(spec.version)}`);
+      }
+    }
+  }
+  return { kinds, groupVersions };
+}
+
+/**
+ * Every rendered kind at its apiVersion: a built-in one the Kubernetes version does not serve is
+ * hard (the API server rejects it); a kind of another group that no release's CRD defines warns
+ * (the cluster must already have it).
+ */
+export function evaluateApis(kube: SemVer, releases: readonly RenderedDocuments[], data: CompatData): CheckFinding[] {
+  const builtin = new Set(data.builtinGroups);
+  const defined = definedApis(releases);
+  const used = new Map<string, { apiVersion: string; kind: string; releases: Set<string> }>();
+  for (const r of releases) {
+    for (const d of r.documents) {
+      const doc = obj(d.value);
+      const apiVersion = str(doc.apiVersion);
+      const kind = str(doc.kind);
+      if (!apiVersion || !kind) continue;
+      const key = `${apiVersion} ${kind}`;
+      const u = used.get(key) ?? { apiVersion, kind, releases: new Set<string>() };
+      u.releases.add(r.release);
+      used.set(key, u);
+    }
+  }
+  const findings: CheckFinding[] = [];
+  const base = (u: { apiVersion: string; kind: string; releases: Set<string> }) => ({
+    check: 'api' as const,
+    component: `${u.kind} ${u.apiVersion}`,
+    version: '',
+    releases: [...u.releases],
+    actual: `Kubernetes ${formatVersion(kube)}`,
+  });
+  for (const u of used.values()) {
+    const group = u.apiVersion.includes('/') ? u.apiVersion.slice(0, u.apiVersion.indexOf('/')) : '';
+    const by = [...u.releases].join(', ');
+    if (builtin.has(group)) {
+      const api = data.apis.find((a) => a.apiVersion === u.apiVersion && a.kinds.includes(u.kind));
+      if (!api || api.kubernetes.test(kube)) continue;
+      findings.push({
+        ...base(u),
+        level: 'hard',
+        requirement: `Kubernetes ${api.kubernetes.text}`,
+        source: api.source,
+        message: `${by} renders ${u.kind} ${u.apiVersion}, which Kubernetes ${formatVersion(kube)} does not serve (served: ${api.kubernetes.text}; source: ${api.source})`,
+      });
+    } else if (!defined.kinds.has(`${u.apiVersion} ${u.kind}`) && !defined.groupVersions.has(u.apiVersion)) {
+      findings.push({
+        ...base(u),
+        level: 'warn',
+        requirement: `a CRD for ${u.kind} ${u.apiVersion}`,
+        actual: 'no release of the environment defines it',
+        message: `${by} renders ${u.kind} ${u.apiVersion}, which no release of the environment defines (no CustomResourceDefinition serves it): the cluster must already have it`,
+      });
+    }
+  }
+  const kinds = used.size;
+  if (findings.length === 0)
+    findings.push({
+      check: 'api',
+      component: 'Kubernetes APIs',
+      version: '',
+      releases: releases.map((r) => r.release),
+      level: 'ok',
+      requirement: 'every rendered kind served',
+      actual: `${kinds} kinds at their apiVersions`,
+      message: `all ${kinds} kinds the environment renders are served by Kubernetes ${formatVersion(kube)} or defined by its own CRDs`,
+    });
   return findings;
 }

@@ -1,18 +1,20 @@
 // `sealift check -e <env>`: the offline preflight. The environment's kubeVersion against every
 // chart's own kubeVersion constraint (read from the chart archive: the site dir's charts/ when
 // the environment takes charts from the site and they are there, else the pulled chart), against
-// each component's documented Kubernetes range, and the components against each other. Ranges
-// and their sources are data (compat/*.yaml).
-import { access } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+// each component's documented Kubernetes range, the components against each other, and every
+// kind the environment renders against the APIs that Kubernetes version serves (or the
+// environment's own CRDs define). Ranges and their sources are data (compat/*.yaml).
+import { relative } from 'node:path';
 import pLimit from 'p-limit';
 import { loadEnvironment, type Environment } from '../config/index.ts';
 import type { RunOptions } from '../events.ts';
-import { planReleases, type ReleasePlan } from '../generate/plan.ts';
+import { planReleases } from '../generate/plan.ts';
 import { globToRegExp } from '../images/rules.ts';
-import { fetchChart, readChartMetadata } from '../render/index.ts';
+import { fetchChart, readChartMetadata, renderReleases, type RenderTarget } from '../render/index.ts';
+import { siteRenderTargets } from '../render/site.ts';
 import { DEFAULT_COMPAT_DIR, loadCompat, type CompatData } from './compat.ts';
 import {
+  evaluateApis,
   evaluateCharts,
   evaluateComponents,
   type ChartConstraint,
@@ -49,12 +51,6 @@ const display = (p: string) => {
   return r && !r.startsWith('..') ? r : p;
 };
 
-const exists = (p: string) =>
-  access(p).then(
-    () => true,
-    () => false,
-  );
-
 /** The releases of the environment that the compat data knows, grouped by component and version. */
 export function componentInstances(env: Environment, data: CompatData): ComponentInstance[] {
   const byKey = new Map<string, ComponentInstance>();
@@ -82,34 +78,29 @@ export function componentInstances(env: Environment, data: CompatData): Componen
 }
 
 /** Each chart release's Chart.yaml kubeVersion, from the site dir's archive or the pulled chart. */
-async function chartConstraints(
-  env: Environment,
-  plans: ReleasePlan[],
-  opts: CheckOptions,
-): Promise<ChartConstraint[]> {
+async function chartConstraints(targets: readonly RenderTarget[], opts: CheckOptions): Promise<ChartConstraint[]> {
   const limit = pLimit(4);
-  const charts = plans.filter((p) => p.source.type !== 'manifests');
   return Promise.all(
-    charts.map((p) =>
-      limit(async (): Promise<ChartConstraint> => {
-        const local = join(opts.stackDir, p.sitePath);
-        const tgz =
-          env.chartsFrom === 'site' && (await exists(local))
-            ? local
-            : await fetchChart(p.source as Exclude<ReleasePlan['source'], { type: 'manifests' }>, {
-                ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
-                ...(opts.signal ? { signal: opts.signal } : {}),
-              });
-        const meta = await readChartMetadata(tgz, opts);
-        return {
-          release: p.name,
-          chart: meta.name,
-          version: meta.version,
-          ...(meta.kubeVersion ? { kubeVersion: meta.kubeVersion } : {}),
-          from: `${display(tgz)} Chart.yaml`,
-        };
-      }),
-    ),
+    targets
+      .filter((t) => t.source.type !== 'manifests')
+      .map((t) =>
+        limit(async (): Promise<ChartConstraint> => {
+          const tgz =
+            t.chartFile ??
+            (await fetchChart(t.source as Exclude<RenderTarget['source'], { type: 'manifests' }>, {
+              ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+              ...(opts.signal ? { signal: opts.signal } : {}),
+            }));
+          const meta = await readChartMetadata(tgz, opts);
+          return {
+            release: t.name,
+            chart: meta.name,
+            version: meta.version,
+            ...(meta.kubeVersion ? { kubeVersion: meta.kubeVersion } : {}),
+            from: `${display(tgz)} Chart.yaml`,
+          };
+        }),
+      ),
   );
 }
 
@@ -118,8 +109,26 @@ export async function checkEnvironment(opts: CheckOptions): Promise<CheckResult>
   const kube = parseVersion(env.kubeVersion, `${display(env.file)}: kubeVersion`);
   const data = await loadCompat(opts.compatDirs ?? [DEFAULT_COMPAT_DIR]);
   const plans = planReleases(env, { mode: 'deploy' });
-  const charts = await chartConstraints(env, plans, opts);
-  const findings = [...evaluateCharts(kube, charts), ...evaluateComponents(kube, componentInstances(env, data), data)];
+  // at the site (chartsFrom: site), the site dir's charts/ and releases/: nothing is fetched
+  const targets = env.chartsFrom === 'site' ? await siteRenderTargets(plans, opts.stackDir) : plans;
+  const charts = await chartConstraints(targets, opts);
+  const chartFindings = evaluateCharts(kube, charts);
+  // helm refuses to render a chart whose kubeVersion excludes the cluster: that is reported already
+  const refused = new Set(chartFindings.filter((f) => f.level === 'hard').flatMap((f) => f.releases));
+  const rendered = await renderReleases(
+    targets.filter((t) => !refused.has(t.name)),
+    {
+      kubeVersion: env.kubeVersion,
+      ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    },
+  );
+  const findings = [
+    ...chartFindings,
+    ...evaluateComponents(kube, componentInstances(env, data), data),
+    ...evaluateApis(kube, rendered, data),
+  ];
   const hard = findings.filter((f) => f.level === 'hard').length;
   return {
     ok: hard === 0,

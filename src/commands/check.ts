@@ -20,7 +20,7 @@ const LEVEL_TEXT: Record<CheckLevel, string> = { hard: 'FAIL', warn: 'WARN', ok:
 function table(r: CheckResult): string[] {
   const rows = r.findings.map((f: CheckFinding) => [
     LEVEL_TEXT[f.level],
-    `${f.component} ${f.version}`,
+    [f.component, f.version].filter(Boolean).join(' '),
     f.requirement,
     f.actual,
     f.source ?? '-',
@@ -71,7 +71,7 @@ export function registerCheck(program: Command): void {
       program
         .command('check')
         .description(
-          "Preflight, offline: the environment's Kubernetes version against every chart's kubeVersion and each component's documented range, and the components against each other",
+          "Preflight, offline: the environment's Kubernetes version against every chart's kubeVersion, each component's documented range and the APIs it renders, and the components against each other",
         ),
       'a site dir from load --extract-to: its charts/ are read; ',
     )
@@ -83,15 +83,20 @@ export function registerCheck(program: Command): void {
       .addHelpText(
         'after',
         `
-Levels: FAIL (hard: a chart's kubeVersion excludes the cluster, or a component refuses to start
-below its minimum), WARN (outside the range upstream documents; the warning names the range and
-its source), ok, ? (no compatibility data for that version).
+Checks: each chart's Chart.yaml kubeVersion; each component's Kubernetes range and the
+components against each other (compat/*.yaml); every rendered kind at its apiVersion against the
+APIs the Kubernetes version serves or the environment's own CRDs define.
+
+Levels: FAIL (hard: a chart's kubeVersion excludes the cluster, a component refuses to start
+below its minimum, a rendered apiVersion the cluster does not serve), WARN (outside the range
+upstream documents, named with its source; a custom kind no release defines), ok, ? (no
+compatibility data for that version).
 
 --json: {ok, environment, kubeVersion, hard, warnings, findings: [{level, check, component,
 version, releases, requirement, actual, why, source, message}]} on stdout.
 
 Exit codes: 0 no hard finding (warnings allowed); ${ERROR_CODES.CHECK_FAILED.exit} a hard finding; ${ERROR_CODES.CONFIG_INVALID.exit} an invalid
-environment or compat file; ${ERROR_CODES.USAGE.exit} usage; ${ERROR_CODES.TOOL_FAILED.exit} helm failed; ${ERROR_CODES.NOT_FOUND.exit} a chart could not be pulled.`,
+environment or compat file; ${ERROR_CODES.USAGE.exit} usage; ${ERROR_CODES.RENDER_FAILED.exit} helm could not render a chart; ${ERROR_CODES.TOOL_FAILED.exit} helm failed; ${ERROR_CODES.NOT_FOUND.exit} a chart could not be pulled.`,
       ),
   ).action((flags: CheckFlags) => runCheck(flags));
 }

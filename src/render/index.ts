@@ -22,6 +22,8 @@ export interface RenderTarget {
   namespace: string;
   source: ChartSource;
   values: Record<string, unknown>;
+  /** a chart archive already on disk (a site dir's charts/): rendered instead of fetching the source */
+  chartFile?: string;
 }
 
 export interface RenderOptions extends RunOptions {
@@ -197,7 +199,7 @@ export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): 
     }
     return { release: t.name, documents, problems, durationMs: Date.now() - started };
   }
-  const tgz = await fetchChart(t.source, opts);
+  const tgz = t.chartFile ?? (await fetchChart(t.source, opts));
   const base = {
     release: t.name,
     namespace: t.namespace,

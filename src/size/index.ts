@@ -8,6 +8,7 @@ import type { RunOptions } from '../events.ts';
 import { planReleases } from '../generate/plan.ts';
 import { fetchManifestFile, renderReleases } from '../render/index.ts';
 import { parseManifests, type ManifestDocument } from '../render/manifests.ts';
+import { siteRenderTargets } from '../render/site.ts';
 import { fitCluster, podsOf, releaseTotals, sumTotals, type ClusterFit, type ReleaseTotals } from './fit.ts';
 import { releaseResources, type ContainerWithoutRequests, type Workload } from './resources.ts';
 
@@ -54,7 +55,10 @@ async function documentsByRelease(opts: SizeOptions, env: Awaited<ReturnType<typ
     }
     return groups;
   }
-  const rendered = await renderReleases(planReleases(env, { mode: 'deploy' }), {
+  const plans = planReleases(env, { mode: 'deploy' });
+  // at the site (chartsFrom: site), the site dir's charts/ and releases/: nothing is fetched
+  const targets = env.chartsFrom === 'site' ? await siteRenderTargets(plans, opts.stackDir) : plans;
+  const rendered = await renderReleases(targets, {
     kubeVersion: env.kubeVersion,
     skipKinds: ['CustomResourceDefinition'],
     ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),

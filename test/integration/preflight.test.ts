@@ -71,12 +71,17 @@ describe('check -e airgap', () => {
       }),
     ]);
 
+    // every kind the stack renders is a built-in one v1.28.6 serves, or one of the stack's own CRDs
+    expect(v.findings.filter((f) => f.check === 'api')).toEqual([
+      expect.objectContaining({ level: 'ok', component: 'Kubernetes APIs' }),
+    ]);
+
     const human = await sealift(['check', '-e', 'airgap']);
     expect(human.code).toBe(0);
     expect(human.stdout).toMatch(
       /^WARN +KServe v0\.15\.2 +Kubernetes >=1\.30\.0-0 +Kubernetes v1\.28\.6 +https:\/\/kserve/m,
     );
-    expect(human.stdout).toContain('check airgap (Kubernetes v1.28.6): 10 checks, 0 failed, 1 warnings');
+    expect(human.stdout).toContain('check airgap (Kubernetes v1.28.6): 11 checks, 0 failed, 1 warnings');
     expect(human.stderr).toContain(
       'warning: KServe v0.15.2 documents Kubernetes >=1.30.0-0; the environment has v1.28.6',
     );
@@ -114,13 +119,32 @@ describe('check -e airgap', () => {
     });
   });
 
-  it("at the site (--stack <site dir>, chartsFrom: site) it reads the site's charts/, not the sources", async () => {
-    // a site dir as load --extract-to writes it, with a cert-manager chart whose constraint excludes 1.28
+  it("at the site (--stack <site dir>, chartsFrom: site) check and size read the site's charts/ and releases/, fetch nothing", async () => {
+    // a site dir as load --extract-to writes it
     const site = join(tmp.path, 'site');
     await cp(join(PROJECT_ROOT, 'environments'), join(site, 'environments'), { recursive: true });
     await mkdir(join(site, 'charts'), { recursive: true });
     for (const c of (await readdir(join(FIXTURES, 'charts'))).filter((f) => f.endsWith('.tgz')))
       await copyFile(join(FIXTURES, 'charts', c), join(site, 'charts', c));
+    const knative = join(FIXTURES, 'releases', 'knative');
+    const releaseFiles: [string, string][] = [
+      ['knative-serving-crds', join(knative, 'serving', 'knative-v1.15.2', 'serving-crds.yaml')],
+      ['knative-serving', join(knative, 'serving', 'knative-v1.15.2', 'serving-core.yaml')],
+      ['net-istio', join(knative, 'net-istio', 'knative-v1.15.1', 'net-istio.yaml')],
+    ];
+    for (const [release, file] of releaseFiles) {
+      await mkdir(join(site, 'releases', release), { recursive: true });
+      await copyFile(file, join(site, 'releases', release, file.split('/').pop()!));
+    }
+    const before = servers.requests.length;
+    const siteEnv = { env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'site-cache') } };
+    // the loopback sources stay in place (--overlay) so that a fallback could only reach 127.0.0.1
+    // size renders the site's files: the same totals as from the sources
+    const sized = await runSealift(['size', '-e', 'airgap', '--stack', site, '--overlay', overlay, '--json'], siteEnv);
+    expect(sized.exitCode, String(sized.stderr)).toBe(0);
+    expect((JSON.parse(String(sized.stdout)) as SizeJson).totals.requests.cpu).toBeCloseTo(1.45, 3);
+
+    // then a cert-manager chart whose own kubeVersion excludes 1.28
     const work = join(tmp.path, 'repack');
     await mkdir(work, { recursive: true });
     await execa('tar', ['-xzf', join(FIXTURES, 'charts', 'cert-manager-v1.16.1.tgz'), '-C', work]);
@@ -131,9 +155,9 @@ describe('check -e airgap', () => {
     );
     await execa(requireTool('helm'), ['package', join(work, 'cert-manager'), '-d', join(site, 'charts')]);
 
-    const r = await runSealift(['check', '-e', 'airgap', '--stack', site, '--json'], {
-      env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: join(tmp.path, 'site-cache') },
-    });
+    const r = await runSealift(['check', '-e', 'airgap', '--stack', site, '--overlay', overlay, '--json'], siteEnv);
+    // nothing was downloaded: charts and release files came from the site dir
+    expect(servers.requests.slice(before)).toEqual([]);
     expect(r.exitCode, String(r.stderr)).toBe(12);
     const v = JSON.parse(String(r.stdout)) as { findings: Finding[] };
     expect(v.findings.find((f) => f.check === 'chart')).toMatchObject({

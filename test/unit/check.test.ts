@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { loadCompat, type CompatData } from '../../src/check/compat.ts';
-import { evaluateCharts, evaluateComponents, type ComponentInstance } from '../../src/check/evaluate.ts';
+import { evaluateApis, evaluateCharts, evaluateComponents, type ComponentInstance } from '../../src/check/evaluate.ts';
 import { componentInstances } from '../../src/check/index.ts';
 import { parseChartConstraint, parseRange, parseVersion } from '../../src/check/range.ts';
 import { loadEnvironment } from '../../src/config/index.ts';
@@ -119,6 +119,8 @@ describe('levels', () => {
         where: 't:3',
       },
     ],
+    builtinGroups: [],
+    apis: [],
   };
   const comp = (version: string): ComponentInstance => ({
     component: 'comp',
@@ -179,6 +181,55 @@ describe('levels', () => {
     const [f] = evaluateCharts(v('v1.21.0'), charts);
     expect(f).toMatchObject({ level: 'hard', check: 'chart', component: 'cert-manager', source: 'cm.tgz' });
     expect(f!.message).toContain('requires Kubernetes >= 1.22.0-0; the environment has v1.21.0');
+  });
+});
+
+describe('APIs', () => {
+  const docs = (...values: unknown[]) => values.map((value) => ({ value }));
+  const pdb = (apiVersion: string) => ({ apiVersion, kind: 'PodDisruptionBudget', metadata: { name: 'x' } });
+  const crd = {
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    spec: {
+      group: 'example.com',
+      names: { kind: 'Widget' },
+      versions: [
+        { name: 'v1', served: true },
+        { name: 'v1alpha1', served: false },
+      ],
+    },
+  };
+  const widget = (v: string) => ({ apiVersion: `example.com/${v}`, kind: 'Widget' });
+
+  it('a built-in kind at an apiVersion the Kubernetes version no longer serves is hard, with its source', async () => {
+    const data = await loadCompat();
+    const releases = [{ release: 'old', documents: docs(pdb('policy/v1beta1'), pdb('policy/v1')) }];
+    expect(evaluateApis(v('v1.24.9'), releases, data).map((f) => f.level)).toEqual(['ok']);
+    const [f, ...rest] = evaluateApis(v('v1.28.6'), releases, data);
+    expect(rest).toEqual([]);
+    expect(f).toMatchObject({
+      level: 'hard',
+      check: 'api',
+      component: 'PodDisruptionBudget policy/v1beta1',
+      requirement: 'Kubernetes <1.25.0-0',
+      source: 'https://kubernetes.io/docs/reference/using-api/deprecation-guide/#v1-25',
+    });
+    // and one that is not served yet
+    expect(evaluateApis(v('v1.20.0'), releases, data).map((f) => f.component)).toEqual([
+      'PodDisruptionBudget policy/v1',
+    ]);
+  });
+
+  it('a custom kind needs a CRD of the environment serving that version, else it warns', async () => {
+    const data = await loadCompat();
+    const k = v('v1.28.6');
+    expect(evaluateApis(k, [{ release: 'a', documents: docs(crd, widget('v1')) }], data)[0]!.level).toBe('ok');
+    const missing = evaluateApis(k, [{ release: 'a', documents: docs(widget('v1')) }], data);
+    expect(missing).toEqual([
+      expect.objectContaining({ level: 'warn', component: 'Widget example.com/v1', releases: ['a'] }),
+    ]);
+    const unserved = evaluateApis(k, [{ release: 'a', documents: docs(crd, widget('v1alpha1')) }], data);
+    expect(unserved.map((f) => [f.level, f.component])).toEqual([['warn', 'Widget example.com/v1alpha1']]);
   });
 });
 
