@@ -246,3 +246,25 @@ describe('size -e airgap', () => {
     expect(v.fit.verdict).toBe('does-not-fit');
   });
 });
+
+describe('check and size: bad input before any work', () => {
+  it('no -e, an unknown environment, a broken compat file: coded errors and their exit codes', async () => {
+    const noEnv = await runSealift(['check']);
+    expect(noEnv.exitCode).toBe(2);
+    expect(String(noEnv.stderr)).toContain('error[USAGE]: sealift check needs -e <env>');
+
+    const unknown = await runSealift(['size', '-e', 'nowhere', '--json']);
+    expect(unknown.exitCode).toBe(2);
+    expect(JSON.parse(String(unknown.stdout))).toMatchObject({
+      ok: false,
+      error: { code: 'USAGE', message: expect.stringContaining('unknown environment "nowhere"') },
+    });
+
+    const compat = join(tmp.path, 'my-compat');
+    await mkdir(compat, { recursive: true });
+    await writeFile(join(compat, 'mine.yaml'), "rules:\n  - { component: kserve, versions: '>=0.15', level: warn }\n");
+    const bad = await runSealift(['check', '-e', 'airgap', '--compat', compat]);
+    expect(bad.exitCode).toBe(3);
+    expect(String(bad.stderr)).toMatch(/error\[CONFIG_INVALID\]: .*mine\.yaml:2: rules\.0\.why: /);
+  });
+});

@@ -1,5 +1,10 @@
 // sealift size, pure parts: what a rendered workload requests, and the fit verdict.
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { loadEnvironment } from '../../src/config/index.ts';
+import { PROJECT_ROOT } from '../../src/tools.ts';
 import { parseManifests } from '../../src/render/manifests.ts';
 import { fitCluster, releaseTotals } from '../../src/size/fit.ts';
 import { releaseResources, zero } from '../../src/size/resources.ts';
@@ -151,5 +156,26 @@ describe('fitCluster', () => {
     expect(f.podsTooLarge).toEqual([
       { workload: 'llm: Deployment huge', resource: 'nvidia.com/gpu', requested: 8, node: 4 },
     ]);
+  });
+});
+
+describe('the cluster block', () => {
+  it('an invalid quantity is an error naming the file, line and key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sealift-cluster-'));
+    try {
+      const overlay = join(dir, 'site.yaml');
+      await writeFile(overlay, 'cluster:\n  nodes: 3\n  cpu: lots\n  memory: 450G\n');
+      await expect(loadEnvironment(PROJECT_ROOT, 'airgap', { overlays: [overlay] })).rejects.toThrow(
+        /site\.yaml:3: cluster\.cpu: must be a Kubernetes quantity/,
+      );
+      await writeFile(overlay, 'cluster:\n  nodes: 3\n  cpu: 64\n  memory: 450G\n  disks: 2\n');
+      await expect(loadEnvironment(PROJECT_ROOT, 'airgap', { overlays: [overlay] })).rejects.toThrow(
+        /site\.yaml:5: cluster\.disks: unknown key "disks"/,
+      );
+      const env = await loadEnvironment(PROJECT_ROOT, 'airgap');
+      expect(env.cluster).toEqual({ nodes: 3, cpu: 64, memory: '450G', gpus: 4, headroom: 20 });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
