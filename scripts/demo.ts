@@ -8,7 +8,8 @@
 //
 // Steps: images scan (find the digest-pinned Knative images) -> seed -> generate -> images ->
 // bundle -> bundle verify -> stop every upstream server -> load --extract-to (twice) ->
-// helmfile -e airgap template in the extracted site dir -> every rendered image in the site registry
+// helmfile -e airgap template in the extracted site dir -> check + size (preflight, offline) ->
+// every rendered image in the site registry
 // (skopeo, then sealift verify --stack <site dir> --manifests --registry: the environment and lock
 // the bundle carried, no checkout) -> containerd pulls through hosts.toml.
 //
@@ -221,6 +222,27 @@ async function main(): Promise<void> {
     for (const o of outside) console.log(`  not in the site registry: ${o}`);
     done();
 
+    // Preflight before `helmfile apply`, at the site and offline: check reads the site dir's charts/,
+    // size sums what the site's own render requests against the carried environment's cluster block.
+    done = step('preflight at the site: check (compatibility) and size (resources), offline');
+    const checked = (await sealift(['check', '-e', 'airgap', '--stack', siteDir], { json: true })) as {
+      ok: boolean;
+      warnings: number;
+      findings: { level: string; message: string }[];
+    };
+    for (const f of checked.findings.filter((x) => x.level === 'warn')) console.log(`warning: ${f.message}`);
+    const sized = (await sealift(['size', '-e', 'airgap', '--stack', siteDir, '--manifests', renderedFile], {
+      json: true,
+    })) as {
+      totals: { pods: number; requests: { cpu: number; memory: number } };
+      fit?: { verdict: string };
+      containersWithoutRequests: unknown[];
+    };
+    console.log(
+      `check: ${checked.findings.length} checks, ${checked.warnings} warnings; size: ${sized.totals.pods} pods request ${sized.totals.requests.cpu.toFixed(2)} CPU, ${(sized.totals.requests.memory / 2 ** 30).toFixed(1)} GiB (${sized.fit?.verdict ?? 'no cluster block'})`,
+    );
+    done();
+
     // At the site nothing upstream answers and there is no checkout: verify checks what the site's
     // own helmfile rendered, against the environment and lock the bundle carried into the site dir.
     done = step('verify: the site render pulls only from the site registry, and the registry has it all');
@@ -269,11 +291,19 @@ async function main(): Promise<void> {
       `containerd (node) pulls:         ${nodePulls.length} by upstream name through hosts.toml`,
       `verify -e airgap --stack site:   ${verified.ok ? 'ok' : 'FAILED'} (${verified.checked} images rendered: ${inRegistry} present in the site registry, ${verified.knobless.length} knob-less ones keep their upstream names, warned)`,
       `helmfile template (site, offline): ${images.length} pod images, ${present} present in the site registry`,
+      `check / size (site, offline):    ${checked.ok ? 'ok' : 'FAILED'}, ${checked.warnings} warnings; ${sized.totals.requests.cpu.toFixed(2)} CPU requested, ${sized.fit?.verdict ?? 'no fit verdict'}, ${sized.containersWithoutRequests.length} containers without requests`,
       `total time:                      ${((Date.now() - started) / 1000).toFixed(1)} s`,
       ...timings.map(([t, ms]) => `  ${(ms / 1000).toFixed(1).padStart(6)} s  ${t}`),
     );
     console.log(report.join('\n'));
-    if (!verified.ok || outside.length > 0 || present !== images.length || reload.stats.blobsPushed !== 0)
+    if (
+      !verified.ok ||
+      !checked.ok ||
+      sized.fit?.verdict === 'does-not-fit' ||
+      outside.length > 0 ||
+      present !== images.length ||
+      reload.stats.blobsPushed !== 0
+    )
       process.exitCode = 1;
   } finally {
     for (const c of cleanups.reverse()) await c().catch(() => {});

@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   DIGEST_MISMATCH: { exit: 10, doc: 'content does not match its digest or size' },
   BUNDLE_INVALID: { exit: 10, doc: 'a bundle is damaged, tampered with or unsafe' },
   PARTIAL_FAILURE: { exit: 11, doc: 'some items failed; a re-run continues' },
+  CHECK_FAILED: { exit: 12, doc: 'the preflight check found a hard incompatibility (sealift check)' },
+  DOES_NOT_FIT: { exit: 13, doc: "the stack's resource requests do not fit the cluster (sealift size)" },
   INTERNAL: { exit: 70, doc: 'a bug in sealift' },
 } as const satisfies Record<string, { exit: number; doc: string }>;
 

@@ -51,6 +51,7 @@ function effective(env: Environment) {
     chartsFrom: env.chartsFrom,
     sources: withoutCredentials(env.sources),
     releases: env.releases,
+    ...(env.cluster ? { cluster: env.cluster } : {}),
   };
 }
 

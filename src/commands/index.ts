@@ -6,6 +6,8 @@ import { registerBundle } from './bundle.ts';
 import { registerLoad } from './load.ts';
 import { registerMirror } from './mirror.ts';
 import { registerVerify } from './verify.ts';
+import { registerCheck } from './check.ts';
+import { registerSize } from './size.ts';
 
 export function registerCommands(program: Command): void {
   registerGenerate(program);
@@ -14,4 +16,7 @@ export function registerCommands(program: Command): void {
   registerLoad(program);
   registerMirror(program);
   registerVerify(program);
+  // preflight before the install: compatibility and resources
+  registerCheck(program);
+  registerSize(program);
 }

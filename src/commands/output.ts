@@ -35,6 +35,17 @@ function formatBytes(n: number): string {
 
 export { formatBytes };
 
+/** Rows under a header, columns padded to their widest cell, two spaces apart. */
+export function formatTable(head: readonly string[], rows: readonly (readonly string[])[]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? '').length)));
+  const fmt = (cols: readonly string[]) =>
+    cols
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [fmt(head), ...rows.map(fmt)];
+}
+
 /** Progress on a TTY: one status line, redrawn at most 10 times a second. */
 class ProgressLine {
   private bytesDone = 0;

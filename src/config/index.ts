@@ -8,6 +8,7 @@ import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } fro
 import { z } from 'zod';
 import { errorMessage, SealiftError } from '../errors.ts';
 import { parseImageReference, type NamingScheme } from '../images/reference.ts';
+import { isQuantity } from '../quantity.ts';
 import { isPlainObject, mergeDeep } from './merge.ts';
 
 export { isPlainObject, mergeDeep } from './merge.ts';
@@ -85,6 +86,21 @@ const ReleaseSchema = z
     message: 'a release needs exactly one of "chart" or "manifests"',
   });
 
+const quantity = z
+  .union([z.string(), z.number()])
+  .refine(isQuantity, 'must be a Kubernetes quantity (64, 500m, 450Gi, 450G)');
+
+/** The site's nodes, for `sealift size`: every node alike (count x allocatable per node). */
+const ClusterSchema = z.strictObject({
+  nodes: z.number().int().positive(),
+  /** allocatable per node */
+  cpu: quantity,
+  memory: quantity,
+  gpus: z.number().int().min(0).default(0),
+  /** percent of the cluster kept free (node failure, rollouts, model pods) */
+  headroom: z.number().min(0).max(90).default(20),
+});
+
 export const EnvironmentFileSchema = z.strictObject({
   /** Kubernetes version helm renders for (helm --kube-version) */
   kubeVersion: z.string().regex(/^v?\d+\.\d+(\.\d+)?$/, 'must look like v1.28.6'),
@@ -105,11 +121,14 @@ export const EnvironmentFileSchema = z.strictObject({
   /** named chart repositories, OCI chart registries and download bases; override them per environment */
   sources: z.record(dnsName, SourceSchema).default({}),
   releases: z.record(dnsName, ReleaseSchema).default({}),
+  /** the site's nodes (sealift size compares the stack's requests with them) */
+  cluster: ClusterSchema.optional(),
 });
 
 type EnvironmentFile = z.output<typeof EnvironmentFileSchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;
 export type ReleaseConfig = z.output<typeof ReleaseSchema>;
+export type ClusterConfig = z.output<typeof ClusterSchema>;
 
 export interface RegistryConfig {
   host: string;
@@ -130,6 +149,8 @@ export interface Environment {
   sources: Record<string, SourceConfig>;
   /** all releases, disabled ones too (planReleases skips them), in file order */
   releases: Record<string, ReleaseConfig>;
+  /** the site's nodes, when the environment describes them */
+  cluster?: ClusterConfig;
 }
 
 export interface LoadOptions {
@@ -293,6 +314,7 @@ export async function loadEnvironment(stackDir: string, envName: string, opts: L
     chartsFrom: data.chartsFrom,
     sources: data.sources,
     releases: data.releases,
+    ...(data.cluster ? { cluster: data.cluster } : {}),
   };
 }
 
@@ -301,7 +323,7 @@ function hintFor(path: readonly PropertyKey[]): string {
   if (top === 'releases')
     return 'Release keys: enabled, namespace, createNamespace, app, tier, needs, chart {source, name, version} or manifests {source, files, images, version}, values, imageKnobs, helmfile {wait, waitForJobs, timeout, atomic, historyMax, skipSchemaValidation, disableValidation, disableOpenAPIValidation}, firstInstallRetries, extraImages, excludeImages.';
   if (top === 'sources') return 'Source keys: type (repo | oci | url), url, plainHttp.';
-  return 'Top-level keys: kubeVersion, registry {host, plainHttp, scheme (host-swap | scoped)}, chartsFrom (sources | site), sources, releases. See environments/README.md.';
+  return 'Top-level keys: kubeVersion, registry {host, plainHttp, scheme (host-swap | scoped)}, chartsFrom (sources | site), sources, releases, cluster {nodes, cpu, memory, gpus, headroom}. See environments/README.md.';
 }
 
 /** Cross-references the schema cannot see: sources named by releases, needs, dependency cycles. */

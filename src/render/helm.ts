@@ -128,3 +128,8 @@ export async function helmPull(o: HelmPullOptions): Promise<string> {
   }
   return join(o.destination, tgz[0]!);
 }
+
+/** `helm show chart <chart>`: the chart's Chart.yaml as helm reads it (a .tgz or a chart dir). */
+export function helmShowChart(chart: string, opts: HelmCallOptions = {}): Promise<HelmResult> {
+  return runHelm(['show', 'chart', chart], { ...opts, what: `helm show chart ${chart}` });
+}

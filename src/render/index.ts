@@ -11,8 +11,8 @@ import { noEvents, type RunOptions } from '../events.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import type { ChartSource } from '../generate/plan.ts';
 import { fetchFile, fetchText, type FetchedFile } from '../oci/http.ts';
-import { helmPull, helmTemplateCoping } from './helm.ts';
-import { parseManifests, type ManifestDocument, type ManifestProblem } from './manifests.ts';
+import { helmPull, helmShowChart, helmTemplateCoping } from './helm.ts';
+import { parseManifests, parseYamlGo, type ManifestDocument, type ManifestProblem } from './manifests.ts';
 
 export type { ChartSource } from '../generate/plan.ts';
 
@@ -22,6 +22,8 @@ export interface RenderTarget {
   namespace: string;
   source: ChartSource;
   values: Record<string, unknown>;
+  /** a chart archive already on disk (a site dir's charts/): rendered instead of fetching the source */
+  chartFile?: string;
 }
 
 export interface RenderOptions extends RunOptions {
@@ -108,6 +110,29 @@ export async function fetchChart(
   }
 }
 
+/** What `sealift check` reads of a Chart.yaml. */
+export interface ChartMetadata {
+  name: string;
+  version: string;
+  /** the Kubernetes versions the chart installs on (a Masterminds semver constraint), if it says */
+  kubeVersion?: string;
+}
+
+/** The Chart.yaml of a chart archive (or directory), through helm. */
+export async function readChartMetadata(chart: string, opts: RunOptions = {}): Promise<ChartMetadata> {
+  const { stdout } = await helmShowChart(chart, opts.signal ? { signal: opts.signal } : {});
+  const meta = parseYamlGo(stdout) as Partial<Record<keyof ChartMetadata, unknown>> | null;
+  if (typeof meta?.name !== 'string' || typeof meta.version !== 'string')
+    throw new SealiftError('RENDER_FAILED', `${chart}: Chart.yaml has no name or version`, {
+      hint: 'Check the chart archive; helm show chart prints what it holds.',
+    });
+  return {
+    name: meta.name,
+    version: meta.version,
+    ...(typeof meta.kubeVersion === 'string' && meta.kubeVersion.trim() ? { kubeVersion: meta.kubeVersion } : {}),
+  };
+}
+
 const isHttpUrl = (url: string) => /^https?:\/\//.test(url);
 const DOWNLOAD_HINT =
   'Check the source URL in the environment file (sources:), the file path and version, or the network route to it.';
@@ -174,7 +199,7 @@ export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): 
     }
     return { release: t.name, documents, problems, durationMs: Date.now() - started };
   }
-  const tgz = await fetchChart(t.source, opts);
+  const tgz = t.chartFile ?? (await fetchChart(t.source, opts));
   const base = {
     release: t.name,
     namespace: t.namespace,
