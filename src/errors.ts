@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   DIGEST_MISMATCH: { exit: 10, doc: 'content does not match its digest or size' },
   BUNDLE_INVALID: { exit: 10, doc: 'a bundle is damaged, tampered with or unsafe' },
   PARTIAL_FAILURE: { exit: 11, doc: 'some items failed; a re-run continues' },
+  INTERRUPTED: { exit: 130, doc: 'stopped by Ctrl-C (SIGINT) or SIGTERM; a re-run continues' },
   INTERNAL: { exit: 70, doc: 'a bug in sealift' },
 } as const satisfies Record<string, { exit: number; doc: string }>;
 

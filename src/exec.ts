@@ -4,6 +4,7 @@
 // `shortMessage` says what failed and how (one line); `message` adds the tool's own complaint.
 import { execa } from 'execa';
 import { SealiftError, type ErrorCode } from './errors.ts';
+import { redactText } from './redact.ts';
 import { requireTool, toolEnv, type ToolName } from './tools.ts';
 
 export interface ToolResult {
@@ -31,11 +32,11 @@ const SECRET_FLAGS = new Set(['--password', '--pass', '--token', '--key-file', '
 const STDERR_TAIL_LINES = 20;
 const MAX_BUFFER = 512 * 1024 * 1024;
 
-/** argv for messages: values of password-like flags replaced by `***`. */
+/** argv for messages: values of password-like flags replaced by `***`, and so is the userinfo of any URL. */
 export function redactArgs(args: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
+    const a = redactText(args[i]!);
     const eq = a.indexOf('=');
     if (eq > 0 && SECRET_FLAGS.has(a.slice(0, eq))) out.push(`${a.slice(0, eq)}=***`);
     else if (SECRET_FLAGS.has(a) && i + 1 < args.length) {
@@ -93,7 +94,8 @@ export async function runTool(name: ToolName, args: readonly string[], opts: Too
   const durationMs = Date.now() - started;
   if (r.exitCode === 0 && !r.failed) return { stdout: String(r.stdout), stderr: String(r.stderr), durationMs };
 
-  const stderr = String(r.stderr ?? '');
+  // the tool prints what it was given: a repository URL with user:password@ comes back in its stderr
+  const stderr = redactText(String(r.stderr ?? ''));
   const shown = redactArgs(args);
   const tail = stderrTail(stderr, opts.tailLines);
   const reason = r.isCanceled
@@ -101,13 +103,13 @@ export async function runTool(name: ToolName, args: readonly string[], opts: Too
     : r.isMaxBuffer
       ? 'its output is too large'
       : r.exitCode === undefined && !r.signal
-        ? `it could not be started (${r.originalMessage ?? 'no reason given'})`
+        ? `it could not be started (${redactText(r.originalMessage ?? 'no reason given')})`
         : (opts.reason ?? toolReason)(stderr).trim();
   const where = opts.cwd ? ` in ${opts.cwd}` : '';
   throw new ToolError(
     name,
     opts.code ?? 'TOOL_FAILED',
-    `${opts.what ?? `${name} ${args[0] ?? ''}`.trim()} failed (exit ${r.exitCode ?? r.signal ?? '?'})${where}`,
+    `${redactText(opts.what ?? `${name} ${args[0] ?? ''}`.trim())} failed (exit ${r.exitCode ?? r.signal ?? '?'})${where}`,
     reason,
     {
       hint: `${bin} ${shown.join(' ')}\n  stderr:\n${tail.replace(/^/gm, '    ')}`,
