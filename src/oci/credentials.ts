@@ -94,13 +94,21 @@ async function runHelper(helper: string, host: string, timeoutMs: number): Promi
       details: { helper: bin, registry: host },
     });
   return new Promise((resolve, reject) => {
-    const child = spawn(bin, ['get'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    // its own process group: on a timeout the helper and whatever it started are killed together
+    const child = spawn(bin, ['get'], { stdio: ['pipe', 'pipe', 'pipe'], detached: true });
     let out = '';
     let err = '';
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
-      child.kill('SIGKILL');
+      try {
+        if (child.pid) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        child.kill('SIGKILL');
+      }
+      child.stdout.destroy();
+      child.stderr.destroy();
+      reject(failed(`did not answer within ${timeoutMs / 1000} s`));
     }, timeoutMs);
     // bounded: a helper's output is read for its answer only, never shown
     child.stdout.on('data', (d: Buffer) => (out = (out + d.toString()).slice(0, 1 << 20)));
@@ -112,7 +120,7 @@ async function runHelper(helper: string, host: string, timeoutMs: number): Promi
     });
     child.on('close', (code, signal) => {
       clearTimeout(timer);
-      if (timedOut) return reject(failed(`did not answer within ${Math.round(timeoutMs / 1000)} s`));
+      if (timedOut) return;
       if (code !== 0) {
         // helpers say "credentials not found" with a non-zero exit: that is anonymous, not an error
         if (/not found/i.test(out + err)) return resolve(undefined);
