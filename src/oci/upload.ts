@@ -195,8 +195,9 @@ export class BlobUpload {
     await discard(res);
     const end = res.status === 204 ? rangeEnd(res) : undefined;
     if (end === undefined || end === 0) {
-      if (res.status === 204) await this.cancel();
-      this.session = undefined;
+      // a session the registry calls unknown may still hold bytes on disk (distribution 2.8
+      // keeps the data of a cut PATCH): cancel it all the same
+      await this.cancel();
       this.o.onEvent({
         type: 'info',
         message: `upload of ${this.o.where} starts again at byte 0: the registry kept no part of it (${res.status})`,
