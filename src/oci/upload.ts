@@ -25,6 +25,30 @@ export const DEFAULT_UPLOAD: UploadSettings = { chunkedAbove: 64 * 1024 * 1024, 
 /** How long a DELETE of an abandoned session may take (it runs after the run was interrupted). */
 const CANCEL_TIMEOUT_MS = 5000;
 
+/**
+ * After an abort, how long a request body in flight may still take to finish. A body cut
+ * mid-way leaves distribution 2.8 holding bytes its state token does not cover: the session
+ * can then neither be resumed nor cancelled. Finished, it can be cancelled (or is committed).
+ */
+const BODY_GRACE_MS = 15_000;
+
+/** A signal that follows `outer` only after BODY_GRACE_MS; `release` when the body is sent. */
+function graceful(outer: AbortSignal | undefined): { signal?: AbortSignal; release(): void } {
+  if (!outer) return { release: () => undefined };
+  const ac = new AbortController();
+  let timer: NodeJS.Timeout | undefined;
+  const onAbort = () => (timer = setTimeout(() => ac.abort(outer.reason), BODY_GRACE_MS));
+  if (outer.aborted) onAbort();
+  else outer.addEventListener('abort', onAbort, { once: true });
+  return {
+    signal: ac.signal,
+    release() {
+      clearTimeout(timer);
+      outer.removeEventListener('abort', onAbort);
+    },
+  };
+}
+
 export interface UploadEndpoint {
   readonly name: string;
   readonly origin: string;
@@ -150,20 +174,28 @@ export class BlobUpload {
     return new URL(loc, this.o.endpoint.origin).toString();
   }
 
-  private request(
+  private async request(
     method: string,
     url: string,
     what: string,
     extra: { headers?: Record<string, string>; body?: Readable } = {},
-  ) {
-    return this.o.endpoint.request({
-      method,
-      url,
-      op: `${what} ${this.o.where}`,
-      scopes: this.o.scopes,
-      ...extra,
-      ...(this.o.signal ? { signal: this.o.signal } : {}),
-    });
+  ): Promise<HttpResponse> {
+    this.o.signal?.throwIfAborted();
+    // a body in flight is allowed to finish after an abort; then the session is cancelled
+    const grace = extra.body ? graceful(this.o.signal) : undefined;
+    const signal = grace ? grace.signal : this.o.signal;
+    try {
+      return await this.o.endpoint.request({
+        method,
+        url,
+        op: `${what} ${this.o.where}`,
+        scopes: this.o.scopes,
+        ...extra,
+        ...(signal ? { signal } : {}),
+      });
+    } finally {
+      grace?.release();
+    }
   }
 
   private async fail(res: HttpResponse, method: string, what: string): Promise<never> {
