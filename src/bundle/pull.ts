@@ -85,7 +85,7 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
     throw new SealiftError(code, `${describeFailure(pull, error)}; no bundle was written`, {
       cause: error,
       hint: fault
-        ? `${isSealiftError(error) && error.hint ? `${error.hint} ` : ''}The reference is not at fault; a re-run keeps what was already fetched.`
+        ? `${isSealiftError(error) && error.hint ? `${error.hint} ` : ''}The reference is not at fault (a network fault); a re-run keeps what was already fetched.`
         : `${isSealiftError(error) && error.hint ? `${error.hint} ` : ''}Fix or exclude the reference${pull.request.where ? ` (${pull.request.where})` : ''}; a re-run keeps what was already fetched.`,
       details: { reference: pull.request.reference, releases: pull.request.releases },
     });

@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
-import { tempDir } from '../support/process.ts';
+import { freePort, tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
 import { makeImages, sealift, seedRegistry, skopeoDigest, writeBundle } from './load-fixtures.ts';
 
@@ -89,4 +89,36 @@ describe('issue 15.5: first tries under random network faults', () => {
       expect(c.faults, `${command}: faults were injected`).toBeGreaterThan(RUNS);
     }
   }, 600_000);
+
+  it('a network fault that ends a bundle is named as one: NETWORK_ERROR with the host, no advice to fix the reference', async () => {
+    await using tmp = await tempDir();
+    await using upstream = await startRegistry();
+    const images = makeImages(NAMES.slice(0, 1));
+    await seedRegistry(upstream.host, tmp.path, images);
+    // every manifest response cut short, more often than a budget retries; and a closed port
+    await using cutting = await startFaultProxy(upstream.host);
+    cutting.inject({ fault: 'truncate', match: /^GET \/v2\/.*\/manifests\//, times: 100 });
+    const closed = `127.0.0.1:${await freePort()}`;
+    for (const host of [cutting.host, closed]) {
+      const list = join(tmp.path, 'list.txt');
+      await writeFile(list, `# one image\n${host}/${NAMES[0]!.slice(NAMES[0]!.indexOf('/') + 1)}\n`);
+      const r = await sealift([
+        'bundle',
+        '--imagelist',
+        list,
+        '-o',
+        join(tmp.path, 'out'),
+        '--plain-http',
+        host,
+        '--json',
+      ]);
+      const label = `${host}: ${r.stdout}${r.stderr}`;
+      expect(r.exitCode, label).toBe(9);
+      const { error } = JSON.parse(r.stdout) as { error: { code: string; message: string; hint: string } };
+      expect(error.code, label).toBe('NETWORK_ERROR');
+      expect(error.message, label).toContain(host);
+      expect(error.hint, label).toContain('network fault');
+      expect(error.hint, label).not.toContain('Fix or exclude');
+    }
+  }, 120_000);
 });
