@@ -21,6 +21,7 @@ export const ERROR_CODES = {
   PARTIAL_FAILURE: { exit: 11, doc: 'some items failed; a re-run continues' },
   CHECK_FAILED: { exit: 12, doc: 'the preflight check found a hard incompatibility (sealift check)' },
   DOES_NOT_FIT: { exit: 13, doc: "the stack's resource requests do not fit the cluster (sealift size)" },
+  INTERRUPTED: { exit: 130, doc: 'stopped by Ctrl-C (SIGINT) or SIGTERM; a re-run continues' },
   INTERNAL: { exit: 70, doc: 'a bug in sealift' },
 } as const satisfies Record<string, { exit: number; doc: string }>;
 

@@ -4,6 +4,7 @@
 // `shortMessage` says what failed and how (one line); `message` adds the tool's own complaint.
 import { execa } from 'execa';
 import { SealiftError, type ErrorCode } from './errors.ts';
+import { redactText } from './redact.ts';
 import { requireTool, toolEnv, type ToolName } from './tools.ts';
 
 export interface ToolResult {
@@ -31,11 +32,11 @@ const SECRET_FLAGS = new Set(['--password', '--pass', '--token', '--key-file', '
 const STDERR_TAIL_LINES = 20;
 const MAX_BUFFER = 512 * 1024 * 1024;
 
-/** argv for messages: values of password-like flags replaced by `***`. */
+/** argv for messages: values of password-like flags replaced by `***`, and so is the userinfo of any URL. */
 export function redactArgs(args: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < args.length; i++) {
-    const a = args[i]!;
+    const a = redactText(args[i]!);
     const eq = a.indexOf('=');
     if (eq > 0 && SECRET_FLAGS.has(a.slice(0, eq))) out.push(`${a.slice(0, eq)}=***`);
     else if (SECRET_FLAGS.has(a) && i + 1 < args.length) {
@@ -43,6 +44,40 @@ export function redactArgs(args: readonly string[]): string[] {
       i++;
     } else out.push(a);
   }
+  return out;
+}
+
+/**
+ * The secrets a run was given: values of password-like flags and the passwords in URLs'
+ * userinfo (raw and decoded). The tool may print them back in forms no URL pattern catches
+ * (helm: `invalid registry "bob:SECRET@host"`), so they are removed by value.
+ */
+export function secretsIn(args: readonly string[]): string[] {
+  const found = new Set<string>();
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i]!;
+    const eq = a.indexOf('=');
+    if (eq > 0 && SECRET_FLAGS.has(a.slice(0, eq))) found.add(a.slice(eq + 1));
+    else if (SECRET_FLAGS.has(a) && i + 1 < args.length) found.add(args[i + 1]!);
+    for (const m of a.matchAll(/:\/\/([^\s/?#@]+)@/g)) {
+      const password = m[1]!.slice(m[1]!.indexOf(':') + 1);
+      if (m[1]!.includes(':') && password) {
+        found.add(password);
+        try {
+          found.add(decodeURIComponent(password));
+        } catch {
+          /* not percent-encoded */
+        }
+      }
+    }
+  }
+  return [...found].filter((x) => x.length > 0);
+}
+
+/** `text` with every URL's userinfo and every one of `secrets` replaced by `***`. */
+export function redactOutput(text: string, secrets: readonly string[]): string {
+  let out = redactText(text);
+  for (const secret of secrets) out = out.split(secret).join('***');
   return out;
 }
 
@@ -93,7 +128,9 @@ export async function runTool(name: ToolName, args: readonly string[], opts: Too
   const durationMs = Date.now() - started;
   if (r.exitCode === 0 && !r.failed) return { stdout: String(r.stdout), stderr: String(r.stderr), durationMs };
 
-  const stderr = String(r.stderr ?? '');
+  // the tool prints what it was given: a repository URL with user:password@ comes back in its stderr
+  const secrets = secretsIn(args);
+  const stderr = redactOutput(String(r.stderr ?? ''), secrets);
   const shown = redactArgs(args);
   const tail = stderrTail(stderr, opts.tailLines);
   const reason = r.isCanceled
@@ -101,13 +138,13 @@ export async function runTool(name: ToolName, args: readonly string[], opts: Too
     : r.isMaxBuffer
       ? 'its output is too large'
       : r.exitCode === undefined && !r.signal
-        ? `it could not be started (${r.originalMessage ?? 'no reason given'})`
+        ? `it could not be started (${redactOutput(r.originalMessage ?? 'no reason given', secrets)})`
         : (opts.reason ?? toolReason)(stderr).trim();
   const where = opts.cwd ? ` in ${opts.cwd}` : '';
   throw new ToolError(
     name,
     opts.code ?? 'TOOL_FAILED',
-    `${opts.what ?? `${name} ${args[0] ?? ''}`.trim()} failed (exit ${r.exitCode ?? r.signal ?? '?'})${where}`,
+    `${redactOutput(opts.what ?? `${name} ${args[0] ?? ''}`.trim(), secrets)} failed (exit ${r.exitCode ?? r.signal ?? '?'})${where}`,
     reason,
     {
       hint: `${bin} ${shown.join(' ')}\n  stderr:\n${tail.replace(/^/gm, '    ')}`,

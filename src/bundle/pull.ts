@@ -29,6 +29,11 @@ export interface PullSummary {
   bytesTransferred: number;
 }
 
+/** A failure of the network or of a registry that keeps failing (5xx, 429), not of the reference. */
+function isNetworkFault(e: unknown): boolean {
+  return isSealiftError(e) && (e.code === 'NETWORK_ERROR' || e.details?.temporary === true);
+}
+
 function describeFailure(pull: ImagePull, e: unknown): string {
   const releases = pull.request.releases.length
     ? ` (needed by release${pull.request.releases.length > 1 ? 's' : ''} ${pull.request.releases.join(', ')})`
@@ -75,9 +80,13 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
   if (failed.length === 1) {
     const { pull, error } = failed[0]!;
     const code = isSealiftError(error) ? error.code : 'REGISTRY_ERROR';
+    // a network fault says nothing about the reference: no advice to change it
+    const fault = isNetworkFault(error);
     throw new SealiftError(code, `${describeFailure(pull, error)}; no bundle was written`, {
       cause: error,
-      hint: `${isSealiftError(error) && error.hint ? `${error.hint} ` : ''}Fix or exclude the reference${pull.request.where ? ` (${pull.request.where})` : ''}; a re-run keeps what was already fetched.`,
+      hint: fault
+        ? `${isSealiftError(error) && error.hint ? `${error.hint} ` : ''}The reference is not at fault (a network fault); a re-run keeps what was already fetched.`
+        : `${isSealiftError(error) && error.hint ? `${error.hint} ` : ''}Fix or exclude the reference${pull.request.where ? ` (${pull.request.where})` : ''}; a re-run keeps what was already fetched.`,
       details: { reference: pull.request.reference, releases: pull.request.releases },
     });
   }
@@ -86,7 +95,9 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
       'PARTIAL_FAILURE',
       `${failed.length} of ${pulls.length} images failed; no bundle was written:\n  ${failed.map((f) => describeFailure(f.pull, f.error)).join('\n  ')}`,
       {
-        hint: 'Fix or exclude those references and run again; a re-run keeps what was already fetched.',
+        hint: failed.every((f) => isNetworkFault(f.error))
+          ? 'Network faults, not the references: run again; a re-run keeps what was already fetched.'
+          : 'Fix or exclude those references and run again; a re-run keeps what was already fetched.',
         details: {
           failed: failed.map((f) => ({
             reference: f.pull.request.reference,

@@ -12,6 +12,7 @@ import {
   registryHostsFromFlags,
   stackDirFrom,
 } from './flags.ts';
+import { interruptible } from './interrupt.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface BundleFlags extends GlobalFlags {
@@ -110,31 +111,28 @@ export function registerBundle(program: Command): void {
     const { parsePlatform } = await import('../oci/types.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const concurrency = parseConcurrency(flags.concurrency);
-    const ac = new AbortController();
-    const onSignal = () =>
-      ac.abort(new SealiftError('PARTIAL_FAILURE', 'interrupted; run the same command again to continue'));
-    process.once('SIGINT', onSignal);
     try {
-      const result = await createBundle({
-        outDir: flags.out,
-        ...(flags.name ? { name: flags.name } : {}),
-        ...(flags.env ? { env: flags.env, stackDir: stackDirFrom(flags.stack) } : {}),
-        ...overlaysFrom(flags.overlay),
-        ...(flags.imagelists ? { imagelistsDir: flags.imagelists } : {}),
-        ...(flags.imagelist ? { imagelist: flags.imagelist } : {}),
-        platforms: platformSelection(flags, parsePlatform),
-        concurrency,
-        ...(flags.splitSize ? { splitSize: parseSize(flags.splitSize) } : {}),
-        ...(flags.gzip ? { gzip: true } : {}),
-        ...(flags.keepWork ? { keepWork: true } : {}),
-        ...(flags.pack === false ? { noPack: true } : {}),
-        registry: { hosts: registryHostsFromFlags(flags) },
-        onEvent: out.onEvent,
-        signal: ac.signal,
-      });
+      const result = await interruptible((signal) =>
+        createBundle({
+          outDir: flags.out,
+          ...(flags.name ? { name: flags.name } : {}),
+          ...(flags.env ? { env: flags.env, stackDir: stackDirFrom(flags.stack) } : {}),
+          ...overlaysFrom(flags.overlay),
+          ...(flags.imagelists ? { imagelistsDir: flags.imagelists } : {}),
+          ...(flags.imagelist ? { imagelist: flags.imagelist } : {}),
+          platforms: platformSelection(flags, parsePlatform),
+          concurrency,
+          ...(flags.splitSize ? { splitSize: parseSize(flags.splitSize) } : {}),
+          ...(flags.gzip ? { gzip: true } : {}),
+          ...(flags.keepWork ? { keepWork: true } : {}),
+          ...(flags.pack === false ? { noPack: true } : {}),
+          registry: { hosts: registryHostsFromFlags(flags) },
+          onEvent: out.onEvent,
+          signal,
+        }),
+      );
       out.result(result, summary);
     } finally {
-      process.off('SIGINT', onSignal);
       out.close();
       await closeRegistryConnections();
     }

@@ -4,6 +4,7 @@ import { ERROR_CODES } from '../errors.ts';
 import type { CheckStatus, CopyEngineResult, LoadResult } from '../load/index.ts';
 import { parseConcurrency, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './flags.ts';
 import { countBuffersInHeapLimit } from './heap.ts';
+import { interruptible } from './interrupt.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags, type Output } from './output.ts';
 
 const STATUS_MARK: Record<CheckStatus, string> = { ok: 'ok', missing: 'MISSING', mismatch: 'MISMATCH', error: 'ERROR' };
@@ -95,15 +96,18 @@ export function registerLoad(program: Command): void {
       const { loadBundle } = await import('../load/index.ts');
       const { closeRegistryConnections } = await import('../oci/registry.ts');
       try {
-        const result = await loadBundle({
-          bundle,
-          registry: siteRegistryFromFlags(flags.registry, flags),
-          ...(flags.scheme ? { scheme: flags.scheme } : {}),
-          concurrency: parseConcurrency(flags.concurrency),
-          ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
-          ...(flags.recheck ? { recheck: true } : {}),
-          onEvent: out.onEvent,
-        });
+        const result = await interruptible((signal) =>
+          loadBundle({
+            bundle,
+            registry: siteRegistryFromFlags(flags.registry, flags),
+            ...(flags.scheme ? { scheme: flags.scheme } : {}),
+            concurrency: parseConcurrency(flags.concurrency),
+            ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
+            ...(flags.recheck ? { recheck: true } : {}),
+            onEvent: out.onEvent,
+            signal,
+          }),
+        );
         reportCopy(out, result, (r: LoadResult) => ({
           head: [
             `bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`,

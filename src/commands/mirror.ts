@@ -15,6 +15,7 @@ import {
 } from './flags.ts';
 import { reportCopy } from './load.ts';
 import { countBuffersInHeapLimit } from './heap.ts';
+import { interruptible } from './interrupt.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface MirrorFlags extends GlobalFlags, TransportFlags {
@@ -83,18 +84,23 @@ export function registerMirror(program: Command): void {
       return (await loadEnvironment(stackDirFrom(f.stack), f.env)).registry?.scheme ?? 'host-swap';
     };
     try {
-      const result = await mirrorImages({
-        images: await readMirrorList(from),
-        from,
-        to: siteRegistryFromFlags(flags.to, flags, '--to'),
-        sources,
-        scheme: flags.scheme ?? (await environmentScheme(flags)),
-        concurrency: parseConcurrency(flags.concurrency),
-        ...(flags.platform?.length
-          ? { platforms: { kind: 'only' as const, platforms: flags.platform.map(parsePlatform) } }
-          : {}),
-        onEvent: out.onEvent,
-      });
+      const images = await readMirrorList(from);
+      const scheme = flags.scheme ?? (await environmentScheme(flags));
+      const result = await interruptible((signal) =>
+        mirrorImages({
+          images,
+          from,
+          to: siteRegistryFromFlags(flags.to, flags, '--to'),
+          sources,
+          scheme,
+          concurrency: parseConcurrency(flags.concurrency),
+          ...(flags.platform?.length
+            ? { platforms: { kind: 'only' as const, platforms: flags.platform.map(parsePlatform) } }
+            : {}),
+          onEvent: out.onEvent,
+          signal,
+        }),
+      );
       reportCopy(out, result, (r: MirrorResult) => ({ done: `mirrored ${r.from} into ${r.registry}` }));
     } finally {
       out.close();

@@ -5,6 +5,12 @@ import type { Command } from 'commander';
 import { CommanderError } from 'commander';
 import { ERROR_CODES, isSealiftError, SealiftError } from '../errors.ts';
 import type { EventSink, SealiftEvent } from '../events.ts';
+import { redactText } from '../redact.ts';
+
+// Everything printed passes here: no URL's user:password@ reaches a terminal, a log or --json,
+// whichever module let one into a message, a hint, an event or a result.
+const stdout = (text: string) => process.stdout.write(redactText(text));
+const stderr = (text: string) => process.stderr.write(redactText(text));
 
 export interface GlobalFlags {
   json?: boolean;
@@ -98,12 +104,12 @@ class ProgressLine {
     const eta =
       rate > 0 && this.bytesTotal > this.bytesDone ? Math.round((this.bytesTotal - this.bytesDone) / rate) : 0;
     const text = `${this.phase} ${this.items}/${this.itemsTotal || '?'} images  ${this.blobs}/${this.blobsTotal} blobs  ${formatBytes(this.bytesDone)}/${formatBytes(this.bytesTotal)}  ${formatBytes(rate)}/s${eta ? `  ETA ${eta}s` : ''}`;
-    process.stderr.write(`\r\x1b[2K${text}`);
+    stderr(`\r\x1b[2K${text}`);
     this.drawn = true;
   }
 
   clear(): void {
-    if (this.drawn) process.stderr.write('\r\x1b[2K');
+    if (this.drawn) stderr('\r\x1b[2K');
     this.drawn = false;
   }
 }
@@ -113,7 +119,7 @@ export function createOutput(flags: GlobalFlags): Output {
   const progress = !json && isTTY() ? new ProgressLine() : undefined;
   const onEvent: EventSink = (e) => {
     if (json) {
-      process.stderr.write(`${JSON.stringify(e)}\n`);
+      stderr(`${JSON.stringify(e)}\n`);
       return;
     }
     if (progress) progress.update(e);
@@ -126,9 +132,9 @@ export function createOutput(flags: GlobalFlags): Output {
           : e.type === 'image:failed'
             ? `failed ${e.ref}: ${e.message}`
             : e.message;
-      process.stderr.write(`${e.type === 'warn' ? 'warning: ' : ''}${text}\n`);
+      stderr(`${e.type === 'warn' ? 'warning: ' : ''}${text}\n`);
     } else if (!progress && e.type === 'image:done') {
-      process.stderr.write(`${e.skipped ? 'present' : 'done'} ${e.ref} ${e.digest}\n`);
+      stderr(`${e.skipped ? 'present' : 'done'} ${e.ref} ${e.digest}\n`);
     }
   };
   return {
@@ -136,16 +142,16 @@ export function createOutput(flags: GlobalFlags): Output {
     onEvent,
     result(value, human) {
       progress?.clear();
-      if (json) process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+      if (json) stdout(`${JSON.stringify(value, null, 2)}\n`);
       else {
         const lines = human(value);
         const text = Array.isArray(lines) ? lines.join('\n') : lines;
-        if (text) process.stdout.write(`${text}\n`);
+        if (text) stdout(`${text}\n`);
       }
     },
     line(text) {
       progress?.clear();
-      if (!json) process.stdout.write(`${text}\n`);
+      if (!json) stdout(`${text}\n`);
     },
     close() {
       progress?.clear();
@@ -181,10 +187,10 @@ function reportError(e: unknown, json: boolean): number {
         hint: 'This is a bug in sealift; please report it with the command you ran.',
       });
   if (json) {
-    process.stdout.write(`${JSON.stringify({ ok: false, error: err.toJSON() }, null, 2)}\n`);
+    stdout(`${JSON.stringify({ ok: false, error: err.toJSON() }, null, 2)}\n`);
   } else {
-    process.stderr.write(`error[${err.code}]: ${err.message}\n`);
-    if (err.hint) process.stderr.write(`  hint: ${err.hint}\n`);
+    stderr(`error[${err.code}]: ${err.message}\n`);
+    if (err.hint) stderr(`  hint: ${err.hint}\n`);
   }
   return err.exitCode;
 }

@@ -9,7 +9,7 @@ import { pipeline, Transform, type Readable } from 'node:stream';
 import pLimit, { type LimitFunction } from 'p-limit';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink, type RunOptions } from '../events.ts';
-import { isTemporaryNetworkError } from './registry.ts';
+import { RetryBudget, retrying, withRetryBudget, type RetryPolicy } from './transport.ts';
 import {
   descriptorOf,
   formatPlatform,
@@ -107,8 +107,11 @@ export interface CopyOptions extends RunOptions {
   session?: CopySession;
   /** label for events, e.g. the full source reference */
   ref?: string;
-  /** attempts per blob for faults that cut a transfer short (default 5) */
-  blobAttempts?: number;
+  /**
+   * the retry policy of one blob's transfer: one budget for the transfer and every request in it
+   * (transport.ts states the worst case)
+   */
+  retry?: Partial<RetryPolicy>;
 }
 
 export interface CopyResult {
@@ -164,10 +167,6 @@ export function progressInSteps(
   };
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
 /** A new index of some of an upstream index's children: written by sealift, same media type. */
 export function reducedIndex(upstream: RawManifest & { kind: 'index' }, children: Descriptor[]): RawManifest {
   const doc = { schemaVersion: 2, mediaType: upstream.mediaType, manifests: children };
@@ -182,7 +181,6 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
   const ref =
     opts.ref ?? `${source.name}${typeof opts.selector === 'string' ? `:${opts.selector}` : `@${opts.selector.digest}`}`;
   const selection = opts.platforms ?? { kind: 'all' };
-  const attempts = opts.blobAttempts ?? 5;
 
   const blobs = new Map<Digest, Descriptor>();
   const manifests = new Map<Digest, Descriptor>();
@@ -194,42 +192,48 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
     const known = session.inflight.get(key);
     if (known) return known;
     const limit = desc.size < SMALL_BLOB ? (session.small ?? session.limit) : session.limit;
-    const p = limit(async (): Promise<BlobOutcome> => {
-      if (await target.hasBlob(desc, signal)) {
-        onEvent({ type: 'blob:done', digest: desc.digest, size: desc.size, skipped: 'present' });
-        return 'existed';
-      }
-      onEvent({ type: 'blob:start', digest: desc.digest, size: desc.size, ref });
-      for (let attempt = 1; ; attempt++) {
-        let sent = 0;
-        const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest: desc.digest, bytes: n }));
-        const onBytes = (n: number) => {
-          sent += n;
-          progress.add(n);
-        };
+    const budget = new RetryBudget(opts.retry, { onEvent, ...(signal ? { signal } : {}) });
+    const p = limit(() =>
+      withRetryBudget(budget, async (): Promise<BlobOutcome> => {
+        if (await target.hasBlob(desc, signal)) {
+          onEvent({ type: 'blob:done', digest: desc.digest, size: desc.size, skipped: 'present' });
+          return 'existed';
+        }
+        onEvent({ type: 'blob:start', digest: desc.digest, size: desc.size, ref });
         const fetchFrom = source.fetchBlobFrom?.bind(source);
-        try {
-          const outcome = await target.pushBlob(
-            desc,
-            () => source.fetchBlob(desc, { ...(signal ? { signal } : {}), onBytes }),
-            signal,
-            fetchFrom
-              ? async (offset) => {
-                  const rest = await fetchFrom(desc, offset, signal);
-                  if (!rest) return undefined;
-                  onEvent({
-                    type: 'info',
-                    message: `resuming ${desc.digest} of ${ref} at byte ${offset} of ${desc.size}`,
-                    fields: { digest: desc.digest, offset },
-                  });
-                  const counted = counting(onBytes);
-                  pipeline(rest, counted, () => undefined); // an error of `rest` reaches `counted`
-                  return counted;
-                }
-              : undefined,
-          );
+        return retrying(`blob ${desc.digest} of ${ref}`, {}, async () => {
+          let sent = 0;
+          const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest: desc.digest, bytes: n }));
+          const onBytes = (n: number) => {
+            sent += n;
+            progress.add(n);
+          };
+          let outcome: BlobOutcome;
+          try {
+            outcome = await target.pushBlob(
+              desc,
+              () => source.fetchBlob(desc, { ...(signal ? { signal } : {}), onBytes }),
+              signal,
+              fetchFrom
+                ? async (offset) => {
+                    const rest = await fetchFrom(desc, offset, signal);
+                    if (!rest) return undefined;
+                    onEvent({
+                      type: 'info',
+                      message: `resuming ${desc.digest} of ${ref} at byte ${offset} of ${desc.size}`,
+                      fields: { digest: desc.digest, offset },
+                    });
+                    const counted = counting(onBytes);
+                    pipeline(rest, counted, () => undefined); // an error of `rest` reaches `counted`
+                    return counted;
+                  }
+                : undefined,
+            );
+          } finally {
+            // no negative progress: a target that keeps the partial blob continues from it
+            progress.flush();
+          }
           session.bytesTransferred += sent;
-          progress.flush();
           onEvent({
             type: 'blob:done',
             digest: desc.digest,
@@ -237,22 +241,9 @@ export async function copyImage(source: ImageSource, target: ImageTarget, opts: 
             ...(outcome === 'written' ? {} : { skipped: outcome === 'mounted' ? 'mounted' : 'exists' }),
           });
           return outcome;
-        } catch (e) {
-          progress.flush();
-          // no negative progress: a target that keeps the partial blob continues from it
-          if (attempt >= attempts || !isTemporaryNetworkError(e) || signal?.aborted) throw e;
-          const delayMs = Math.min(4000, 250 * 2 ** attempt);
-          onEvent({
-            type: 'retry',
-            op: `blob ${desc.digest} of ${ref}`,
-            attempt,
-            delayMs,
-            reason: (e as Error).message,
-          });
-          await sleep(delayMs);
-        }
-      }
-    });
+        });
+      }),
+    );
     session.inflight.set(key, p);
     // a failed blob may be retried by a later copy in the same session
     p.catch(() => session.inflight.delete(key));

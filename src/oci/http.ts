@@ -1,36 +1,26 @@
-// Plain HTTP(S) downloads (release files beside the charts): the OCI stack's pooled undici agent
-// and retry policy (network errors, 408/429/5xx with Retry-After, bodies cut short), redirects
-// followed. A file is streamed through sha256 into a temp name beside its target and renamed
-// into place only when complete and, if a digest was given, matching: nothing half-written.
+// Plain HTTP(S) downloads (release files beside the charts) on the OCI stack's transport: its
+// pooled agents, redirects and its one retry policy (network faults, 408/429/5xx with
+// Retry-After, and bodies cut short, all under one budget per download). A file is streamed
+// through sha256 into a temp name beside its target and renamed into place only when complete
+// and, if a digest was given, matching: nothing half-written.
 import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { interceptors, request, type Dispatcher } from 'undici';
-import { SealiftError, errorMessage } from '../errors.ts';
-import { noEvents, type RunOptions } from '../events.ts';
+import { SealiftError } from '../errors.ts';
+import type { RunOptions } from '../events.ts';
 import { tempName } from '../fs-atomic.ts';
-import {
-  DEFAULT_RETRY,
-  agentFor,
-  backoffMs,
-  isTemporaryNetworkError,
-  redact,
-  retryAfterMs,
-  sleep,
-  statusIsTemporary,
-  type RegistryHostConfig,
-  type RetryPolicy,
-} from './registry.ts';
+import { redactUrl } from '../redact.ts';
+import { networkError, retrying, send, statusError, type RetryPolicy, type TlsConfig } from './transport.ts';
 
 export interface DownloadOptions extends RunOptions {
   /** hex sha256 the content must have; a mismatch is DIGEST_MISMATCH and nothing is kept */
   expectedSha256?: string;
   retry?: Partial<RetryPolicy>;
   /** TLS settings for the server (a private CA) */
-  tls?: Pick<RegistryHostConfig, 'caFile' | 'insecureSkipVerify'>;
+  tls?: TlsConfig;
   /** what to do when the download fails for good (the caller knows where the URL came from) */
   hint?: string;
 }
@@ -48,7 +38,6 @@ export interface FetchedText {
   size: number;
 }
 
-const MAX_REDIRECTIONS = 5;
 const DEFAULT_TEXT_LIMIT = 64 * 1024 * 1024;
 
 /** Counts and hashes what passes; refuses more than `limit` bytes, and at the end other bytes than `expectedSha256`. */
@@ -69,7 +58,11 @@ class Digester extends Transform {
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.size += chunk.length;
     if (this.opts.limit !== undefined && this.size > this.opts.limit) {
-      cb(new SealiftError('NETWORK_ERROR', `${this.where} is larger than ${this.opts.limit} bytes`));
+      cb(
+        new SealiftError('NETWORK_ERROR', `${this.where} is larger than ${this.opts.limit} bytes`, {
+          details: { temporary: false },
+        }),
+      );
       return;
     }
     this.hash.update(chunk);
@@ -96,87 +89,39 @@ class Digester extends Transform {
   }
 }
 
-/** An answer other than 200: `temporary` ones are retried, honouring Retry-After. */
-class StatusError extends SealiftError {
-  readonly retryAfterMs: number | undefined;
-
-  constructor(url: string, status: number, retryAfter: number | undefined, hint: string | undefined) {
-    super(
-      status === 404 || status === 410 ? 'NOT_FOUND' : 'NETWORK_ERROR',
-      `download of ${redact(url)} answered HTTP ${status}`,
-      {
-        details: { url: redact(url), status, temporary: statusIsTemporary(status) },
-        ...(hint ? { hint } : {}),
-      },
-    );
-    this.retryAfterMs = retryAfter;
-  }
-}
-
-function isRetryable(e: unknown): boolean {
-  if (e instanceof StatusError) return e.details?.temporary === true;
-  if (e instanceof SealiftError) return false; // a digest mismatch or an oversized body will not heal
-  return isTemporaryNetworkError(e);
-}
-
-const redirecting = new WeakMap<Dispatcher, Dispatcher>();
-function dispatcherFor(tls: DownloadOptions['tls']): Dispatcher {
-  const agent = agentFor(tls ?? {});
-  let d = redirecting.get(agent);
-  if (!d) {
-    d = agent.compose(interceptors.redirect({ maxRedirections: MAX_REDIRECTIONS }));
-    redirecting.set(agent, d);
-  }
-  return d;
-}
-
-/** GET `url` until `consume` has taken the body, with the registry client's retry policy. */
+/** GET `url` until `consume` has taken the body: the request and the body are one retried step. */
 async function download<T>(
   url: string,
   opts: DownloadOptions,
   consume: (body: Readable, digester: Digester) => Promise<T>,
   limit?: number,
 ): Promise<T> {
-  const policy = { ...DEFAULT_RETRY, ...opts.retry };
-  const onEvent = opts.onEvent ?? noEvents;
-  const where = `download of ${redact(url)}`;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      const res = await request(url, {
-        method: 'GET',
-        headers: { 'user-agent': 'sealift/0.1' },
-        dispatcher: dispatcherFor(opts.tls),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-      });
-      if (res.statusCode !== 200) {
-        const wait = retryAfterMs({ status: res.statusCode, headers: res.headers, body: res.body, url });
-        await res.body.dump({ limit: 256 * 1024 }).catch(() => undefined);
-        throw new StatusError(url, res.statusCode, wait, opts.hint);
-      }
-      const digester = new Digester(where, {
+  const op = `download of ${redactUrl(url)}`;
+  const run = { ...(opts.retry ? { policy: opts.retry } : {}), ...(opts.onEvent ? { onEvent: opts.onEvent } : {}) };
+  const signal = opts.signal ? { signal: opts.signal } : {};
+  try {
+    return await retrying(op, { ...run, ...signal }, async () => {
+      const res = await send({ method: 'GET', url, op, ...(opts.tls ? { tls: opts.tls } : {}), ...signal });
+      if (res.status !== 200) throw await statusError(res, { op, method: 'GET' });
+      const digester = new Digester(op, {
         ...(limit !== undefined ? { limit } : {}),
         ...(opts.expectedSha256 ? { expectedSha256: opts.expectedSha256 } : {}),
       });
-      return await consume(res.body, digester);
-    } catch (e) {
-      if (opts.signal?.aborted) throw e;
-      if (!isRetryable(e) || attempt >= policy.attempts) {
-        if (e instanceof SealiftError) throw e;
-        throw new SealiftError(
-          'NETWORK_ERROR',
-          `cannot download ${redact(url)} (${attempt} attempt(s)): ${errorMessage((e as Error).cause ?? e)}`,
-          { cause: e, details: { url: redact(url), temporary: isTemporaryNetworkError(e) }, ...hintOf(opts) },
-        );
+      try {
+        return await consume(res.body, digester);
+      } catch (e) {
+        throw networkError(e, { op, method: 'GET', url });
       }
-      const delayMs = Math.round((e instanceof StatusError ? e.retryAfterMs : undefined) ?? backoffMs(policy, attempt));
-      onEvent({ type: 'retry', op: where, attempt, delayMs, reason: errorMessage(e) });
-      await sleep(delayMs, opts.signal);
-    }
+    });
+  } catch (e) {
+    if (!(e instanceof SealiftError) || !opts.hint || opts.signal?.aborted) throw e;
+    // the caller knows where the URL came from: its hint replaces the generic one
+    throw new SealiftError(e.code, e.message, {
+      hint: opts.hint,
+      cause: e.cause,
+      ...(e.details ? { details: e.details } : {}),
+    });
   }
-}
-
-function hintOf(opts: DownloadOptions): { hint?: string } {
-  return opts.hint ? { hint: opts.hint } : {};
 }
 
 /**

@@ -6,13 +6,19 @@ export {
   RegistryClient,
   RegistryPool,
   closeRegistryConnections,
-  isTemporaryNetworkError,
-  parseChallenge,
   registryEndpointHost,
   type RegistryHostConfig,
   type RegistryOptions,
-  type RetryPolicy,
 } from './registry.ts';
+export { parseChallenge } from './auth.ts';
+export {
+  DEFAULT_RETRY,
+  isTemporaryNetworkError,
+  worstCaseBackoffMs,
+  type NetworkFault,
+  type RetryPolicy,
+} from './transport.ts';
+export { DEFAULT_UPLOAD, type UploadSettings } from './upload.ts';
 export { OciLayout, ANNOTATION_REF_NAME, ANNOTATION_SOURCE } from './layout.ts';
 export {
   copyImage,

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
-import { isTemporaryNetworkError } from './registry.ts';
+import { isTemporaryNetworkError } from './transport.ts';
 import { SealiftError } from '../errors.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { MediaTypes, parseManifest, type Descriptor, type Digest, type ImageIndex, type RawManifest } from './types.ts';

@@ -1,15 +1,26 @@
-// A client for the OCI distribution API, per registry host, on undici. Concerns are layered:
-// `Endpoint.send` retries (network errors, 5xx, 429 with Retry-After) and follows redirects
-// (never sending the registry's Authorization to another host); `Endpoint.request` adds auth
-// (anonymous, Basic, Bearer tokens from the WWW-Authenticate challenge, cached per scope);
-// `RegistryClient` names the protocol steps and reads through source mirrors.
-import { readFileSync } from 'node:fs';
-import { pipeline, Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
-import { SealiftError, type ErrorCode } from '../errors.ts';
+// The OCI distribution protocol client, per registry host: the protocol steps by name (resolve,
+// fetchManifest, fetchBlob, blobExists, mountBlob, pushBlob, pushManifest), reading through
+// source mirrors. Beneath it: transport.ts (one exchange, redirects, error classification, the
+// one retry policy), auth.ts (challenges, tokens, credentials) and upload.ts (monolithic and
+// chunked, resumable blob uploads).
+import { pipeline, type Readable } from 'node:stream';
+import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import type { ImageReference } from '../images/reference.ts';
-import { dockerCredentials, type Credential, type CredentialLookup } from './credentials.ts';
+import { RegistryAuth, type EndpointSendOptions } from './auth.ts';
+import { dockerCredentials, type CredentialLookup } from './credentials.ts';
+import {
+  closeConnections,
+  discard,
+  header,
+  networkError,
+  readLimited,
+  registryError,
+  retrying,
+  type HttpResponse,
+  type RetryPolicy,
+  type TlsConfig,
+} from './transport.ts';
 import {
   MANIFEST_MEDIA_TYPES,
   MAX_MANIFEST_BYTES,
@@ -19,25 +30,16 @@ import {
   type Digest,
   type RawManifest,
 } from './types.ts';
+import { BlobUpload, type UploadSettings } from './upload.ts';
 import { VerifyStream } from './verify.ts';
 
-export interface RegistryHostConfig {
+export interface RegistryHostConfig extends TlsConfig {
   /** speak http:// instead of https:// */
   plainHttp?: boolean;
-  /** PEM file of CA certificates to trust for this host */
-  caFile?: string;
-  insecureSkipVerify?: boolean;
   /** pull through these endpoints (`host[:port][/path-prefix]`) instead of the host itself */
   mirrors?: string[];
   /** when every mirror fails, also try the host itself (default false: a mirror is usually there because the host is unreachable) */
   mirrorFallback?: boolean;
-}
-
-export interface RetryPolicy {
-  /** attempts per request, including the first (default 6) */
-  attempts: number;
-  baseDelayMs: number;
-  maxDelayMs: number;
 }
 
 export interface RegistryOptions {
@@ -45,437 +47,51 @@ export interface RegistryOptions {
   hosts?: Record<string, RegistryHostConfig>;
   credentials?: CredentialLookup;
   retry?: Partial<RetryPolicy>;
+  /** when blobs are uploaded in chunks, and how large the chunks are */
+  upload?: Partial<UploadSettings>;
   onEvent?: EventSink;
   userAgent?: string;
 }
 
-export const DEFAULT_RETRY: RetryPolicy = { attempts: 6, baseDelayMs: 250, maxDelayMs: 8000 };
-const MAX_RETRY_AFTER_MS = 60_000;
-const ERROR_BODY_LIMIT = 64 * 1024;
+export type { RetryPolicy };
+
+/** Closes the pooled connections (tests and the CLI call this when done). */
+export const closeRegistryConnections = closeConnections;
 
 /** Where requests for a registry name really go: docker.io is served by registry-1.docker.io. */
 export function registryEndpointHost(host: string): string {
   return host === 'docker.io' || host === 'index.docker.io' ? 'registry-1.docker.io' : host;
 }
 
-type Body = Uint8Array | Readable | (() => Readable);
-
-interface SendOptions {
-  method: string;
-  url: string;
-  headers?: Record<string, string>;
-  body?: Body;
-  /** statuses returned to the caller instead of thrown (besides 2xx) */
-  accept?: number[];
-  op: string;
-  signal?: AbortSignal;
-  /** a stream body cannot be replayed: no retry once it was sent */
-  retry?: boolean;
-}
-
-interface Response {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Dispatcher.ResponseData['body'];
-  url: string;
-}
-
-function header(res: Pick<Response, 'headers'>, name: string): string | undefined {
-  const v = res.headers[name.toLowerCase()];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-export function redact(url: string): string {
-  const u = new URL(url);
-  u.username = '';
-  u.password = '';
-  return `${u.origin}${u.pathname}`;
-}
-
-const TEMPORARY_NET_CODES = new Set([
-  'ECONNRESET',
-  'ECONNREFUSED',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EAI_AGAIN',
-  'ENOTFOUND',
-  'ECONNABORTED',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'UND_ERR_SOCKET',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_HEADERS_TIMEOUT',
-  'UND_ERR_BODY_TIMEOUT',
-  'UND_ERR_CLOSED',
-  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
-]);
-
-export function isTemporaryNetworkError(e: unknown): boolean {
-  if (e instanceof SealiftError) return e.code === 'NETWORK_ERROR' || e.details?.temporary === true;
-  let cur: unknown = e;
-  for (let i = 0; i < 4 && cur && typeof cur === 'object'; i++) {
-    const code = (cur as { code?: string }).code;
-    if (code && TEMPORARY_NET_CODES.has(code)) return true;
-    cur = (cur as { cause?: unknown }).cause;
-  }
-  const msg = e instanceof Error ? e.message : '';
-  return /other side closed|socket hang up|terminated|premature close/i.test(msg);
-}
-
-export function statusIsTemporary(status: number): boolean {
-  return status === 408 || status === 429 || (status >= 500 && status !== 501 && status !== 505);
-}
-
-/** Exponential backoff with jitter: attempt 1 waits about baseDelayMs, doubling up to maxDelayMs. */
-export function backoffMs(policy: RetryPolicy, attempt: number): number {
-  return Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1)) * (0.5 + Math.random() / 2);
-}
-
-export function retryAfterMs(res: Response): number | undefined {
-  const v = header(res, 'retry-after');
-  if (!v) return undefined;
-  const secs = Number(v);
-  if (Number.isFinite(secs)) return Math.min(Math.max(secs * 1000, 0), MAX_RETRY_AFTER_MS);
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.min(Math.max(at - Date.now(), 0), MAX_RETRY_AFTER_MS);
-}
-
-async function readLimited(body: Readable, limit: number): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of body) {
-    const b = c as Buffer;
-    n += b.length;
-    if (n > limit) {
-      body.destroy();
-      throw new SealiftError('REGISTRY_ERROR', `response body exceeds ${limit} bytes`);
-    }
-    chunks.push(b);
-  }
-  return Buffer.concat(chunks);
-}
-
-async function discard(res: Response): Promise<void> {
-  try {
-    await res.body.dump({ limit: 256 * 1024 });
-  } catch {
-    /* the connection is dropped instead */
-  }
-}
-
-export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason as Error);
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason as Error)), { once: true });
-  });
-}
-
-/** An error from a registry response: status, the registry's own codes, method and a redacted URL. */
-async function responseError(res: Response, method: string, registry: string, what: string): Promise<SealiftError> {
-  let codes: string[] = [];
-  let detail = '';
-  try {
-    const text = (await readLimited(res.body, ERROR_BODY_LIMIT)).toString('utf8');
-    try {
-      const j = JSON.parse(text) as { errors?: { code?: string; message?: string }[] };
-      codes = (j.errors ?? []).map((x) => x.code ?? '').filter(Boolean);
-      detail = (j.errors ?? []).map((x) => `${x.code}: ${x.message}`).join('; ');
-    } catch {
-      detail = text.trim().slice(0, 200);
-    }
-  } catch {
-    /* body unreadable: status alone */
-  }
-  let code: ErrorCode = 'REGISTRY_ERROR';
-  if (res.status === 404 || codes.some((c) => /_UNKNOWN$/.test(c))) code = 'NOT_FOUND';
-  else if (res.status === 401 || res.status === 403 || codes.includes('DENIED') || codes.includes('UNAUTHORIZED'))
-    code = 'AUTH_FAILED';
-  const temporary = statusIsTemporary(res.status);
-  return new SealiftError(
-    code,
-    `${what}: registry ${registry} answered ${res.status} to ${method} ${redact(res.url)}${detail ? ` (${detail})` : ''}`,
-    {
-      details: { registry, status: res.status, method, url: redact(res.url), registryCodes: codes, temporary },
-      hint:
-        code === 'NOT_FOUND'
-          ? 'Check the reference (repository, tag or digest) exists in that registry.'
-          : code === 'AUTH_FAILED'
-            ? `Log in with "docker login ${registry}" or check the credentials for it.`
-            : undefined,
-    },
-  );
-}
-
-interface Challenge {
-  scheme: string;
-  params: Record<string, string>;
-}
-
-/** Parses `Bearer realm="...",service="...",scope="..."` (one challenge; the first wins). */
-export function parseChallenge(value: string): Challenge | undefined {
-  const m = /^\s*(\w+)\s*(.*)$/s.exec(value);
-  if (!m) return undefined;
-  const params: Record<string, string> = {};
-  const re = /(\w+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^\s,]*))\s*,?/g;
-  for (let p = re.exec(m[2] ?? ''); p; p = re.exec(m[2] ?? '')) {
-    params[(p[1] ?? '').toLowerCase()] = (p[2] ?? p[3] ?? '').replace(/\\(.)/g, '$1');
-  }
-  return { scheme: (m[1] ?? '').toLowerCase(), params };
-}
-
-function basicHeader(c: Credential): string {
-  return `Basic ${Buffer.from(`${c.username ?? ''}:${c.password ?? ''}`).toString('base64')}`;
-}
-
-const agents = new Map<string, Agent>();
-export function agentFor(cfg: RegistryHostConfig): Agent {
-  const key = `${cfg.caFile ?? ''}|${cfg.insecureSkipVerify ? 1 : 0}`;
-  let a = agents.get(key);
-  if (!a) {
-    a = new Agent({
-      connections: 16,
-      headersTimeout: 60_000,
-      bodyTimeout: 60_000,
-      connect: {
-        ...(cfg.caFile ? { ca: readFileSync(cfg.caFile) } : {}),
-        rejectUnauthorized: !cfg.insecureSkipVerify,
-      },
-    });
-    agents.set(key, a);
-  }
-  return a;
-}
-
-/** Closes the pooled connections (tests and the CLI call this when done). */
-export async function closeRegistryConnections(): Promise<void> {
-  const all = [...agents.values()];
-  agents.clear();
-  await Promise.all(all.map((a) => a.close().catch(() => undefined)));
-}
-
 /** One network endpoint: a registry host or a mirror, with its own auth state. */
-class Endpoint {
+export class Endpoint {
   readonly name: string;
   readonly origin: string;
   readonly prefix: string;
-  private readonly dispatcher: Agent;
-  private readonly opts: Required<Pick<RegistryOptions, 'onEvent' | 'userAgent'>> & {
-    retry: RetryPolicy;
-    credentials: CredentialLookup;
-  };
-  private readonly credHost: string;
-  private basic: string | undefined;
-  private readonly tokens = new Map<string, Promise<string>>();
-  private challenge: Challenge | undefined;
-  private credential: Promise<Credential | undefined> | undefined;
+  readonly auth: RegistryAuth;
 
-  constructor(spec: string, cfg: RegistryHostConfig, opts: Endpoint['opts']) {
+  constructor(spec: string, cfg: RegistryHostConfig, opts: EndpointSendOptions & { credentials: CredentialLookup }) {
     const slash = spec.indexOf('/');
     const host = slash < 0 ? spec : spec.slice(0, slash);
     this.prefix = slash < 0 ? '' : `${spec.slice(slash + 1).replace(/\/+$/, '')}/`;
     this.name = host;
-    this.credHost = host;
     this.origin = `${cfg.plainHttp ? 'http' : 'https'}://${registryEndpointHost(host)}`;
-    this.dispatcher = agentFor(cfg);
-    this.opts = opts;
+    const { credentials, ...send } = opts;
+    this.auth = new RegistryAuth(host, this.origin, credentials, {
+      ...send,
+      tls: {
+        ...(cfg.caFile ? { caFile: cfg.caFile } : {}),
+        ...(cfg.insecureSkipVerify ? { insecureSkipVerify: true } : {}),
+      },
+    });
   }
 
   path(repo: string, rest: string): string {
     return `${this.origin}/v2/${this.prefix}${repo}/${rest}`;
   }
 
-  /** One HTTP exchange with retries and redirects; no auth negotiation. */
-  async send(o: SendOptions & { auth?: string }): Promise<Response> {
-    const { attempts } = this.opts.retry;
-    for (let attempt = 1; ; attempt++) {
-      let res: Response | undefined;
-      let failure: unknown;
-      try {
-        res = await this.exchange(o);
-      } catch (e) {
-        failure = e;
-      }
-      const canRetry = o.retry !== false && attempt < attempts;
-      if (res && !statusIsTemporary(res.status)) return res;
-      if (res && !canRetry) return res;
-      if (failure !== undefined && (!canRetry || !isTemporaryNetworkError(failure))) {
-        if (isTemporaryNetworkError(failure) || !(failure instanceof SealiftError))
-          throw this.networkError(o, failure, attempt);
-        throw failure;
-      }
-      const backoff = backoffMs(this.opts.retry, attempt);
-      const delayMs = Math.round(res ? (retryAfterMs(res) ?? backoff) : backoff);
-      const reason = res ? `${res.status} from ${this.name}` : (failure as Error).message;
-      if (res) await discard(res);
-      this.opts.onEvent({ type: 'retry', op: o.op, attempt, delayMs, reason });
-      await sleep(delayMs, o.signal);
-    }
-  }
-
-  private networkError(o: SendOptions, e: unknown, attempts: number): SealiftError {
-    const msg = e instanceof Error ? e.message : String(e);
-    const tls = /certificate|self.signed|SSL|TLS|wrong version number|EPROTO/i.test(
-      msg + String((e as { code?: string }).code ?? ''),
-    );
-    return new SealiftError(
-      'NETWORK_ERROR',
-      `${o.op}: ${o.method} ${redact(o.url)} failed after ${attempts} attempt(s): ${msg}`,
-      {
-        cause: e,
-        details: { registry: this.name, temporary: true },
-        hint: tls
-          ? `If ${this.name} speaks plain HTTP, mark it so (--plain-http ${this.name}); for a private CA give --ca-file ${this.name}=PATH.`
-          : `Check that ${this.name} is reachable from this host; a re-run continues where this one stopped.`,
-      },
-    );
-  }
-
-  private async exchange(o: SendOptions & { auth?: string }): Promise<Response> {
-    let url = o.url;
-    let method = o.method;
-    let body = o.body;
-    const firstOrigin = new URL(url).origin;
-    for (let hop = 0; hop < 6; hop++) {
-      const headers: Record<string, string> = { 'user-agent': this.opts.userAgent, ...o.headers };
-      // the registry's credentials go to the registry only, never to blob storage on another host
-      if (o.auth && new URL(url).origin === firstOrigin) headers.authorization = o.auth;
-      const payload = typeof body === 'function' ? body() : body;
-      const r = await request(url, {
-        method: method as Dispatcher.HttpMethod,
-        headers,
-        body: payload,
-        dispatcher: this.dispatcher,
-        signal: o.signal,
-      });
-      const res: Response = { status: r.statusCode, headers: r.headers, body: r.body, url };
-      const loc = header(res, 'location');
-      if ([301, 302, 303, 307, 308].includes(res.status) && loc) {
-        await discard(res);
-        url = new URL(loc, url).toString();
-        if (res.status === 303 || ((res.status === 301 || res.status === 302) && method !== 'HEAD')) {
-          method = method === 'HEAD' ? 'HEAD' : 'GET';
-          body = undefined;
-        }
-        continue;
-      }
-      return res;
-    }
-    throw new SealiftError('REGISTRY_ERROR', `${o.op}: too many redirects from ${redact(o.url)}`);
-  }
-
-  private getCredential(): Promise<Credential | undefined> {
-    this.credential ??= this.opts.credentials(this.credHost);
-    return this.credential;
-  }
-
-  private async authHeader(scopes: string[]): Promise<string | undefined> {
-    if (!this.challenge) return undefined;
-    if (this.challenge.scheme === 'basic') return this.basic;
-    if (this.challenge.scheme !== 'bearer') return undefined;
-    const key = [...scopes].sort().join(' ');
-    let p = this.tokens.get(key);
-    if (!p) {
-      p = this.fetchToken(this.challenge, scopes);
-      this.tokens.set(key, p);
-      p.catch(() => this.tokens.delete(key));
-    }
-    return `Bearer ${await p}`;
-  }
-
-  private async fetchToken(ch: Challenge, scopes: string[]): Promise<string> {
-    const realm = ch.params.realm;
-    if (!realm)
-      throw new SealiftError('REGISTRY_ERROR', `registry ${this.name} sent a Bearer challenge without a realm`);
-    const cred = await this.getCredential();
-    const u = new URL(realm, this.origin);
-    let res: Response;
-    if (cred?.identityToken) {
-      const form = new URLSearchParams({
-        grant_type: 'refresh_token',
-        refresh_token: cred.identityToken,
-        client_id: 'sealift',
-      });
-      if (ch.params.service) form.set('service', ch.params.service);
-      if (scopes.length) form.set('scope', scopes.join(' '));
-      res = await this.send({
-        method: 'POST',
-        url: u.toString(),
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: Buffer.from(form.toString()),
-        op: `token for ${this.name}`,
-      });
-    } else {
-      if (ch.params.service) u.searchParams.set('service', ch.params.service);
-      for (const s of scopes) u.searchParams.append('scope', s);
-      res = await this.send({
-        method: 'GET',
-        url: u.toString(),
-        ...(cred ? { auth: basicHeader(cred) } : {}),
-        op: `token for ${this.name}`,
-      });
-    }
-    if (res.status === 401 || res.status === 403) {
-      await discard(res);
-      throw this.authError(cred, `its token server ${redact(u.toString())} answered ${res.status}`);
-    }
-    if (res.status !== 200) throw await responseError(res, 'GET', this.name, `token for ${this.name}`);
-    const j = JSON.parse((await readLimited(res.body, ERROR_BODY_LIMIT)).toString('utf8')) as {
-      token?: string;
-      access_token?: string;
-    };
-    const token = j.token ?? j.access_token;
-    if (!token) throw new SealiftError('REGISTRY_ERROR', `the token server of ${this.name} answered without a token`);
-    return token;
-  }
-
-  private authError(cred: Credential | undefined, why: string): SealiftError {
-    return new SealiftError(
-      'AUTH_FAILED',
-      cred
-        ? `registry ${this.name} refused the credentials of user "${cred.username ?? '<token>'}" from ${cred.source}: ${why}`
-        : `registry ${this.name} requires credentials and none were found: ${why}`,
-      {
-        details: { registry: this.name },
-        hint: `Log in with "docker login ${this.name}" (or set REGISTRY_AUTH_FILE), and check the user may access this repository.`,
-      },
-    );
-  }
-
-  /** A request that negotiates auth: on a 401 it reads the challenge, gets a token or Basic header, and repeats once. */
-  async request(o: SendOptions & { scopes: string[] }): Promise<Response> {
-    let auth = await this.authHeader(o.scopes);
-    for (let round = 0; ; round++) {
-      const res = await this.send({ ...o, ...(auth ? { auth } : {}) });
-      if (res.status !== 401) {
-        if (res.status === 403 && auth) {
-          await discard(res);
-          throw this.authError(await this.getCredential(), `403 denied to ${o.method} ${redact(res.url)}`);
-        }
-        return res;
-      }
-      await discard(res);
-      const challenge = parseChallenge(header(res, 'www-authenticate') ?? '');
-      const cred = await this.getCredential();
-      if (round > 0 || !challenge || (challenge.scheme !== 'basic' && challenge.scheme !== 'bearer')) {
-        throw this.authError(cred, `401 to ${o.method} ${redact(res.url)}`);
-      }
-      if (challenge.scheme === 'basic' && !cred) throw this.authError(undefined, 'it asks for Basic auth');
-      this.challenge = challenge;
-      if (challenge.scheme === 'basic' && cred) this.basic = basicHeader(cred);
-      this.tokens.clear();
-      auth = await this.authHeader(o.scopes);
-      if (typeof o.body === 'object' && o.body instanceof Readable) {
-        // a token expired during a long transfer: the stream is spent, so the caller retries the
-        // whole upload (pushBlob reopens its source) with the fresh token now cached
-        throw new SealiftError(
-          'NETWORK_ERROR',
-          `${o.op}: registry ${this.name} asked for auth again during a streamed upload`,
-          { details: { registry: this.name, temporary: true } },
-        );
-      }
-    }
-  }
+  request: RegistryAuth['request'] = (o, describe) =>
+    this.auth.request({ host: this.name, ...o }, describe ?? ((res) => registryError(res, o.method, this.name, o.op)));
 }
 
 function pullScope(repo: string): string {
@@ -483,6 +99,19 @@ function pullScope(repo: string): string {
 }
 function pushScope(repo: string): string {
   return `repository:${repo}:pull,push`;
+}
+
+/** A body read to the end or, when it is cut short, a temporary NETWORK_ERROR naming the host. */
+async function readBody(
+  res: HttpResponse,
+  limit: number,
+  o: { op: string; method: string; host: string },
+): Promise<Buffer> {
+  try {
+    return await readLimited(res.body, limit);
+  } catch (e) {
+    throw networkError(e, { ...o, url: res.url });
+  }
 }
 
 /**
@@ -494,21 +123,30 @@ export class RegistryClient {
   private readonly origin: Endpoint;
   private readonly readers: Endpoint[];
   private readonly onEvent: EventSink;
+  private readonly retry: Partial<RetryPolicy>;
+  private readonly upload: Partial<UploadSettings>;
 
   constructor(host: string, opts: RegistryOptions = {}) {
     this.host = host;
     const hosts = opts.hosts ?? {};
     const cfg = hosts[host] ?? {};
     this.onEvent = opts.onEvent ?? noEvents;
+    this.retry = opts.retry ?? {};
+    this.upload = opts.upload ?? {};
     const shared = {
       onEvent: this.onEvent,
       userAgent: opts.userAgent ?? 'sealift/0.1',
-      retry: { ...DEFAULT_RETRY, ...opts.retry },
+      retry: this.retry,
       credentials: opts.credentials ?? dockerCredentials(),
     };
     this.origin = new Endpoint(host, cfg, shared);
     const mirrors = (cfg.mirrors ?? []).map((m) => new Endpoint(m, hosts[m.split('/')[0] ?? m] ?? {}, shared));
     this.readers = mirrors.length ? (cfg.mirrorFallback ? [...mirrors, this.origin] : mirrors) : [this.origin];
+  }
+
+  /** Options for a retried step of this client (used where there is no enclosing budget). */
+  private retrying<T>(op: string, signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+    return retrying(op, { policy: this.retry, onEvent: this.onEvent, ...(signal ? { signal } : {}) }, attempt);
   }
 
   /** Runs a pull step against each reader endpoint in turn (mirrors first), returning the first success. */
@@ -542,7 +180,7 @@ export class RegistryClient {
         scopes: [],
         ...(signal ? { signal } : {}),
       });
-      if (res.status !== 200) throw await responseError(res, 'GET', e.name, `ping ${e.name}`);
+      if (res.status !== 200) throw await registryError(res, 'GET', e.name, `ping ${e.name}`);
       await discard(res);
     });
   }
@@ -563,7 +201,7 @@ export class RegistryClient {
         scopes: [pullScope(repo)],
         ...(signal ? { signal } : {}),
       });
-      if (res.status !== 200) throw await responseError(res, 'HEAD', e.name, `${this.host}/${repo}:${selector}`);
+      if (res.status !== 200) throw await registryError(res, 'HEAD', e.name, `${this.host}/${repo}:${selector}`);
       await discard(res);
       const digest = header(res, 'docker-content-digest');
       const size = Number(header(res, 'content-length'));
@@ -582,34 +220,39 @@ export class RegistryClient {
     });
   }
 
-  /** GET a manifest or index byte for byte; a digest selector is verified against the bytes. */
+  /**
+   * GET a manifest or index byte for byte; a digest selector is verified against the bytes.
+   * The request and the reading of its body are one retried step: a body cut short is retried.
+   */
   async fetchManifest(repo: string, selector: string, signal?: AbortSignal): Promise<RawManifest> {
-    return this.read(async (e) => {
-      const where = `${this.host}/${repo}${isDigest(selector) ? '@' : ':'}${selector}`;
-      const res = await e.request({
-        method: 'GET',
-        url: e.path(repo, `manifests/${selector}`),
-        headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
-        op: `manifest ${where}`,
-        scopes: [pullScope(repo)],
-        ...(signal ? { signal } : {}),
-      });
-      if (res.status !== 200) throw await responseError(res, 'GET', e.name, where);
-      const bytes = await readLimited(res.body, MAX_MANIFEST_BYTES);
-      const served = header(res, 'docker-content-digest');
-      const raw = parseManifest(bytes, {
-        where,
-        mediaType: header(res, 'content-type') ?? '',
-        ...(isDigest(selector) ? { expected: selector as Digest } : {}),
-      });
-      if (!isDigest(selector) && served && isDigest(served) && served !== raw.digest) {
-        throw new SealiftError(
-          'DIGEST_MISMATCH',
-          `${where}: registry says ${served} but the bytes hash to ${raw.digest}`,
-        );
-      }
-      return raw;
-    });
+    const where = `${this.host}/${repo}${isDigest(selector) ? '@' : ':'}${selector}`;
+    return this.read((e) =>
+      this.retrying(`manifest ${where}`, signal, async () => {
+        const res = await e.request({
+          method: 'GET',
+          url: e.path(repo, `manifests/${selector}`),
+          headers: { accept: MANIFEST_MEDIA_TYPES.join(', ') },
+          op: `manifest ${where}`,
+          scopes: [pullScope(repo)],
+          ...(signal ? { signal } : {}),
+        });
+        if (res.status !== 200) throw await registryError(res, 'GET', e.name, where);
+        const bytes = await readBody(res, MAX_MANIFEST_BYTES, { op: `manifest ${where}`, method: 'GET', host: e.name });
+        const served = header(res, 'docker-content-digest');
+        const raw = parseManifest(bytes, {
+          where,
+          mediaType: header(res, 'content-type') ?? '',
+          ...(isDigest(selector) ? { expected: selector as Digest } : {}),
+        });
+        if (!isDigest(selector) && served && isDigest(served) && served !== raw.digest) {
+          throw new SealiftError(
+            'DIGEST_MISMATCH',
+            `${where}: registry says ${served} but the bytes hash to ${raw.digest}`,
+          );
+        }
+        return raw;
+      }),
+    );
   }
 
   /**
@@ -631,7 +274,7 @@ export class RegistryClient {
         scopes: [pullScope(repo)],
         ...(opts.signal ? { signal: opts.signal } : {}),
       });
-      if (res.status !== 200) throw await responseError(res, 'GET', e.name, where);
+      if (res.status !== 200) throw await registryError(res, 'GET', e.name, where);
       const verify = new VerifyStream(desc, { where, ...(opts.onBytes ? { onBytes: opts.onBytes } : {}) });
       pipeline(res.body, verify, () => undefined);
       return verify;
@@ -663,7 +306,7 @@ export class RegistryClient {
         res.body.destroy();
         return undefined;
       }
-      throw await responseError(res, 'GET', e.name, where);
+      throw await registryError(res, 'GET', e.name, where);
     });
   }
 
@@ -679,7 +322,7 @@ export class RegistryClient {
     await discard(res);
     if (res.status === 200) return true;
     if (res.status === 404) return false;
-    throw await responseError(res, 'HEAD', e.name, `${this.host}/${repo}@${digest}`);
+    throw await registryError(res, 'HEAD', e.name, `${this.host}/${repo}@${digest}`);
   }
 
   /** Cross-repository mount (POST ?mount=&from=); false when the registry starts an upload instead. */
@@ -714,82 +357,40 @@ export class RegistryClient {
       }
       return false;
     }
-    throw await responseError(res, 'POST', e.name, `mount ${digest} into ${this.host}/${repo}`);
+    throw await registryError(res, 'POST', e.name, `mount ${digest} into ${this.host}/${repo}`);
   }
 
   /**
-   * Uploads a blob: POST to open an upload, then one PUT of the stream with the digest, which
-   * commits it (the spec's monolithic upload: the size is known, so no PATCH round trip). The
-   * caller decides whether the blob is needed (the copy walk HEADs it first: blobExists).
-   * `body` may be a function that opens the stream again: then failures are retried from the start.
+   * Uploads a blob (upload.ts: one PUT below the chunk threshold, else PATCH chunks that resume
+   * from the offset the registry reports after a failure). `open` opens the source again for a
+   * retry. On abort the upload session is cancelled (DELETE), so no partial upload is left.
    */
   async pushBlob(
     repo: string,
     desc: Pick<Descriptor, 'digest' | 'size'>,
-    body: Readable | (() => Promise<Readable>),
+    open: Readable | (() => Promise<Readable>),
     signal?: AbortSignal,
   ): Promise<'written'> {
-    const reopen = typeof body === 'function' ? body : undefined;
-    const attempts = reopen ? 4 : 1;
-    for (let attempt = 1; ; attempt++) {
-      const stream = reopen ? await reopen() : (body as Readable);
-      try {
-        await this.uploadOnce(repo, desc, stream, signal);
-        return 'written';
-      } catch (e) {
-        stream.destroy();
-        if (attempt >= attempts || !isTemporaryNetworkError(e)) throw e;
-        this.onEvent({
-          type: 'retry',
-          op: `push ${this.host}/${repo}@${desc.digest}`,
-          attempt,
-          delayMs: 500 * attempt,
-          reason: (e as Error).message,
-        });
-        await sleep(500 * attempt, signal);
-      }
-    }
-  }
-
-  private async uploadOnce(
-    repo: string,
-    desc: Pick<Descriptor, 'digest' | 'size'>,
-    stream: Readable,
-    signal?: AbortSignal,
-  ): Promise<void> {
     const e = this.origin;
     const where = `${this.host}/${repo}@${desc.digest}`;
-    const sig = signal ? { signal } : {};
-    const start = await e.request({
-      method: 'POST',
-      url: e.path(repo, 'blobs/uploads/'),
-      headers: { 'content-length': '0' },
-      op: `start upload ${where}`,
+    const upload = new BlobUpload({
+      endpoint: e,
+      repo,
       scopes: [pushScope(repo)],
-      ...sig,
+      desc,
+      open: typeof open === 'function' ? open : oneShot(open),
+      where,
+      settings: this.upload,
+      onEvent: this.onEvent,
+      ...(signal ? { signal } : {}),
     });
-    if (start.status !== 202) throw await responseError(start, 'POST', e.name, `start upload ${where}`);
-    await discard(start);
-    const loc = header(start, 'location');
-    if (!loc)
-      throw new SealiftError(
-        'REGISTRY_ERROR',
-        `registry ${this.host} opened an upload for ${where} without a Location`,
-      );
-    const url = new URL(loc, e.origin);
-    url.searchParams.set('digest', desc.digest);
-    const put = await e.request({
-      method: 'PUT',
-      url: url.toString(),
-      headers: { 'content-type': 'application/octet-stream', 'content-length': String(desc.size) },
-      body: stream,
-      retry: false,
-      op: `upload ${where}`,
-      scopes: [pushScope(repo)],
-      ...sig,
-    });
-    if (put.status !== 201 && put.status !== 204) throw await responseError(put, 'PUT', e.name, `upload ${where}`);
-    await discard(put);
+    try {
+      await this.retrying(`push ${where}`, signal, () => upload.attempt());
+    } catch (err) {
+      await upload.cancel();
+      throw err;
+    }
+    return 'written';
   }
 
   async manifestExists(repo: string, selector: string, signal?: AbortSignal): Promise<Descriptor | undefined> {
@@ -805,7 +406,7 @@ export class RegistryClient {
       });
       await discard(res);
       if (res.status === 404) return undefined;
-      if (res.status !== 200) throw await responseError(res, 'HEAD', e.name, `${this.host}/${repo}:${selector}`);
+      if (res.status !== 200) throw await registryError(res, 'HEAD', e.name, `${this.host}/${repo}:${selector}`);
       const digest = header(res, 'docker-content-digest');
       return {
         mediaType: header(res, 'content-type')?.split(';')[0] ?? '',
@@ -842,7 +443,7 @@ export class RegistryClient {
       ...(signal ? { signal } : {}),
     });
     if (res.status !== 201 && res.status !== 200)
-      throw await responseError(res, 'PUT', e.name, `push manifest ${this.host}/${repo}:${selector}`);
+      throw await registryError(res, 'PUT', e.name, `push manifest ${this.host}/${repo}:${selector}`);
     await discard(res);
     const served = header(res, 'docker-content-digest');
     if (served && served !== raw.digest) {
@@ -870,4 +471,17 @@ export class RegistryPool {
     }
     return c;
   }
+}
+
+/** A stream that can be read once: a second open (a retry) is refused as not retryable. */
+function oneShot(stream: Readable): () => Promise<Readable> {
+  let used = false;
+  return async () => {
+    if (used)
+      throw new SealiftError('NETWORK_ERROR', 'the upload failed and its source stream cannot be read again', {
+        details: { temporary: false },
+      });
+    used = true;
+    return stream;
+  };
 }

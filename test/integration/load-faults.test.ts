@@ -7,7 +7,7 @@ import { execa } from 'execa';
 import { describe, expect, it } from 'vitest';
 import { startFaultProxy } from '../support/fault-proxy.ts';
 import { tempDir } from '../support/process.ts';
-import { startRegistry } from '../support/registry.ts';
+import { startRegistry, uploadSessionBytes } from '../support/registry.ts';
 import { CLI, CLI_ENV, makeImages, sealift, skopeoDigest, writeBundle } from './load-fixtures.ts';
 
 const NAMES = [
@@ -99,4 +99,36 @@ describe('load under faults', () => {
     expect(rerun.stdout).toContain('1 pushed, 3 already there, 0 failed');
     for (const img of images) expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);
   });
+  it('issue 15.10: SIGINT during a big upload: open sessions cancelled (DELETE), exit 130, the re-run completes', async () => {
+    await using tmp = await tempDir();
+    await using reg = await startRegistry();
+    await using proxy = await startFaultProxy(reg.host);
+    // two 70 MiB layers: above the chunked-upload threshold
+    const images = makeImages(['docker.io/kserve/big:v1'], { layerBytes: 70 * 1024 * 1024 });
+    const bundle = await writeBundle(join(tmp.path, 'stage'), join(tmp.path, 'b.tar'), images);
+    const child = execa('node', [CLI, 'load', bundle, '--registry', proxy.host, '--plain-http', '--concurrency', '1'], {
+      reject: false,
+      env: CLI_ENV,
+    });
+    let exited = false;
+    void child.finally(() => (exited = true));
+    const deadline = Date.now() + 120_000;
+    // a chunk went up: the registry holds part of a session
+    while (!proxy.requests.some((r) => r.method === 'PATCH' && r.status === 202) && Date.now() < deadline && !exited)
+      await new Promise((r) => setTimeout(r, 5));
+    child.kill('SIGINT');
+    const stopped = await child;
+    expect(stopped.exitCode, `${stopped.stdout}\n${stopped.stderr}`).toBe(130);
+    expect(stopped.stderr).toContain('error[INTERRUPTED]');
+    const deletes = proxy.requests.filter((r) => r.method === 'DELETE' && r.path.includes('/blobs/uploads/'));
+    expect(deletes.length).toBeGreaterThanOrEqual(1);
+    expect(deletes.every((r) => r.status === 204)).toBe(true);
+    // no partial upload left (a cancelled session of distribution 2.8 keeps a 100-byte hash state)
+    expect(await uploadSessionBytes(reg, 'kserve/big')).toBeLessThan(4096);
+
+    const rerun = await sealift(['load', bundle, '--registry', proxy.host, '--plain-http']);
+    expect(rerun.exitCode, rerun.stdout + rerun.stderr).toBe(0);
+    for (const img of images) expect(await skopeoDigest(siteName(img.source, reg.host))).toBe(img.root.digest);
+    expect(await uploadSessionBytes(reg, 'kserve/big')).toBeLessThan(4096);
+  }, 240_000);
 });

@@ -1,5 +1,5 @@
 // A real OCI registry: Debian's docker-registry (distribution 2.8.2, what the sites run), on loopback.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireTool } from '../../src/tools.ts';
 import { freePort, httpOk, startProcess, tempDir } from './process.ts';
@@ -66,4 +66,13 @@ ${auth}`;
     await tmp[Symbol.asyncDispose]();
   };
   return { host, url: `http://${host}`, dataDir, stop, [Symbol.asyncDispose]: stop };
+}
+
+/** Bytes the registry still holds in upload sessions of a repository (abandoned partial uploads). */
+export async function uploadSessionBytes(registry: Pick<TestRegistry, 'dataDir'>, repository: string): Promise<number> {
+  const root = join(registry.dataDir, 'docker/registry/v2/repositories', repository, '_uploads');
+  const entries = await readdir(root, { recursive: true, withFileTypes: true }).catch(() => []);
+  let total = 0;
+  for (const e of entries) if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
+  return total;
 }

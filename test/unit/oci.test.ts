@@ -9,8 +9,14 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
+  DEFAULT_RETRY,
   OciLayout,
   closeRegistryConnections,
+  copyImage,
+  layoutSource,
+  layoutTarget,
+  registryTarget,
+  worstCaseBackoffMs,
   dockerCredentials,
   parseChallenge,
   parseManifest,
@@ -21,7 +27,7 @@ import {
   type Digest,
 } from '../../src/oci/index.ts';
 import type { SealiftEvent } from '../../src/events.ts';
-import { tempDir } from '../support/process.ts';
+import { freePort, tempDir } from '../support/process.ts';
 
 const digestOf = (b: Buffer) => `sha256:${createHash('sha256').update(b).digest('hex')}` as Digest;
 
@@ -137,6 +143,85 @@ describe('credentials', () => {
       expect(await lookup('unknown.example')).toBeUndefined();
     } finally {
       process.env.PATH = saved;
+    }
+  });
+
+  /** fake `docker-credential-<name>` scripts in a temp bin dir, first on PATH while `fn` runs */
+  async function withHelpers(
+    helpers: Record<string, string>,
+    config: Record<string, unknown>,
+    fn: (dir: string) => Promise<void>,
+  ): Promise<void> {
+    await using dir = await tempDir();
+    const bin = join(dir.path, 'bin');
+    await mkdir(bin);
+    for (const [name, script] of Object.entries(helpers)) {
+      await writeFile(join(bin, `docker-credential-${name}`), `#!/bin/sh\n${script}\n`);
+      await chmod(join(bin, `docker-credential-${name}`), 0o755);
+    }
+    await writeFile(join(dir.path, 'config.json'), JSON.stringify(config));
+    const saved = process.env.PATH;
+    process.env.PATH = `${bin}:${saved ?? ''}`;
+    try {
+      await fn(dir.path);
+    } finally {
+      process.env.PATH = saved;
+    }
+  }
+
+  // answers only for the server address docker stores Docker Hub under
+  const HUB_HELPER = `read server\nif [ "$server" = "https://index.docker.io/v1/" ]; then echo '{"Username":"hub-user","Secret":"hub-pass"}'; else echo "credentials not found in native keychain"; exit 1; fi`;
+
+  it('bug 4: Docker Hub credentials from a credsStore or credHelpers helper are found (asked under https://index.docker.io/v1/)', async () => {
+    for (const config of [
+      { credsStore: 'hub' },
+      { credHelpers: { 'index.docker.io': 'hub' } },
+      { credHelpers: { 'docker.io': 'hub' } },
+    ]) {
+      await withHelpers({ hub: HUB_HELPER }, config, async (dir) => {
+        const lookup = dockerCredentials({ DOCKER_CONFIG: dir });
+        for (const host of ['docker.io', 'index.docker.io', 'registry-1.docker.io'])
+          expect(await lookup(host), `${JSON.stringify(config)} ${host}`).toMatchObject({
+            username: 'hub-user',
+            password: 'hub-pass',
+          });
+        expect(await lookup('quay.io')).toBeUndefined();
+      });
+    }
+  });
+
+  it('bug 4: a helper that hangs is killed after the timeout and the lookup fails naming it', async () => {
+    await withHelpers({ stuck: 'sleep 30' }, { credsStore: 'stuck' }, async (dir) => {
+      const started = Date.now();
+      const err = await dockerCredentials(
+        { DOCKER_CONFIG: dir },
+        { helperTimeoutMs: 300 },
+      )('quay.io').catch((e: unknown) => e);
+      expect(Date.now() - started).toBeLessThan(3000);
+      expect(err).toMatchObject({ code: 'AUTH_FAILED' });
+      expect((err as Error).message).toBe(
+        'credential helper docker-credential-stuck did not answer within 0.3 s for quay.io',
+      );
+    });
+  });
+
+  it('issue 15.9: a failing helper that prints the secret: not a byte of its output in the error or its JSON', async () => {
+    const cases = {
+      // stderr and stdout both carry the secret, exit 3
+      loud: 'echo "token=S3CRET-VALUE for you" >&2; echo "{\\"Secret\\":\\"S3CRET-VALUE\\"}"; exit 3',
+      // not JSON on success
+      garbled: 'echo "S3CRET-VALUE"',
+      // killed by a signal
+      killed: 'echo "S3CRET-VALUE" >&2; kill -9 $$',
+    };
+    for (const [name, script] of Object.entries(cases)) {
+      await withHelpers({ [name]: script }, { credsStore: name }, async (dir) => {
+        const err = await dockerCredentials({ DOCKER_CONFIG: dir })('quay.io').catch((e: unknown) => e);
+        expect(err, name).toMatchObject({ code: 'AUTH_FAILED' });
+        const all = `${(err as Error).message} ${(err as { hint?: string }).hint} ${JSON.stringify(err)} ${JSON.stringify((err as { toJSON(): unknown }).toJSON())}`;
+        expect(all, name).not.toContain('S3CRET');
+        expect(all).toContain(`docker-credential-${name}`);
+      });
     }
   });
 });
@@ -291,4 +376,81 @@ describe('resuming a partial blob', () => {
     expect(await readdir(join(dir.path, '.ingest'))).toEqual([]);
     expect(await layout.hasBlob(desc)).toBe(false);
   });
+});
+
+describe('bug 5: retries do not multiply; a dead host fails fast', () => {
+  const anonymous = async () => undefined;
+
+  it.each([
+    { name: 'a closed loopback port', host: async () => `127.0.0.1:${await freePort()}`, fault: 'refused' },
+    { name: 'a name that never resolves', host: async () => 'nosuchhost.invalid', fault: 'unresolvable' },
+  ])('$name: one try, the host named, in well under a second', async ({ host: hostOf, fault }) => {
+    const host = await hostOf();
+    const events: SealiftEvent[] = [];
+    const client = new RegistryClient(host, {
+      hosts: { [host]: { plainHttp: true } },
+      credentials: anonymous,
+      onEvent: (e) => events.push(e),
+    });
+    for (const call of [() => client.fetchManifest('istio/pilot', '1.23.2'), () => client.ping()]) {
+      const started = Date.now();
+      const err = await call().catch((e: unknown) => e);
+      const elapsed = Date.now() - started;
+      expect(err).toMatchObject({ code: 'NETWORK_ERROR', details: { host, fault, temporary: false } });
+      expect((err as Error).message).toContain(host);
+      expect((err as { hint?: string }).hint).toContain(host);
+      expect(elapsed).toBeLessThan(1000);
+    }
+    expect(events.filter((e) => e.type === 'retry')).toEqual([]);
+  });
+
+  it('a registry that keeps failing uploads: one budget per blob (at most DEFAULT_RETRY.attempts tries), within the stated worst case', async () => {
+    // HEAD says the blob is missing, every upload request answers 503
+    const requests: string[] = [];
+    await using registry = await serve((req, res) => {
+      requests.push(`${req.method} ${req.url}`);
+      req.resume();
+      res.writeHead(req.method === 'HEAD' ? 404 : 503, { 'content-length': 0 }).end();
+    });
+    await using tmp = await tempDir();
+    const layout = await OciLayout.open(tmp.path);
+    const layer = Buffer.from('a layer that never arrives');
+    const config = Buffer.from('{"architecture":"amd64","os":"linux"}');
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: digestOf(config),
+          size: config.length,
+        },
+        layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: digestOf(layer), size: layer.length }],
+      }),
+    );
+    await layout.writeBlob({ digest: digestOf(layer), size: layer.length }, layer);
+    await layout.writeBlob({ digest: digestOf(config), size: config.length }, config);
+    const raw = parseManifest(manifest, { mediaType: 'application/vnd.oci.image.manifest.v1+json', where: 'test' });
+    await layoutTarget(layout).pushManifest(raw, { root: true, tag: 'v1' });
+    const client = new RegistryClient(registry.host, {
+      hosts: { [registry.host]: { plainHttp: true } },
+      credentials: anonymous,
+    });
+    const started = Date.now();
+    const err = await copyImage(layoutSource(layout), registryTarget(client, 'repo'), { selector: 'v1' }).catch(
+      (e: unknown) => e,
+    );
+    const elapsed = Date.now() - started;
+    expect(err).toMatchObject({ code: 'REGISTRY_ERROR', details: { status: 503 } });
+    // two blobs (config and layer), each with one budget for all its requests: today 5 POSTs
+    // each, where nested loops allowed 6 x 4 x 5 = 120
+    const posts = requests.filter((r) => r.startsWith('POST '));
+    console.log(
+      `bug 5: ${posts.length} upload starts for 2 blobs in ${elapsed} ms (worst case ${worstCaseBackoffMs(DEFAULT_RETRY)} ms)`,
+    );
+    // (the copy fails as soon as one blob's budget is spent: the other may stop a try short)
+    expect(posts.length).toBeGreaterThanOrEqual(DEFAULT_RETRY.attempts);
+    expect(posts.length).toBeLessThanOrEqual(2 * DEFAULT_RETRY.attempts);
+    expect(elapsed).toBeLessThan(worstCaseBackoffMs(DEFAULT_RETRY) + 1000);
+  }, 20_000);
 });
