@@ -1,6 +1,6 @@
 // One error type for everything a user can act on. The code says what kind of failure it is,
 // the message says which value and where it came from, the hint says what to do.
-// Only cli.ts turns codes into exit codes.
+// Only the CLI layer (src/commands/, output.ts for errors) turns codes into exit codes.
 
 export const ERROR_CODES = {
   USAGE: { exit: 2, doc: 'the command line is wrong' },
@@ -19,6 +19,8 @@ export const ERROR_CODES = {
   DIGEST_MISMATCH: { exit: 10, doc: 'content does not match its digest or size' },
   BUNDLE_INVALID: { exit: 10, doc: 'a bundle is damaged, tampered with or unsafe' },
   PARTIAL_FAILURE: { exit: 11, doc: 'some items failed; a re-run continues' },
+  LOCKED: { exit: 12, doc: 'another sealift run holds the work directory' },
+  DISK_FULL: { exit: 13, doc: 'a disk ran out of space; free some and run again' },
   INTERNAL: { exit: 70, doc: 'a bug in sealift' },
 } as const satisfies Record<string, { exit: number; doc: string }>;
 

@@ -2,6 +2,7 @@
 // one session so a blob used by many images is fetched and stored once. A failed image fails the
 // run (no bundle is packed); what was stored stays for the re-run.
 import pLimit from 'p-limit';
+import { diskFullCause, diskFullError } from '../disk.ts';
 import { SealiftError, isSealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { copyImage, createCopySession, type CopyResult } from '../oci/copy.ts';
@@ -72,6 +73,10 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
     ),
   );
   opts.signal?.throwIfAborted();
+  // a full disk is no fault of the references: say so, for the layout's directory
+  const full = failed.map((f) => diskFullCause(f.error)).find(Boolean);
+  if (full)
+    throw await diskFullError(opts.layout.dir, `pulling ${failed.length} of ${pulls.length} images`, { cause: full });
   if (failed.length === 1) {
     const { pull, error } = failed[0]!;
     const code = isSealiftError(error) ? error.code : 'REGISTRY_ERROR';

@@ -11,6 +11,7 @@ import {
   parseConcurrency,
   registryHostsFromFlags,
   stackDirFrom,
+  withTransportFlags,
 } from './flags.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
@@ -29,9 +30,9 @@ interface BundleFlags extends GlobalFlags {
   gzip?: boolean;
   keepWork?: boolean;
   pack: boolean;
-  plainHttp: string[];
-  insecure: string[];
-  caFile: string[];
+  plainHttp?: string[];
+  insecure?: string[];
+  caFile?: string[];
   mirror: string[];
   mirrorFallback?: boolean;
 }
@@ -89,14 +90,6 @@ export function registerBundle(program: Command): void {
     .option('--gzip', 'gzip the tar (layers are compressed already; `load` needs it uncompressed)')
     .option('--keep-work', 'keep <name>.work/ after packing, for a fast incremental re-run')
     .option('--no-pack', 'leave the bundle as the directory <name>.work/ (no tar)')
-    .option('--plain-http <host>', 'this source registry speaks plain HTTP (repeatable)', collect, [] as string[])
-    .option(
-      '--insecure <host>',
-      'HTTPS to this registry without certificate checks (repeatable)',
-      collect,
-      [] as string[],
-    )
-    .option('--ca-file <host=file>', 'trust this PEM CA for the registry (repeatable)', collect, [] as string[])
     .option(
       '--mirror <host=endpoint>',
       'pull HOST through ENDPOINT (HOST[:PORT][/PREFIX]), e.g. docker.io=mirror.corp:5000 (repeatable)',
@@ -104,7 +97,7 @@ export function registerBundle(program: Command): void {
       [] as string[],
     )
     .option('--mirror-fallback', 'when every mirror fails, try the registry itself');
-  withCommonFlags(cmd).action(async (flags: BundleFlags) => {
+  withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
     const { createBundle, parseSize } = await import('../bundle/index.ts');
     const { parsePlatform } = await import('../oci/types.ts');

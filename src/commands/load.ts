@@ -77,7 +77,7 @@ export function registerLoad(program: Command): void {
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--extract-to <dir>', 'write the helmfile, values, charts, release files and containerd hosts.toml here')
     .option('--recheck', 'hash the whole bundle again even if this exact file was checked before');
-  withTransportFlags(cmd);
+  withTransportFlags(cmd, '--registry');
   withCommonFlags(cmd).action(
     async (
       bundle: string,
@@ -90,6 +90,7 @@ export function registerLoad(program: Command): void {
           recheck?: boolean;
         },
     ) => {
+      const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
       countBuffersInHeapLimit();
       const out = createOutput(flags);
       const { loadBundle } = await import('../load/index.ts');
@@ -97,7 +98,7 @@ export function registerLoad(program: Command): void {
       try {
         const result = await loadBundle({
           bundle,
-          registry: siteRegistryFromFlags(flags.registry, flags),
+          registry: siteRegistry,
           ...(flags.scheme ? { scheme: flags.scheme } : {}),
           concurrency: parseConcurrency(flags.concurrency),
           ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),

@@ -51,10 +51,11 @@ export function registerMirror(program: Command): void {
       'copy only this platform of multi-platform tags (repeatable; default: every platform, the exact upstream graph)',
       collect,
     )
-    .option('--source-plain-http <host>', 'a source registry that speaks plain HTTP (repeatable)', collect)
-    .option('--source-insecure <host>', 'a source registry whose TLS certificate is not verified (repeatable)', collect)
-    .option('--source-ca-file <host=file>', 'trust this PEM CA for a source registry (repeatable)', collect);
-  withTransportFlags(cmd);
+    // the spellings from before one convention: the same as --plain-http HOST etc. naming a source
+    .option('--source-plain-http <host>', 'the same as --plain-http HOST for a source registry', collect)
+    .option('--source-insecure <host>', 'the same as --insecure HOST for a source registry', collect)
+    .option('--source-ca-file <host=file>', 'the same as --ca-file HOST=FILE for a source registry', collect);
+  withTransportFlags(cmd, '--to');
   withCommonFlags(cmd).action(async (flags: MirrorFlags) => {
     if (Boolean(flags.env) === Boolean(flags.imagelist)) {
       throw new SealiftError('USAGE', 'say what to mirror: -e <env> or --imagelist <file> (one of them)', {
@@ -68,14 +69,19 @@ export function registerMirror(program: Command): void {
     const { parsePlatform } = await import('../oci/types.ts');
     const from = flags.imagelist ?? join(stackDirFrom(flags.stack), 'imagelists', `${flags.env}.lock.json`);
     if (flags.env && !existsSync(from)) {
+      const { requireEnvironment } = await import('../config/index.ts');
+      await requireEnvironment(stackDirFrom(flags.stack), flags.env);
       throw new SealiftError('NOT_FOUND', `environment ${flags.env} has no image lock at ${from}`, {
         hint: `Run \`sealift images -e ${flags.env}\` to write it (or give --stack, or --imagelist FILE).`,
       });
     }
-    const sources = registryHostsFromFlags(
-      { plainHttp: flags.sourcePlainHttp, insecure: flags.sourceInsecure, caFile: flags.sourceCaFile },
-      'source-',
-    );
+    // transport flags naming another host than --to are about a source
+    const { others, ...to } = siteRegistryFromFlags(flags.to, flags, '--to', 'return');
+    const sources = registryHostsFromFlags({
+      plainHttp: [...others.plainHttp!, ...(flags.sourcePlainHttp ?? [])],
+      insecure: [...others.insecure!, ...(flags.sourceInsecure ?? [])],
+      caFile: [...others.caFile!, ...(flags.sourceCaFile ?? [])],
+    });
     // the names mirror writes are the names the environment's values pull
     const environmentScheme = async (f: MirrorFlags) => {
       if (!f.env) return 'host-swap' as const;
@@ -86,7 +92,7 @@ export function registerMirror(program: Command): void {
       const result = await mirrorImages({
         images: await readMirrorList(from),
         from,
-        to: siteRegistryFromFlags(flags.to, flags, '--to'),
+        to,
         sources,
         scheme: flags.scheme ?? (await environmentScheme(flags)),
         concurrency: parseConcurrency(flags.concurrency),
