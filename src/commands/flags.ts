@@ -6,6 +6,7 @@ import { Option, type Command } from 'commander';
 import { SealiftError } from '../errors.ts';
 import type { SiteRegistry } from '../load/index.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
+import type { Platform, PlatformSelection } from '../oci/types.ts';
 import { PROJECT_ROOT } from '../tools.ts';
 
 /** commander's reducer for a repeatable option: `--x a --x b` gives ['a', 'b']. */
@@ -136,6 +137,40 @@ export interface TransportFlags {
   plainHttp?: string[];
   insecure?: string[];
   caFile?: string[];
+}
+
+/**
+ * `--platform OS/ARCH[/VARIANT]` (repeatable) and `--all-platforms`, the same in every command
+ * that copies images; `defaultText` says what the command keeps without them (bundle: the site's
+ * linux/amd64, with its own lock recording the digest; mirror: the exact graph the upstream
+ * lock's digest names, since mirror writes no lock of its own).
+ */
+export function withPlatformFlags(cmd: Command, defaultText: string): Command {
+  return cmd
+    .option(
+      '--platform <os/arch[/variant]>',
+      `keep only this platform of multi-platform images (repeatable; default: ${defaultText})`,
+      collect,
+      [] as string[],
+    )
+    .option('--all-platforms', 'keep every platform of every image (the exact upstream graph)');
+}
+
+export interface PlatformFlags {
+  platform?: string[];
+  allPlatforms?: boolean;
+}
+
+/** The selection the platform flags ask for; `fallback` when neither is given. */
+export function platformSelectionFrom(
+  f: PlatformFlags,
+  parsePlatform: (s: string) => Platform,
+  fallback: PlatformSelection,
+): PlatformSelection {
+  if (f.allPlatforms && f.platform?.length)
+    throw new SealiftError('USAGE', '--platform and --all-platforms exclude each other');
+  if (f.allPlatforms) return { kind: 'all' };
+  return f.platform?.length ? { kind: 'only', platforms: f.platform.map(parsePlatform) } : fallback;
 }
 
 export function parseConcurrency(v: string | undefined, fallback = 4): number {

@@ -9,22 +9,24 @@ import {
   parseConcurrency,
   registryHostsFromFlags,
   siteRegistryFromFlags,
+  platformSelectionFrom,
   stackDirFrom,
+  withPlatformFlags,
   withTransportFlags,
+  type PlatformFlags,
   type TransportFlags,
 } from './flags.ts';
 import { reportCopy } from './load.ts';
 import { countBuffersInHeapLimit } from './heap.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
-interface MirrorFlags extends GlobalFlags, TransportFlags {
+interface MirrorFlags extends GlobalFlags, TransportFlags, PlatformFlags {
   env?: string;
   stack?: string;
   imagelist?: string;
   to: string;
   scheme?: 'host-swap' | 'scoped';
   concurrency?: string;
-  platform?: string[];
   sourcePlainHttp?: string[];
   sourceInsecure?: string[];
   sourceCaFile?: string[];
@@ -46,15 +48,11 @@ export function registerMirror(program: Command): void {
       ).choices(['host-swap', 'scoped']),
     )
     .option('--concurrency <n>', 'blob transfers at once', '4')
-    .option(
-      '--platform <os/arch>',
-      'copy only this platform of multi-platform tags (repeatable; default: every platform, the exact upstream graph)',
-      collect,
-    )
     // the spellings from before one convention: the same as --plain-http HOST etc. naming a source
     .option('--source-plain-http <host>', 'the same as --plain-http HOST for a source registry', collect)
     .option('--source-insecure <host>', 'the same as --insecure HOST for a source registry', collect)
     .option('--source-ca-file <host=file>', 'the same as --ca-file HOST=FILE for a source registry', collect);
+  withPlatformFlags(cmd, "every platform: the exact graph the lock's digest names (mirror writes no lock)");
   withTransportFlags(cmd, '--to');
   withCommonFlags(cmd).action(async (flags: MirrorFlags) => {
     if (Boolean(flags.env) === Boolean(flags.imagelist)) {
@@ -96,9 +94,7 @@ export function registerMirror(program: Command): void {
         sources,
         scheme: flags.scheme ?? (await environmentScheme(flags)),
         concurrency: parseConcurrency(flags.concurrency),
-        ...(flags.platform?.length
-          ? { platforms: { kind: 'only' as const, platforms: flags.platform.map(parsePlatform) } }
-          : {}),
+        platforms: platformSelectionFrom(flags, parsePlatform, { kind: 'all' }),
         onEvent: out.onEvent,
       });
       reportCopy(out, result, (r: MirrorResult) => ({ done: `mirrored ${r.from} into ${r.registry}` }));
