@@ -52,11 +52,14 @@ export async function diskFullError(
   opts: { needed?: number; cause?: unknown } = {},
 ): Promise<SealiftError> {
   const free = await freeBytes(dir).catch(() => undefined);
-  const needed = opts.needed === undefined ? '' : `${formatBytes(opts.needed)} needed, `;
+  // exact bytes where the rounded sizes would read the same ("4.0 MiB needed, 4.0 MiB free")
+  const close = opts.needed !== undefined && free !== undefined && formatBytes(opts.needed) === formatBytes(free);
+  const size = (n: number) => (close ? `${n} bytes` : formatBytes(n));
+  const needed = opts.needed === undefined ? '' : `${size(opts.needed)} needed, `;
   const path = (opts.cause as NodeJS.ErrnoException | undefined)?.path;
   return new SealiftError(
     'DISK_FULL',
-    `disk full: ${what} in ${resolve(dir)}${path ? ` (writing ${path})` : ''}: ${needed}${free === undefined ? 'free space unknown' : `${formatBytes(free)} free`}`,
+    `disk full: ${what} in ${resolve(dir)}${path ? ` (writing ${path})` : ''}: ${needed}${free === undefined ? 'free space unknown' : `${size(free)} free`}`,
     {
       hint: 'Free space there (or choose another directory) and run the same command again; what was already written is kept.',
       details: { dir: resolve(dir), ...(opts.needed !== undefined ? { needed: opts.needed } : {}), free },

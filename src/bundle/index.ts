@@ -169,6 +169,11 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   if (!opts.imagelist && !opts.env)
     throw new SealiftError('USAGE', 'bundle needs an environment (-e) or an image list (--imagelist)');
   if (opts.imagelist && opts.env) throw new SealiftError('USAGE', 'give either -e <env> or --imagelist FILE, not both');
+  if (opts.env) {
+    // an unknown environment is named as such (with the known ones), not as a missing lock
+    const { requireEnvironment } = await import('../config/index.ts');
+    await requireEnvironment(opts.stackDir ?? '.', opts.env);
+  }
   const target = join(opts.outDir, bundleName(opts));
   // every output path before any work: a bad one fails now, not after the pull
   await checkOutputDir(opts.outDir, '-o');
@@ -204,9 +209,6 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     lock = read.lock;
   } else {
     const stackDir = opts.stackDir ?? '.';
-    // an unknown environment is named as such (with the known ones), not as a missing lock
-    const { requireEnvironment } = await import('../config/index.ts');
-    await requireEnvironment(stackDir, opts.env!);
     const lockFile = join(opts.imagelistsDir ?? join(stackDir, 'imagelists'), `${opts.env}.lock.json`);
     const { readImageLock } = await import('../images/lock.ts');
     lock = await readImageLock(lockFile);

@@ -91,7 +91,8 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
       'PARTIAL_FAILURE',
       `${failed.length} of ${pulls.length} images failed; no bundle was written:\n  ${failed.map((f) => describeFailure(f.pull, f.error)).join('\n  ')}`,
       {
-        hint: 'Fix or exclude those references and run again; a re-run keeps what was already fetched.',
+        // the failures' own hints first, each once (ten images behind one plain-HTTP host say the same)
+        hint: `${[...new Set(failed.flatMap((f) => (isSealiftError(f.error) && f.error.hint ? [f.error.hint] : [])))].map((h) => `${h} `).join('')}Fix or exclude those references and run again; a re-run keeps what was already fetched.`,
         details: {
           failed: failed.map((f) => ({
             reference: f.pull.request.reference,

@@ -27,6 +27,8 @@ export function renderCopyTable(r: CopyEngineResult): string[] {
       .trimEnd();
   const lines = [fmt(head), ...rows.map(fmt)];
   for (const f of r.failures) lines.push(`failed: ${f.source}: ${f.message}`);
+  // each hint once: ten images from one plain-HTTP registry fail with the same advice
+  for (const h of new Set(r.failures.flatMap((f) => (f.hint ? [f.hint] : [])))) lines.push(`hint: ${h}`);
   for (const c of r.checks.filter((x) => x.message && x.status !== 'ok'))
     lines.push(`check: ${c.target}: ${c.message}`);
   const s = r.stats;
