@@ -3,7 +3,6 @@ import { Command, Option } from 'commander';
 import { ERROR_CODES } from '../errors.ts';
 import type { CheckStatus, CopyEngineResult, LoadResult } from '../load/index.ts';
 import { parseConcurrency, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './flags.ts';
-import { countBuffersInHeapLimit } from './heap.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags, type Output } from './output.ts';
 
 const STATUS_MARK: Record<CheckStatus, string> = { ok: 'ok', missing: 'MISSING', mismatch: 'MISMATCH', error: 'ERROR' };
@@ -93,7 +92,6 @@ export function registerLoad(program: Command): void {
         },
     ) => {
       const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
-      countBuffersInHeapLimit();
       const out = createOutput(flags);
       const { loadBundle } = await import('../load/index.ts');
       const { closeRegistryConnections } = await import('../oci/registry.ts');

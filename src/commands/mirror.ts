@@ -17,7 +17,6 @@ import {
   type TransportFlags,
 } from './flags.ts';
 import { reportCopy } from './load.ts';
-import { countBuffersInHeapLimit } from './heap.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface MirrorFlags extends GlobalFlags, TransportFlags, PlatformFlags {
@@ -60,7 +59,6 @@ export function registerMirror(program: Command): void {
         hint: 'e.g. sealift mirror -e airgap --to 10.61.3.31:35000 --plain-http',
       });
     }
-    countBuffersInHeapLimit();
     const out = createOutput(flags);
     const { mirrorImages, readMirrorList } = await import('../load/mirror.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
