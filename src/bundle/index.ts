@@ -154,10 +154,6 @@ async function pruneLayout(layout: OciLayout, pulled: PullSummary): Promise<void
     if (!keep.has(b.digest)) await rm(layout.blobPath(b.digest), { force: true });
 }
 
-/**
- * One run at a time per bundle: `<out>/<name>.lock` is held from the first read of the work dir
- * to the last rename of the tar, so two runs into one output never mix their files.
- */
 /** Bytes the tar of `root` takes: a 512-byte header per file, contents padded to 512, 1 KiB end. */
 async function tarSize(root: string): Promise<number> {
   let n = 1024;
@@ -165,6 +161,10 @@ async function tarSize(root: string): Promise<number> {
   return n;
 }
 
+/**
+ * One run at a time per bundle: `<out>/<name>.lock` is held from the first read of the work dir
+ * to the last rename of the tar, so two runs into one output never mix their files.
+ */
 export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   if (!opts.imagelist && !opts.env)
     throw new SealiftError('USAGE', 'bundle needs an environment (-e) or an image list (--imagelist)');
