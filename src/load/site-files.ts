@@ -11,6 +11,7 @@ import { SITE_DEFAULT_MARKER } from '../bundle/site-env.ts';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
+import { ensureFreeSpace } from '../disk.ts';
 import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
 import type { Digest, ImageReference } from '../images/reference.ts';
 import { VerifyStream } from '../oci/verify.ts';
@@ -68,8 +69,10 @@ async function extractOne(
 export async function checkSiteDir(archive: BundleArchive, dir: string): Promise<void> {
   await checkOutputDir(dir, '--extract-to');
   const dirs = new Set<string>();
+  let bytes = 0;
   for (const e of archive.entries.values()) {
     if (e.type === 'directory' || e.type === 'symlink' || !isSitePath(e.path)) continue;
+    bytes += e.size;
     const target = join(dir, ...e.path.split('/'));
     if (!dirs.has(dirname(target))) {
       dirs.add(dirname(target));
@@ -77,6 +80,8 @@ export async function checkSiteDir(archive: BundleArchive, dir: string): Promise
     }
     await checkOutputFile(target, '--extract-to');
   }
+  // their sizes are known: a disk that cannot take them fails now, not after the push
+  await ensureFreeSpace(dir, bytes, 'writing the site files (--extract-to)');
   // The carried environments/default.yaml is empty on purpose (site-env.ts). Over a checkout's own
   // default.yaml it would silently change every other environment there: refuse, before writing.
   if (archive.entries.has('environments/default.yaml')) {

@@ -11,7 +11,7 @@ import { runSealift } from '../support/cli.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
-import { makeImages, seedRegistry, writeBundle } from './load-fixtures.ts';
+import { CLI_ENV, makeImages, seedRegistry, writeBundle } from './load-fixtures.ts';
 
 let work: Awaited<ReturnType<typeof tempDir>>;
 let upstream: TestRegistry;
@@ -24,7 +24,9 @@ let listFile: string;
 let directList: string;
 let stack: string;
 
-const run = (args: string[]) => runSealift(args, { cwd: work.path, timeout: 240_000 });
+// load records checked bundles in a cache: this test process's own, not the user's
+const run = (args: string[]) =>
+  runSealift(args, { cwd: work.path, timeout: 240_000, env: { SEALIFT_CACHE_DIR: CLI_ENV.SEALIFT_CACHE_DIR } });
 
 /** A USAGE error that names what it should and shows no stack trace. */
 function expectUsage(r: { exitCode?: number; stderr: string }, ...texts: string[]): void {

@@ -1,15 +1,17 @@
 // Issue 15 class 7: a full disk under `bundle -o` (a small tmpfs, so the test needs root). ENOSPC
 // while pulling or packing is DISK_FULL (exit 13) naming the directory, the free space and, for
-// the tar whose size is known before a byte is written, how much it needs; never a registry error
+// the tar and the site files whose sizes are known before a byte is written, how much they need; never a registry error
 // ("Fix or exclude the reference") or INTERNAL. Freeing space and running again finishes the bundle.
 import { execa } from 'execa';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSealift } from '../support/cli.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
 import { seedImages, type SeededImage } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
+import { CLI_ENV, makeImages, writeBundle } from './load-fixtures.ts';
 
 let registry: TestRegistry;
 let work: Awaited<ReturnType<typeof tempDir>>;
@@ -107,6 +109,35 @@ describe('bundle on a full disk', () => {
       expect(again.exitCode, again.stderr).toBe(0);
       expect(again.stdout).toContain('fetched 0 B this run');
     });
+  }, 300_000);
+
+  it('load --extract-to a disk without room for the site files: DISK_FULL before anything is pushed', async () => {
+    const site = await startRegistry();
+    const siteProxy = await startFaultProxy(site.host);
+    try {
+      const tar = await writeBundle(
+        join(work.path, 'stage'),
+        join(work.path, 'site.tar'),
+        makeImages(['docker.io/istio/pilot:1.23.2']),
+        {
+          'helmfile.yaml': 'releases: []\n',
+          'charts/big/values.yaml': `# ${'x'.repeat(3 << 20)}\n`,
+        },
+      );
+      await withTmpfs(4, async (dir) => {
+        await execa('dd', ['if=/dev/zero', `of=${join(dir, 'filler.bin')}`, 'bs=1M', 'count=2']);
+        const r = await runSealift(['load', tar, '--registry', siteProxy.host, '--plain-http', '--extract-to', dir], {
+          env: { SEALIFT_CACHE_DIR: CLI_ENV.SEALIFT_CACHE_DIR },
+        });
+        expectDiskFull(r, 'writing the site files (--extract-to)');
+        expect(r.stderr).toMatch(/3\.0 MiB needed, [\d.]+ (KiB|MiB) free/);
+        expect(siteProxy.requests).toEqual([]);
+        expect(await readdir(dir)).toEqual(['filler.bin']);
+      });
+    } finally {
+      await siteProxy.stop();
+      await site.stop();
+    }
   }, 300_000);
 
   it('a disk filled by something else: the first small write that fails is DISK_FULL too', async () => {
