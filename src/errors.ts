@@ -1,6 +1,6 @@
 // One error type for everything a user can act on. The code says what kind of failure it is,
 // the message says which value and where it came from, the hint says what to do.
-// Only cli.ts turns codes into exit codes.
+// Only the CLI layer (src/commands/, output.ts for errors) turns codes into exit codes.
 
 export const ERROR_CODES = {
   USAGE: { exit: 2, doc: 'the command line is wrong' },
@@ -21,6 +21,8 @@ export const ERROR_CODES = {
   PARTIAL_FAILURE: { exit: 11, doc: 'some items failed; a re-run continues' },
   CHECK_FAILED: { exit: 12, doc: 'the preflight check found a hard incompatibility (sealift check)' },
   DOES_NOT_FIT: { exit: 13, doc: "the stack's resource requests do not fit the cluster (sealift size)" },
+  LOCKED: { exit: 14, doc: 'another sealift run holds the work directory' },
+  DISK_FULL: { exit: 15, doc: 'a disk ran out of space; free some and run again' },
   INTERRUPTED: { exit: 130, doc: 'stopped by Ctrl-C (SIGINT) or SIGTERM; a re-run continues' },
   INTERNAL: { exit: 70, doc: 'a bug in sealift' },
 } as const satisfies Record<string, { exit: number; doc: string }>;

@@ -6,14 +6,17 @@
 //   failed or killed run leaves for the re-run to continue from.
 import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { ensureFreeSpace, reportDiskFull } from '../disk.ts';
+import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
 import { SealiftError } from '../errors.ts';
+import { acquireWorkLock } from '../work-lock.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import type { ImageLock } from '../images/lock.ts';
 import { OciLayout, ANNOTATION_SOURCE } from '../oci/layout.ts';
 import type { RegistryOptions } from '../oci/registry.ts';
 import { formatPlatform, type PlatformSelection } from '../oci/types.ts';
-import { BUNDLE_INDEX_FILE, LAYOUT_DIR, packBundle, writeChecksums, type PackResult } from './pack.ts';
+import { BUNDLE_INDEX_FILE, LAYOUT_DIR, listFiles, packBundle, writeChecksums, type PackResult } from './pack.ts';
 import { pullImages, type PullSummary } from './pull.ts';
 import { planImagePulls, readImageRequests, requestsFromLock, type ImageRequest } from './requests.ts';
 import { assembleSiteFiles, type SiteFiles } from './site.ts';
@@ -96,10 +99,13 @@ export interface BundleResult {
 }
 
 function bundleName(opts: BundleOptions): string {
-  if (opts.name) return opts.name;
-  if (opts.env) return opts.env;
-  if (opts.imagelist) return basename(opts.imagelist).replace(/(\.lock)?\.(json|txt)$/, '') || 'images';
-  return 'images';
+  const name =
+    opts.name ??
+    opts.env ??
+    (opts.imagelist ? basename(opts.imagelist).replace(/(\.lock)?\.(json|txt)$/, '') || 'images' : 'images');
+  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
+    throw new SealiftError('USAGE', `bundle name "${name}" may hold only letters, digits, ".", "_" and "-"`);
+  return name;
 }
 
 /** The lock the bundle carries: every reference with the digest the site will resolve. */
@@ -148,14 +154,49 @@ async function pruneLayout(layout: OciLayout, pulled: PullSummary): Promise<void
     if (!keep.has(b.digest)) await rm(layout.blobPath(b.digest), { force: true });
 }
 
+/** Bytes the tar of `root` takes: a 512-byte header per file, contents padded to 512, 1 KiB end. */
+async function tarSize(root: string): Promise<number> {
+  let n = 1024;
+  for (const f of await listFiles(root)) n += 512 + Math.ceil((await stat(join(root, f))).size / 512) * 512;
+  return n;
+}
+
+/**
+ * One run at a time per bundle: `<out>/<name>.lock` is held from the first read of the work dir
+ * to the last rename of the tar, so two runs into one output never mix their files.
+ */
 export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
-  const onEvent = opts.onEvent ?? noEvents;
   if (!opts.imagelist && !opts.env)
     throw new SealiftError('USAGE', 'bundle needs an environment (-e) or an image list (--imagelist)');
   if (opts.imagelist && opts.env) throw new SealiftError('USAGE', 'give either -e <env> or --imagelist FILE, not both');
+  if (opts.env) {
+    // an unknown environment is named as such (with the known ones), not as a missing lock
+    const { requireEnvironment } = await import('../config/index.ts');
+    await requireEnvironment(opts.stackDir ?? '.', opts.env);
+  }
+  const target = join(opts.outDir, bundleName(opts));
+  // every output path before any work: a bad one fails now, not after the pull
+  await checkOutputDir(opts.outDir, '-o');
+  for (const f of [`${target}.tar`, `${target}.tar.gz`, `${target}.tar.sha256`, `${target}.tar.gz.sha256`])
+    await checkOutputFile(f, '-o');
+  await checkOutputDir(`${target}.work`, '-o');
+  await mkdir(opts.outDir, { recursive: true });
+  const lock = await acquireWorkLock(target, `bundle ${target}`);
+  if (lock.tookOverFrom)
+    opts.onEvent?.({
+      type: 'warn',
+      message: `${lock.file}: took over from an earlier run that is gone (pid ${lock.tookOverFrom.pid}); continuing its work`,
+    });
+  try {
+    return await buildBundle(opts);
+  } finally {
+    await lock.release();
+  }
+}
+
+async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
+  const onEvent = opts.onEvent ?? noEvents;
   const name = bundleName(opts);
-  if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(name))
-    throw new SealiftError('USAGE', `bundle name "${name}" may hold only letters, digits, ".", "_" and "-"`);
   const workDir = join(opts.outDir, `${name}.work`);
 
   // 1. what to bundle
@@ -266,13 +307,17 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   onEvent({ type: 'phase', name: 'checksums' });
   await writeChecksums(workDir);
   if (opts.noPack) return { name, workDir, index, bytesTransferred: pulled.bytesTransferred };
-  const pack = await packBundle({
-    root: workDir,
-    output: join(opts.outDir, `${name}.tar`),
-    ...(opts.gzip ? { gzip: true } : {}),
-    ...(opts.splitSize ? { splitSize: opts.splitSize } : {}),
-    onEvent,
-  });
+  // the tar's size is known now: refuse before writing a byte when it cannot fit
+  await ensureFreeSpace(opts.outDir, await tarSize(workDir), `packing ${name}.tar`);
+  const pack = await reportDiskFull(opts.outDir, `packing ${name}.tar`, () =>
+    packBundle({
+      root: workDir,
+      output: join(opts.outDir, `${name}.tar`),
+      ...(opts.gzip ? { gzip: true } : {}),
+      ...(opts.splitSize ? { splitSize: opts.splitSize } : {}),
+      onEvent,
+    }),
+  );
   if (!opts.keepWork) await rm(workDir, { recursive: true, force: true });
   return { name, workDir, index, pack, bytesTransferred: pulled.bytesTransferred };
 }

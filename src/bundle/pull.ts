@@ -2,6 +2,7 @@
 // one session so a blob used by many images is fetched and stored once. A failed image fails the
 // run (no bundle is packed); what was stored stays for the re-run.
 import pLimit from 'p-limit';
+import { diskFullCause, diskFullError } from '../disk.ts';
 import { SealiftError, isSealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { copyImage, createCopySession, type CopyResult } from '../oci/copy.ts';
@@ -77,6 +78,10 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
     ),
   );
   opts.signal?.throwIfAborted();
+  // a full disk is no fault of the references: say so, for the layout's directory
+  const full = failed.map((f) => diskFullCause(f.error)).find(Boolean);
+  if (full)
+    throw await diskFullError(opts.layout.dir, `pulling ${failed.length} of ${pulls.length} images`, { cause: full });
   if (failed.length === 1) {
     const { pull, error } = failed[0]!;
     const code = isSealiftError(error) ? error.code : 'REGISTRY_ERROR';
@@ -95,9 +100,12 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
       'PARTIAL_FAILURE',
       `${failed.length} of ${pulls.length} images failed; no bundle was written:\n  ${failed.map((f) => describeFailure(f.pull, f.error)).join('\n  ')}`,
       {
-        hint: failed.every((f) => isNetworkFault(f.error))
-          ? 'Network faults, not the references: run again; a re-run keeps what was already fetched.'
-          : 'Fix or exclude those references and run again; a re-run keeps what was already fetched.',
+        // the failures' own hints first, each once (ten images behind one plain-HTTP host say the same)
+        hint: `${[...new Set(failed.flatMap((f) => (isSealiftError(f.error) && f.error.hint ? [f.error.hint] : [])))].map((h) => `${h} `).join('')}${
+          failed.every((f) => isNetworkFault(f.error))
+            ? 'Network faults, not the references: run again; a re-run keeps what was already fetched.'
+            : 'Fix or exclude those references and run again; a re-run keeps what was already fetched.'
+        }`,
         details: {
           failed: failed.map((f) => ({
             reference: f.pull.request.reference,

@@ -1,21 +1,23 @@
 // `sealift bundle -e <env> | --imagelist FILE` and `sealift bundle verify <bundle>`:
 // flags -> BundleOptions -> a summary.
 import { Command } from 'commander';
-import { SealiftError } from '../errors.ts';
 import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
-import type { Platform, PlatformSelection } from '../oci/types.ts';
 import {
   collect,
   overlayOption,
   overlaysFrom,
   parseConcurrency,
   registryHostsFromFlags,
+  platformSelectionFrom,
   stackDirFrom,
+  withPlatformFlags,
+  withTransportFlags,
+  type PlatformFlags,
 } from './flags.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
-interface BundleFlags extends GlobalFlags {
+interface BundleFlags extends GlobalFlags, PlatformFlags {
   env?: string;
   imagelist?: string;
   out: string;
@@ -23,28 +25,16 @@ interface BundleFlags extends GlobalFlags {
   stack?: string;
   overlay?: string[];
   imagelists?: string;
-  platform: string[];
-  allPlatforms?: boolean;
   concurrency: string;
   splitSize?: string;
   gzip?: boolean;
   keepWork?: boolean;
   pack: boolean;
-  plainHttp: string[];
-  insecure: string[];
-  caFile: string[];
+  plainHttp?: string[];
+  insecure?: string[];
+  caFile?: string[];
   mirror: string[];
   mirrorFallback?: boolean;
-}
-
-function platformSelection(
-  f: Pick<BundleFlags, 'platform' | 'allPlatforms'>,
-  parsePlatform: (s: string) => Platform,
-): PlatformSelection {
-  if (f.allPlatforms && f.platform.length)
-    throw new SealiftError('USAGE', '--platform and --all-platforms exclude each other');
-  if (f.allPlatforms) return { kind: 'all' };
-  return { kind: 'only', platforms: (f.platform.length ? f.platform : ['linux/amd64']).map(parsePlatform) };
 }
 
 function summary(r: BundleResult): string[] {
@@ -78,26 +68,11 @@ export function registerBundle(program: Command): void {
     )
     .addOption(overlayOption())
     .option('--imagelists <dir>', 'where <env>.lock.json is (default <stack>/imagelists)')
-    .option(
-      '--platform <os/arch[/variant]>',
-      'platform to keep from multi-arch tags (repeatable; default linux/amd64)',
-      collect,
-      [] as string[],
-    )
-    .option('--all-platforms', 'keep every platform of every image')
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--split-size <size>', 'split the bundle into parts of this size (e.g. 4G)')
     .option('--gzip', 'gzip the tar (layers are compressed already; `load` needs it uncompressed)')
     .option('--keep-work', 'keep <name>.work/ after packing, for a fast incremental re-run')
     .option('--no-pack', 'leave the bundle as the directory <name>.work/ (no tar)')
-    .option('--plain-http <host>', 'this source registry speaks plain HTTP (repeatable)', collect, [] as string[])
-    .option(
-      '--insecure <host>',
-      'HTTPS to this registry without certificate checks (repeatable)',
-      collect,
-      [] as string[],
-    )
-    .option('--ca-file <host=file>', 'trust this PEM CA for the registry (repeatable)', collect, [] as string[])
     .option(
       '--mirror <host=endpoint>',
       'pull HOST through ENDPOINT (HOST[:PORT][/PREFIX]), e.g. docker.io=mirror.corp:5000 (repeatable)',
@@ -105,7 +80,8 @@ export function registerBundle(program: Command): void {
       [] as string[],
     )
     .option('--mirror-fallback', 'when every mirror fails, try the registry itself');
-  withCommonFlags(cmd).action(async (flags: BundleFlags) => {
+  withPlatformFlags(cmd, 'linux/amd64, the site platform; the lock in the bundle records the digest kept');
+  withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
     const { createBundle, parseSize } = await import('../bundle/index.ts');
     const { parsePlatform } = await import('../oci/types.ts');
@@ -120,7 +96,10 @@ export function registerBundle(program: Command): void {
           ...overlaysFrom(flags.overlay),
           ...(flags.imagelists ? { imagelistsDir: flags.imagelists } : {}),
           ...(flags.imagelist ? { imagelist: flags.imagelist } : {}),
-          platforms: platformSelection(flags, parsePlatform),
+          platforms: platformSelectionFrom(flags, parsePlatform, {
+            kind: 'only',
+            platforms: [parsePlatform('linux/amd64')],
+          }),
           concurrency,
           ...(flags.splitSize ? { splitSize: parseSize(flags.splitSize) } : {}),
           ...(flags.gzip ? { gzip: true } : {}),

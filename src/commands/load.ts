@@ -3,7 +3,6 @@ import { Command, Option } from 'commander';
 import { ERROR_CODES } from '../errors.ts';
 import type { CheckStatus, CopyEngineResult, LoadResult } from '../load/index.ts';
 import { parseConcurrency, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './flags.ts';
-import { countBuffersInHeapLimit } from './heap.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags, type Output } from './output.ts';
 
@@ -28,6 +27,8 @@ export function renderCopyTable(r: CopyEngineResult): string[] {
       .trimEnd();
   const lines = [fmt(head), ...rows.map(fmt)];
   for (const f of r.failures) lines.push(`failed: ${f.source}: ${f.message}`);
+  // each hint once: ten images from one plain-HTTP registry fail with the same advice
+  for (const h of new Set(r.failures.flatMap((f) => (f.hint ? [f.hint] : [])))) lines.push(`hint: ${h}`);
   for (const c of r.checks.filter((x) => x.message && x.status !== 'ok'))
     lines.push(`check: ${c.target}: ${c.message}`);
   const s = r.stats;
@@ -78,7 +79,7 @@ export function registerLoad(program: Command): void {
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--extract-to <dir>', 'write the helmfile, values, charts, release files and containerd hosts.toml here')
     .option('--recheck', 'hash the whole bundle again even if this exact file was checked before');
-  withTransportFlags(cmd);
+  withTransportFlags(cmd, '--registry');
   withCommonFlags(cmd).action(
     async (
       bundle: string,
@@ -91,7 +92,7 @@ export function registerLoad(program: Command): void {
           recheck?: boolean;
         },
     ) => {
-      countBuffersInHeapLimit();
+      const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
       const out = createOutput(flags);
       const { loadBundle } = await import('../load/index.ts');
       const { closeRegistryConnections } = await import('../oci/registry.ts');
@@ -99,7 +100,7 @@ export function registerLoad(program: Command): void {
         const result = await interruptible((signal) =>
           loadBundle({
             bundle,
-            registry: siteRegistryFromFlags(flags.registry, flags),
+            registry: siteRegistry,
             ...(flags.scheme ? { scheme: flags.scheme } : {}),
             concurrency: parseConcurrency(flags.concurrency),
             ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),

@@ -9,23 +9,24 @@ import {
   parseConcurrency,
   registryHostsFromFlags,
   siteRegistryFromFlags,
+  platformSelectionFrom,
   stackDirFrom,
+  withPlatformFlags,
   withTransportFlags,
+  type PlatformFlags,
   type TransportFlags,
 } from './flags.ts';
 import { reportCopy } from './load.ts';
-import { countBuffersInHeapLimit } from './heap.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
-interface MirrorFlags extends GlobalFlags, TransportFlags {
+interface MirrorFlags extends GlobalFlags, TransportFlags, PlatformFlags {
   env?: string;
   stack?: string;
   imagelist?: string;
   to: string;
   scheme?: 'host-swap' | 'scoped';
   concurrency?: string;
-  platform?: string[];
   sourcePlainHttp?: string[];
   sourceInsecure?: string[];
   sourceCaFile?: string[];
@@ -47,36 +48,37 @@ export function registerMirror(program: Command): void {
       ).choices(['host-swap', 'scoped']),
     )
     .option('--concurrency <n>', 'blob transfers at once', '4')
-    .option(
-      '--platform <os/arch>',
-      'copy only this platform of multi-platform tags (repeatable; default: every platform, the exact upstream graph)',
-      collect,
-    )
-    .option('--source-plain-http <host>', 'a source registry that speaks plain HTTP (repeatable)', collect)
-    .option('--source-insecure <host>', 'a source registry whose TLS certificate is not verified (repeatable)', collect)
-    .option('--source-ca-file <host=file>', 'trust this PEM CA for a source registry (repeatable)', collect);
-  withTransportFlags(cmd);
+    // the spellings from before one convention: the same as --plain-http HOST etc. naming a source
+    .option('--source-plain-http <host>', 'the same as --plain-http HOST for a source registry', collect)
+    .option('--source-insecure <host>', 'the same as --insecure HOST for a source registry', collect)
+    .option('--source-ca-file <host=file>', 'the same as --ca-file HOST=FILE for a source registry', collect);
+  withPlatformFlags(cmd, "every platform: the exact graph the lock's digest names (mirror writes no lock)");
+  withTransportFlags(cmd, '--to');
   withCommonFlags(cmd).action(async (flags: MirrorFlags) => {
     if (Boolean(flags.env) === Boolean(flags.imagelist)) {
       throw new SealiftError('USAGE', 'say what to mirror: -e <env> or --imagelist <file> (one of them)', {
         hint: 'e.g. sealift mirror -e airgap --to 10.61.3.31:35000 --plain-http',
       });
     }
-    countBuffersInHeapLimit();
     const out = createOutput(flags);
     const { mirrorImages, readMirrorList } = await import('../load/mirror.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const { parsePlatform } = await import('../oci/types.ts');
     const from = flags.imagelist ?? join(stackDirFrom(flags.stack), 'imagelists', `${flags.env}.lock.json`);
     if (flags.env && !existsSync(from)) {
+      const { requireEnvironment } = await import('../config/index.ts');
+      await requireEnvironment(stackDirFrom(flags.stack), flags.env);
       throw new SealiftError('NOT_FOUND', `environment ${flags.env} has no image lock at ${from}`, {
         hint: `Run \`sealift images -e ${flags.env}\` to write it (or give --stack, or --imagelist FILE).`,
       });
     }
-    const sources = registryHostsFromFlags(
-      { plainHttp: flags.sourcePlainHttp, insecure: flags.sourceInsecure, caFile: flags.sourceCaFile },
-      'source-',
-    );
+    // transport flags naming another host than --to are about a source
+    const { others, ...to } = siteRegistryFromFlags(flags.to, flags, '--to', 'return');
+    const sources = registryHostsFromFlags({
+      plainHttp: [...others.plainHttp!, ...(flags.sourcePlainHttp ?? [])],
+      insecure: [...others.insecure!, ...(flags.sourceInsecure ?? [])],
+      caFile: [...others.caFile!, ...(flags.sourceCaFile ?? [])],
+    });
     // the names mirror writes are the names the environment's values pull
     const environmentScheme = async (f: MirrorFlags) => {
       if (!f.env) return 'host-swap' as const;
@@ -84,19 +86,15 @@ export function registerMirror(program: Command): void {
       return (await loadEnvironment(stackDirFrom(f.stack), f.env)).registry?.scheme ?? 'host-swap';
     };
     try {
-      const images = await readMirrorList(from);
-      const scheme = flags.scheme ?? (await environmentScheme(flags));
-      const result = await interruptible((signal) =>
+      const result = await interruptible(async (signal) =>
         mirrorImages({
-          images,
+          images: await readMirrorList(from),
           from,
-          to: siteRegistryFromFlags(flags.to, flags, '--to'),
+          to,
           sources,
-          scheme,
+          scheme: flags.scheme ?? (await environmentScheme(flags)),
           concurrency: parseConcurrency(flags.concurrency),
-          ...(flags.platform?.length
-            ? { platforms: { kind: 'only' as const, platforms: flags.platform.map(parsePlatform) } }
-            : {}),
+          platforms: platformSelectionFrom(flags, parsePlatform, { kind: 'all' }),
           onEvent: out.onEvent,
           signal,
         }),

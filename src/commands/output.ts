@@ -3,6 +3,8 @@
 // stderr); otherwise humans get lines, and progress on a TTY.
 import type { Command } from 'commander';
 import { CommanderError } from 'commander';
+import { dirname } from 'node:path';
+import { diskFullCause, diskFullError, formatBytes } from '../disk.ts';
 import { ERROR_CODES, isSealiftError, SealiftError } from '../errors.ts';
 import type { EventSink, SealiftEvent } from '../events.ts';
 import { redactText } from '../redact.ts';
@@ -27,17 +29,6 @@ export interface Output {
 }
 
 const isTTY = () => Boolean(process.stderr.isTTY) && process.env.CI !== 'true';
-
-function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = n;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(i === 0 ? 0 : 1)} ${units[i]}`;
-}
 
 export { formatBytes };
 
@@ -172,7 +163,13 @@ export async function runMain(program: Command, argv: string[]): Promise<void> {
   try {
     await program.parseAsync(argv);
   } catch (e) {
-    process.exitCode = reportError(e, json);
+    // a full disk is named as such wherever it happened (the stages name the place where they can)
+    const full = diskFullCause(e);
+    const err =
+      full && !(isSealiftError(e) && e.code === 'DISK_FULL')
+        ? await diskFullError(full.path ? dirname(full.path) : process.cwd(), 'writing', { cause: full })
+        : e;
+    process.exitCode = reportError(err, json);
   }
 }
 

@@ -113,7 +113,7 @@ async function registryToCheck(
   envName: string,
 ): Promise<{ host: string } & RegistryHostConfig> {
   let host = typeof flags.registry === 'string' ? flags.registry : undefined;
-  let plainHttp = flags.plainHttp;
+  let plainHttp = flags.plainHttp ?? [];
   if (!host) {
     const { loadEnvironment } = await import('../config/index.ts');
     const env = await loadEnvironment(stackDir, envName, overlaysFrom(flags.overlay));
@@ -122,9 +122,9 @@ async function registryToCheck(
         hint: 'Give one: --registry HOST:PORT.',
       });
     host = env.registry.host;
-    plainHttp ??= env.registry.plainHttp;
+    if (env.registry.plainHttp && !flags.insecure?.length && !flags.caFile?.length) plainHttp = [...plainHttp, ''];
   }
-  const site = siteRegistryFromFlags(host, { ...flags, ...(plainHttp ? { plainHttp } : {}) });
+  const site = siteRegistryFromFlags(host, { ...flags, plainHttp });
   return {
     host: site.host,
     ...(site.plainHttp ? { plainHttp: true } : {}),
@@ -158,6 +158,7 @@ export function registerVerify(program: Command): void {
             "also check that every image is in the registry (default: the environment's; give HOST:PORT for another address of it)",
           ),
       ),
+      '--registry',
     ),
   ).action((flags: VerifyFlags) => runVerify(flags));
 }

@@ -264,7 +264,8 @@ export async function listEnvironments(stackDir: string): Promise<string[]> {
     .sort();
 }
 
-export async function loadEnvironment(stackDir: string, envName: string, opts: LoadOptions = {}): Promise<Environment> {
+/** Fails with USAGE naming the known environments unless `envName` is one of `stackDir`'s. */
+export async function requireEnvironment(stackDir: string, envName: string): Promise<void> {
   const known = await listEnvironments(stackDir);
   if (!NAME_RE.test(envName) || envName === 'default' || !known.includes(envName)) {
     throw new SealiftError(
@@ -278,6 +279,10 @@ export async function loadEnvironment(stackDir: string, envName: string, opts: L
       },
     );
   }
+}
+
+export async function loadEnvironment(stackDir: string, envName: string, opts: LoadOptions = {}): Promise<Environment> {
+  await requireEnvironment(stackDir, envName);
   const show = (f: string) => {
     const r = relative(process.cwd(), f);
     return r && !r.startsWith('..') ? r : f;

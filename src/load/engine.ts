@@ -52,7 +52,8 @@ export interface CopyEngineResult {
   images: ImageLoad[];
   checks: TargetCheck[];
   stats: TransferStats;
-  failures: { source: string; message: string }[];
+  /** each failed image, with the error's hint (what to do) when it had one */
+  failures: { source: string; message: string; hint?: string }[];
 }
 
 export function registryHostConfig(r: SiteRegistry): RegistryHostConfig {
@@ -104,7 +105,7 @@ export async function copyAll(
   };
   onEvent({ type: 'phase', name: 'pushing', total: opts.items.length });
   const images: ImageLoad[] = [];
-  const failures: { source: string; message: string }[] = [];
+  const failures: CopyEngineResult['failures'] = [];
   const copied = new Map<CopyItem, string>();
   // images in flight: enough that small blobs and manifests overlap the large transfers
   const perImage = pLimit(Math.max(4, 2 * opts.concurrency));
@@ -157,7 +158,7 @@ export async function copyAll(
           if (opts.signal?.aborted) throw e;
           const message = errorMessage(e);
           images.push({ source, target, digest: item.expected ?? '', status: 'failed', error: message });
-          failures.push({ source, message });
+          failures.push({ source, message, ...(e instanceof SealiftError && e.hint ? { hint: e.hint } : {}) });
           onEvent({ type: 'image:failed', ref: source, message });
         }
       }),

@@ -22,7 +22,8 @@ import { BundleSource } from './bundle-source.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
 import { planTargets } from './naming.ts';
 import { createBlobHomes } from './site-target.ts';
-import { writeSiteFiles, type SiteFilesResult } from './site-files.ts';
+import { checkOutputDir } from '../fs-paths.ts';
+import { checkSiteDir, writeSiteFiles, type SiteFilesResult } from './site-files.ts';
 import { openBundleArchive, type BundleArchive } from './tar-reader.ts';
 
 export type {
@@ -212,6 +213,8 @@ function warnValuesElsewhere(
 
 export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
   const onEvent = opts.onEvent ?? noEvents;
+  // the output directory before the bundle is hashed; each file's path once the bundle is read
+  if (opts.extractTo) await checkOutputDir(opts.extractTo, '--extract-to');
   onEvent({ type: 'phase', name: 'reading bundle' });
   const archive = await openBundleArchive(opts.bundle);
   try {
@@ -246,6 +249,8 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
         }
       : undefined;
     if (values && !values.matches) warnValuesElsewhere(values, opts.registry.host, scheme, onEvent);
+    // every output path before the registry is touched
+    if (opts.extractTo) await checkSiteDir(archive, opts.extractTo);
     const layoutImages = await source.listImages();
     if (layoutImages.length === 0) {
       throw new SealiftError('BUNDLE_INVALID', `${archive.location} holds no images (images/index.json lists none)`);

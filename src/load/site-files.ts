@@ -11,6 +11,8 @@ import { SITE_DEFAULT_MARKER } from '../bundle/site-env.ts';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
+import { ensureFreeSpace } from '../disk.ts';
+import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
 import type { Digest, ImageReference } from '../images/reference.ts';
 import { VerifyStream } from '../oci/verify.ts';
 import { renderHostsToml, upstreamHosts, type HostsTomlOptions } from './naming.ts';
@@ -60,6 +62,39 @@ async function extractOne(
   }
 }
 
+/**
+ * Every path the site files go to can be written, checked before anything is pushed (load calls
+ * it first): the directory and each file's directory are no files, no file's target is a directory.
+ */
+export async function checkSiteDir(archive: BundleArchive, dir: string): Promise<void> {
+  await checkOutputDir(dir, '--extract-to');
+  const dirs = new Set<string>();
+  let bytes = 0;
+  for (const e of archive.entries.values()) {
+    if (e.type === 'directory' || e.type === 'symlink' || !isSitePath(e.path)) continue;
+    bytes += e.size;
+    const target = join(dir, ...e.path.split('/'));
+    if (!dirs.has(dirname(target))) {
+      dirs.add(dirname(target));
+      await checkOutputDir(dirname(target), '--extract-to');
+    }
+    await checkOutputFile(target, '--extract-to');
+  }
+  // their sizes are known: a disk that cannot take them fails now, not after the push
+  await ensureFreeSpace(dir, bytes, 'writing the site files (--extract-to)');
+  // The carried environments/default.yaml is empty on purpose (site-env.ts). Over a checkout's own
+  // default.yaml it would silently change every other environment there: refuse, before writing.
+  if (archive.entries.has('environments/default.yaml')) {
+    const existing = join(dir, 'environments', 'default.yaml');
+    const text = await readFile(existing, 'utf8').catch(() => undefined);
+    if (text !== undefined && !text.startsWith(SITE_DEFAULT_MARKER))
+      throw new SealiftError('USAGE', `--extract-to ${dir}: ${existing} is a stack's own default.yaml`, {
+        hint: 'Extract the site files into a directory of their own (a new one, or one an earlier load wrote); nothing was pushed or written.',
+        details: { file: existing },
+      });
+  }
+}
+
 export async function writeSiteFiles(opts: {
   archive: BundleArchive;
   /** path -> sha256 hex, from checksums.sha256 (already checked) */
@@ -70,17 +105,7 @@ export async function writeSiteFiles(opts: {
   onEvent?: EventSink;
 }): Promise<SiteFilesResult> {
   const onEvent = opts.onEvent ?? noEvents;
-  // The carried environments/default.yaml is empty on purpose (site-env.ts). Over a checkout's own
-  // default.yaml it would silently change every other environment there: refuse, before writing.
-  if (opts.archive.entries.has('environments/default.yaml')) {
-    const existing = join(opts.dir, 'environments', 'default.yaml');
-    const text = await readFile(existing, 'utf8').catch(() => undefined);
-    if (text !== undefined && !text.startsWith(SITE_DEFAULT_MARKER))
-      throw new SealiftError('USAGE', `--extract-to ${opts.dir}: ${existing} is a stack's own default.yaml`, {
-        hint: 'Extract the site files into a directory of their own (a new one, or one an earlier load wrote); the images are loaded already, a re-run skips them.',
-        details: { file: existing },
-      });
-  }
+  await checkSiteDir(opts.archive, opts.dir);
   const files: string[] = [];
   for (const e of opts.archive.entries.values()) {
     if (e.type === 'directory' || e.type === 'symlink' || !isSitePath(e.path)) continue;
