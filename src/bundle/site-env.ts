@@ -51,6 +51,8 @@ function effective(env: Environment) {
     chartsFrom: env.chartsFrom,
     sources: withoutCredentials(env.sources),
     releases: env.releases,
+    apiVersions: env.apiVersions,
+    models: env.models,
   };
 }
 

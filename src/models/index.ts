@@ -3,3 +3,4 @@
 // layout; generate names them in the InferenceService's storageUri.
 export { buildModelImage, type BuildModelOptions, type ModelImage, type ModelSpec } from './image.ts';
 export { MODEL_IMAGE_HOST, modelImageReference } from './reference.ts';
+export { findModelShell } from './shell.ts';

@@ -26,6 +26,8 @@ export interface RenderTarget {
 
 export interface RenderOptions extends RunOptions {
   kubeVersion?: string;
+  /** API versions the cluster serves beyond the built-in ones (helm --api-versions) */
+  apiVersions?: readonly string[];
   /** where pulled charts are kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
   cacheDir?: string;
   /** how many helm processes at once (default 4) */
@@ -53,10 +55,13 @@ export function defaultCacheDir(): string {
 
 const sha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 
+/** A chart helm pulls (from a repository or an OCI registry) */
+export type RemoteChartSource = Extract<ChartSource, { type: 'repo' | 'oci' }>;
+
 export function chartName(source: Exclude<ChartSource, { type: 'manifests' }>): string;
 export function chartName(source: ChartSource): string | undefined;
 export function chartName(source: ChartSource): string | undefined {
-  if (source.type === 'repo') return source.chart;
+  if (source.type === 'repo' || source.type === 'local') return source.chart;
   if (source.type === 'oci') return source.url.split('/').pop() ?? source.url;
   return undefined;
 }
@@ -71,10 +76,7 @@ async function chartIn(dir: string): Promise<string | undefined> {
  * The chart's .tgz, pulled once per (source, chart, version) into the cache. A pull goes to a
  * temp dir that is renamed into place, so an interrupted pull leaves nothing half-written.
  */
-export async function fetchChart(
-  source: Exclude<ChartSource, { type: 'manifests' }>,
-  opts: RenderOptions = {},
-): Promise<string> {
+export async function fetchChart(source: RemoteChartSource, opts: RenderOptions = {}): Promise<string> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const key =
     source.type === 'repo'
@@ -174,13 +176,15 @@ export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): 
     }
     return { release: t.name, documents, problems, durationMs: Date.now() - started };
   }
-  const tgz = await fetchChart(t.source, opts);
+  // a local chart renders from its directory in the stack; the others from the pulled .tgz
+  const tgz = t.source.type === 'local' ? t.source.dir : await fetchChart(t.source, opts);
   const base = {
     release: t.name,
     namespace: t.namespace,
     chart: tgz,
     values: [t.values],
     ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
+    ...(opts.apiVersions?.length ? { apiVersions: [...opts.apiVersions] } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
   const result = await helmTemplateCoping(base, onEvent);

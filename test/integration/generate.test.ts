@@ -167,6 +167,7 @@ describe('airgap: local charts, no chart server', () => {
     await mkdir(join(site, 'charts'), { recursive: true });
     const env = await loadEnvironment(PROJECT_ROOT, 'airgap', { overlays: [overlay] });
     for (const p of planReleases(env, { mode: 'upstream' })) {
+      if (p.source.type === 'local') continue; // generate writes local charts into the site dir
       if (p.source.type === 'manifests') {
         for (const f of p.source.files) {
           const res = await fetch(f.url);
