@@ -7,6 +7,7 @@ import { SealiftError } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { buildModelImage, findModelShell, MODEL_IMAGE_HOST, modelImageReference } from '../models/index.ts';
 import type { OciLayout } from '../oci/layout.ts';
+import { formatPlatform } from '../oci/types.ts';
 import type { PulledImage } from './pull.ts';
 import type { ImagePull } from './requests.ts';
 
@@ -54,6 +55,14 @@ export async function buildModelPulls(
       onEvent,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    const sel = pull.platforms;
+    if (sel.kind === 'only' && !sel.platforms.some((p) => formatPlatform(p) === built.platform)) {
+      // the shell decides the image's platform; the model files are the same everywhere
+      onEvent({
+        type: 'warn',
+        message: `model image ${pull.request.reference} is ${built.platform} (its shell ${shell}), not ${sel.platforms.map(formatPlatform).join(', ')}: set BUSYBOX_BIN to a static busybox for the site's platform`,
+      });
+    }
     for (const b of built.blobs) blobs.set(b.digest, b.size);
     images.push({
       pull,
