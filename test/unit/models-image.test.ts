@@ -3,6 +3,8 @@
 // KServe's own modelcar commands with the carried static shell (Debian busybox-static's
 // /bin/busybox, from the .deb; no network).
 import { execa } from 'execa';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chmod, mkdir, readFile, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -105,6 +107,37 @@ describe('modelcar image', () => {
       extendEnv: false,
     });
     expect(await readFile(join(w.path, 'mnt', 'models', 'model.joblib'), 'utf8')).toBe('joblib bytes');
+  });
+
+  it('takes a model file from an http URL (a server on 127.0.0.1) as /models/<file name>', async () => {
+    await using w = await tempDir();
+    const server = createServer((req, res) => {
+      if (req.url === '/iris/model.joblib') res.end('served joblib');
+      else res.writeHead(404).end();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const { port } = server.address() as AddressInfo;
+      const spec = { ...IRIS, from: `http://127.0.0.1:${port}/iris/model.joblib` };
+      const { layout, image } = await build(w.path, spec);
+      const manifest = JSON.parse((await layout.readBlob(image.root)).toString()) as Manifest;
+      const t = await execa('tar', ['-tzf', layout.blobPath(manifest.layers[1]!.digest)]);
+      expect(t.stdout.split('\n')).toEqual(['models/', 'models/model.joblib']);
+      // the same bytes from a local file give the same image: the URL is not part of it
+      await mkdir(join(w.path, 'local'));
+      await writeFile(join(w.path, 'local', 'model.joblib'), 'served joblib');
+      const local = await buildModelImage(
+        { ...IRIS, from: 'local/model.joblib' },
+        { layout, baseDir: w.path, shell: BUSYBOX },
+      );
+      expect(local.root.digest).toBe(image.root.digest);
+      await expect(build(w.path, { ...spec, from: `http://127.0.0.1:${port}/nothing` })).rejects.toMatchObject({
+        code: expect.stringMatching(/NOT_FOUND|REGISTRY_ERROR|NETWORK_ERROR/),
+      });
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('refuses a dynamically linked shell and a model directory that does not exist', async () => {
