@@ -132,10 +132,19 @@ async function localChartFiles(envPlans: EnvPlan[]): Promise<Map<string, string>
       const chartYaml = await readFile(join(dir, 'Chart.yaml'), 'utf8').catch(() => undefined);
       const found =
         chartYaml === undefined ? undefined : (parseYaml(chartYaml) as { version?: unknown } | null)?.version;
+      if (chartYaml === undefined) {
+        throw new SealiftError(
+          'CONFIG_INVALID',
+          `${relative(process.cwd(), env.file) || env.file}: releases.${p.name}: the local chart ${dir} has no Chart.yaml`,
+          {
+            hint: 'A local chart lives in <source url>/<chart name>/ of the stack dir, next to environments/: copy it along with the environments.',
+          },
+        );
+      }
       if (String(found) !== version) {
         throw new SealiftError(
           'CONFIG_INVALID',
-          `${relative(process.cwd(), env.file) || env.file}: releases.${p.name}.chart.version is ${version}, but ${join(dir, 'Chart.yaml')} ${chartYaml === undefined ? 'does not exist' : `says ${String(found)}`}`,
+          `${relative(process.cwd(), env.file) || env.file}: releases.${p.name}.chart.version is ${version}, but ${join(dir, 'Chart.yaml')} says ${String(found)}`,
           {
             hint: "A local chart lives in <source url>/<chart name>/ of the stack; keep its Chart.yaml version and the release's chart.version the same.",
           },

@@ -14,6 +14,8 @@ async function stackCopy(root: string): Promise<string> {
   const stack = join(root, 'stack');
   await cp(join(PROJECT_ROOT, 'environments'), join(stack, 'environments'), { recursive: true });
   await cp(join(PROJECT_ROOT, 'templates'), join(stack, 'templates'), { recursive: true });
+  // the stack's own charts (platform-extras), which airgap renders
+  await cp(join(PROJECT_ROOT, 'charts'), join(stack, 'charts'), { recursive: true });
   return stack;
 }
 
@@ -90,7 +92,7 @@ describe('sealift generate (CLI)', () => {
       expect(r.exitCode).toBe(exit);
       expect(r.stderr).toMatch(message);
       expect(r.stderr).toContain('hint:');
-      expect(await readdir(stack)).toEqual(['environments', 'templates']);
+      expect(await readdir(stack)).toEqual(['charts', 'environments', 'templates']);
 
       const j = await sealift(['generate', '-e', 'nope', '-o', 'out', '--json'], stack);
       expect(j.exitCode).toBe(exit);

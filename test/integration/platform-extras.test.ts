@@ -90,6 +90,11 @@ describe('platform-extras (airgap)', () => {
     expect(ports('knative-serving', 'allow-webhooks')).toEqual([8443]);
     expect(ports('knative-serving', 'allow-gateway-to-activator')).toEqual([8012, 8013]);
     expect(ports('kserve-test', 'allow-requests')).toEqual([8012, 8013]);
+    // net-istio's status prober reaches the gateway pods, or no route ever turns Ready
+    const prober = of(docs, 'NetworkPolicy', 'knative-serving').find(
+      (p) => p.metadata.name === 'allow-net-istio-prober',
+    );
+    expect(JSON.stringify(prober?.spec)).toContain('"istio":"ingressgateway"');
     expect(ports('kserve-test', 'allow-metrics')).toEqual([9090, 9091, 8080]);
     // the gateway and the activator are the only sources of requests to model pods
     const from = (
