@@ -27,7 +27,7 @@ describe('sealift generate (CLI)', () => {
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.stdout).toContain(`wrote     ${join(stack, 'out', 'helmfile.yaml.gotmpl')}`);
     expect(first.stdout).toContain(`wrote     ${join(stack, 'out', 'values', 'airgap', 'kserve.yaml')}`);
-    expect(first.stdout).toMatch(/28 files for airgap, online in .* \(28 changed\)/);
+    expect(first.stdout).toMatch(/43 files for airgap, online in .* \(43 changed\)/);
     const text = await readFile(join(stack, 'out', 'helmfile.yaml.gotmpl'));
 
     const second = await sealift(['generate', '--all', '-o', 'out', '--json'], stack);

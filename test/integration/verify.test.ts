@@ -49,6 +49,8 @@ beforeAll(async () => {
   // a copy of the stack's environments, so a test can take a knob out
   stack = join(tmp.path, 'stack');
   await cp(join(PROJECT_ROOT, 'environments'), join(stack, 'environments'), { recursive: true });
+  // and its own charts (platform-extras), which the airgap environment renders from the stack dir
+  await cp(join(PROJECT_ROOT, 'charts'), join(stack, 'charts'), { recursive: true });
   const r = await sealift(['images', '-e', 'airgap']);
   expect(r.code, r.stderr).toBe(0);
 });
