@@ -39,7 +39,7 @@ describe('sealift generate (CLI)', () => {
     };
     expect(result.ok).toBe(true);
     expect(result.environments).toEqual(['airgap', 'online']);
-    expect(result.files.length).toBe(28);
+    expect(result.files.length).toBe(43);
     expect(result.files.every((f) => f.action === 'unchanged')).toBe(true);
     expect(await readFile(join(stack, 'out', 'helmfile.yaml.gotmpl'))).toEqual(text);
   });
