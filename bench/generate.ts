@@ -49,6 +49,7 @@ try {
     const site = join(tmp.path, name);
     await mkdir(join(site, 'charts'), { recursive: true });
     for (const p of planReleases(env, { mode: 'upstream' })) {
+      if (p.source.type === 'local') continue; // generate writes local charts into the site dir
       if (p.source.type === 'manifests') {
         await mkdir(join(site, p.sitePath), { recursive: true });
         for (const f of p.source.files)

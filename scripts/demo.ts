@@ -138,6 +138,8 @@ async function main(): Promise<void> {
     const stack = join(SANDBOX, 'stack');
     await cp(join(PROJECT_ROOT, 'environments'), join(stack, 'environments'), { recursive: true });
     await cp(join(PROJECT_ROOT, 'templates'), join(stack, 'templates'), { recursive: true });
+    // the stack's own charts (platform-extras) and the smoke test's model files
+    for (const d of ['charts', 'models']) await cp(join(PROJECT_ROOT, d), join(stack, d), { recursive: true });
     const airgapFile = join(stack, 'environments', 'airgap.yaml');
     const airgap = (loadYaml(await readFile(airgapFile, 'utf8')) ?? {}) as Record<string, unknown>;
     const { sources } = (loadYaml(await servers.sourcesOverlayYaml()) ?? {}) as { sources: unknown };

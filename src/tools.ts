@@ -5,7 +5,16 @@ import { delimiter, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SealiftError } from './errors.ts';
 
-export type ToolName = 'helm' | 'helmfile' | 'skopeo' | 'docker-registry' | 'containerd' | 'ctr' | 'crane';
+export type ToolName =
+  | 'helm'
+  | 'helmfile'
+  | 'skopeo'
+  | 'docker-registry'
+  | 'containerd'
+  | 'ctr'
+  | 'crane'
+  // the static shell carried in model images (Debian busybox-static: /bin/busybox)
+  | 'busybox';
 
 export const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const TOOLS_DIR = process.env.SEALIFT_TOOLS ?? join(PROJECT_ROOT, '.tools');
@@ -16,6 +25,7 @@ const OVERRIDE_ENV: Partial<Record<ToolName, string>> = {
   skopeo: 'SKOPEO_BIN',
   'docker-registry': 'REGISTRY_BIN',
   crane: 'CRANE_BIN',
+  busybox: 'BUSYBOX_BIN',
 };
 
 function isExecutable(p: string): boolean {

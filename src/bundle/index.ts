@@ -234,13 +234,34 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
 
   // 3. images (the long part): a killed run resumes here, skipping every stored blob
   const layout = await OciLayout.open(join(workDir, LAYOUT_DIR));
-  const pulled = await pullImages(pulls, {
+  // model images (the environment's models:) are built by sealift, the rest pulled
+  const { splitModelPulls, buildModelPulls } = await import('./models.ts');
+  const split = splitModelPulls(pulls);
+  const pulled = await pullImages(split.images, {
     layout,
     registry: opts.registry ?? {},
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     onEvent,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  if (opts.env) {
+    const { loadEnvironment } = await import('../config/index.ts');
+    const env = await loadEnvironment(opts.stackDir ?? '.', opts.env, opts.overlays ? { overlays: opts.overlays } : {});
+    const models = await buildModelPulls(split.models, env, layout, {
+      onEvent,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    pulled.images.push(...models.images);
+    for (const [d, n] of models.blobs) pulled.blobs.set(d, n);
+  } else if (split.models.length > 0) {
+    throw new SealiftError(
+      'USAGE',
+      `${split.models[0]!.request.reference} is a model image: bundle builds it from an environment's models`,
+      {
+        hint: 'Bundle with -e <env>; an image list cannot say where the model files are.',
+      },
+    );
+  }
   await pruneLayout(layout, pulled);
   await layout.cleanIngest();
 

@@ -52,6 +52,8 @@ function effective(env: Environment) {
     sources: withoutCredentials(env.sources),
     releases: env.releases,
     ...(env.cluster ? { cluster: env.cluster } : {}),
+    apiVersions: env.apiVersions,
+    models: env.models,
   };
 }
 

@@ -39,6 +39,8 @@ export async function assembleSiteFiles(
   onEvent({ type: 'phase', name: 'fetching charts and release files', total: plans.length });
   for (const plan of plans) {
     const src = plan.source;
+    // a local chart is a directory of the stack: generate copies it into the site dir (below)
+    if (src.type === 'local') continue;
     if (src.type === 'manifests') {
       for (const f of src.files) {
         const rel = join(plan.sitePath, f.name).split('\\').join('/');

@@ -10,7 +10,7 @@ import { loadEnvironment, type Environment } from '../config/index.ts';
 import type { RunOptions } from '../events.ts';
 import { planReleases } from '../generate/plan.ts';
 import { globToRegExp } from '../images/rules.ts';
-import { fetchChart, readChartMetadata, renderReleases, type RenderTarget } from '../render/index.ts';
+import { chartPath, readChartMetadata, renderReleases, type RenderTarget } from '../render/index.ts';
 import { siteRenderTargets } from '../render/site.ts';
 import { DEFAULT_COMPAT_DIR, loadCompat, type CompatData } from './compat.ts';
 import {
@@ -85,12 +85,10 @@ async function chartConstraints(targets: readonly RenderTarget[], opts: CheckOpt
       .filter((t) => t.source.type !== 'manifests')
       .map((t) =>
         limit(async (): Promise<ChartConstraint> => {
-          const tgz =
-            t.chartFile ??
-            (await fetchChart(t.source as Exclude<RenderTarget['source'], { type: 'manifests' }>, {
-              ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
-              ...(opts.signal ? { signal: opts.signal } : {}),
-            }));
+          const tgz = await chartPath(t.chartFile, t.source as Exclude<RenderTarget['source'], { type: 'manifests' }>, {
+            ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
           const meta = await readChartMetadata(tgz, opts);
           return {
             release: t.name,

@@ -3,7 +3,7 @@
 // because the YAML is parsed with source ranges (eemeli yaml + LineCounter) and each schema issue
 // path is mapped back to the file that set it.
 import { readdir, readFile } from 'node:fs/promises';
-import { basename, join, relative } from 'node:path';
+import { basename, join, relative, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { errorMessage, SealiftError } from '../errors.ts';
@@ -19,8 +19,9 @@ const HOST_RE = /^[A-Za-z0-9.-]+(:[0-9]+)?$|^\[[0-9a-fA-F:]+\](:[0-9]+)?$/;
 const dnsName = z.string().regex(NAME_RE, 'must be a lower-case DNS label (a-z, 0-9, -)');
 
 const SourceSchema = z.strictObject({
-  /** repo: a Helm HTTP repository; oci: an OCI registry path holding charts; url: a base URL for file downloads */
-  type: z.enum(['repo', 'oci', 'url']),
+  /** repo: a Helm HTTP repository; oci: an OCI registry path holding charts; url: a base URL for file downloads;
+   *  local: a directory of chart directories in the stack (url: relative to the stack dir, e.g. charts) */
+  type: z.enum(['repo', 'oci', 'url', 'local']),
   url: z.string().min(1),
   /** OCI over plain HTTP (loopback test registries, site registries without TLS) */
   plainHttp: z.boolean().default(false),
@@ -73,6 +74,9 @@ const ReleaseSchema = z
     values: z.record(z.string(), z.unknown()).default({}),
     /** image knobs: values path (dotted) -> the upstream value; host-swapped when the environment has a registry */
     imageKnobs: z.record(z.string(), z.string().min(1)).default({}),
+    /** values path where generate writes the environment's models: [{name, format, image, storageUri}],
+     *  the image mapped into the registry like an image knob (platform-extras: smokeTest.models) */
+    modelsKnob: z.string().min(1).optional(),
     /** release-level helmfile settings (wait, timeout, skipSchemaValidation, ...) */
     helmfile: HelmfileOptionsSchema.default({}),
     /** first install retries: a release whose own webhook must be up before its custom resources apply */
@@ -101,6 +105,21 @@ const ClusterSchema = z.strictObject({
   headroom: z.number().min(0).max(90).default(20),
 });
 
+/** A model the bundle packages as a KServe modelcar image (src/models) */
+const ModelSchema = z.strictObject({
+  /** the InferenceService's name and the image's repository (models/<name>) */
+  name: dnsName,
+  /** a directory or file of model files (relative to the stack dir), or an http(s) URL of one file */
+  from: z.string().min(1),
+  /** KServe model format (spec.predictor.model.modelFormat.name): sklearn, xgboost, ... */
+  format: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'must be a KServe model format name such as sklearn'),
+  /** the image tag; a changed model needs a new tag (nodes cache by tag) */
+  tag: z
+    .string()
+    .regex(/^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$/, 'must be an image tag')
+    .default('v1'),
+});
+
 export const EnvironmentFileSchema = z.strictObject({
   /** Kubernetes version helm renders for (helm --kube-version) */
   kubeVersion: z.string().regex(/^v?\d+\.\d+(\.\d+)?$/, 'must look like v1.28.6'),
@@ -123,12 +142,22 @@ export const EnvironmentFileSchema = z.strictObject({
   releases: z.record(dnsName, ReleaseSchema).default({}),
   /** the site's nodes (sealift size compares the stack's requests with them) */
   cluster: ClusterSchema.optional(),
+  /** API groups/versions the site's cluster serves beyond the built-in ones (helm template --api-versions),
+   *  e.g. monitoring.coreos.com/v1 when the Prometheus operator is installed: charts render what needs them */
+  apiVersions: z
+    .array(
+      z.string().regex(/^([a-z0-9.-]+\/)?v[0-9][a-z0-9]*(\/[A-Za-z]+)?$/, 'must look like monitoring.coreos.com/v1'),
+    )
+    .default([]),
+  /** models packaged as modelcar images by `bundle` (oci://<registry>/models/<name>:<tag> at the site) */
+  models: z.array(ModelSchema).default([]),
 });
 
 type EnvironmentFile = z.output<typeof EnvironmentFileSchema>;
 export type SourceConfig = z.output<typeof SourceSchema>;
 export type ReleaseConfig = z.output<typeof ReleaseSchema>;
 export type ClusterConfig = z.output<typeof ClusterSchema>;
+export type ModelConfig = z.output<typeof ModelSchema>;
 
 export interface RegistryConfig {
   host: string;
@@ -143,6 +172,8 @@ export interface Environment {
   file: string;
   /** every file merged, in order (default.yaml first) */
   files: string[];
+  /** the directory holding environments/ (local chart sources and model paths are relative to it) */
+  stackDir: string;
   kubeVersion: string;
   registry: RegistryConfig | null;
   chartsFrom: 'sources' | 'site';
@@ -151,6 +182,9 @@ export interface Environment {
   releases: Record<string, ReleaseConfig>;
   /** the site's nodes, when the environment describes them */
   cluster?: ClusterConfig;
+  /** helm template --api-versions (and the helmfile's apiVersions) */
+  apiVersions: string[];
+  models: ModelConfig[];
 }
 
 export interface LoadOptions {
@@ -320,15 +354,19 @@ export async function loadEnvironment(stackDir: string, envName: string, opts: L
     sources: data.sources,
     releases: data.releases,
     ...(data.cluster ? { cluster: data.cluster } : {}),
+    stackDir: resolve(stackDir),
+    apiVersions: data.apiVersions,
+    models: data.models,
   };
 }
 
 function hintFor(path: readonly PropertyKey[]): string {
   const top = path[0];
   if (top === 'releases')
-    return 'Release keys: enabled, namespace, createNamespace, app, tier, needs, chart {source, name, version} or manifests {source, files, images, version}, values, imageKnobs, helmfile {wait, waitForJobs, timeout, atomic, historyMax, skipSchemaValidation, disableValidation, disableOpenAPIValidation}, firstInstallRetries, extraImages, excludeImages.';
-  if (top === 'sources') return 'Source keys: type (repo | oci | url), url, plainHttp.';
-  return 'Top-level keys: kubeVersion, registry {host, plainHttp, scheme (host-swap | scoped)}, chartsFrom (sources | site), sources, releases, cluster {nodes, cpu, memory, gpus, headroom}. See environments/README.md.';
+    return 'Release keys: enabled, namespace, createNamespace, app, tier, needs, chart {source, name, version} or manifests {source, files, images, version}, values, imageKnobs, modelsKnob, helmfile {wait, waitForJobs, timeout, atomic, historyMax, skipSchemaValidation, disableValidation, disableOpenAPIValidation}, firstInstallRetries, extraImages, excludeImages.';
+  if (top === 'sources') return 'Source keys: type (repo | oci | url | local), url, plainHttp.';
+  if (top === 'models') return 'Model keys: name, from (a directory, file or URL), format (sklearn, ...), tag.';
+  return 'Top-level keys: kubeVersion, registry {host, plainHttp, scheme (host-swap | scoped)}, chartsFrom (sources | site), sources, releases, apiVersions, models, cluster {nodes, cpu, memory, gpus, headroom}. See environments/README.md.';
 }
 
 /** Cross-references the schema cannot see: sources named by releases, needs, dependency cycles. */
@@ -347,7 +385,7 @@ function checkReferences(files: ParsedFile[], data: EnvironmentFile): void {
         `Define it under sources: (known: ${Object.keys(data.sources).join(', ') || 'none'}).`,
       );
     }
-    const want = rel.chart ? ['repo', 'oci'] : ['url'];
+    const want = rel.chart ? ['repo', 'oci', 'local'] : ['url'];
     if (!want.includes(src.type)) {
       throw configError(
         files,

@@ -20,6 +20,8 @@ export interface EnvironmentContext {
   /** registry host or null */
   registry: string | null;
   chartsFrom: 'sources' | 'site';
+  /** helmfile apiVersions (helm template --api-versions) */
+  apiVersions: string[];
 }
 
 /** `open`/`close` are Go template lines (`{{- if ... }}` / `{{- end }}`), empty when every environment agrees. */
@@ -159,6 +161,7 @@ export function buildContext(envPlans: EnvPlan[], inputs: string[]): HelmfileCon
     kubeVersion: env.kubeVersion,
     registry: env.registry?.host ?? null,
     chartsFrom: env.chartsFrom,
+    apiVersions: env.apiVersions,
   }));
 
   const repositoryGroups = group(
@@ -190,7 +193,10 @@ export function buildContext(envPlans: EnvPlan[], inputs: string[]): HelmfileCon
       const site = env.chartsFrom === 'site';
       let ref: ChartRef;
       const hooks: HookContext[] = [];
-      if (p.source.type === 'manifests') {
+      if (p.source.type === 'local') {
+        // generate copies the chart directory there, in every environment
+        ref = { chart: `./${p.sitePath.replace(/\/+$/, '')}`, version: null, plainHttp: false };
+      } else if (p.source.type === 'manifests') {
         const dir = p.sitePath.replace(/\/+$/, '');
         ref = { chart: `./${dir}`, version: null, plainHttp: false };
         if (!site) hooks.push(...p.source.files.map((f) => fetchHook(dir, f)));

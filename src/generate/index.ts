@@ -5,7 +5,9 @@
 import { createHash } from 'node:crypto';
 import { cp, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { listEnvironments, loadEnvironment, type Environment } from '../config/index.ts';
+import { SealiftError } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { pathExists, replaceDirAtomic } from '../fs-atomic.ts';
 import { buildContext, type EnvPlan } from './context.ts';
@@ -114,7 +116,44 @@ export async function renderSite(stackDir: string, envs: Environment[]): Promise
       );
     }
   }
+  for (const [path, text] of await localChartFiles(envPlans)) files.set(path, text);
   return new Map([...files].sort(([a], [b]) => a.localeCompare(b)));
+}
+
+/** Charts kept in the stack (source type local), copied as they are to their site path. */
+async function localChartFiles(envPlans: EnvPlan[]): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const seen = new Set<string>();
+  for (const { env, plans } of envPlans) {
+    for (const p of plans) {
+      if (p.source.type !== 'local' || seen.has(p.source.dir)) continue;
+      seen.add(p.source.dir);
+      const { dir, version } = p.source;
+      const chartYaml = await readFile(join(dir, 'Chart.yaml'), 'utf8').catch(() => undefined);
+      const found =
+        chartYaml === undefined ? undefined : (parseYaml(chartYaml) as { version?: unknown } | null)?.version;
+      if (chartYaml === undefined) {
+        throw new SealiftError(
+          'CONFIG_INVALID',
+          `${relative(process.cwd(), env.file) || env.file}: releases.${p.name}: the local chart ${dir} has no Chart.yaml`,
+          {
+            hint: 'A local chart lives in <source url>/<chart name>/ of the stack dir, next to environments/: copy it along with the environments.',
+          },
+        );
+      }
+      if (String(found) !== version) {
+        throw new SealiftError(
+          'CONFIG_INVALID',
+          `${relative(process.cwd(), env.file) || env.file}: releases.${p.name}.chart.version is ${version}, but ${join(dir, 'Chart.yaml')} says ${String(found)}`,
+          {
+            hint: "A local chart lives in <source url>/<chart name>/ of the stack; keep its Chart.yaml version and the release's chart.version the same.",
+          },
+        );
+      }
+      for (const f of await listFiles(dir)) out.set(`${p.sitePath}${f}`, await readFile(join(dir, f), 'utf8'));
+    }
+  }
+  return out;
 }
 
 /** Files a previous run's output holds that generate does not make: fetched charts and release files. */

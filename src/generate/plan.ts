@@ -1,15 +1,18 @@
 // The plan: what each release is, where its chart or files come from, and the values helmfile
 // passes. Pure: data in, data out. Both the generated helmfile and the image/bundle stages read
 // the same plan, so what is pulled is what is deployed.
+import { join } from 'node:path';
 import { mergeDeep, setPath } from '../config/merge.ts';
 import type { Environment, RegistryConfig, ReleaseConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { formatImageReference, parseImageReference, retagImageReference } from '../images/reference.ts';
+import { modelImageReference } from '../models/reference.ts';
 
 export type ChartSource =
   | { type: 'repo'; repoUrl: string; chart: string; version: string } // Helm HTTP repo
   | { type: 'oci'; url: string; version: string; plainHttp: boolean } // url = oci://host[:port]/path/chart
-  | { type: 'manifests'; files: { name: string; url: string }[] }; // release YAML downloads (Knative)
+  | { type: 'manifests'; files: { name: string; url: string }[] } // release YAML downloads (Knative)
+  | { type: 'local'; dir: string; chart: string; version: string }; // a chart directory in the stack (platform-extras)
 
 export interface ReleasePlan {
   name: string;
@@ -70,6 +73,14 @@ function sourceOf(env: Environment, name: string, rel: ReleaseConfig): ChartSour
     );
   }
   if (rel.chart) {
+    if (src.type === 'local') {
+      return {
+        type: 'local',
+        dir: join(env.stackDir, src.url, rel.chart.name),
+        chart: rel.chart.name,
+        version: rel.chart.version,
+      };
+    }
     if (src.type === 'oci') {
       const base = src.url.startsWith('oci://') ? src.url : `oci://${src.url}`;
       return { type: 'oci', url: joinUrl(base, rel.chart.name), version: rel.chart.version, plainHttp: src.plainHttp };
@@ -121,6 +132,15 @@ function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: Plan
       values = setPath(values, path, siteImage(image, registry, where(`imageKnobs.${path}`)));
     }
   }
+  if (rel.modelsKnob) {
+    // the modelcar images bundle builds, named like any image: upstream, or mapped into the registry
+    const models = env.models.map((m) => {
+      const upstream = modelImageReference(m);
+      const image = registry ? siteImage(upstream, registry, `${env.file}: models ${m.name}`) : upstream;
+      return { name: m.name, format: m.format, image, storageUri: `oci://${image}` };
+    });
+    values = setPath(values, rel.modelsKnob, models);
+  }
   return values;
 }
 
@@ -158,7 +178,13 @@ export function planReleases(env: Environment, opts: { mode: PlanMode }): Releas
       needs: [...rel.needs],
       labels: { app: rel.app ?? name, tier: rel.tier },
       source,
-      sitePath: rel.chart ? `charts/${rel.chart.name}-${rel.chart.version}.tgz` : `releases/${name}/`,
+      // a local chart travels as the directory generate copies it to (charts/ is a site path)
+      sitePath:
+        source.type === 'local'
+          ? `charts/${source.chart}/`
+          : rel.chart
+            ? `charts/${rel.chart.name}-${rel.chart.version}.tgz`
+            : `releases/${name}/`,
       values: valuesOf(env, name, rel, opts.mode),
     };
   });

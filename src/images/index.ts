@@ -84,6 +84,7 @@ function describeSource(p: ReleasePlan): string {
   const s = p.source;
   if (s.type === 'repo') return `chart ${s.chart} ${s.version}`;
   if (s.type === 'oci') return `chart ${s.url.split('/').pop()} ${s.version}`;
+  if (s.type === 'local') return `chart ${s.chart} ${s.version} (stack dir)`;
   return `release files ${s.files.map((f) => f.name).join(', ')}`;
 }
 
@@ -151,6 +152,7 @@ async function renderAndExtract(
   const plans = planReleases(env, { mode });
   const rendered = await renderReleases(plans, {
     kubeVersion: env.kubeVersion,
+    apiVersions: env.apiVersions,
     skipKinds: IMAGELESS_KINDS,
     ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),

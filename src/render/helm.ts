@@ -38,6 +38,8 @@ export interface HelmTemplateOptions extends HelmCallOptions {
   valuesFiles?: string[];
   set?: string[];
   kubeVersion?: string;
+  /** API versions for .Capabilities.APIVersions (helm --api-versions), e.g. monitoring.coreos.com/v1 */
+  apiVersions?: string[];
   /** default true: CRDs in crds/ are part of what a release installs */
   includeCrds?: boolean;
   skipSchemaValidation?: boolean;
@@ -51,6 +53,7 @@ export function templateArgs(o: HelmTemplateOptions, valueFiles: string[]): stri
   if (o.plainHttp) args.push('--plain-http');
   if (o.includeCrds !== false) args.push('--include-crds');
   if (o.kubeVersion) args.push('--kube-version', o.kubeVersion);
+  for (const v of o.apiVersions ?? []) args.push('--api-versions', v);
   if (o.skipSchemaValidation) args.push('--skip-schema-validation');
   for (const f of [...(o.valuesFiles ?? []), ...valueFiles]) args.push('--values', f);
   for (const s of o.set ?? []) args.push('--set', s);

@@ -28,6 +28,8 @@ export interface RenderTarget {
 
 export interface RenderOptions extends RunOptions {
   kubeVersion?: string;
+  /** API versions the cluster serves beyond the built-in ones (helm --api-versions) */
+  apiVersions?: readonly string[];
   /** where pulled charts are kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
   cacheDir?: string;
   /** how many helm processes at once (default 4) */
@@ -55,10 +57,13 @@ export function defaultCacheDir(): string {
 
 const sha = (s: string | Uint8Array) => createHash('sha256').update(s).digest('hex');
 
+/** A chart helm pulls (from a repository or an OCI registry) */
+export type RemoteChartSource = Extract<ChartSource, { type: 'repo' | 'oci' }>;
+
 export function chartName(source: Exclude<ChartSource, { type: 'manifests' }>): string;
 export function chartName(source: ChartSource): string | undefined;
 export function chartName(source: ChartSource): string | undefined {
-  if (source.type === 'repo') return source.chart;
+  if (source.type === 'repo' || source.type === 'local') return source.chart;
   if (source.type === 'oci') return source.url.split('/').pop() ?? source.url;
   return undefined;
 }
@@ -73,10 +78,18 @@ async function chartIn(dir: string): Promise<string | undefined> {
  * The chart's .tgz, pulled once per (source, chart, version) into the cache. A pull goes to a
  * temp dir that is renamed into place, so an interrupted pull leaves nothing half-written.
  */
-export async function fetchChart(
+/** Where a chart target's chart is: the site's archive, a local chart's directory in the stack,
+ *  or the chart pulled from its source (cached). */
+export async function chartPath(
+  chartFile: string | undefined,
   source: Exclude<ChartSource, { type: 'manifests' }>,
   opts: RenderOptions = {},
 ): Promise<string> {
+  if (chartFile) return chartFile;
+  return source.type === 'local' ? source.dir : fetchChart(source, opts);
+}
+
+export async function fetchChart(source: RemoteChartSource, opts: RenderOptions = {}): Promise<string> {
   const cacheDir = opts.cacheDir ?? defaultCacheDir();
   const key =
     source.type === 'repo'
@@ -199,13 +212,14 @@ export async function renderRelease(t: RenderTarget, opts: RenderOptions = {}): 
     }
     return { release: t.name, documents, problems, durationMs: Date.now() - started };
   }
-  const tgz = t.chartFile ?? (await fetchChart(t.source, opts));
+  const tgz = await chartPath(t.chartFile, t.source, opts);
   const base = {
     release: t.name,
     namespace: t.namespace,
     chart: tgz,
     values: [t.values],
     ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
+    ...(opts.apiVersions?.length ? { apiVersions: [...opts.apiVersions] } : {}),
     ...(opts.signal ? { signal: opts.signal } : {}),
   };
   const result = await helmTemplateCoping(base, onEvent);

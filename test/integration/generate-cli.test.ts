@@ -14,6 +14,8 @@ async function stackCopy(root: string): Promise<string> {
   const stack = join(root, 'stack');
   await cp(join(PROJECT_ROOT, 'environments'), join(stack, 'environments'), { recursive: true });
   await cp(join(PROJECT_ROOT, 'templates'), join(stack, 'templates'), { recursive: true });
+  // the stack's own charts (platform-extras), which airgap renders
+  await cp(join(PROJECT_ROOT, 'charts'), join(stack, 'charts'), { recursive: true });
   return stack;
 }
 
@@ -25,7 +27,7 @@ describe('sealift generate (CLI)', () => {
     expect(first.exitCode, first.stderr).toBe(0);
     expect(first.stdout).toContain(`wrote     ${join(stack, 'out', 'helmfile.yaml.gotmpl')}`);
     expect(first.stdout).toContain(`wrote     ${join(stack, 'out', 'values', 'airgap', 'kserve.yaml')}`);
-    expect(first.stdout).toMatch(/28 files for airgap, online in .* \(28 changed\)/);
+    expect(first.stdout).toMatch(/43 files for airgap, online in .* \(43 changed\)/);
     const text = await readFile(join(stack, 'out', 'helmfile.yaml.gotmpl'));
 
     const second = await sealift(['generate', '--all', '-o', 'out', '--json'], stack);
@@ -37,7 +39,7 @@ describe('sealift generate (CLI)', () => {
     };
     expect(result.ok).toBe(true);
     expect(result.environments).toEqual(['airgap', 'online']);
-    expect(result.files.length).toBe(28);
+    expect(result.files.length).toBe(43);
     expect(result.files.every((f) => f.action === 'unchanged')).toBe(true);
     expect(await readFile(join(stack, 'out', 'helmfile.yaml.gotmpl'))).toEqual(text);
   });
@@ -90,7 +92,7 @@ describe('sealift generate (CLI)', () => {
       expect(r.exitCode).toBe(exit);
       expect(r.stderr).toMatch(message);
       expect(r.stderr).toContain('hint:');
-      expect(await readdir(stack)).toEqual(['environments', 'templates']);
+      expect(await readdir(stack)).toEqual(['charts', 'environments', 'templates']);
 
       const j = await sealift(['generate', '-e', 'nope', '-o', 'out', '--json'], stack);
       expect(j.exitCode).toBe(exit);

@@ -16,6 +16,7 @@ import { PROJECT_ROOT, requireTool, toolEnv } from '../../src/tools.ts';
 import { FIXTURES, startChartServers } from '../support/chart-servers.ts';
 import { seedImages } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
+import { startContainerd } from '../support/containerd.ts';
 import { startRegistry } from '../support/registry.ts';
 import { runSealift } from '../support/cli.ts';
 
@@ -143,6 +144,33 @@ describe('load --extract-to on the real stack', () => {
         timeout: 240_000,
       });
       expect(tpl.exitCode, tpl.stderr.slice(-4000)).toBe(0);
+      // the platform extras and the offline smoke test render with the rest (issue 13): RBAC roles,
+      // NetworkPolicies, a cert-manager ClusterIssuer, dashboards, monitors (airgap's apiVersions),
+      // and the InferenceService whose modelcar image is in the site registry
+      type Doc = { kind?: string; metadata?: { name?: string; namespace?: string; labels?: Record<string, string> } };
+      const docs = (loadAll(tpl.stdout, undefined, { json: true }) as (Doc | null)[]).filter((d): d is Doc => !!d);
+      const namesOf = (kind: string, ns?: string) =>
+        docs
+          .filter((d) => d.kind === kind && (ns === undefined || d.metadata?.namespace === ns))
+          .map((d) => d.metadata?.name);
+      expect(namesOf('ClusterRole')).toEqual(
+        expect.arrayContaining(['kserve-admin', 'kserve-model-developer', 'kserve-readonly']),
+      );
+      expect(namesOf('NetworkPolicy', 'kserve')).toEqual(
+        expect.arrayContaining(['default-deny', 'allow-dns', 'allow-webhooks', 'allow-prometheus']),
+      );
+      expect(namesOf('ClusterIssuer')).toEqual(expect.arrayContaining(['site-ca']));
+      expect(docs.filter((d) => d.kind === 'ConfigMap' && d.metadata?.labels?.grafana_dashboard === '1')).toHaveLength(
+        5,
+      );
+      expect(namesOf('ServiceMonitor', 'knative-serving')).toEqual(['knative-serving']);
+      const modelImage = `${site.host}/${scheme === 'scoped' ? 'sealift.invalid/' : ''}models/sklearn-iris:v1`;
+      const isvc = docs.find((d) => d.kind === 'InferenceService' && d.metadata?.name === 'sklearn-iris') as
+        { spec: { predictor: { model: { storageUri: string; modelFormat: { name: string } } } } } | undefined;
+      expect(isvc?.spec.predictor.model).toMatchObject({
+        storageUri: `oci://${modelImage}`,
+        modelFormat: { name: 'sklearn' },
+      });
       // what the cluster will pull: every container image of every rendered workload (strings inside
       // ConfigMaps, such as istiod's injection templates, are data, not pod specs)
       const pulled = new Set<string>();
@@ -218,8 +246,17 @@ describe('load --extract-to on the real stack', () => {
       expect(a.registryChecks.map((c) => c.reference).sort()).toEqual(v.registryChecks.map((c) => c.reference).sort());
       expect(a.registryChecks.filter((c) => c.status !== 'present')).toEqual([]);
 
+      // the model image sealift built: verify found it in the site registry, and a node pulls it by that name
+      const modelCheck = a.registryChecks.find((c) => c.reference === modelImage);
+      expect(modelCheck?.status).toBe('present');
+      {
+        await using containerd = await startContainerd();
+        await containerd.ctr(['images', 'pull', '--snapshotter', 'native', '--plain-http', modelImage]);
+        expect(await containerd.ctr(['images', 'ls'])).toContain(modelImage);
+      }
+
       // an image gone from the site registry: verify from the site dir fails and names it
-      const victim = a.registryChecks.find((c) => !c.reference.includes('@'))!.reference;
+      const victim = a.registryChecks.find((c) => !c.reference.includes('@') && c.reference !== modelImage)!.reference;
       const gone = normalizeImageReference(victim);
       const del = await execa(
         requireTool('skopeo'),

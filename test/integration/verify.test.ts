@@ -49,6 +49,8 @@ beforeAll(async () => {
   // a copy of the stack's environments, so a test can take a knob out
   stack = join(tmp.path, 'stack');
   await cp(join(PROJECT_ROOT, 'environments'), join(stack, 'environments'), { recursive: true });
+  // and its own charts (platform-extras), which the airgap environment renders from the stack dir
+  await cp(join(PROJECT_ROOT, 'charts'), join(stack, 'charts'), { recursive: true });
   const r = await sealift(['images', '-e', 'airgap']);
   expect(r.code, r.stderr).toBe(0);
 });
@@ -75,7 +77,7 @@ describe('verify -e airgap', () => {
 
     const human = await sealift(['verify', '-e', 'airgap']);
     expect(human.code).toBe(0);
-    expect(human.stdout).toMatch(/verify airgap: 31 of 33 images .* are in 10\.61\.3\.31:35000/);
+    expect(human.stdout).toMatch(/verify airgap: 32 of 34 images .* are in 10\.61\.3\.31:35000/);
     expect(human.stderr).toContain(
       'warning: docker.io/library/busybox:1.28 stays outside 10.61.3.31:35000: no values knob moves it',
     );
@@ -119,10 +121,10 @@ describe('verify -e airgap', () => {
   it('an image the environment excludes from the list is a warning, not an escape', async () => {
     const airgap = join(stack, 'environments', 'airgap.yaml');
     const original = await readFile(airgap, 'utf8');
-    await writeFile(
-      airgap,
-      `${original}releases:\n  kserve:\n    excludeImages: ["docker.io/kserve/sklearnserver:*"]\n`,
-    );
+    // (airgap.yaml already has a releases: mapping, for platform-extras)
+    const exclude = '  kserve:\n    excludeImages: ["docker.io/kserve/sklearnserver:*"]\n';
+    expect(original).toContain('\nreleases:\n');
+    await writeFile(airgap, original.replace('\nreleases:\n', `\nreleases:\n${exclude}`));
     try {
       const out = join(tmp.path, 'lists-excluding');
       expect((await sealift(['images', '-e', 'airgap', '--out', out])).code).toBe(0);
@@ -181,7 +183,7 @@ describe('verify -e airgap', () => {
     expect(r.code, r.stdout + r.stderr).toBe(0);
     const v = JSON.parse(r.stdout) as VerifyJson;
     expect(v).toMatchObject({ ok: true, offenders: [] });
-    expect(v.checked).toBe(33);
+    expect(v.checked).toBe(34);
     expect(v.knobless.map((k) => k.reference).sort()).toEqual([
       'docker.io/kserve/storage-initializer:latest',
       'docker.io/library/busybox:1.28',

@@ -150,6 +150,7 @@ export async function startChartServers(opts: ChartServerOptions = {}): Promise<
     >;
     const sources: Record<string, SourceOverride> = {};
     for (const [name, src] of Object.entries(declared).sort(([a], [b]) => a.localeCompare(b))) {
+      if (src.type === 'local') continue; // charts in the stack itself: nothing upstream to serve
       if (src.type === 'oci') {
         if (!registry)
           throw new Error(`source ${name} is OCI, but the chart servers were started without { oci: true }`);

@@ -108,7 +108,9 @@ describe('planReleases', () => {
     });
     expect(by('kserve').sitePath).toBe('charts/kserve-v0.15.2.tgz');
     expect(by('net-istio').sitePath).toBe('releases/net-istio/');
-    expect(by('kserve').values).toEqual({ kserve: { controller: { deploymentMode: 'Serverless' } } });
+    expect(by('kserve').values).toEqual({
+      kserve: { controller: { deploymentMode: 'Serverless' }, storage: { enableModelcar: true } },
+    });
   });
 
   it('airgap deploy: every image knob host-swapped, release files rewritten by prefix', async () => {

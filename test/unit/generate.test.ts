@@ -47,15 +47,31 @@ describe('generate', () => {
     const [head, body] = text.split(/^---$/m);
     expect(parse(head!)).toEqual({
       environments: {
-        airgap: { values: [{ sealift: { kubeVersion: 'v1.28.6', registry: '10.61.3.31:35000', chartsFrom: 'site' } }] },
+        airgap: {
+          values: [
+            {
+              sealift: {
+                kubeVersion: 'v1.28.6',
+                registry: '10.61.3.31:35000',
+                chartsFrom: 'site',
+                apiVersions: ['monitoring.coreos.com/v1'],
+              },
+            },
+          ],
+        },
       },
     });
     // a single environment needs no Go conditions: the releases part is plain YAML after one action
     const releases = parse(
-      body!.replace('{{ .Values.sealift.kubeVersion }}', 'v1.28.6').replaceAll('{{ .Environment.Name }}', 'airgap'),
+      body!
+        .replace('{{ .Values.sealift.kubeVersion }}', 'v1.28.6')
+        .replace('{{ .Values.sealift.apiVersions | toJson }}', '["monitoring.coreos.com/v1"]')
+        .replaceAll('{{ .Environment.Name }}', 'airgap'),
     ) as {
+      apiVersions: string[];
       releases: { name: string; namespace: string; needs?: string[]; labels: Record<string, string>; chart: string }[];
     };
+    expect(releases.apiVersions).toEqual(['monitoring.coreos.com/v1']);
     const kserve = releases.releases.find((r) => r.name === 'kserve')!;
     expect(kserve.needs).toEqual([
       'cert-manager/cert-manager',
