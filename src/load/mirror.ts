@@ -3,13 +3,13 @@
 // all, and within a walk every blob the target has is skipped (HEAD).
 import { noEvents, type RunOptions } from '../events.ts';
 import { readImageList } from '../images/list.ts';
-import { isDigest, manifestSelector, normalizeImageReference, type NamingScheme } from '../images/reference.ts';
+import { planTargets, type NamingScheme } from '../oci/naming.ts';
+import { isDigest, manifestSelector, normalizeImageReference } from '../oci/reference.ts';
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryPool, type RegistryHostConfig } from '../oci/registry.ts';
 import { registrySource } from '../oci/stores.ts';
 import type { PlatformSelection } from '../oci/types.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
-import { planTargets } from './naming.ts';
 import { createBlobHomes } from './site-target.ts';
 
 export interface MirrorEntry {

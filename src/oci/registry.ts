@@ -8,7 +8,7 @@ import { pipeline, Readable } from 'node:stream';
 import { Agent, request, type Dispatcher } from 'undici';
 import { SealiftError, type ErrorCode } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
-import type { ImageReference } from '../images/reference.ts';
+import type { ImageReference } from './reference.ts';
 import { dockerCredentials, type Credential, type CredentialLookup } from './credentials.ts';
 import {
   MANIFEST_MEDIA_TYPES,

@@ -10,6 +10,7 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { create as tarCreate, Header } from 'tar';
+import { BUNDLE_FORMAT_VERSION, serializeBundleIndex, type BundleIndex } from '../../src/bundle-format/index.ts';
 import { requireTool } from '../../src/tools.ts';
 import { runSealift, SEALIFT_BIN } from '../support/cli.ts';
 
@@ -169,24 +170,49 @@ export async function writeBundle(
   out: string,
   images: FixtureImage[],
   siteFiles: Record<string, string> = {},
-  opts: { editIndex?: (index: { images: { reference: string; digest: string; size: number }[] }) => void } = {},
+  opts: { editIndex?: (index: BundleIndex) => void } = {},
 ): Promise<string> {
   await writeLayout(join(stage, 'images'), images);
   for (const [p, text] of Object.entries(siteFiles)) {
     await mkdir(dirname(join(stage, p)), { recursive: true });
     await writeFile(join(stage, p), text);
   }
-  const bundleJson = {
-    version: 1,
-    images: images.map((img) => ({
-      reference: img.source,
-      digest: img.root.digest,
-      size: img.root.size,
-      mediaType: img.root.mediaType,
-    })),
+  const entries = images.map((img) => ({
+    reference: img.source,
+    releases: ['fixture'],
+    digest: img.root.digest,
+    mediaType: img.root.mediaType,
+    size: img.root.size,
+    sourceDigest: img.root.digest,
+    selection: 'exact' as const,
+    platforms: [],
+    blobs: img.blobs.length,
+    bytes: img.blobs.reduce((n, b) => n + b.size, 0),
+  }));
+  const bytes = entries.reduce((n, e) => n + e.bytes, 0);
+  const bundleJson: BundleIndex = {
+    version: BUNDLE_FORMAT_VERSION,
+    tool: { name: 'sealift', version: 'fixture' },
+    createdAt: new Date(0).toISOString(),
+    environment: null,
+    registry: null,
+    platforms: 'all',
+    charts: [],
+    files: [],
+    images: entries,
+    totals: {
+      images: entries.length,
+      blobs: 0,
+      blobBytes: bytes,
+      imageBytes: bytes,
+      savedBySharing: 0,
+      charts: 0,
+      files: 0,
+    },
   };
   opts.editIndex?.(bundleJson);
-  await writeFile(join(stage, 'bundle.json'), JSON.stringify(bundleJson, null, 2));
+  // the writer's own serializer (its schema): a fixture bundle is a bundle in the real format
+  await writeFile(join(stage, 'bundle.json'), serializeBundleIndex(bundleJson));
   const files = await listFiles(stage);
   const lines = await Promise.all(files.map(async (f) => `${sha(await readFile(join(stage, f)))}  ${f}`));
   await writeFile(join(stage, 'checksums.sha256'), `${lines.join('\n')}\n`);

@@ -101,7 +101,7 @@ describe('sealift load', () => {
     const r = await sealift(['load', bundle, '--registry', reg.host, '--plain-http']);
     expect(r.exitCode).toBe(10);
     expect(r.stderr).toContain(`images/blobs/sha256/${layer.digest.slice(7)}: sha256 is`);
-    expect(r.stderr).toContain('nothing was loaded');
+    expect(r.stderr).toContain('nothing is loaded from such a bundle');
     expect(await storedRepositories(reg.dataDir)).toEqual([]);
   });
 
@@ -124,7 +124,7 @@ describe('sealift load', () => {
           craftEntry({ path: 'charts/evil.tgz', type: 'SymbolicLink', linkpath: '../../../../root/.ssh/id_rsa' }),
           Buffer.alloc(1024),
         ]),
-      /symlink "charts\/evil\.tgz" -> "\.\.\/\.\.\/\.\.\/\.\.\/root\/\.ssh\/id_rsa" points outside the bundle/,
+      /"charts\/evil\.tgz" is a symlink \(-> "\.\.\/\.\.\/\.\.\/\.\.\/root\/\.ssh\/id_rsa"\); a bundle holds no links/,
     ],
     [
       'device file',
