@@ -10,7 +10,8 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { create as tarCreate, Header } from 'tar';
-import { BUNDLE_FORMAT_VERSION, serializeBundleIndex, type BundleIndex } from '../../src/bundle-format/index.ts';
+import { serializeBundleIndex, type BundleIndex } from '../../src/bundle-format/index.ts';
+import { bundleIndexOf } from '../support/bundles.ts';
 import { requireTool } from '../../src/tools.ts';
 import { runSealift, SEALIFT_BIN } from '../support/cli.ts';
 
@@ -177,39 +178,9 @@ export async function writeBundle(
     await mkdir(dirname(join(stage, p)), { recursive: true });
     await writeFile(join(stage, p), text);
   }
-  const entries = images.map((img) => ({
-    reference: img.source,
-    releases: ['fixture'],
-    digest: img.root.digest,
-    mediaType: img.root.mediaType,
-    size: img.root.size,
-    sourceDigest: img.root.digest,
-    selection: 'exact' as const,
-    platforms: [],
-    blobs: img.blobs.length,
-    bytes: img.blobs.reduce((n, b) => n + b.size, 0),
-  }));
-  const bytes = entries.reduce((n, e) => n + e.bytes, 0);
-  const bundleJson: BundleIndex = {
-    version: BUNDLE_FORMAT_VERSION,
-    tool: { name: 'sealift', version: 'fixture' },
-    createdAt: new Date(0).toISOString(),
-    environment: null,
-    registry: null,
-    platforms: 'all',
-    charts: [],
-    files: [],
-    images: entries,
-    totals: {
-      images: entries.length,
-      blobs: 0,
-      blobBytes: bytes,
-      imageBytes: bytes,
-      savedBySharing: 0,
-      charts: 0,
-      files: 0,
-    },
-  };
+  const bundleJson = bundleIndexOf(
+    images.map((img) => ({ reference: img.source, root: img.root, blobSizes: img.blobs.map((b) => b.size) })),
+  );
   opts.editIndex?.(bundleJson);
   // the writer's own serializer (its schema): a fixture bundle is a bundle in the real format
   await writeFile(join(stage, 'bundle.json'), serializeBundleIndex(bundleJson));

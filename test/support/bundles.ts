@@ -77,8 +77,14 @@ async function image(root: string, reference: string, nested: boolean): Promise<
   return { reference, root: top, manifests, config, layers };
 }
 
-/** Writes bundle.json (through the writer's schema) for these images. */
-export async function writeIndexFor(root: string, images: readonly CraftedImage[]): Promise<void> {
+/** A bundle.json for these image roots (blobs: everything a root's graph holds, as sizes). */
+export function bundleIndexOf(
+  images: readonly {
+    reference: string;
+    root: { digest: string; mediaType: string; size: number };
+    blobSizes: number[];
+  }[],
+): BundleIndex {
   const entries = images.map((i) => ({
     reference: i.reference,
     releases: ['test'],
@@ -88,11 +94,11 @@ export async function writeIndexFor(root: string, images: readonly CraftedImage[
     sourceDigest: i.root.digest,
     selection: 'exact' as const,
     platforms: ['linux/amd64'],
-    blobs: 1 + i.layers.length,
-    bytes: i.config.size + i.layers.reduce((n, l) => n + l.size, 0),
+    blobs: i.blobSizes.length,
+    bytes: i.blobSizes.reduce((n, b) => n + b, 0),
   }));
   const bytes = entries.reduce((n, e) => n + e.bytes, 0);
-  const index: BundleIndex = {
+  return {
     version: BUNDLE_FORMAT_VERSION,
     tool: { name: 'sealift', version: 'test' },
     createdAt: new Date(0).toISOString(),
@@ -112,6 +118,17 @@ export async function writeIndexFor(root: string, images: readonly CraftedImage[
       files: 0,
     },
   };
+}
+
+/** Writes bundle.json (through the writer's schema) for these images. */
+export async function writeIndexFor(root: string, images: readonly CraftedImage[]): Promise<void> {
+  const index = bundleIndexOf(
+    images.map((i) => ({
+      reference: i.reference,
+      root: i.root,
+      blobSizes: [i.config.size, ...i.layers.map((l) => l.size)],
+    })),
+  );
   await writeFile(join(root, BUNDLE_INDEX_FILE), serializeBundleIndex(index));
 }
 
