@@ -1,5 +1,5 @@
 // A real OCI registry: Debian's docker-registry (distribution 2.8.2, what the sites run), on loopback.
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { requireTool } from '../../src/tools.ts';
 import { freePort, httpOk, startProcess, tempDir } from './process.ts';
@@ -66,4 +66,18 @@ ${auth}`;
     await tmp[Symbol.asyncDispose]();
   };
   return { host, url: `http://${host}`, dataDir, stop, [Symbol.asyncDispose]: stop };
+}
+
+/** Every repository the registry stores (a filesystem view, independent of the API). */
+export async function storedRepositories(dataDir: string): Promise<string[]> {
+  const root = join(dataDir, 'docker/registry/v2/repositories');
+  const out: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    if (entries.some((e) => e.name === '_manifests')) out.push(rel);
+    for (const e of entries)
+      if (e.isDirectory() && !e.name.startsWith('_')) await walk(join(d, e.name), rel ? `${rel}/${e.name}` : e.name);
+  };
+  await walk(root, '');
+  return out.sort();
 }
