@@ -112,8 +112,7 @@ async function pruneLayout(layout: OciLayout, pulled: PullSummary): Promise<void
     .filter((m) => keepRefs.has(m.annotations?.[ANNOTATION_SOURCE] ?? ''))
     .sort((a, b) => rank(a) - rank(b));
   await writeFileAtomic(join(layout.dir, 'index.json'), `${JSON.stringify({ ...idx, manifests }, null, 2)}\n`);
-  for (const b of await layout.listBlobs())
-    if (!keep.has(b.digest)) await rm(layout.blobPath(b.digest), { force: true });
+  for (const b of await layout.listBlobs()) if (!keep.has(b.digest)) await layout.removeBlob(b.digest);
 }
 
 export async function createBundle(opts: BundleOptions): Promise<BundleResult> {

@@ -20,9 +20,11 @@ export async function listFiles(root: string): Promise<string[]> {
   for (const e of await readdir(root, { withFileTypes: true, recursive: true })) {
     if (!e.isFile()) continue;
     const rel = relative(root, join(e.parentPath, e.name)).split(sep).join('/');
-    // work files only: the layout's .ingest/ and atomic-write temp names (.<name>.<rand>.tmp);
-    // dotfiles that belong to the content (a chart's .helmignore) are bundled like any file
-    if (rel.split('/').some((p) => p === '.ingest' || (p.startsWith('.') && p.endsWith('.tmp')))) continue;
+    // work files only: the layout's .ingest/ and .verified/ records and atomic-write temp names
+    // (.<name>.<rand>.tmp); dotfiles that belong to the content (a chart's .helmignore) are
+    // bundled like any file
+    if (rel.split('/').some((p) => p === '.ingest' || p === '.verified' || (p.startsWith('.') && p.endsWith('.tmp'))))
+      continue;
     out.push(rel);
   }
   return out.sort();
