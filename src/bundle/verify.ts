@@ -7,7 +7,7 @@
 // is removed afterwards.
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { readFile, rm, stat } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -37,11 +37,20 @@ function invalid(input: string, problems: string[], hint: string): SealiftError 
   );
 }
 
-async function sha256Stream(path: string, onEvent: EventSink): Promise<string> {
+/** sha256 of a file through one reused buffer: no allocation per chunk, so memory stays flat. */
+async function sha256File(path: string, onEvent: EventSink): Promise<string> {
   const h = createHash('sha256');
-  for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) {
-    h.update(c as Buffer);
-    onEvent({ type: 'blob:progress', digest: 'verify', bytes: (c as Buffer).length });
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fh = await open(path, 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      onEvent({ type: 'blob:progress', digest: 'verify', bytes: bytesRead });
+    }
+  } finally {
+    await fh.close();
   }
   return h.digest('hex');
 }
@@ -67,7 +76,7 @@ async function checkOuterSums(files: readonly string[], sumsFile: string, onEven
   for (const f of files) {
     const want = expected.get(basename(f));
     if (want === undefined) continue;
-    const got = await sha256Stream(f, onEvent);
+    const got = await sha256File(f, onEvent);
     if (got !== want) problems.push(`${basename(f)}: sha256 is ${got}, ${basename(sumsFile)} says ${want}`);
   }
   return problems;
