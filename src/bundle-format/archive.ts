@@ -16,7 +16,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { Header, Pax, type HeaderData } from 'tar';
 import { SealiftError } from '../errors.ts';
-import { BUNDLE_INDEX_FILE } from './names.ts';
+import { BUNDLE_INDEX_FILE, isWorkFileName } from './names.ts';
 
 const BLOCK = 512;
 /** PAX and GNU long-name bodies are small; a huge one is an attack, not a bundle. */
@@ -466,9 +466,8 @@ async function indexDir(root: string): Promise<Map<string, ArchiveEntry>> {
   const walk = async (dir: string, rel: string): Promise<void> => {
     const names = (await readdir(dir)).sort();
     for (const name of names) {
-      // a bundle never holds dot files; in a work directory (bundle --no-pack) they are ingest
-      // and temp files, which load neither checks nor reads nor extracts
-      if (name.startsWith('.')) continue;
+      // the writer's own work files (names.ts), which load neither checks nor reads nor extracts
+      if (isWorkFileName(name)) continue;
       const abs = join(dir, name);
       const path = rel ? `${rel}/${name}` : name;
       const st = await lstat(abs);

@@ -24,6 +24,7 @@ export {
   SITE_PATHS,
   blobPath,
   isSitePath,
+  isWorkFileName,
 } from './names.ts';
 export {
   BUNDLE_FORMAT_VERSION,

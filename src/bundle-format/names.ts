@@ -20,6 +20,15 @@ export function blobPath(digest: Digest): string {
   return `${LAYOUT_DIR}/blobs/sha256/${digest.slice('sha256:'.length)}`;
 }
 
+/**
+ * A name in a work directory (`bundle --no-pack`) that is not part of the bundle: the layout's
+ * `.ingest/` and `.verified/` and atomic-write temp names (`.<name>.<rand>.tmp`). Dotfiles that
+ * belong to the content (a chart's `.helmignore`) are bundled like any file.
+ */
+export function isWorkFileName(name: string): boolean {
+  return name === '.ingest' || name === '.verified' || (name.startsWith('.') && name.endsWith('.tmp'));
+}
+
 /** Top-level paths of the site dir inside a bundle (what load --extract-to writes out). */
 export const SITE_PATHS = [
   'helmfile.yaml.gotmpl',

@@ -12,7 +12,13 @@ import { create as tarCreate } from 'tar';
 import { SealiftError } from '../errors.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { noEvents, type EventSink } from '../events.ts';
-import { BLOB_PATH_RE, BUNDLE_INDEX_FILE, CHECKSUMS_FILE, formatChecksums } from '../bundle-format/index.ts';
+import {
+  BLOB_PATH_RE,
+  BUNDLE_INDEX_FILE,
+  CHECKSUMS_FILE,
+  formatChecksums,
+  isWorkFileName,
+} from '../bundle-format/index.ts';
 
 /** Every regular file under `root` as a relative POSIX path, sorted; ingest and temp files excluded. */
 export async function listFiles(root: string): Promise<string[]> {
@@ -20,11 +26,7 @@ export async function listFiles(root: string): Promise<string[]> {
   for (const e of await readdir(root, { withFileTypes: true, recursive: true })) {
     if (!e.isFile()) continue;
     const rel = relative(root, join(e.parentPath, e.name)).split(sep).join('/');
-    // work files only: the layout's .ingest/ and .verified/ records and atomic-write temp names
-    // (.<name>.<rand>.tmp); dotfiles that belong to the content (a chart's .helmignore) are
-    // bundled like any file
-    if (rel.split('/').some((p) => p === '.ingest' || p === '.verified' || (p.startsWith('.') && p.endsWith('.tmp'))))
-      continue;
+    if (rel.split('/').some(isWorkFileName)) continue;
     out.push(rel);
   }
   return out.sort();

@@ -6,7 +6,14 @@ import { join } from 'node:path';
 import { Header, Pax } from 'tar';
 import { describe, expect, it } from 'vitest';
 import { isSealiftError } from '../../src/errors.ts';
-import { checkBundleChecksums, openBundleArchive, type BundleArchive } from '../../src/bundle-format/index.ts';
+import {
+  checkBundle,
+  checkBundleChecksums,
+  openBundleArchive,
+  type BundleArchive,
+} from '../../src/bundle-format/index.ts';
+import { packBundle } from '../../src/bundle/pack.ts';
+import { craftBundle, resum } from '../support/bundles.ts';
 import { tempDir } from '../support/process.ts';
 
 type EntrySpec = {
@@ -214,6 +221,25 @@ describe('tar index', () => {
 });
 
 describe('extracted directory', () => {
+  it("reads what the tar holds: content dotfiles count, the writer's work files do not", async () => {
+    await using tmp = await tempDir();
+    const b = await craftBundle(join(tmp.path, 'b'));
+    await mkdir(join(b.root, 'values'), { recursive: true });
+    await writeFile(join(b.root, 'values', '.helmignore'), 'content\n');
+    await resum(b.root);
+    await mkdir(join(b.root, 'images', '.ingest'), { recursive: true });
+    await writeFile(join(b.root, 'images', '.ingest', 'x.partial'), 'left by a killed run');
+    await writeFile(join(b.root, '.bundle.json.1234.tmp'), 'temp');
+    await packBundle({ root: b.root, output: join(tmp.path, 'b.tar') });
+    for (const where of [b.root, join(tmp.path, 'b.tar')]) {
+      await using_(await openBundleArchive(where), async (a) => {
+        expect(a.lookup('values/.helmignore')?.size).toBe(8);
+        expect(a.lookup('images/.ingest/x.partial')).toBeUndefined();
+        expect((await checkBundle(a)).images.map((i) => i.source)).toEqual(b.images.map((i) => i.reference));
+      });
+    }
+  });
+
   it('refuses a symlink, wherever it points', async () => {
     await using tmp = await tempDir();
     await mkdir(join(tmp.path, 'b', 'images'), { recursive: true });
