@@ -11,7 +11,7 @@
 // (skopeo with --preserve-digests), so both move exactly the same bytes.
 import { createHash, randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,6 +19,9 @@ import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { create as tarCreate } from 'tar';
 import { PROJECT_ROOT, requireTool } from '../src/tools.ts';
+import { serializeBundleIndex } from '../src/bundle-format/index.ts';
+import { writeChecksums } from '../src/bundle/pack.ts';
+import { bundleIndexOf } from '../test/support/bundles.ts';
 import { startRegistry } from '../test/support/registry.ts';
 import { tempDir } from '../test/support/process.ts';
 
@@ -115,19 +118,14 @@ async function buildBundle(root: string): Promise<{
     join(layout, 'index.json'),
     JSON.stringify({ schemaVersion: 2, mediaType: 'application/vnd.oci.image.index.v1+json', manifests }),
   );
+  // bundle.json and checksums.sha256 by the writer's own functions: the real format
   await writeFile(
     join(stage, 'bundle.json'),
-    JSON.stringify({
-      version: 1,
-      environment: null,
-      images: manifests.map((m, i) => ({
-        reference: refs[i]?.source,
-        digest: m.digest,
-        size: m.size,
-        mediaType: m.mediaType,
-      })),
-    }),
+    serializeBundleIndex(
+      bundleIndexOf(manifests.map((m, i) => ({ reference: refs[i]!.source, root: m, blobSizes: [] }))),
+    ),
   );
+  await writeChecksums(stage);
   const { readdir } = await import('node:fs/promises');
   const files = [
     'bundle.json',
@@ -135,20 +133,6 @@ async function buildBundle(root: string): Promise<{
     'images/index.json',
     ...(await readdir(blobs)).map((f) => `images/blobs/sha256/${f}`),
   ];
-  const lines: string[] = [];
-  for (const f of files) {
-    const m = /blobs\/sha256\/([a-f0-9]{64})$/.exec(f);
-    lines.push(
-      `${
-        m
-          ? m[1]
-          : createHash('sha256')
-              .update(await readFile(join(stage, f)))
-              .digest('hex')
-      }  ${f}`,
-    );
-  }
-  await writeFile(join(stage, 'checksums.sha256'), `${lines.join('\n')}\n`);
   const tar = join(root, 'bench.tar');
   await tarCreate({ file: tar, cwd: stage, portable: true, noDirRecurse: true }, [
     'bundle.json',

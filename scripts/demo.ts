@@ -20,7 +20,7 @@ import { cp, mkdir, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { execa } from 'execa';
 import { dump as dumpYaml, load as loadYaml, loadAll } from 'js-yaml';
-import { normalizeImageReference, formatImageReference } from '../src/images/reference.ts';
+import { normalizeImageReference, formatImageReference } from '../src/oci/reference.ts';
 import { PROJECT_ROOT, requireTool, toolEnv } from '../src/tools.ts';
 import { FIXTURES, startChartServers } from '../test/support/chart-servers.ts';
 import { seedImages, type ImageSpec } from '../test/support/images.ts';

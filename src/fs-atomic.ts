@@ -9,6 +9,21 @@ export function tempName(target: string): string {
   return join(dirname(target), `.${basename(target)}.${randomBytes(4).toString('hex')}.tmp`);
 }
 
+/** fsync of a file already written (through a stream, say): its bytes are on disk when this returns. */
+export async function fsyncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** fsync of a directory: a rename or create inside it survives a power cut once this returns. */
+export async function fsyncDir(dir: string): Promise<void> {
+  await fsyncFile(dir);
+}
+
 export async function writeFileAtomic(target: string, data: string | Uint8Array): Promise<void> {
   await mkdir(dirname(target), { recursive: true });
   const tmp = tempName(target);

@@ -16,54 +16,22 @@ import type { ImageLock } from '../images/lock.ts';
 import { OciLayout, ANNOTATION_SOURCE } from '../oci/layout.ts';
 import type { RegistryOptions } from '../oci/registry.ts';
 import { formatPlatform, type PlatformSelection } from '../oci/types.ts';
-import { BUNDLE_INDEX_FILE, LAYOUT_DIR, listFiles, packBundle, writeChecksums, type PackResult } from './pack.ts';
+import {
+  BUNDLE_FORMAT_VERSION,
+  BUNDLE_INDEX_FILE,
+  LAYOUT_DIR,
+  serializeBundleIndex,
+  type BundleImageEntry,
+  type BundleIndex,
+} from '../bundle-format/index.ts';
+import { listFiles, packBundle, writeChecksums, type PackResult } from './pack.ts';
 import { pullImages, type PullSummary } from './pull.ts';
 import { planImagePulls, readImageRequests, requestsFromLock, type ImageRequest } from './requests.ts';
 import { assembleSiteFiles, type SiteFiles } from './site.ts';
 
 export const TOOL_VERSION = process.env.npm_package_version ?? '0.1.0';
 
-export interface BundleImageEntry {
-  /** the source reference (normalized), as in images/index.json io.sealift.source */
-  reference: string;
-  releases: string[];
-  /** what the site resolves the tag to, and that manifest's media type and size */
-  digest: string;
-  mediaType: string;
-  size: number;
-  /** the digest upstream served for the reference (differs when an index was reduced) */
-  sourceDigest: string;
-  selection: 'exact' | 'platform' | 'reduced-index';
-  platforms: string[];
-  /** layers and configs of this image, and their bytes */
-  blobs: number;
-  bytes: number;
-}
-
-export interface BundleIndex {
-  version: 1;
-  tool: { name: 'sealift'; version: string };
-  createdAt: string;
-  environment: string | null;
-  /** the environment's registry (null: none, or an image-list bundle): the host the carried values
-   *  name and the naming scheme they use; load defaults --scheme from it and checks --registry */
-  registry: { host: string; plainHttp: boolean; scheme: 'host-swap' | 'scoped' } | null;
-  platforms: string[] | 'all';
-  charts: SiteFiles['charts'];
-  files: SiteFiles['files'];
-  images: BundleImageEntry[];
-  totals: {
-    images: number;
-    /** unique blobs stored */
-    blobs: number;
-    blobBytes: number;
-    /** what the images would take stored one by one */
-    imageBytes: number;
-    savedBySharing: number;
-    charts: number;
-    files: number;
-  };
-}
+export type { BundleImageEntry, BundleIndex } from '../bundle-format/index.ts';
 
 export interface BundleOptions extends RunOptions {
   /** output directory (default bundles/) */
@@ -150,8 +118,7 @@ async function pruneLayout(layout: OciLayout, pulled: PullSummary): Promise<void
     .filter((m) => keepRefs.has(m.annotations?.[ANNOTATION_SOURCE] ?? ''))
     .sort((a, b) => rank(a) - rank(b));
   await writeFileAtomic(join(layout.dir, 'index.json'), `${JSON.stringify({ ...idx, manifests }, null, 2)}\n`);
-  for (const b of await layout.listBlobs())
-    if (!keep.has(b.digest)) await rm(layout.blobPath(b.digest), { force: true });
+  for (const b of await layout.listBlobs()) if (!keep.has(b.digest)) await layout.removeBlob(b.digest);
 }
 
 /** Bytes the tar of `root` takes: a 512-byte header per file, contents padded to 512, 1 KiB end. */
@@ -303,7 +270,7 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   const blobBytes = [...pulled.blobs.values()].reduce((a, b) => a + b, 0);
   const imageBytes = images.reduce((n, i) => n + i.bytes, 0);
   const index: BundleIndex = {
-    version: 1,
+    version: BUNDLE_FORMAT_VERSION,
     tool: { name: 'sealift', version: TOOL_VERSION },
     createdAt: new Date().toISOString(),
     environment: opts.env ?? null,
@@ -322,7 +289,7 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       files: site.files.length,
     },
   };
-  await writeFileAtomic(join(workDir, BUNDLE_INDEX_FILE), `${JSON.stringify(index, null, 2)}\n`);
+  await writeFileAtomic(join(workDir, BUNDLE_INDEX_FILE), serializeBundleIndex(index));
 
   // 6. checksums and the tar
   onEvent({ type: 'phase', name: 'checksums' });

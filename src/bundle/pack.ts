@@ -12,12 +12,13 @@ import { create as tarCreate } from 'tar';
 import { SealiftError } from '../errors.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { noEvents, type EventSink } from '../events.ts';
-
-export const BUNDLE_INDEX_FILE = 'bundle.json';
-export const CHECKSUMS_FILE = 'checksums.sha256';
-export const LAYOUT_DIR = 'images';
-
-const BLOB_RE = /^images\/blobs\/sha256\/([a-f0-9]{64})$/;
+import {
+  BLOB_PATH_RE,
+  BUNDLE_INDEX_FILE,
+  CHECKSUMS_FILE,
+  formatChecksums,
+  isWorkFileName,
+} from '../bundle-format/index.ts';
 
 /** Every regular file under `root` as a relative POSIX path, sorted; ingest and temp files excluded. */
 export async function listFiles(root: string): Promise<string[]> {
@@ -25,9 +26,7 @@ export async function listFiles(root: string): Promise<string[]> {
   for (const e of await readdir(root, { withFileTypes: true, recursive: true })) {
     if (!e.isFile()) continue;
     const rel = relative(root, join(e.parentPath, e.name)).split(sep).join('/');
-    // work files only: the layout's .ingest/ and atomic-write temp names (.<name>.<rand>.tmp);
-    // dotfiles that belong to the content (a chart's .helmignore) are bundled like any file
-    if (rel.split('/').some((p) => p === '.ingest' || (p.startsWith('.') && p.endsWith('.tmp')))) continue;
+    if (rel.split('/').some(isWorkFileName)) continue;
     out.push(rel);
   }
   return out.sort();
@@ -49,20 +48,20 @@ export async function sha256File(path: string): Promise<{ hex: string; size: num
  */
 export async function writeChecksums(root: string): Promise<{ files: number; bytes: number }> {
   const files = (await listFiles(root)).filter((f) => f !== CHECKSUMS_FILE);
-  const lines: string[] = [];
+  const lines: { path: string; hex: string }[] = [];
   let bytes = 0;
   for (const f of files) {
-    const blob = BLOB_RE.exec(f);
+    const blob = BLOB_PATH_RE.exec(f);
     if (blob) {
-      lines.push(`${blob[1]}  ${f}`);
+      lines.push({ path: f, hex: blob[1] ?? '' });
       bytes += (await stat(join(root, f))).size;
     } else {
       const { hex, size } = await sha256File(join(root, f));
-      lines.push(`${hex}  ${f}`);
+      lines.push({ path: f, hex });
       bytes += size;
     }
   }
-  await writeFileAtomic(join(root, CHECKSUMS_FILE), `${lines.join('\n')}\n`);
+  await writeFileAtomic(join(root, CHECKSUMS_FILE), formatChecksums(lines));
   return { files: files.length, bytes };
 }
 

@@ -2,7 +2,7 @@
 // list (one reference a line, `#` comments), and the pure plan of how each is pulled.
 import { lockEntries, readImageList, type ImageListEntry } from '../images/list.ts';
 import type { ImageLock } from '../images/lock.ts';
-import { formatImageReference, withDefaultTag, type ImageReference } from '../images/reference.ts';
+import { formatImageReference, withDefaultTag, type ImageReference } from '../oci/reference.ts';
 import type { Digest, PlatformSelection } from '../oci/types.ts';
 
 export interface ImageRequest {

@@ -16,13 +16,11 @@
 import { isDeepStrictEqual } from 'node:util';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { SITE_DEFAULT_MARKER } from '../bundle-format/index.ts';
 import type { Environment, SourceConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { sha256File } from './pack.ts';
-
-/** The first line of the carried default.yaml: load --extract-to recognises its own stub by it. */
-export const SITE_DEFAULT_MARKER = '# sealift site environment:';
 
 function withoutCredentials(sources: Record<string, SourceConfig>): Record<string, SourceConfig> {
   const out: Record<string, SourceConfig> = {};

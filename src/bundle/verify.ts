@@ -1,18 +1,21 @@
-// `sealift bundle verify`: re-hash everything a bundle holds and name what differs. One pass
-// over the tar (or its parts, or the .tar.gz): every entry is hashed against checksums.sha256
-// (a closed set: nothing missing, nothing unlisted), every blob against its name, each part
-// against the .sha256 list beside it, and every image graph in images/index.json is walked to
-// check that each manifest, config and layer it references is there with its size.
+// `sealift bundle verify`: the check load runs before it pushes (src/bundle-format checkBundle:
+// checksums, completeness, sizes) through the one bundle reader, plus what only the file(s) on
+// disk can say: each part (or the tar, or the .tar.gz) against the <name>.tar.sha256 list
+// beside it. Streaming: every file is hashed in 1 MiB chunks, only bundle.json, the checksum
+// list and manifests (each at most 4 MiB) are read whole, so memory does not grow with the bundle.
+// A .tar.gz is decompressed once into a temp tar beside it (the reader needs offsets), which
+// is removed afterwards.
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, dirname, join } from 'node:path';
-import { PassThrough } from 'node:stream';
-import { Parser, type ReadEntry } from 'tar';
-import { SealiftError } from '../errors.ts';
-import { noEvents, type RunOptions } from '../events.ts';
-import { parseManifest, type Descriptor } from '../oci/types.ts';
-import { BUNDLE_INDEX_FILE, CHECKSUMS_FILE, listFiles } from './pack.ts';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { open, readFile, rm, stat } from 'node:fs/promises';
+import { basename } from 'node:path';
+import { Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { createGunzip } from 'node:zlib';
+import { checkBundle, findParts, openBundleArchive } from '../bundle-format/index.ts';
+import { SealiftError, isSealiftError } from '../errors.ts';
+import { noEvents, type EventSink, type RunOptions } from '../events.ts';
+import { tempName } from '../fs-atomic.ts';
 
 export interface BundleVerifyResult {
   bundle: string;
@@ -22,36 +25,7 @@ export interface BundleVerifyResult {
   parts: number;
 }
 
-const BLOB_RE = /^images\/blobs\/sha256\/([a-f0-9]{64})$/;
-const KEEP_LIMIT = 4 * 1024 * 1024;
-
-interface Seen {
-  sha256: string;
-  size: number;
-  /** small JSON files kept for the graph walk */
-  body?: Buffer;
-}
-
-/** The files that make up a bundle given as .tar, .tar.gz, .tar.part-000 or a directory. */
-async function bundleFiles(input: string): Promise<{ kind: 'dir' | 'tar'; files: string[]; sumsFile?: string }> {
-  const st = await stat(input).catch(() => undefined);
-  if (!st)
-    throw new SealiftError('NOT_FOUND', `${input} does not exist`, {
-      hint: 'Give the bundle .tar (or .tar.gz, or the first .part-000), or a bundle directory.',
-    });
-  if (st.isDirectory()) return { kind: 'dir', files: [input] };
-  const m = /^(.*)\.part-(\d{3,})$/.exec(input);
-  if (m) {
-    const stem = m[1]!;
-    const dir = dirname(stem);
-    const parts = (await readdir(dir))
-      .filter((n) => n.startsWith(`${basename(stem)}.part-`) && /\.part-\d{3,}$/.test(n))
-      .sort()
-      .map((n) => join(dir, n));
-    return { kind: 'tar', files: parts, sumsFile: `${stem}.sha256` };
-  }
-  return { kind: 'tar', files: [input], sumsFile: `${input}.sha256` };
-}
+const SUMS_LINE_RE = /^([a-f0-9]{64}) [ *](.+)$/;
 
 function invalid(input: string, problems: string[], hint: string): SealiftError {
   const shown = problems.slice(0, 20);
@@ -59,194 +33,147 @@ function invalid(input: string, problems: string[], hint: string): SealiftError 
   return new SealiftError(
     'BUNDLE_INVALID',
     `${input} does not verify (${problems.length} problem${problems.length > 1 ? 's' : ''}):\n  ${shown.join('\n  ')}`,
-    {
-      hint,
-      details: { problems },
-    },
+    { hint, details: { problems } },
   );
+}
+
+/** sha256 of a file through one reused buffer: no allocation per chunk, so memory stays flat. */
+async function sha256File(path: string, onEvent: EventSink): Promise<string> {
+  const h = createHash('sha256');
+  const buf = Buffer.allocUnsafe(1 << 20);
+  const fh = await open(path, 'r');
+  try {
+    for (;;) {
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      h.update(buf.subarray(0, bytesRead));
+      onEvent({ type: 'blob:progress', digest: 'verify', bytes: bytesRead });
+    }
+  } finally {
+    await fh.close();
+  }
+  return h.digest('hex');
+}
+
+/** The outer list (<name>.tar[.gz].sha256) against the files on disk: what it lists must be there and match. */
+async function checkOuterSums(files: readonly string[], sumsFile: string, onEvent: EventSink): Promise<string[]> {
+  const problems: string[] = [];
+  const text = await readFile(sumsFile, 'utf8').catch(() => undefined);
+  if (text === undefined) {
+    return [
+      `${basename(sumsFile)} is missing beside the bundle: the archive itself cannot be checked, only its contents`,
+    ];
+  }
+  const expected = new Map<string, string>();
+  for (const line of text.split('\n')) {
+    const m = SUMS_LINE_RE.exec(line);
+    if (m) expected.set(m[2] ?? '', m[1] ?? '');
+    else if (line !== '') problems.push(`${basename(sumsFile)}: malformed line "${line.slice(0, 100)}"`);
+  }
+  for (const name of expected.keys())
+    if (!files.some((f) => basename(f) === name))
+      problems.push(`${name}: listed in ${basename(sumsFile)} but not found`);
+  for (const f of files) {
+    const want = expected.get(basename(f));
+    if (want === undefined) continue;
+    const got = await sha256File(f, onEvent);
+    if (got !== want) problems.push(`${basename(f)}: sha256 is ${got}, ${basename(sumsFile)} says ${want}`);
+  }
+  return problems;
+}
+
+/** Hashes what passes through. */
+class Hashing extends Transform {
+  readonly hash = createHash('sha256');
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
 }
 
 export async function verifyBundle(input: string, opts: RunOptions = {}): Promise<BundleVerifyResult> {
   const onEvent = opts.onEvent ?? noEvents;
-  const { kind, files, sumsFile } = await bundleFiles(input);
-  const problems: string[] = [];
-  const seen = new Map<string, Seen>();
-
-  if (kind === 'dir') {
-    onEvent({ type: 'phase', name: 'verifying bundle' });
-    for (const f of await listFiles(input)) {
-      const h = createHash('sha256');
-      let size = 0;
-      const keep: Buffer[] = [];
-      for await (const c of createReadStream(join(input, f))) {
-        const b = c as Buffer;
-        h.update(b);
-        size += b.length;
-        onEvent({ type: 'blob:progress', digest: 'verify', bytes: b.length });
-        if (size <= KEEP_LIMIT) keep.push(b);
-      }
-      seen.set(f, { sha256: h.digest('hex'), size, ...(size <= KEEP_LIMIT ? { body: Buffer.concat(keep) } : {}) });
-    }
-  } else {
-    // outer checksums: the parts list written beside the bundle
-    const expectedParts = new Map<string, string>();
-    if (sumsFile) {
-      const text = await readFile(sumsFile, 'utf8').catch(() => undefined);
-      for (const line of text?.split('\n') ?? []) {
-        const mm = /^([a-f0-9]{64}) [ *](.+)$/.exec(line.trim());
-        if (mm) expectedParts.set(mm[2]!, mm[1]!);
-      }
-      if (text === undefined)
-        problems.push(
-          `${basename(sumsFile)} is missing beside the bundle: the archive itself cannot be checked, only its contents`,
-        );
-      for (const name of expectedParts.keys())
-        if (!files.some((f) => basename(f) === name))
-          problems.push(`${name}: listed in ${basename(sumsFile)} but not found`);
-    }
-    const total = (await Promise.all(files.map((f) => stat(f)))).reduce((n, s) => n + s.size, 0);
-    onEvent({ type: 'phase', name: 'verifying bundle' });
-    onEvent({ type: 'blob:start', digest: 'verify', size: total });
-    const concat = new PassThrough({ highWaterMark: 1 << 20 });
-    const feed = (async () => {
-      for (const f of files) {
-        const h = createHash('sha256');
-        for await (const c of createReadStream(f, { highWaterMark: 1 << 20 })) {
-          h.update(c as Buffer);
-          onEvent({ type: 'blob:progress', digest: 'verify', bytes: (c as Buffer).length });
-          if (!concat.write(c)) await new Promise((r) => concat.once('drain', r));
-        }
-        const want = expectedParts.get(basename(f));
-        const got = h.digest('hex');
-        if (want && want !== got)
-          problems.push(`${basename(f)}: sha256 is ${got}, ${basename(sumsFile ?? '')} says ${want}`);
-      }
-      concat.end();
-    })();
-    const parsed = new Promise<void>((resolve, reject) => {
-      const parser = new Parser({
-        strict: true,
-        onReadEntry: (entry: ReadEntry) => {
-          const path = entry.path.replace(/^\.\//, '');
-          if (entry.type !== 'File' && entry.type !== 'OldFile') {
-            if (entry.type !== 'Directory')
-              problems.push(`${path}: a ${entry.type} entry; a bundle holds only files and directories`);
-            entry.resume();
-            return;
-          }
-          if (path.split('/').includes('..') || path.startsWith('/')) problems.push(`${path}: unsafe path`);
-          const h = createHash('sha256');
-          let size = 0;
-          const keep: Buffer[] = [];
-          entry.on('data', (c: Buffer) => {
-            h.update(c);
-            size += c.length;
-            if (size <= KEEP_LIMIT) keep.push(c);
-          });
-          entry.on('end', () => {
-            if (seen.has(path)) problems.push(`${path}: appears twice in the archive`);
-            seen.set(path, {
-              sha256: h.digest('hex'),
-              size,
-              ...(size <= KEEP_LIMIT ? { body: Buffer.concat(keep) } : {}),
-            });
-          });
-        },
-      });
-      parser.on('error', reject);
-      parser.on('close', () => resolve());
-      concat.on('error', reject);
-      concat.pipe(parser as unknown as NodeJS.WritableStream);
+  const st = await stat(input).catch(() => undefined);
+  if (!st) {
+    throw new SealiftError('NOT_FOUND', `${input} does not exist`, {
+      hint: 'Give the bundle .tar (or .tar.gz, or the first .part-000), or a bundle directory.',
     });
-    try {
-      await Promise.all([feed, parsed]);
-    } catch (e) {
-      problems.push(`the archive is not a readable tar: ${(e as Error).message}`);
-      throw invalid(input, problems, 'The file is damaged or incomplete; copy it again (all parts, if split).');
-    }
-    onEvent({ type: 'blob:done', digest: 'verify', size: total });
   }
-
-  // inner checksums: a closed set
-  const sums = seen.get(CHECKSUMS_FILE);
-  if (!sums?.body)
-    throw new SealiftError('BUNDLE_INVALID', `${input} has no ${CHECKSUMS_FILE}; it is not a sealift bundle`);
-  const listed = new Map<string, string>();
-  for (const line of sums.body.toString('utf8').split('\n')) {
-    if (!line.trim()) continue;
-    const mm = /^([a-f0-9]{64}) [ *](.+)$/.exec(line);
-    if (!mm) problems.push(`${CHECKSUMS_FILE}: malformed line "${line.slice(0, 100)}"`);
-    else listed.set(mm[2]!.replace(/^\.\//, ''), mm[1]!);
-  }
-  let bytes = 0;
-  for (const [path, s] of seen) {
-    bytes += s.size;
-    if (path === CHECKSUMS_FILE) continue;
-    const want = listed.get(path);
-    if (!want) problems.push(`${path}: in the bundle but not listed in ${CHECKSUMS_FILE}`);
-    else if (want !== s.sha256) problems.push(`${path}: sha256 is ${s.sha256}, ${CHECKSUMS_FILE} says ${want}`);
-    const blob = BLOB_RE.exec(path);
-    if (blob && blob[1] !== s.sha256) problems.push(`${path}: content hashes to sha256:${s.sha256}, not to its name`);
-  }
-  for (const path of listed.keys())
-    if (!seen.has(path)) problems.push(`${path}: listed in ${CHECKSUMS_FILE} but not in the bundle`);
-
-  // image graphs: every root in images/index.json, and bundle.json's images, complete
-  let images = 0;
-  const blobEntry = (d: { digest: string }) => seen.get(`images/blobs/sha256/${d.digest.slice(7)}`);
-  const walk = (d: Descriptor, from: string, depth = 0): void => {
-    const e = blobEntry(d);
-    if (!e) return void problems.push(`${from}: ${d.digest} is referenced but not in the bundle`);
-    if (e.size !== d.size)
-      return void problems.push(`${from}: ${d.digest} is ${e.size} bytes, its descriptor says ${d.size}`);
-    if (!/manifest|index/.test(d.mediaType) || depth > 4) return;
-    if (!e.body) return void problems.push(`${from}: manifest ${d.digest} is too large`);
-    try {
-      const raw = parseManifest(e.body, { mediaType: d.mediaType, expected: d.digest, where: from });
-      if (raw.kind === 'index') raw.parsed.manifests.forEach((c) => walk(c, from, depth + 1));
-      else [raw.parsed.config, ...raw.parsed.layers].forEach((c) => walk(c, from, depth + 1));
-    } catch (err) {
-      problems.push(`${from}: ${(err as Error).message}`);
-    }
-  };
-  const index = seen.get('images/index.json');
-  if (!index?.body) problems.push('images/index.json is missing');
-  else {
-    try {
-      const idx = JSON.parse(index.body.toString('utf8')) as { manifests?: Descriptor[] };
-      for (const d of idx.manifests ?? []) {
-        images++;
-        walk(d, d.annotations?.['io.sealift.source'] ?? d.digest);
-      }
-    } catch (e) {
-      problems.push(`images/index.json: ${(e as Error).message}`);
-    }
-  }
-  const bi = seen.get(BUNDLE_INDEX_FILE);
-  if (!bi?.body) problems.push(`${BUNDLE_INDEX_FILE} is missing`);
-  else {
-    try {
-      const j = JSON.parse(bi.body.toString('utf8')) as {
-        images?: { reference: string; digest: string; size: number }[];
-      };
-      for (const img of j.images ?? []) {
-        const e = blobEntry(img);
-        if (!e) problems.push(`${BUNDLE_INDEX_FILE}: ${img.reference} is ${img.digest}, which is not in the bundle`);
-        else if (e.size !== img.size)
-          problems.push(
-            `${BUNDLE_INDEX_FILE}: ${img.reference} manifest is ${e.size} bytes, bundle.json says ${img.size}`,
+  onEvent({ type: 'phase', name: 'verifying bundle' });
+  const problems: string[] = [];
+  let tarPath = input;
+  let parts = 0;
+  let temp: string | undefined;
+  try {
+    if (!st.isDirectory()) {
+      const gz = input.endsWith('.gz');
+      const files = gz ? [input] : await findParts(input);
+      parts = files.length;
+      const stem = /\.part-\d{3,}$/.test(input) ? input.replace(/\.part-\d{3,}$/, '') : input;
+      if (gz) {
+        // decompressed once into a temp tar; the .gz is hashed on the way for its outer line
+        temp = tempName(input.replace(/\.gz$/, ''));
+        const hashing = new Hashing();
+        try {
+          await pipeline(
+            createReadStream(input, { highWaterMark: 1 << 20 }),
+            hashing,
+            createGunzip(),
+            createWriteStream(temp),
           );
+        } catch (e) {
+          throw invalid(
+            input,
+            [`it is not a readable gzip file: ${(e as Error).message}`],
+            'The file is damaged or incomplete; copy it again.',
+          );
+        }
+        const got = hashing.hash.digest('hex');
+        const text = await readFile(`${input}.sha256`, 'utf8').catch(() => undefined);
+        const want = text
+          ?.split('\n')
+          .map((l) => SUMS_LINE_RE.exec(l))
+          .find((m) => m?.[2] === basename(input))?.[1];
+        if (text === undefined)
+          problems.push(
+            `${basename(input)}.sha256 is missing beside the bundle: the archive itself cannot be checked, only its contents`,
+          );
+        else if (want !== undefined && want !== got)
+          problems.push(`${basename(input)}: sha256 is ${got}, ${basename(input)}.sha256 says ${want}`);
+        tarPath = temp;
+      } else {
+        problems.push(...(await checkOuterSums(files, `${stem}.sha256`, onEvent)));
+      }
+    }
+    let checked: Awaited<ReturnType<typeof checkBundle>> | undefined;
+    try {
+      const archive = await openBundleArchive(tarPath);
+      try {
+        checked = await checkBundle(archive, { onEvent });
+      } finally {
+        await archive.close();
       }
     } catch (e) {
-      problems.push(`${BUNDLE_INDEX_FILE}: ${(e as Error).message}`);
+      if (!isSealiftError(e) || problems.length === 0) throw e;
+      problems.push(temp ? e.message.replaceAll(temp, input) : e.message);
     }
+    if (problems.length > 0 || !checked) {
+      throw invalid(
+        input,
+        problems,
+        'The bundle was altered or damaged after it was made: copy it again (all parts, if split), or make it again with `sealift bundle`.',
+      );
+    }
+    return { bundle: input, files: checked.files, bytes: checked.bytes, images: checked.images.length, parts };
+  } catch (e) {
+    // name what the user gave, not the temp tar
+    if (temp && isSealiftError(e) && e.message.includes(temp))
+      throw new SealiftError(e.code, e.message.replaceAll(temp, input), {
+        ...(e.hint ? { hint: e.hint } : {}),
+        ...(e.details ? { details: e.details } : {}),
+      });
+    throw e;
+  } finally {
+    if (temp) await rm(temp, { force: true });
   }
-
-  if (problems.length)
-    throw invalid(
-      input,
-      problems,
-      'The bundle was altered or damaged after it was made: copy it again, or make it again with `sealift bundle`.',
-    );
-  return { bundle: input, files: seen.size, bytes, images, parts: kind === 'tar' ? files.length : 0 };
 }

@@ -60,7 +60,7 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
     throw new SealiftError('USAGE', 'sealift verify needs -e <env>', { hint: 'e.g. sealift verify -e airgap' });
   const { verifyRenderedImages } = await import('../verify/render.ts');
   const { formatOrigin } = await import('../images/extract.ts');
-  const { parseNamingScheme } = await import('../load/naming.ts');
+  const { parseNamingScheme } = await import('../oci/naming.ts');
   const registry = flags.registry ? await registryToCheck(flags, stackDirFrom(flags.stack), flags.env) : undefined;
   const r = await verifyRenderedImages({
     ...(registry ? { registry } : {}),

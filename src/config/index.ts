@@ -7,7 +7,8 @@ import { basename, join, relative, resolve } from 'node:path';
 import { isMap, isScalar, isSeq, LineCounter, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { errorMessage, SealiftError } from '../errors.ts';
-import { parseImageReference, type NamingScheme } from '../images/reference.ts';
+import type { NamingScheme } from '../oci/naming.ts';
+import { parseImageReference } from '../oci/reference.ts';
 import { isQuantity } from '../quantity.ts';
 import { isPlainObject, mergeDeep } from './merge.ts';
 
@@ -128,7 +129,7 @@ export const EnvironmentFileSchema = z.strictObject({
     .strictObject({
       host: z.string().regex(HOST_RE, 'must be HOST[:PORT] without a scheme'),
       plainHttp: z.boolean().default(false),
-      /** how upstream names map into the registry (src/images/reference.ts retagImageReference):
+      /** how upstream names map into the registry (src/oci/naming.ts siteReference):
        *  host-swap `docker.io/istio/pilot` -> `HOST/istio/pilot`; scoped -> `HOST/docker.io/istio/pilot`
        *  (for stacks where two upstream hosts carry the same path) */
       scheme: z.enum(['host-swap', 'scoped']).default('host-swap'),
@@ -413,7 +414,7 @@ function checkReferences(files: ParsedFile[], data: EnvironmentFile): void {
     const images: [PropertyKey[], string][] = [
       ...Object.entries(rel.imageKnobs).map(([k, v]): [PropertyKey[], string] => [
         ['releases', name, 'imageKnobs', k],
-        v,
+        v.replace(/\/+$/, ''), // a trailing "/" marks a prefix (a hub): src/generate/plan.ts siteImage
       ]),
       ...(rel.manifests?.images ?? []).map((v, i): [PropertyKey[], string] => [
         ['releases', name, 'manifests', 'images', i],

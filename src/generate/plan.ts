@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { mergeDeep, setPath } from '../config/merge.ts';
 import type { Environment, RegistryConfig, ReleaseConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
-import { formatImageReference, parseImageReference, retagImageReference } from '../images/reference.ts';
+import { sitePrefix, siteReference } from '../oci/naming.ts';
+import { formatImageReference, parseImageReference } from '../oci/reference.ts';
 import { modelImageReference } from '../models/reference.ts';
 
 export type ChartSource =
@@ -37,14 +38,16 @@ function joinUrl(base: string, path: string): string {
 
 /**
  * An image knob value or image name prefix as the site pulls it: mapped by the environment's
- * naming scheme through retagImageReference (the one mapping the loader uses too), tags and
- * digests kept. host-swap: `docker.io/istio` -> `REG/istio`, `kserve/agent` -> `REG/kserve/agent`;
- * scoped: `docker.io/istio` -> `REG/docker.io/istio`, `kserve/agent` -> `REG/docker.io/kserve/agent`.
+ * naming scheme through the one naming function load, mirror and verify use (src/oci/naming.ts),
+ * tags and digests kept. A value ending in "/" is a prefix (a hub the chart appends names to),
+ * written without the "/"; any other value is an image, normalized as a runtime pulls it.
+ * host-swap: `docker.io/istio/` -> `REG/istio`, `docker.io/busybox` -> `REG/library/busybox`,
+ * `kserve/agent` -> `REG/kserve/agent`; scoped: `docker.io/istio/` -> `REG/docker.io/istio`.
  */
 export function siteImage(image: string, registry: Pick<RegistryConfig, 'host' | 'scheme'>, where: string): string {
-  const mapped = formatImageReference(
-    retagImageReference(parseImageReference(image, where), registry.host, registry.scheme),
-  );
+  const mapped = image.endsWith('/')
+    ? sitePrefix(image.replace(/\/+$/, ''), registry.host, registry.scheme, where)
+    : formatImageReference(siteReference(parseImageReference(image, where), registry.host, registry.scheme));
   try {
     parseImageReference(mapped);
   } catch {
@@ -121,7 +124,7 @@ function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: Plan
     const rewrites = registry
       ? rel.manifests.images.map((prefix) => ({
           from: `${prefix.replace(/\/+$/, '')}/`,
-          to: `${siteImage(prefix.replace(/\/+$/, ''), registry, where('manifests.images'))}/`,
+          to: `${siteImage(`${prefix.replace(/\/+$/, '')}/`, registry, where('manifests.images'))}/`,
         }))
       : [];
     checkRewrites(rewrites, where('manifests.images'));

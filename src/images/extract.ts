@@ -13,7 +13,12 @@
 import { isSealiftError } from '../errors.ts';
 import type { ManifestDocument } from '../render/manifests.ts';
 import { parseYamlGo } from '../render/manifests.ts';
-import { formatImageReference, normalizeImageReference, parseImageReference, withDefaultTag } from './reference.ts';
+import {
+  formatImageReference,
+  normalizeImageReference,
+  parseImageReference,
+  withDefaultTag,
+} from '../oci/reference.ts';
 import type { Condition, ImageRule, ResourceIdentity, RuleSet } from './rules.ts';
 import { fieldTestMatches, templateFields } from './rules.ts';
 

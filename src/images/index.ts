@@ -29,7 +29,7 @@ import {
   type ImageLockEntry,
   type Why,
 } from './lock.ts';
-import { formatImageReference, normalizeImageReference, withDefaultTag } from './reference.ts';
+import { formatImageReference, normalizeImageReference, withDefaultTag } from '../oci/reference.ts';
 import { globToRegExp, loadRules, type RuleSet } from './rules.ts';
 
 export { readImageLock } from './lock.ts';

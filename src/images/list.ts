@@ -5,7 +5,7 @@ import { readFile } from 'node:fs/promises';
 import { SealiftError, errorMessage } from '../errors.ts';
 import type { Digest } from '../oci/types.ts';
 import { readImageLock, type ImageLock } from './lock.ts';
-import { normalizeImageReference, type ImageReference } from './reference.ts';
+import { normalizeImageReference, type ImageReference } from '../oci/reference.ts';
 
 export interface ImageListEntry {
   /** as written: the list line (comment and blanks stripped) or the lock entry's reference */

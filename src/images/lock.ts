@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { pathExists, replaceDirAtomic, writeFileAtomic } from '../fs-atomic.ts';
 import type { Origin } from './extract.ts';
-import { isDigest, normalizeImageReference } from './reference.ts';
+import { isDigest, normalizeImageReference } from '../oci/reference.ts';
 
 export type Why = Origin | { release: string; kind: 'Environment'; name: string; path: string; via: 'extra' };
 

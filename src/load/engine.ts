@@ -5,11 +5,11 @@
 import pLimit from 'p-limit';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
-import { formatImageReference } from '../images/reference.ts';
+import { formatImageReference } from '../oci/reference.ts';
 import { copyImage, createCopySession, type ImageSource } from '../oci/copy.ts';
 import type { RegistryClient, RegistryHostConfig } from '../oci/registry.ts';
 import type { Descriptor, PlatformSelection } from '../oci/types.ts';
-import type { ImageTarget as NamedTarget } from './naming.ts';
+import type { ImageTarget as NamedTarget } from '../oci/naming.ts';
 import { siteRegistryTarget, type BlobHomes } from './site-target.ts';
 
 export interface SiteRegistry {

@@ -1,30 +1,22 @@
 // `sealift load`: a bundle into the site registry. The stages read as the pipeline:
-//   openBundleArchive (index the tar, refuse unsafe entries) -> checkBundleChecksums (refuse a
-//   tampered bundle before the registry is touched) -> readBundleIndex (sizes agree) ->
-//   planTargets (naming, collisions) -> copyImage per image (bundle -> registry, one graph walk,
-//   blobs read by tar offset) -> checkTargets (every lock entry resolved at the site) ->
-//   writeSiteFiles (--extract-to).
+//   openBundleArchive (index the tar, refuse unsafe entries) -> checkBundle (the one check
+//   bundle verify runs too: checksums, and every image complete, before the registry is
+//   touched) -> planTargets (naming, collisions) -> copyImage per image (bundle -> registry, one
+//   graph walk, blobs read by tar offset) -> checkTargets (every lock entry resolved at the
+//   site) -> writeSiteFiles (--extract-to).
+import { BundleSource, checkBundle, openBundleArchive, type BundleIndex } from '../bundle-format/index.ts';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
-import { formatImageReference, normalizeImageReference, type NamingScheme } from '../images/reference.ts';
+import { planTargets, type NamingScheme } from '../oci/naming.ts';
+import { formatImageReference, normalizeImageReference } from '../oci/reference.ts';
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryClient } from '../oci/registry.ts';
 import type { Descriptor, Digest } from '../oci/types.ts';
-import {
-  CHECKSUMS_FILE,
-  checkBundleChecksums,
-  findVerified,
-  parseChecksums,
-  rememberVerified,
-  verifiedCacheDir,
-} from './bundle-check.ts';
-import { BundleSource } from './bundle-source.ts';
+import { findVerified, rememberVerified, verifiedCacheDir } from './verified-cache.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
-import { planTargets } from './naming.ts';
 import { createBlobHomes } from './site-target.ts';
 import { checkOutputDir } from '../fs-paths.ts';
 import { checkSiteDir, writeSiteFiles, type SiteFilesResult } from './site-files.ts';
-import { openBundleArchive, type BundleArchive } from './tar-reader.ts';
 
 export type {
   CheckStatus,
@@ -64,104 +56,6 @@ export interface LoadResult extends CopyEngineResult {
   siteFiles?: SiteFilesResult;
 }
 
-/** What load reads from bundle.json: expected digest and size of each image, loosely typed so older bundles load. */
-export interface BundleImageEntry {
-  reference: string;
-  digest?: string;
-  size?: number;
-}
-
-/** A chart or site file bundle.json lists, with the size and sha256 it had when bundled. */
-export interface BundleFileEntry {
-  path: string;
-  size?: number;
-  sha256?: string;
-}
-
-export interface BundleIndexView {
-  images: BundleImageEntry[];
-  files: BundleFileEntry[];
-  environment?: string;
-  /** the environment's registry the carried values name (bundles before this field: unknown) */
-  registry?: { host: string; scheme: NamingScheme };
-}
-
-function recordedRegistry(raw: unknown): { host: string; scheme: NamingScheme } | undefined {
-  if (!raw || typeof raw !== 'object') return undefined;
-  const r = raw as Record<string, unknown>;
-  if (typeof r.host !== 'string') return undefined;
-  return { host: r.host, scheme: r.scheme === 'scoped' ? 'scoped' : 'host-swap' };
-}
-
-export async function readBundleIndex(archive: BundleArchive): Promise<BundleIndexView> {
-  if (!archive.lookup('bundle.json')) {
-    throw new SealiftError(
-      'BUNDLE_INVALID',
-      `${archive.location}: bundle.json is missing; this is not a sealift bundle`,
-      { hint: 'Give the .tar that `sealift bundle` wrote.' },
-    );
-  }
-  let raw: Record<string, unknown>;
-  try {
-    raw = JSON.parse((await archive.readSmall('bundle.json')).toString('utf8')) as Record<string, unknown>;
-  } catch (e) {
-    throw new SealiftError('BUNDLE_INVALID', `${archive.location}: bundle.json is not valid JSON: ${errorMessage(e)}`);
-  }
-  const list = (k: string) => (Array.isArray(raw[k]) ? (raw[k] as Record<string, unknown>[]) : []);
-  const images: BundleImageEntry[] = list('images').map((i) => ({
-    reference: String(i.reference ?? i.source ?? ''),
-    ...(typeof i.digest === 'string' ? { digest: i.digest } : {}),
-    ...(typeof i.size === 'number' ? { size: i.size } : {}),
-  }));
-  const files: BundleFileEntry[] = [...list('charts'), ...list('files')]
-    .filter((f) => typeof f.path === 'string')
-    .map((f) => ({
-      path: String(f.path),
-      ...(typeof f.size === 'number' ? { size: f.size } : {}),
-      ...(typeof f.sha256 === 'string' ? { sha256: f.sha256 } : {}),
-    }));
-  const registry = recordedRegistry(raw.registry);
-  return {
-    images,
-    files,
-    ...(typeof raw.environment === 'string' ? { environment: raw.environment } : {}),
-    ...(registry ? { registry } : {}),
-  };
-}
-
-/** What bundle.json says (sizes, sha256) must be what the archive holds: a swapped file keeps neither. */
-function checkIndexAgainstArchive(
-  source: BundleSource,
-  index: BundleIndexView,
-  checksums: ReadonlyMap<string, string>,
-): void {
-  const bad: string[] = [];
-  for (const i of index.images) {
-    if (!i.digest) continue;
-    const e = source.archive.lookup(source.blobPath(i.digest));
-    if (!e) bad.push(`${i.reference}: ${i.digest} is not in the bundle`);
-    else if (i.size !== undefined && e.size !== i.size)
-      bad.push(`${i.reference}: ${i.digest} is ${e.size} bytes, bundle.json says ${i.size}`);
-  }
-  for (const f of index.files) {
-    const e = source.archive.lookup(f.path);
-    if (!e) bad.push(`${f.path}: listed in bundle.json but not in the bundle`);
-    else if (f.size !== undefined && e.size !== f.size)
-      bad.push(`${f.path}: ${e.size} bytes, bundle.json says ${f.size}`);
-    else if (f.sha256 !== undefined && checksums.get(f.path) !== f.sha256)
-      bad.push(`${f.path}: sha256 ${checksums.get(f.path) ?? 'unknown'}, bundle.json says ${f.sha256}`);
-  }
-  if (bad.length) {
-    throw new SealiftError(
-      'BUNDLE_INVALID',
-      `${source.location}: bundle.json disagrees with the bundle's contents; nothing was loaded:\n  ${bad.slice(0, 10).join('\n  ')}`,
-      {
-        hint: 'The bundle was altered or damaged after it was made. Copy it again from the source.',
-      },
-    );
-  }
-}
-
 /**
  * planTargets, with a hint fitted to the bundle: when its values were generated host-swapped,
  * `--scheme scoped` alone would push names the values do not use, so the way out is the
@@ -171,7 +65,7 @@ function namedTargets(
   sources: string[],
   host: string,
   scheme: NamingScheme,
-  index: BundleIndexView,
+  index: BundleIndex,
 ): ReturnType<typeof planTargets> {
   try {
     return planTargets(sources, host, scheme);
@@ -218,26 +112,28 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
   onEvent({ type: 'phase', name: 'reading bundle' });
   const archive = await openBundleArchive(opts.bundle);
   try {
-    // 1. nothing leaves a bundle that does not match its checksums (hashed once per bundle file)
+    // 1. nothing leaves a bundle that does not pass the check (hashed once per bundle file)
     const cacheDir = opts.cacheDir ?? verifiedCacheDir();
     const known = opts.recheck ? undefined : await findVerified(archive, cacheDir);
-    let verified: { files: number; bytes: number };
     if (known) {
-      verified = { files: known.files, bytes: known.bytes };
       onEvent({
         type: 'info',
         message: `${archive.location} is unchanged since it matched checksums.sha256 at ${known.checkedAt}; not hashing it again (--recheck to force)`,
       });
-    } else {
-      verified = await checkBundleChecksums(archive, { onEvent, ...(opts.signal ? { signal: opts.signal } : {}) });
+    }
+    const checked = await checkBundle(archive, {
+      onEvent,
+      ...(known ? { hashed: true } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const verified = { files: checked.files, bytes: checked.bytes };
+    if (!known) {
       await rememberVerified(archive, cacheDir, verified).catch((e: unknown) =>
         onEvent({ type: 'warn', message: `could not record the check in ${cacheDir}: ${errorMessage(e)}` }),
       );
     }
-    const checksums = parseChecksums((await archive.readSmall(CHECKSUMS_FILE)).toString('utf8'), archive.location);
+    const { checksums, index } = checked;
     const source = new BundleSource(archive, { checked: true }); // the check above passed (or the file is unchanged since it did)
-    const index = await readBundleIndex(archive);
-    checkIndexAgainstArchive(source, index, checksums);
     // the bundle's values were generated for one registry host and naming scheme: push by that
     // scheme unless told otherwise
     const scheme = opts.scheme ?? index.registry?.scheme ?? 'host-swap';
@@ -251,7 +147,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     if (values && !values.matches) warnValuesElsewhere(values, opts.registry.host, scheme, onEvent);
     // every output path before the registry is touched
     if (opts.extractTo) await checkSiteDir(archive, opts.extractTo);
-    const layoutImages = await source.listImages();
+    const layoutImages = checked.images;
     if (layoutImages.length === 0) {
       throw new SealiftError('BUNDLE_INVALID', `${archive.location} holds no images (images/index.json lists none)`);
     }
@@ -262,21 +158,12 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       scheme,
       index,
     );
-    const expectedBySource = new Map(
-      index.images.map((i) => [formatImageReference(normalizeImageReference(i.reference)), i.digest]),
-    );
     const items: CopyItem[] = named.map((n) => {
       const key = formatImageReference(n.source);
       const li = layoutImages.find((l) => formatImageReference(normalizeImageReference(l.source)) === key);
       if (!li) throw new SealiftError('INTERNAL', `no layout entry for ${key}`);
-      const expected = expectedBySource.get(key) ?? li.descriptor.digest;
-      if (expected !== li.descriptor.digest) {
-        throw new SealiftError(
-          'BUNDLE_INVALID',
-          `${archive.location}: bundle.json says ${key} is ${expected}, images/index.json says ${li.descriptor.digest}`,
-        );
-      }
-      return { named: n, selector: li.descriptor, expected };
+      // checkBundle proved bundle.json and images/index.json agree on this digest
+      return { named: n, selector: li.descriptor, expected: li.descriptor.digest };
     });
     // 3. which repositories use which blob (for mounts of blobs an earlier run placed)
     const homes = createBlobHomes();
@@ -306,7 +193,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     let siteFiles: SiteFilesResult | undefined;
     if (opts.extractTo) {
       onEvent({ type: 'phase', name: 'writing site files' });
-      if (!index.registry && index.environment && scheme === 'scoped') {
+      if (index.registry === undefined && index.environment && scheme === 'scoped') {
         // a bundle from before bundle.json recorded the scheme: its values are host-swapped
         onEvent({
           type: 'warn',

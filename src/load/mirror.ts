@@ -1,15 +1,20 @@
 // `sealift mirror`: registry to registry with the same engine and naming as load, for scheduled
 // jobs. Incremental: an image whose target already serves the expected digest is not walked at
 // all, and within a walk every blob the target has is skipped (HEAD).
+// Digest-exact: an entry with a known digest (a lock, or a pinned reference) is copied by that
+// digest and tagged at the target; an upstream tag that has moved since the lock is reported,
+// never copied over the locked image.
+import pLimit from 'p-limit';
+import { errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { readImageList } from '../images/list.ts';
-import { isDigest, manifestSelector, normalizeImageReference, type NamingScheme } from '../images/reference.ts';
+import { planTargets, type NamingScheme } from '../oci/naming.ts';
+import { formatImageReference, isDigest, manifestSelector, normalizeImageReference } from '../oci/reference.ts';
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryPool, type RegistryHostConfig } from '../oci/registry.ts';
 import { registrySource } from '../oci/stores.ts';
 import type { PlatformSelection } from '../oci/types.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
-import { planTargets } from './naming.ts';
 import { createBlobHomes } from './site-target.ts';
 
 export interface MirrorEntry {
@@ -32,11 +37,22 @@ export interface MirrorOptions extends RunOptions {
   credentials?: CredentialLookup;
 }
 
+/** A locked entry whose upstream tag no longer resolves to the locked digest. */
+export interface MovedTag {
+  source: string;
+  locked: string;
+  /** what the tag resolves to upstream now; absent when it no longer resolves at all */
+  upstream?: string;
+  message?: string;
+}
+
 export interface MirrorResult extends CopyEngineResult {
   ok: boolean;
   from: string;
   registry: string;
   scheme: NamingScheme;
+  /** locked tags that moved upstream (the locked digest was copied all the same) */
+  movedTags: MovedTag[];
 }
 
 /** What to mirror from `--imagelist FILE` (a text list or an image lock, src/images/list.ts). */
@@ -60,11 +76,23 @@ export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
   });
   const digestOf = new Map(opts.images.map((i) => [normalizeImageReference(i.reference).original, i.digest]));
   const items: CopyItem[] = named.map((n) => {
-    const expected = digestOf.get(n.source.original) ?? n.source.digest;
-    return { named: n, selector: manifestSelector(n.source), ...(expected && isDigest(expected) ? { expected } : {}) };
+    const known = digestOf.get(n.source.original) ?? n.source.digest;
+    const expected = known && isDigest(known) ? known : undefined;
+    // a known digest is what is copied; the target tag (n.target.tag) is set to it
+    return { named: n, selector: expected ?? manifestSelector(n.source), ...(expected ? { expected } : {}) };
   });
   const target = pool.client(opts.to.host);
   await target.ping(opts.signal);
+  const movedTags = await findMovedTags(items, pool, opts.signal);
+  for (const m of movedTags) {
+    onEvent({
+      type: 'warn',
+      message: m.upstream
+        ? `${m.source}: the upstream tag moved to ${m.upstream} since the lock (${m.locked}); copying the locked digest. Run \`sealift images\` to take the new one.`
+        : `${m.source}: the upstream tag no longer resolves (${m.message ?? 'not found'}); copying the locked digest ${m.locked}.`,
+      fields: { ...m },
+    });
+  }
   const engine = await copyAll({
     items,
     client: target,
@@ -82,5 +110,29 @@ export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   const ok = engine.failures.length === 0 && engine.checks.every((c) => c.status === 'ok');
-  return { ok, from: opts.from, registry: opts.to.host, scheme, ...engine };
+  return { ok, from: opts.from, registry: opts.to.host, scheme, ...engine, movedTags };
+}
+
+/** Locked, tagged entries whose upstream tag resolves to another digest now (one HEAD each). */
+async function findMovedTags(items: CopyItem[], pool: RegistryPool, signal?: AbortSignal): Promise<MovedTag[]> {
+  const limit = pLimit(8);
+  const found = await Promise.all(
+    items.map((item) =>
+      limit(async (): Promise<MovedTag | undefined> => {
+        const src = item.named.source;
+        if (!item.expected || src.tag === undefined) return undefined;
+        const source = formatImageReference({ ...src, digest: undefined });
+        try {
+          const now = await pool
+            .client(src.registry)
+            .resolve({ repository: src.repository, selector: src.tag }, signal);
+          return now.digest === item.expected ? undefined : { source, locked: item.expected, upstream: now.digest };
+        } catch (e) {
+          if (signal?.aborted) throw e;
+          return { source, locked: item.expected, message: errorMessage(e) };
+        }
+      }),
+    ),
+  );
+  return found.filter((m): m is MovedTag => m !== undefined);
 }

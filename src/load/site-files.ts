@@ -7,31 +7,15 @@ import { createWriteStream } from 'node:fs';
 import { mkdir, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { SITE_DEFAULT_MARKER } from '../bundle/site-env.ts';
+import { isSitePath, SITE_DEFAULT_MARKER, type BundleArchive } from '../bundle-format/index.ts';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { ensureFreeSpace } from '../disk.ts';
 import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
-import type { Digest, ImageReference } from '../images/reference.ts';
+import type { Digest, ImageReference } from '../oci/reference.ts';
 import { VerifyStream } from '../oci/verify.ts';
-import { renderHostsToml, upstreamHosts, type HostsTomlOptions } from './naming.ts';
-import type { BundleArchive } from './tar-reader.ts';
-
-/** Top-level paths of the site dir inside a bundle (INTERFACES.md: the site dir layout). */
-export const SITE_PATHS = [
-  'helmfile.yaml.gotmpl',
-  'helmfile.yaml',
-  'values/',
-  'charts/',
-  'releases/',
-  'imagelists/',
-  'environments/',
-] as const;
-
-export function isSitePath(path: string): boolean {
-  return SITE_PATHS.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p));
-}
+import { renderHostsToml, upstreamHosts, type HostsTomlOptions } from './hosts-toml.ts';
 
 export interface SiteFilesResult {
   dir: string;
@@ -71,7 +55,7 @@ export async function checkSiteDir(archive: BundleArchive, dir: string): Promise
   const dirs = new Set<string>();
   let bytes = 0;
   for (const e of archive.entries.values()) {
-    if (e.type === 'directory' || e.type === 'symlink' || !isSitePath(e.path)) continue;
+    if (e.type !== 'file' || !isSitePath(e.path)) continue;
     bytes += e.size;
     const target = join(dir, ...e.path.split('/'));
     if (!dirs.has(dirname(target))) {
@@ -108,7 +92,7 @@ export async function writeSiteFiles(opts: {
   await checkSiteDir(opts.archive, opts.dir);
   const files: string[] = [];
   for (const e of opts.archive.entries.values()) {
-    if (e.type === 'directory' || e.type === 'symlink' || !isSitePath(e.path)) continue;
+    if (e.type !== 'file' || !isSitePath(e.path)) continue;
     const sum = opts.checksums.get(e.path);
     if (!sum) continue; // unreachable after checkBundleChecksums: every file is listed
     // the path was normalized and checked by the tar reader: relative, no '..'

@@ -1,16 +1,19 @@
 // An OCI image layout on disk (oci-layout, index.json, blobs/sha256/). Every blob is verified
-// while it is written to an ingest file and only then renamed to its digest: a blob under
-// blobs/ is complete and correct by construction, so a re-run (even after SIGKILL) skips it.
-// index.json is rewritten atomically and never holds the same entry twice.
+// while it is written to an ingest file, fsynced, renamed to its digest, and the directory
+// fsynced: a power cut cannot leave a renamed blob whose bytes never reached the disk. Only then
+// is the record `.verified/<hex>` written. A blob found without its record (written by an older
+// sealift, or copied in) is hashed once before it is trusted, and removed if it does not match,
+// so a zeroed or damaged blob of the right size is fetched again, never packed. index.json is
+// rewritten atomically and never holds the same entry twice.
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import type { Readable } from 'node:stream';
 import { createHash, randomBytes } from 'node:crypto';
 import { isTemporaryNetworkError } from './transport.ts';
 import { SealiftError } from '../errors.ts';
-import { writeFileAtomic } from '../fs-atomic.ts';
+import { fsyncDir, fsyncFile, writeFileAtomic } from '../fs-atomic.ts';
 import { MediaTypes, parseManifest, type Descriptor, type Digest, type ImageIndex, type RawManifest } from './types.ts';
 import { VerifyStream } from './verify.ts';
 
@@ -18,10 +21,14 @@ export const ANNOTATION_REF_NAME = 'org.opencontainers.image.ref.name';
 export const ANNOTATION_SOURCE = 'io.sealift.source';
 
 const INGEST_DIR = '.ingest';
+/** records of blobs this layout verified and made durable (empty files named by hex) */
+export const VERIFIED_DIR = '.verified';
 
 export class OciLayout {
   readonly dir: string;
   private queue: Promise<unknown> = Promise.resolve();
+  /** digests known good in this process (verified on write, or hashed once when found) */
+  private readonly trusted = new Set<string>();
 
   private constructor(dir: string) {
     this.dir = dir;
@@ -67,10 +74,60 @@ export class OciLayout {
     return join(this.dir, 'blobs', alg ?? 'sha256', hex ?? '');
   }
 
-  /** Present with the right size: it got there only through a verified write. */
+  private recordPath(digest: Digest): string {
+    return join(this.dir, VERIFIED_DIR, digest.split(':')[1] ?? '');
+  }
+
+  /**
+   * Present, with the right size, and known good: written through a verified, durable write
+   * (its record), or hashed now. A blob that does not hash to its name is removed, so the caller
+   * fetches it again.
+   */
   async hasBlob(desc: Pick<Descriptor, 'digest' | 'size'>): Promise<boolean> {
-    const st = await stat(this.blobPath(desc.digest)).catch(() => undefined);
-    return st !== undefined && st.isFile() && st.size === desc.size;
+    const path = this.blobPath(desc.digest);
+    const st = await stat(path).catch(() => undefined);
+    if (st === undefined || !st.isFile() || st.size !== desc.size) return false;
+    if (this.trusted.has(desc.digest)) return true;
+    if (
+      await stat(this.recordPath(desc.digest)).then(
+        () => true,
+        () => false,
+      )
+    ) {
+      this.trusted.add(desc.digest);
+      return true;
+    }
+    const h = createHash('sha256');
+    for await (const c of createReadStream(path, { highWaterMark: 1 << 20 })) h.update(c as Buffer);
+    if (`sha256:${h.digest('hex')}` !== desc.digest) {
+      await rm(path, { force: true });
+      return false;
+    }
+    await this.record(desc.digest);
+    return true;
+  }
+
+  private async record(digest: Digest): Promise<void> {
+    await mkdir(join(this.dir, VERIFIED_DIR), { recursive: true });
+    await writeFile(this.recordPath(digest), '');
+    this.trusted.add(digest);
+  }
+
+  /** A verified file becomes the blob: its bytes on disk first, then the rename, then the record. */
+  private async commit(tmp: string, digest: Digest): Promise<void> {
+    await fsyncFile(tmp);
+    const dir = join(this.dir, 'blobs', 'sha256');
+    await mkdir(dir, { recursive: true });
+    await rename(tmp, this.blobPath(digest));
+    await fsyncDir(dir);
+    await this.record(digest);
+  }
+
+  /** Removes a blob and its record. */
+  async removeBlob(digest: Digest): Promise<void> {
+    await rm(this.blobPath(digest), { force: true });
+    await rm(this.recordPath(digest), { force: true });
+    this.trusted.delete(digest);
   }
 
   /** A verified read stream of a stored blob. */
@@ -127,8 +184,7 @@ export class OciLayout {
           out,
         );
       }
-      await mkdir(join(this.dir, 'blobs', 'sha256'), { recursive: true });
-      await rename(tmp, this.blobPath(desc.digest));
+      await this.commit(tmp, desc.digest as Digest);
     } catch (e) {
       await rm(tmp, { force: true });
       throw e;
@@ -177,7 +233,7 @@ export class OciLayout {
         ];
     try {
       await pipeline([src, ...stages, createWriteStream(partial, { flags: resumed ? 'a' : 'w' })]);
-      await rename(partial, this.blobPath(desc.digest));
+      await this.commit(partial, desc.digest as Digest);
     } catch (e) {
       if (!(e instanceof SealiftError && e.code === 'NETWORK_ERROR') && !isTemporaryNetworkError(e))
         await rm(partial, { force: true });

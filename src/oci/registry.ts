@@ -6,7 +6,7 @@
 import { pipeline, type Readable } from 'node:stream';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
-import type { ImageReference } from '../images/reference.ts';
+import type { ImageReference } from './reference.ts';
 import { RegistryAuth, type EndpointSendOptions } from './auth.ts';
 import { dockerCredentials, type CredentialLookup } from './credentials.ts';
 import {

@@ -3,7 +3,7 @@
 // served, never from a re-serialized object.
 import { createHash } from 'node:crypto';
 import { SealiftError } from '../errors.ts';
-import { isDigest, parseDigest, type Digest } from '../images/reference.ts';
+import { isDigest, parseDigest, type Digest } from './reference.ts';
 
 export { isDigest, parseDigest, type Digest };
 

@@ -4,7 +4,7 @@ import pLimit from 'p-limit';
 import { isSealiftError, errorMessage } from '../errors.ts';
 import type { RunOptions } from '../events.ts';
 import { RegistryClient, type RegistryHostConfig } from '../oci/registry.ts';
-import type { ImageReference } from '../images/reference.ts';
+import type { ImageReference } from '../oci/reference.ts';
 
 export interface RegistryCheckTarget {
   /** the reference as the cluster pulls it */

@@ -16,13 +16,8 @@ import type { Origin } from '../images/extract.ts';
 import { lockPath } from '../images/lock.ts';
 import type { RegistryHostConfig } from '../oci/registry.ts';
 import { checkRegistry, type RegistryCheck, type RegistryCheckTarget } from './registry.ts';
-import {
-  formatImageReference,
-  normalizeImageReference,
-  retagImageReference,
-  type ImageReference,
-  type NamingScheme,
-} from '../images/reference.ts';
+import { siteReference, type NamingScheme } from '../oci/naming.ts';
+import { formatImageReference, normalizeImageReference, type ImageReference } from '../oci/reference.ts';
 import { globToRegExp } from '../images/rules.ts';
 
 export interface VerifyRenderOptions extends StageOptions {
@@ -127,7 +122,7 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
   const digests = new Map(lock.images.filter((e) => e.digest).map((e) => [e.reference, e.digest!]));
   for (const e of lock.images) {
     const ref = normalizeImageReference(e.reference, lockFile);
-    const site = registry ? retagImageReference(ref, registry, scheme) : ref;
+    const site = registry ? siteReference(ref, registry, scheme) : ref;
     expected.set(formatImageReference(site), e.reference);
   }
   const deployed = opts.manifests?.length

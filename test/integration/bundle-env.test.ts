@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { normalizeImageReference } from '../../src/images/reference.ts';
+import { normalizeImageReference } from '../../src/oci/reference.ts';
 import { FIXTURES, startChartServers, type ChartServers } from '../support/chart-servers.ts';
 import { seedImages, type SeededImage } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';

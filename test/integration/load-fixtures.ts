@@ -10,6 +10,8 @@ import { execa } from 'execa';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { create as tarCreate, Header } from 'tar';
+import { serializeBundleIndex, type BundleIndex } from '../../src/bundle-format/index.ts';
+import { bundleIndexOf } from '../support/bundles.ts';
 import { requireTool } from '../../src/tools.ts';
 import { runSealift, SEALIFT_BIN } from '../support/cli.ts';
 
@@ -169,24 +171,19 @@ export async function writeBundle(
   out: string,
   images: FixtureImage[],
   siteFiles: Record<string, string> = {},
-  opts: { editIndex?: (index: { images: { reference: string; digest: string; size: number }[] }) => void } = {},
+  opts: { editIndex?: (index: BundleIndex) => void } = {},
 ): Promise<string> {
   await writeLayout(join(stage, 'images'), images);
   for (const [p, text] of Object.entries(siteFiles)) {
     await mkdir(dirname(join(stage, p)), { recursive: true });
     await writeFile(join(stage, p), text);
   }
-  const bundleJson = {
-    version: 1,
-    images: images.map((img) => ({
-      reference: img.source,
-      digest: img.root.digest,
-      size: img.root.size,
-      mediaType: img.root.mediaType,
-    })),
-  };
+  const bundleJson = bundleIndexOf(
+    images.map((img) => ({ reference: img.source, root: img.root, blobSizes: img.blobs.map((b) => b.size) })),
+  );
   opts.editIndex?.(bundleJson);
-  await writeFile(join(stage, 'bundle.json'), JSON.stringify(bundleJson, null, 2));
+  // the writer's own serializer (its schema): a fixture bundle is a bundle in the real format
+  await writeFile(join(stage, 'bundle.json'), serializeBundleIndex(bundleJson));
   const files = await listFiles(stage);
   const lines = await Promise.all(files.map(async (f) => `${sha(await readFile(join(stage, f)))}  ${f}`));
   await writeFile(join(stage, 'checksums.sha256'), `${lines.join('\n')}\n`);

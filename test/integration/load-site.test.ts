@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { execa } from 'execa';
 import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
-import { normalizeImageReference } from '../../src/images/reference.ts';
+import { normalizeImageReference } from '../../src/oci/reference.ts';
 import { PROJECT_ROOT, requireTool, toolEnv } from '../../src/tools.ts';
 import { FIXTURES, startChartServers } from '../support/chart-servers.ts';
 import { seedImages } from '../support/images.ts';

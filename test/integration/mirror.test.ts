@@ -70,6 +70,41 @@ describe('sealift mirror', () => {
     expect(blobReads(upProxy.requests)).toEqual([]);
   });
 
+  it('bug 2 (issue 8): mirror from a lock is digest-exact when the upstream tag moved', async () => {
+    await using tmp = await tempDir();
+    await using upstream = await startRegistry();
+    await using site = await startRegistry();
+    // the lock was written when the tag was X; then upstream pushed Y under the same tag
+    const [locked] = makeImages(['docker.io/acme/app:v1']);
+    const [moved] = makeImages(['docker.io/acme/app:v1']);
+    await seedRegistry(upstream.host, join(tmp.path, 'x'), [locked!]);
+    await seedRegistry(upstream.host, join(tmp.path, 'y'), [moved!]);
+    expect(moved!.root.digest).not.toBe(locked!.root.digest);
+    expect(await skopeoDigest(`${upstream.host}/acme/app:v1`)).toBe(moved!.root.digest);
+    const lockFile = join(tmp.path, 'site.lock.json');
+    const reference = `${upstream.host}/acme/app:v1`;
+    await writeFile(
+      lockFile,
+      JSON.stringify({
+        version: 1,
+        environment: 'site',
+        images: [{ reference, releases: ['app'], why: [], digest: locked!.root.digest }],
+      }),
+    );
+    const args = ['mirror', '--imagelist', lockFile, '--to', site.host, '--plain-http'];
+    const r = await sealift([...args, '--source-plain-http', upstream.host, '--json']);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    const result = JSON.parse(r.stdout);
+    // the locked image, under the tag, at the target; the moved tag reported as moved
+    expect(await skopeoDigest(`${site.host}/acme/app:v1`)).toBe(locked!.root.digest);
+    expect(result.checks.map((c: { status: string }) => c.status)).toEqual(['ok']);
+    expect(result.movedTags).toEqual([
+      { source: reference, locked: locked!.root.digest, upstream: moved!.root.digest },
+    ]);
+    expect(r.stderr).toContain(`the upstream tag moved to ${moved!.root.digest} since the lock`);
+    expect(r.stderr + r.stdout).not.toContain('run the same command again');
+  });
+
   it('refuses two sources that would land on one name, before the target is touched', async () => {
     await using tmp = await tempDir();
     await using upstream = await startRegistry();

@@ -19,7 +19,7 @@ import { createGzip } from 'node:zlib';
 import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { requireTool } from '../../src/tools.ts';
-import { normalizeImageReference } from '../../src/images/reference.ts';
+import { normalizeImageReference } from '../../src/oci/reference.ts';
 
 export interface ImageSpec {
   /** the reference as upstream names it, with a tag: `docker.io/istio/pilot:1.23.2` */

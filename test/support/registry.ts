@@ -76,3 +76,17 @@ export async function uploadSessionBytes(registry: Pick<TestRegistry, 'dataDir'>
   for (const e of entries) if (e.isFile()) total += (await stat(join(e.parentPath, e.name))).size;
   return total;
 }
+
+/** Every repository the registry stores (a filesystem view, independent of the API). */
+export async function storedRepositories(dataDir: string): Promise<string[]> {
+  const root = join(dataDir, 'docker/registry/v2/repositories');
+  const out: string[] = [];
+  const walk = async (d: string, rel: string) => {
+    const entries = await readdir(d, { withFileTypes: true }).catch(() => []);
+    if (entries.some((e) => e.name === '_manifests')) out.push(rel);
+    for (const e of entries)
+      if (e.isDirectory() && !e.name.startsWith('_')) await walk(join(d, e.name), rel ? `${rel}/${e.name}` : e.name);
+  };
+  await walk(root, '');
+  return out.sort();
+}

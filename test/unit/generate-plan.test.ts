@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadEnvironment, type Environment } from '../../src/config/index.ts';
 import { planReleases, siteImage } from '../../src/generate/plan.ts';
-import { formatImageReference, normalizeImageReference } from '../../src/images/reference.ts';
+import { formatImageReference, normalizeImageReference } from '../../src/oci/reference.ts';
 import { PROJECT_ROOT } from '../../src/tools.ts';
 import { tempDir } from '../support/process.ts';
 
@@ -11,7 +11,9 @@ const REG = '10.61.3.31:35000';
 
 describe('siteImage, host-swap', () => {
   it.each([
-    ['docker.io/istio', `${REG}/istio`],
+    // a hub (a prefix the chart appends names to) is written with a trailing /
+    ['docker.io/istio/', `${REG}/istio`],
+    ['index.docker.io/istio/', `${REG}/istio`],
     ['kserve/agent', `${REG}/kserve/agent`],
     ['busybox:1.28', `${REG}/library/busybox:1.28`],
     ['quay.io/brancz/kube-rbac-proxy:v0.18.0', `${REG}/brancz/kube-rbac-proxy:v0.18.0`],
@@ -27,7 +29,8 @@ describe('siteImage, host-swap', () => {
 describe('siteImage, scoped', () => {
   it.each([
     // a hub: a registry host and a path the chart appends image names to
-    ['docker.io/istio', `${REG}/docker.io/istio`],
+    ['docker.io/istio/', `${REG}/docker.io/istio`],
+    ['index.docker.io/istio/', `${REG}/docker.io/istio`],
     // a familiar name: docker.io is where a runtime pulls it from, so it is the scope
     ['kserve/agent', `${REG}/docker.io/kserve/agent`],
     ['busybox:1.28', `${REG}/docker.io/library/busybox:1.28`],
@@ -137,7 +140,8 @@ describe('planReleases', () => {
     // every knob of every release is rewritten, none left at its upstream value
     for (const [name, rel] of Object.entries(env.releases)) {
       const values = JSON.stringify(by(name).values);
-      for (const upstream of Object.values(rel.imageKnobs)) expect(values).not.toContain(`"${upstream}"`);
+      for (const upstream of Object.values(rel.imageKnobs))
+        expect(values).not.toContain(`"${upstream.replace(/\/+$/, '')}"`);
     }
   });
 
@@ -177,7 +181,8 @@ describe('planReleases', () => {
     // every knob: REG/ then the fully qualified upstream name, nothing else
     let knobs = 0;
     for (const [name, rel] of Object.entries(env.releases)) {
-      for (const [path, upstream] of Object.entries(rel.imageKnobs)) {
+      for (const [path, knob] of Object.entries(rel.imageKnobs)) {
+        const upstream = knob.replace(/\/+$/, '');
         const value = path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)[k], by(name).values);
         expect(typeof value === 'string' && value.startsWith(`${REG}/`), `${name} ${path}: ${String(value)}`).toBe(
           true,

@@ -11,9 +11,8 @@ import {
   normalizeImageReference,
   parseDigest,
   parseImageReference,
-  retagImageReference,
   withDefaultTag,
-} from '../../src/images/reference.ts';
+} from '../../src/oci/reference.ts';
 
 const D = `sha256:${'0123456789abcdef'.repeat(4)}`;
 const REG = '10.61.3.31:35000'; // a string only: nothing connects to it
@@ -150,27 +149,6 @@ describe('normalizeImageReference and formatting', () => {
     expect(isValidTag('-x')).toBe(false);
     expect(parseDigest(D)).toBe(D);
     expect(error(() => parseDigest(D.toUpperCase().replace('SHA256', 'sha256'), 'lock')).message).toContain('(lock)');
-  });
-});
-
-describe('retagImageReference (host swap)', () => {
-  it.each([
-    ['docker.io/istio/pilot:1.23.2', 'host-swap', `${REG}/istio/pilot:1.23.2`],
-    ['nginx', 'host-swap', `${REG}/library/nginx`],
-    [
-      `gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`,
-      'host-swap',
-      `${REG}/knative-releases/knative.dev/serving/cmd/queue@${D}`,
-    ],
-    ['quay.io/brancz/kube-rbac-proxy:v0.18.0', 'scoped', `${REG}/quay.io/brancz/kube-rbac-proxy:v0.18.0`],
-    ['localhost:5000/a:1', 'host-swap', `${REG}/a:1`],
-  ] as const)('%s (%s) -> %s', (input, scheme, out) => {
-    expect(formatImageReference(retagImageReference(parseImageReference(input), REG, scheme))).toBe(out);
-  });
-
-  it('refuses a registry given with a scheme', () => {
-    const e = error(() => retagImageReference(parseImageReference('x'), 'http://10.61.3.31:35000'));
-    expect(e.code).toBe('USAGE');
   });
 });
 

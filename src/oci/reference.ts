@@ -124,19 +124,38 @@ export function parseImageReference(input: string, where?: string): ImageReferen
   return ref;
 }
 
+/** The registry a runtime pulls a (strictly parsed) name from: docker.io when none, index.docker.io as docker.io. */
+export function normalizeRegistry(registry: string): string {
+  return registry === '' || registry === LEGACY_DEFAULT_DOMAIN ? DEFAULT_DOMAIN : registry;
+}
+
+/**
+ * Normalizes a parsed reference as a runtime resolves it (distribution's ParseNormalizedNamed):
+ * `nginx` and `docker.io/nginx` -> `docker.io/library/nginx`, `index.docker.io/x/y` -> `docker.io/x/y`.
+ * Idempotent: a normalized reference comes back unchanged.
+ */
+export function normalizeReference(ref: ImageReference): ImageReference {
+  const registry = normalizeRegistry(ref.registry);
+  const repository =
+    registry === DEFAULT_DOMAIN && !ref.repository.includes('/')
+      ? OFFICIAL_REPO_PREFIX + ref.repository
+      : ref.repository;
+  return { ...ref, registry, repository };
+}
+
 /** Parse and normalize: `nginx` -> `docker.io/library/nginx`, `index.docker.io/x` -> `docker.io/x`. */
 export function normalizeImageReference(input: string, where?: string): ImageReference {
-  const ref = parseImageReference(input, where);
-  let registry = ref.registry || DEFAULT_DOMAIN;
-  if (registry === LEGACY_DEFAULT_DOMAIN) registry = DEFAULT_DOMAIN;
-  let repository = ref.repository;
-  if (registry === DEFAULT_DOMAIN && !repository.includes('/')) repository = OFFICIAL_REPO_PREFIX + repository;
-  return { ...ref, registry, repository };
+  return normalizeReference(parseImageReference(input, where));
 }
 
 /** Normalized references without tag or digest get `latest`, as a runtime pulling them would. */
 export function withDefaultTag(ref: ImageReference): ImageReference {
   return ref.tag === undefined && ref.digest === undefined ? { ...ref, tag: 'latest' } : ref;
+}
+
+/** `host[:port]` as the grammar's domain allows it (no scheme, no path). */
+export function isRegistryHost(s: string): boolean {
+  return DOMAIN_RE.test(s);
 }
 
 export function isValidTag(tag: string): boolean {
@@ -167,26 +186,4 @@ export function familiarImageReference(ref: ImageReference): string {
 /** The string a registry API call names: the digest if pinned, else the tag (default latest). */
 export function manifestSelector(ref: ImageReference): string {
   return ref.digest ?? ref.tag ?? 'latest';
-}
-
-/**
- * Host swap: the same repository path under another registry, tag and digest kept.
- * `docker.io/istio/pilot:1.23.2` -> `10.61.3.31:35000/istio/pilot:1.23.2`.
- * `scoped` keeps the source registry as the first path component: `REG/docker.io/istio/pilot`.
- */
-export type NamingScheme = 'host-swap' | 'scoped';
-
-export function retagImageReference(
-  ref: ImageReference,
-  targetRegistry: string,
-  scheme: NamingScheme = 'host-swap',
-): ImageReference {
-  if (!DOMAIN_RE.test(targetRegistry)) {
-    throw new SealiftError('USAGE', `"${targetRegistry}" is not a registry host[:port]`, {
-      hint: 'Give the registry as HOST:PORT without a scheme, e.g. 10.61.3.31:35000.',
-    });
-  }
-  const normalized = ref.registry ? ref : normalizeImageReference(ref.original);
-  const repository = scheme === 'scoped' ? `${normalized.registry}/${normalized.repository}` : normalized.repository;
-  return { ...normalized, registry: targetRegistry, repository, original: ref.original };
 }

@@ -1,23 +1,28 @@
 // A bundle read in place: an index of a tar (or of its split parts, one offset space) built by
 // walking the headers, and byte ranges streamed straight out of it. Nothing is extracted.
 //
+// This is the one reader of the bundle format: load, bundle verify and anything else that reads a
+// bundle open it here, and check it with check.ts.
+//
 // The tar is untrusted input. Every entry is checked before it is indexed: no absolute paths, no
-// `..`, no links that leave the archive, no devices or FIFOs, no duplicate paths, no header with a
-// bad checksum, no entry whose bytes run past the end, and an end-of-archive marker must be there.
-// A directory (an already extracted bundle) is read the same way, with the same rules for links.
+// `..`, no links of any kind (a bundle holds regular files and directories only, names.ts: so
+// nothing is ever resolved, and no loop can be built), no devices or FIFOs, no duplicate paths,
+// no header with a bad checksum, no entry whose bytes run past the end, and an end-of-archive
+// marker must be there. A file that is no tar at all is named as such. A directory (an already
+// extracted bundle) is read with the same rules.
 import { createReadStream } from 'node:fs';
-import { lstat, open, readdir, readlink, realpath, stat, type FileHandle } from 'node:fs/promises';
-import { basename, dirname, join, posix, resolve, sep } from 'node:path';
+import { lstat, open, readdir, readlink, stat, type FileHandle } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { Header, Pax, type HeaderData } from 'tar';
 import { SealiftError } from '../errors.ts';
+import { BUNDLE_INDEX_FILE, isWorkFileName } from './names.ts';
 
 const BLOCK = 512;
 /** PAX and GNU long-name bodies are small; a huge one is an attack, not a bundle. */
 const MAX_META_BYTES = 1024 * 1024;
-const MAX_LINK_HOPS = 8;
 
-export type EntryType = 'file' | 'directory' | 'symlink' | 'hardlink';
+export type EntryType = 'file' | 'directory';
 
 export interface ArchiveEntry {
   /** normalized path inside the archive: no leading `./`, no trailing `/` */
@@ -26,8 +31,6 @@ export interface ArchiveEntry {
   /** byte offset of the entry's data in the archive's offset space (tar only) */
   offset: number;
   size: number;
-  /** for links: the normalized path inside the archive that the link names */
-  target?: string;
 }
 
 /** What load needs from a bundle on disk, whether a tar, split parts or a directory. */
@@ -39,7 +42,7 @@ export interface BundleArchive {
   readonly files: readonly string[];
   /** every entry, in archive order */
   readonly entries: ReadonlyMap<string, ArchiveEntry>;
-  /** the regular file a path names, following links inside the archive; undefined if absent */
+  /** the regular file a path names; undefined if absent (or a directory) */
   lookup(path: string): ArchiveEntry | undefined;
   /** a stream of exactly the file's bytes */
   open(path: string): Readable;
@@ -80,31 +83,19 @@ export function normalizeEntryPath(raw: string, location: string): string {
   return parts.join('/');
 }
 
-/** A link target resolved inside the archive, or a refusal if it leaves it. */
-function resolveLinkTarget(
-  entryPath: string,
-  linkpath: string,
-  kind: 'symlink' | 'hardlink',
-  location: string,
-): string {
-  if (linkpath === '') throw invalid(location, `${kind} "${entryPath}" has an empty target`);
-  if (linkpath.startsWith('/')) {
-    throw invalid(
-      location,
-      `${kind} "${entryPath}" points to the absolute path "${linkpath}", outside the bundle`,
-      'Links in a bundle may only point inside it. Do not use this bundle.',
-    );
-  }
-  const base = kind === 'symlink' ? posix.dirname(entryPath) : '';
-  const joined = posix.normalize(posix.join(base === '.' ? '' : base, linkpath));
-  if (joined === '..' || joined.startsWith('../') || joined.startsWith('/')) {
-    throw invalid(
-      location,
-      `${kind} "${entryPath}" -> "${linkpath}" points outside the bundle`,
-      'Links in a bundle may only point inside it. Do not use this bundle.',
-    );
-  }
-  return joined === '.' ? '' : joined;
+const NO_LINKS_HINT =
+  'A bundle holds regular files and directories only; `sealift bundle` never writes a link. Do not use this bundle: copy the one sealift wrote again.';
+
+function linkRefused(location: string, path: string, kind: string, target: string): SealiftError {
+  return invalid(location, `"${path}" is a ${kind} (-> "${target}"); a bundle holds no links`, NO_LINKS_HINT, {
+    entry: path,
+  });
+}
+
+function notATar(location: string, why: string): SealiftError {
+  return new SealiftError('BUNDLE_INVALID', `${location} is not a sealift bundle (not a tar): ${why}`, {
+    hint: 'Give the uncompressed .tar that `sealift bundle` wrote (bundle.json is its first entry), the first part of a split bundle (.tar.part-000), or a directory holding an extracted bundle.',
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -263,10 +254,13 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
       'The copy of the bundle is incomplete. Copy it again (and every part, if it was split).',
     );
   for (;;) {
+    if (off === 0 && file.total < 2 * BLOCK)
+      throw notATar(location, `it has ${file.total} bytes, less than an empty tar (1024)`);
     if (off + BLOCK > file.total) throw truncated(`it ends at byte ${off} without the end-of-archive marker`);
     const block = await file.read(off, BLOCK);
     if (block.length < BLOCK) throw truncated(`a header at byte ${off} is cut short`);
     if (isAllZero(block)) {
+      if (off === 0) throw notATar(location, 'it starts with an end-of-archive marker (an empty tar)');
       const next = await file.read(off + BLOCK, BLOCK);
       if (next.length < BLOCK) throw truncated(`the end-of-archive marker at byte ${off} is cut short`);
       if (!isAllZero(next))
@@ -274,7 +268,16 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
       if (ex) throw invalid(location, 'the archive ends with an extended header that describes no entry');
       return entries;
     }
-    const header = new Header(block, 0);
+    let header: Header;
+    try {
+      header = new Header(block, 0);
+    } catch (e) {
+      // node-tar throws on fields it cannot decode (base256 sizes and times of random bytes)
+      if (off === 0) throw notATar(location, `its first 512 bytes are no tar header (${(e as Error).message})`);
+      throw invalid(location, `the tar header at byte ${off} cannot be decoded: ${(e as Error).message}`);
+    }
+    if (!header.cksumValid && off === 0)
+      throw notATar(location, 'its first 512 bytes are no tar header (bad checksum)');
     if (!header.cksumValid) {
       throw invalid(
         location,
@@ -334,22 +337,9 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
         entry = { path, type: 'directory', offset: dataOff, size: 0 };
         break;
       case '2':
-        entry = {
-          path,
-          type: 'symlink',
-          offset: dataOff,
-          size: 0,
-          target: resolveLinkTarget(path, linkpath, 'symlink', location),
-        };
-        break;
-      case '1': {
-        const target = resolveLinkTarget(path, linkpath, 'hardlink', location);
-        const t = entries.get(target);
-        if (!t || t.type !== 'file')
-          throw invalid(location, `hard link "${path}" -> "${linkpath}" names no earlier file in the bundle`);
-        entry = { path, type: 'hardlink', offset: t.offset, size: t.size, target };
-        break;
-      }
+        throw linkRefused(location, path, 'symlink', linkpath);
+      case '1':
+        throw linkRefused(location, path, 'hard link', linkpath);
       case '3':
       case '4':
       case '6':
@@ -378,36 +368,14 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
   }
 }
 
-/** Follows links inside the archive to a regular file. */
+/** The regular file at a path (normalized the way entries are); never follows anything. */
 function lookupIn(
   entries: ReadonlyMap<string, ArchiveEntry>,
   path: string,
   location: string,
 ): ArchiveEntry | undefined {
-  let p = normalizeEntryPath(path, location);
-  for (let hops = 0; hops <= MAX_LINK_HOPS; hops++) {
-    const e = entries.get(p) ?? lookupThroughDirLinks(entries, p);
-    if (!e) return undefined;
-    if (e.type === 'file') return e;
-    if (e.type === 'hardlink') return { ...e, type: 'file' };
-    if (e.type === 'directory') return undefined;
-    p = e.target ?? '';
-  }
-  throw invalid(location, `"${path}" is a chain of more than ${MAX_LINK_HOPS} links`);
-}
-
-/** `a/b/c` where `a` is a symlink to a directory inside the archive. */
-function lookupThroughDirLinks(entries: ReadonlyMap<string, ArchiveEntry>, p: string): ArchiveEntry | undefined {
-  const parts = p.split('/');
-  for (let i = parts.length - 1; i > 0; i--) {
-    const head = parts.slice(0, i).join('/');
-    const e = entries.get(head);
-    if (e?.type === 'symlink') {
-      const rewritten = [e.target, ...parts.slice(i)].filter(Boolean).join('/');
-      return entries.get(rewritten) ?? lookupThroughDirLinks(entries, rewritten);
-    }
-  }
-  return undefined;
+  const e = entries.get(normalizeEntryPath(path, location));
+  return e?.type === 'file' ? e : undefined;
 }
 
 async function readAllStream(s: Readable, maxBytes: number, what: string): Promise<Buffer> {
@@ -495,13 +463,11 @@ class DirArchive implements BundleArchive {
 
 async function indexDir(root: string): Promise<Map<string, ArchiveEntry>> {
   const entries = new Map<string, ArchiveEntry>();
-  const realRoot = await realpath(root);
   const walk = async (dir: string, rel: string): Promise<void> => {
     const names = (await readdir(dir)).sort();
     for (const name of names) {
-      // a bundle never holds dot files; in a work directory (bundle --no-pack) they are ingest
-      // and temp files, which load neither checks nor reads nor extracts
-      if (name.startsWith('.')) continue;
+      // the writer's own work files (names.ts), which load neither checks nor reads nor extracts
+      if (isWorkFileName(name)) continue;
       const abs = join(dir, name);
       const path = rel ? `${rel}/${name}` : name;
       const st = await lstat(abs);
@@ -511,13 +477,8 @@ async function indexDir(root: string): Promise<Map<string, ArchiveEntry>> {
       } else if (st.isFile()) {
         entries.set(path, { path, type: 'file', offset: 0, size: st.size });
       } else if (st.isSymbolicLink()) {
-        const link = await readlink(abs);
-        const target = resolveLinkTarget(path, link, 'symlink', root);
-        const real = await realpath(abs).catch(() => undefined);
-        if (real !== undefined && real !== realRoot && !real.startsWith(realRoot + sep)) {
-          throw invalid(root, `symlink "${path}" -> "${link}" points outside the bundle`);
-        }
-        entries.set(path, { path, type: 'symlink', offset: 0, size: 0, target });
+        // refused, not followed: a link the check hashed could point elsewhere by the time it is read
+        throw linkRefused(root, path, 'symlink', await readlink(abs));
       } else {
         throw invalid(root, `"${path}" is a device, FIFO or socket; a bundle holds only files and directories`);
       }
@@ -541,7 +502,18 @@ export async function openBundleArchive(input: string): Promise<BundleArchive> {
       hint: 'Give the bundle .tar, the first part of a split bundle (.tar.part-000), or a directory holding an extracted bundle.',
     });
   }
-  if (st.isDirectory()) return new DirArchive(abs, await indexDir(abs));
+  if (st.isDirectory()) {
+    const entries = await indexDir(abs);
+    if (!entries.has(BUNDLE_INDEX_FILE))
+      throw new SealiftError(
+        'BUNDLE_INVALID',
+        `${input} is not a sealift bundle directory: it has no ${BUNDLE_INDEX_FILE}`,
+        {
+          hint: 'Give the directory `sealift bundle --no-pack` wrote (or one a bundle tar was extracted into).',
+        },
+      );
+    return new DirArchive(abs, entries);
+  }
   const paths = await findParts(abs);
   const file = await PartedFile.open(paths);
   try {
@@ -556,6 +528,14 @@ export async function openBundleArchive(input: string): Promise<BundleArchive> {
       );
     }
     const entries = await indexTar(file, input);
+    if (!entries.has(BUNDLE_INDEX_FILE))
+      throw new SealiftError(
+        'BUNDLE_INVALID',
+        `${input} is a tar but not a sealift bundle: it has no ${BUNDLE_INDEX_FILE}`,
+        {
+          hint: 'Give the .tar that `sealift bundle` wrote.',
+        },
+      );
     return new TarArchive(input, file, entries);
   } catch (e) {
     await file.close();

@@ -6,14 +6,14 @@
 // the registry checks the digest when it commits the upload.
 import { pipeline, Transform, type Readable, type TransformCallback } from 'node:stream';
 import { SealiftError } from '../errors.ts';
-import { isDigest, normalizeImageReference, type Digest } from '../images/reference.ts';
+import { errorMessage } from '../errors.ts';
+import { isDigest, normalizeImageReference, type Digest } from '../oci/reference.ts';
 import type { ImageSource } from '../oci/copy.ts';
 import { ANNOTATION_SOURCE } from '../oci/layout.ts';
 import { MAX_MANIFEST_BYTES, parseManifest, type Descriptor, type RawManifest } from '../oci/types.ts';
 import { ShortBodyError, VerifyStream } from '../oci/verify.ts';
-import type { BundleArchive } from './tar-reader.ts';
-
-export const LAYOUT_DIR = 'images';
+import type { BundleArchive } from './archive.ts';
+import { blobPath, LAYOUT_INDEX_FILE } from './names.ts';
 
 /** One image as the layout's index.json lists it. */
 export interface LayoutImage {
@@ -56,7 +56,6 @@ class LengthCheck extends Transform {
 }
 
 export interface BundleSourceOptions {
-  layoutDir?: string;
   /**
    * Every file of the archive matched checksums.sha256 (in this run, or an unchanged file in an
    * earlier one): blob bytes are length-checked on the way out, not hashed again.
@@ -64,21 +63,11 @@ export interface BundleSourceOptions {
   checked?: boolean;
 }
 
-function tagOf(source: string): string | undefined {
-  try {
-    return normalizeImageReference(source).tag;
-  } catch {
-    return undefined; // naming (planTargets) reports a bad reference with its context
-  }
-}
-
 export class BundleSource implements ImageSource {
   readonly archive: BundleArchive;
-  readonly layoutDir: string;
   readonly checked: boolean;
   constructor(archive: BundleArchive, opts: BundleSourceOptions = {}) {
     this.archive = archive;
-    this.layoutDir = opts.layoutDir ?? LAYOUT_DIR;
     this.checked = opts.checked ?? false;
   }
 
@@ -93,12 +82,12 @@ export class BundleSource implements ImageSource {
   blobPath(digest: string): string {
     if (!isDigest(digest))
       throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${digest}" is not a sha256 digest`);
-    return `${this.layoutDir}/blobs/sha256/${digest.slice('sha256:'.length)}`;
+    return blobPath(digest);
   }
 
   /** The images index.json names, with their source references. */
   async listImages(): Promise<LayoutImage[]> {
-    const path = `${this.layoutDir}/index.json`;
+    const path = LAYOUT_INDEX_FILE;
     if (!this.archive.lookup(path)) {
       throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is missing; this is not a sealift bundle`, {
         hint: 'Give the .tar that `sealift bundle` wrote.',
@@ -112,13 +101,32 @@ export class BundleSource implements ImageSource {
     } catch (e) {
       throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} is not valid JSON: ${(e as Error).message}`);
     }
+    if (!Array.isArray(index.manifests))
+      throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} has no manifests list`);
     const out: LayoutImage[] = [];
-    for (const d of index.manifests ?? []) {
+    for (const [i, d] of index.manifests.entries()) {
       const source = d.annotations?.[ANNOTATION_SOURCE];
-      if (!source) continue;
-      if (!isDigest(d.digest) || !Number.isSafeInteger(d.size))
+      // every entry sealift writes names its source: one without is not part of the format
+      if (!source)
+        throw new SealiftError(
+          'BUNDLE_INVALID',
+          `${this.location}: ${path} entry ${i + 1} has no ${ANNOTATION_SOURCE} annotation`,
+        );
+      if (!isDigest(d.digest) || !Number.isSafeInteger(d.size) || d.size < 0)
         throw new SealiftError('BUNDLE_INVALID', `${this.location}: ${path} has an invalid descriptor for ${source}`);
-      const tag = tagOf(source);
+      let tag: string | undefined;
+      try {
+        tag = normalizeImageReference(source).tag;
+      } catch (e) {
+        // the bundle's own data, not the user's: no excludeImages hint applies
+        throw new SealiftError(
+          'BUNDLE_INVALID',
+          `${this.location}: ${path} entry ${i + 1} names the source "${source}", which is not an image reference (${errorMessage(e)})`,
+          {
+            hint: 'The bundle was altered after it was made; copy the original again, or make it again with `sealift bundle`.',
+          },
+        );
+      }
       out.push({ source, ...(tag ? { tag } : {}), descriptor: d });
     }
     return out;

@@ -1,10 +1,75 @@
-// Where images land at the site, and the containerd hosts.toml that makes nodes pull there.
+// Where images land at the site (src/oci/naming.ts: the one naming function), and the containerd
+// hosts.toml that makes nodes pull there.
 import { describe, expect, it } from 'vitest';
-import { isSealiftError } from '../../src/errors.ts';
-import { formatImageReference, normalizeImageReference } from '../../src/images/reference.ts';
-import { parseNamingScheme, planTargets, renderHostsToml, upstreamHosts } from '../../src/load/naming.ts';
+import { isSealiftError, SealiftError } from '../../src/errors.ts';
+import { siteImage } from '../../src/generate/plan.ts';
+import { renderHostsToml, upstreamHosts } from '../../src/load/hosts-toml.ts';
+import { parseNamingScheme, planTargets, sitePrefix, siteReference } from '../../src/oci/naming.ts';
+import { formatImageReference, normalizeImageReference, parseImageReference } from '../../src/oci/reference.ts';
 
 const REG = '10.61.3.31:35000'; // a string only: nothing connects to it
+const D = `sha256:${'0123456789abcdef'.repeat(4)}`;
+
+describe('bug 1 (issue 8): generate and load name docker.io/<single> and index.docker.io/... alike', () => {
+  // every way of writing one image; generate (siteImage over an image knob), load and mirror
+  // (planTargets) and verify (siteReference over the normalized lock entry) must agree
+  it.each([
+    ['docker.io/busybox', 'host-swap', `${REG}/library/busybox`],
+    ['docker.io/busybox:1.36', 'host-swap', `${REG}/library/busybox:1.36`],
+    ['index.docker.io/busybox:1.36', 'host-swap', `${REG}/library/busybox:1.36`],
+    ['index.docker.io/library/busybox:1.36', 'host-swap', `${REG}/library/busybox:1.36`],
+    ['busybox:1.36', 'host-swap', `${REG}/library/busybox:1.36`],
+    ['index.docker.io/istio/pilot:1.23.2', 'host-swap', `${REG}/istio/pilot:1.23.2`],
+    ['docker.io/busybox:1.36', 'scoped', `${REG}/docker.io/library/busybox:1.36`],
+    ['index.docker.io/istio/pilot:1.23.2', 'scoped', `${REG}/docker.io/istio/pilot:1.23.2`],
+    ['index.docker.io/busybox', 'scoped', `${REG}/docker.io/library/busybox`],
+  ] as const)('%s (%s) -> %s everywhere', (input, scheme, site) => {
+    const generated = siteImage(input, { host: REG, scheme }, 'releases.r.imageKnobs.image');
+    const [loaded] = planTargets([input], REG, scheme);
+    const verified = siteReference(normalizeImageReference(input), REG, scheme);
+    expect(generated).toBe(site);
+    expect(formatImageReference(loaded!.target)).toBe(site);
+    expect(formatImageReference(verified)).toBe(site);
+  });
+
+  it('a hub prefix (trailing "/") maps so that prefix + name maps to site prefix + name', () => {
+    for (const scheme of ['host-swap', 'scoped'] as const) {
+      for (const hub of ['docker.io/istio/', 'index.docker.io/istio/']) {
+        const mapped = siteImage(hub, { host: REG, scheme }, 'global.hub');
+        const [pilot] = planTargets([`${hub}pilot:1.23.2`], REG, scheme);
+        expect(`${mapped}/pilot:1.23.2`).toBe(formatImageReference(pilot!.target));
+      }
+    }
+    expect(sitePrefix('gcr.io/knative-releases', REG, 'scoped')).toBe(`${REG}/gcr.io/knative-releases`);
+    expect(() => sitePrefix('docker.io/istio:1', REG)).toThrow(SealiftError);
+  });
+});
+
+describe('siteReference', () => {
+  it.each([
+    ['docker.io/istio/pilot:1.23.2', 'host-swap', `${REG}/istio/pilot:1.23.2`],
+    ['nginx', 'host-swap', `${REG}/library/nginx`],
+    [
+      `gcr.io/knative-releases/knative.dev/serving/cmd/queue@${D}`,
+      'host-swap',
+      `${REG}/knative-releases/knative.dev/serving/cmd/queue@${D}`,
+    ],
+    ['quay.io/brancz/kube-rbac-proxy:v0.18.0', 'scoped', `${REG}/quay.io/brancz/kube-rbac-proxy:v0.18.0`],
+    ['localhost:5000/a:1', 'host-swap', `${REG}/a:1`],
+  ] as const)('%s (%s) -> %s', (input, scheme, out) => {
+    expect(formatImageReference(siteReference(parseImageReference(input), REG, scheme))).toBe(out);
+  });
+
+  it('refuses a registry given with a scheme', () => {
+    let e: unknown;
+    try {
+      siteReference(parseImageReference('x'), 'http://10.61.3.31:35000');
+    } catch (x) {
+      e = x;
+    }
+    expect(isSealiftError(e) && e.code).toBe('USAGE');
+  });
+});
 
 describe('planTargets', () => {
   it.each([

@@ -1,26 +1,25 @@
-// Where each source image lands at the site, and the containerd configuration that lets nodes
-// pull upstream names from there. Pure: data in, data out.
+// Where an upstream image lives in the site registry: the one naming function every stage uses
+// (generate writes the values with it, load and mirror push with it, verify checks with it).
+// It works on normalized references only, so `docker.io/busybox`, `busybox` and
+// `index.docker.io/library/busybox` are one image with one site name.
 //
 // host-swap (default):  docker.io/istio/pilot:1.23.2 -> REG/istio/pilot:1.23.2
 // scoped:               docker.io/istio/pilot:1.23.2 -> REG/docker.io/istio/pilot:1.23.2
-// This is the same mapping the airgap values use (retagImageReference), so what load pushes is
-// what the cluster asks for.
+//
+// A prefix (a hub a chart appends names to, `docker.io/istio`) is not an image: it is mapped so
+// that the prefix of a name maps to the prefix of its site name, which means no `library/`.
 import { SealiftError } from '../errors.ts';
 import {
   formatImageReference,
-  normalizeImageReference,
+  isRegistryHost,
+  normalizeReference,
+  normalizeRegistry,
+  parseImageReference,
   repositoryName,
-  retagImageReference,
   type ImageReference,
-  type NamingScheme,
-} from '../images/reference.ts';
+} from './reference.ts';
 
-export interface ImageTarget {
-  /** the normalized source reference, as the lock lists it */
-  source: ImageReference;
-  /** where it goes at the site */
-  target: ImageReference;
-}
+export type NamingScheme = 'host-swap' | 'scoped';
 
 export const NAMING_SCHEMES: readonly NamingScheme[] = ['host-swap', 'scoped'];
 
@@ -30,6 +29,58 @@ export function parseNamingScheme(s: string | undefined): NamingScheme {
   throw new SealiftError('USAGE', `--scheme must be host-swap or scoped, not "${s}"`, {
     hint: 'host-swap: REG/istio/pilot (what the airgap values use by default); scoped: REG/docker.io/istio/pilot.',
   });
+}
+
+function checkRegistryHost(targetRegistry: string): void {
+  if (!isRegistryHost(targetRegistry)) {
+    throw new SealiftError('USAGE', `"${targetRegistry}" is not a registry host[:port]`, {
+      hint: 'Give the registry as HOST:PORT without a scheme, e.g. 10.61.3.31:35000.',
+    });
+  }
+}
+
+/**
+ * The site name of an image: normalized first (whatever form it was written in), then its
+ * repository path under `targetRegistry` (scoped: behind the source host), tag and digest kept.
+ */
+export function siteReference(
+  ref: ImageReference,
+  targetRegistry: string,
+  scheme: NamingScheme = 'host-swap',
+): ImageReference {
+  checkRegistryHost(targetRegistry);
+  const normalized = normalizeReference(ref);
+  const repository = scheme === 'scoped' ? `${normalized.registry}/${normalized.repository}` : normalized.repository;
+  return { ...normalized, registry: targetRegistry, repository, original: ref.original };
+}
+
+/**
+ * The site form of a name prefix (`docker.io/istio`, `gcr.io/knative-releases`, `kserve`): what
+ * every image under it maps to minus the rest of its path. The registry is normalized
+ * (none or index.docker.io -> docker.io); no `library/` is added, since the prefix is not a name.
+ */
+export function sitePrefix(
+  prefix: string,
+  targetRegistry: string,
+  scheme: NamingScheme = 'host-swap',
+  where?: string,
+): string {
+  checkRegistryHost(targetRegistry);
+  const ref = parseImageReference(prefix, where);
+  if (ref.tag !== undefined || ref.digest !== undefined) {
+    throw new SealiftError('CONFIG_INVALID', `${where ? `${where}: ` : ''}the prefix "${prefix}" has a tag or digest`, {
+      hint: 'A prefix (a hub) names a registry and path only; write a full image without the trailing "/".',
+    });
+  }
+  const registry = normalizeRegistry(ref.registry);
+  return `${targetRegistry}/${scheme === 'scoped' ? `${registry}/` : ''}${ref.repository}`;
+}
+
+export interface ImageTarget {
+  /** the normalized source reference, as the lock lists it */
+  source: ImageReference;
+  /** where it goes at the site */
+  target: ImageReference;
 }
 
 /**
@@ -47,8 +98,7 @@ export function planTargets(
   const owners = new Map<string, string>();
   const clashes: { target: string; sources: string[] }[] = [];
   for (const s of sources) {
-    const source =
-      typeof s === 'string' ? normalizeImageReference(s) : s.registry ? s : normalizeImageReference(s.original);
+    const source = normalizeReference(typeof s === 'string' ? parseImageReference(s) : s);
     const key = formatImageReference(source);
     if (seen.has(key)) continue;
     seen.add(key);
@@ -61,7 +111,7 @@ export function planTargets(
         },
       );
     }
-    const target = retagImageReference(source, registry, scheme);
+    const target = siteReference(source, registry, scheme);
     const targetRepo = repositoryName(target);
     const sourceRepo = repositoryName(source);
     const owner = owners.get(targetRepo);
@@ -86,50 +136,4 @@ export function planTargets(
     );
   }
   return out;
-}
-
-export interface HostsTomlOptions {
-  /** the site registry host:port */
-  registry: string;
-  scheme: NamingScheme;
-  /** how the site registry is reached */
-  transport: 'plain-http' | 'https' | 'insecure';
-  /** CA file path as it will be on the nodes (https) */
-  caFile?: string;
-}
-
-/** The registry host a runtime asks for an upstream name: containerd's directory name for it. */
-export function upstreamHosts(sources: readonly ImageReference[]): string[] {
-  return [...new Set(sources.map((s) => s.registry))].sort();
-}
-
-function tomlString(s: string): string {
-  return JSON.stringify(s);
-}
-
-/**
- * containerd (1.5+) `certs.d/<upstream-host>/hosts.toml`: resolve and pull the upstream name
- * from the site registry. The site registry is also the `server` (containerd's last resort), so
- * a node never falls back to the internet: at an air-gapped site that would only add dial
- * timeouts, and it must not leak requests. With scoped naming the site keeps the upstream host
- * as the first path component, so the API root is `/v2/<upstream-host>` (override_path).
- */
-export function renderHostsToml(upstreamHost: string, opts: HostsTomlOptions): string {
-  const scheme = opts.transport === 'plain-http' ? 'http' : 'https';
-  const base = `${scheme}://${opts.registry}`;
-  const mirror = opts.scheme === 'scoped' ? `${base}/v2/${upstreamHost}` : base;
-  const settings = ['capabilities = ["pull", "resolve"]'];
-  if (opts.scheme === 'scoped') settings.push('override_path = true');
-  if (opts.transport === 'insecure') settings.push('skip_verify = true');
-  if (opts.transport === 'https' && opts.caFile) settings.push(`ca = ${tomlString(opts.caFile)}`);
-  const lines = [
-    `# Written by sealift load --extract-to: pull ${upstreamHost} images from the site registry ${opts.registry}, never from ${upstreamHost}.`,
-    `# Install as /etc/containerd/certs.d/${upstreamHost}/hosts.toml (config_path = "/etc/containerd/certs.d").`,
-    `server = ${tomlString(mirror)}`,
-    ...settings,
-    '',
-    `[host.${tomlString(mirror)}]`,
-    ...settings.map((l) => `  ${l}`),
-  ];
-  return `${lines.join('\n')}\n`;
 }

@@ -1,0 +1,38 @@
+// The bundle format's public surface: its names, bundle.json's schema, the checksum grammar, the
+// one reader (tar, split parts, directory) and the one check. src/bundle writes with it;
+// src/load and `bundle verify` read with it.
+export { openBundleArchive, findParts, type ArchiveEntry, type BundleArchive } from './archive.ts';
+export {
+  checkBundle,
+  checkBundleChecksums,
+  checkBundleContents,
+  readChecksums,
+  type BundleCheckResult,
+  type CheckOptions,
+  type ChecksumDifference,
+  type ChecksumResult,
+} from './check.ts';
+export { formatChecksums, parseChecksums, pathProblem } from './checksums.ts';
+export { BundleSource, type BundleSourceOptions, type LayoutImage } from './layout.ts';
+export {
+  BLOB_PATH_RE,
+  BUNDLE_INDEX_FILE,
+  CHECKSUMS_FILE,
+  LAYOUT_DIR,
+  LAYOUT_INDEX_FILE,
+  SITE_DEFAULT_MARKER,
+  SITE_PATHS,
+  blobPath,
+  isSitePath,
+  isWorkFileName,
+} from './names.ts';
+export {
+  BUNDLE_FORMAT_VERSION,
+  BundleIndexSchema,
+  parseBundleIndex,
+  serializeBundleIndex,
+  type BundleChartEntry,
+  type BundleFileEntry,
+  type BundleImageEntry,
+  type BundleIndex,
+} from './schema.ts';

@@ -1,0 +1,48 @@
+// The names inside a bundle: what `sealift bundle` writes and every reader looks for.
+//
+//   bundle.json          what the bundle holds (schema.ts), first in the tar
+//   checksums.sha256     sha256 of every other file (checksums.ts), second in the tar
+//   images/              one OCI image layout: oci-layout, index.json, blobs/sha256/<hex>
+//   helmfile.yaml(.gotmpl), values/, charts/, releases/, imagelists/, environments/: the site dir
+//
+// A bundle holds regular files and directories only: no symlinks, hard links, devices or FIFOs.
+import type { Digest } from '../oci/reference.ts';
+
+export const BUNDLE_INDEX_FILE = 'bundle.json';
+export const CHECKSUMS_FILE = 'checksums.sha256';
+export const LAYOUT_DIR = 'images';
+export const LAYOUT_INDEX_FILE = `${LAYOUT_DIR}/index.json`;
+
+/** `images/blobs/sha256/<64 hex>`: a blob's path is its digest; group 1 is the hex. */
+export const BLOB_PATH_RE = /^images\/blobs\/sha256\/([a-f0-9]{64})$/;
+
+export function blobPath(digest: Digest): string {
+  return `${LAYOUT_DIR}/blobs/sha256/${digest.slice('sha256:'.length)}`;
+}
+
+/**
+ * A name in a work directory (`bundle --no-pack`) that is not part of the bundle: the layout's
+ * `.ingest/` and `.verified/` and atomic-write temp names (`.<name>.<rand>.tmp`). Dotfiles that
+ * belong to the content (a chart's `.helmignore`) are bundled like any file.
+ */
+export function isWorkFileName(name: string): boolean {
+  return name === '.ingest' || name === '.verified' || (name.startsWith('.') && name.endsWith('.tmp'));
+}
+
+/** Top-level paths of the site dir inside a bundle (what load --extract-to writes out). */
+export const SITE_PATHS = [
+  'helmfile.yaml.gotmpl',
+  'helmfile.yaml',
+  'values/',
+  'charts/',
+  'releases/',
+  'imagelists/',
+  'environments/',
+] as const;
+
+export function isSitePath(path: string): boolean {
+  return SITE_PATHS.some((p) => (p.endsWith('/') ? path.startsWith(p) : path === p));
+}
+
+/** The first line of the carried (empty) environments/default.yaml: load recognises its own stub by it. */
+export const SITE_DEFAULT_MARKER = '# sealift site environment:';

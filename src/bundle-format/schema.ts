@@ -1,0 +1,133 @@
+// bundle.json: one zod schema for the writer (src/bundle) and every reader (load, bundle verify).
+// Every field is required but `registry`, which bundles of format version 1 made before it was
+// recorded lack.
+// `version` is checked first and on its own, so a bundle from another format version is refused
+// by its number, not by whichever field happens to differ.
+import { z } from 'zod';
+import { SealiftError } from '../errors.ts';
+import { BUNDLE_INDEX_FILE } from './names.ts';
+
+export const BUNDLE_FORMAT_VERSION = 1;
+
+const sha256Digest = z.string().regex(/^sha256:[a-f0-9]{64}$/, 'a sha256:<64 hex> digest');
+const sha256Hex = z.string().regex(/^[a-f0-9]{64}$/, '64 lowercase hex');
+const size = z.number().int().nonnegative();
+const scheme = z.enum(['host-swap', 'scoped']);
+
+export const BundleImageEntrySchema = z.object({
+  /** the source reference (normalized), as in images/index.json io.sealift.source */
+  reference: z.string().min(1),
+  releases: z.array(z.string()),
+  /** what the site resolves the tag to, and that manifest's media type and size */
+  digest: sha256Digest,
+  mediaType: z.string(),
+  size,
+  /** the digest upstream served for the reference (differs when an index was reduced) */
+  sourceDigest: sha256Digest,
+  selection: z.enum(['exact', 'platform', 'reduced-index']),
+  platforms: z.array(z.string()),
+  /** layers and configs of this image, and their bytes */
+  blobs: size,
+  bytes: size,
+});
+
+export const BundleChartEntrySchema = z.object({
+  release: z.string(),
+  chart: z.string(),
+  version: z.string(),
+  source: z.string(),
+  path: z.string().min(1),
+  sha256: sha256Hex,
+  size,
+});
+
+export const BundleFileEntrySchema = z.object({
+  release: z.string().optional(),
+  path: z.string().min(1),
+  url: z.string().optional(),
+  sha256: sha256Hex,
+  size,
+});
+
+export const BundleIndexSchema = z.object({
+  version: z.literal(BUNDLE_FORMAT_VERSION),
+  tool: z.object({ name: z.literal('sealift'), version: z.string() }),
+  createdAt: z.string(),
+  environment: z.string().nullable(),
+  /** the environment's registry (null: none, or an image-list bundle): the host the carried values
+   *  name and the naming scheme they use; load defaults --scheme from it and checks --registry.
+   *  Absent in bundles made before it was recorded. */
+  registry: z.object({ host: z.string(), plainHttp: z.boolean(), scheme }).nullable().optional(),
+  platforms: z.union([z.array(z.string()), z.literal('all')]),
+  charts: z.array(BundleChartEntrySchema),
+  files: z.array(BundleFileEntrySchema),
+  images: z.array(BundleImageEntrySchema),
+  totals: z.object({
+    images: size,
+    /** unique blobs stored */
+    blobs: size,
+    blobBytes: size,
+    /** what the images would take stored one by one */
+    imageBytes: size,
+    savedBySharing: z.number().int(),
+    charts: size,
+    files: size,
+  }),
+});
+
+export type BundleIndex = z.infer<typeof BundleIndexSchema>;
+export type BundleImageEntry = z.infer<typeof BundleImageEntrySchema>;
+export type BundleChartEntry = z.infer<typeof BundleChartEntrySchema>;
+export type BundleFileEntry = z.infer<typeof BundleFileEntrySchema>;
+
+function invalid(location: string, message: string, hint?: string): SealiftError {
+  return new SealiftError('BUNDLE_INVALID', `${location}: ${BUNDLE_INDEX_FILE} ${message}`, {
+    hint:
+      hint ??
+      'The bundle was altered or damaged after it was made. Copy it again, or make it again with `sealift bundle`.',
+    details: { file: BUNDLE_INDEX_FILE },
+  });
+}
+
+/** Reads bundle.json: refuses anything but JSON of this format version with every field in place. */
+export function parseBundleIndex(bytes: Buffer | string, location: string): BundleIndex {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(bytes.toString());
+  } catch (e) {
+    throw invalid(location, `is not valid JSON: ${(e as Error).message}`);
+  }
+  const version = raw && typeof raw === 'object' ? (raw as Record<string, unknown>).version : undefined;
+  if (version !== BUNDLE_FORMAT_VERSION) {
+    throw invalid(
+      location,
+      version === undefined
+        ? 'has no format version'
+        : `has format version ${JSON.stringify(version)}; this sealift reads version ${BUNDLE_FORMAT_VERSION}`,
+      typeof version === 'number' && version > BUNDLE_FORMAT_VERSION
+        ? 'The bundle was made by a newer sealift: load it with that version.'
+        : undefined,
+    );
+  }
+  const parsed = BundleIndexSchema.safeParse(raw);
+  if (!parsed.success) {
+    const first = parsed.error.issues[0];
+    throw invalid(
+      location,
+      `is not a valid bundle index: ${first ? `${first.path.join('.') || '(root)'}: ${first.message}` : ''}`,
+    );
+  }
+  return parsed.data;
+}
+
+/** The writer's side: what is written must read back (a failure here is a bug in the writer). */
+export function serializeBundleIndex(index: BundleIndex): string {
+  const parsed = BundleIndexSchema.safeParse(index);
+  if (!parsed.success) {
+    throw new SealiftError(
+      'INTERNAL',
+      `the ${BUNDLE_INDEX_FILE} about to be written does not match its schema: ${parsed.error.message}`,
+    );
+  }
+  return `${JSON.stringify(index, null, 2)}\n`;
+}
