@@ -32,13 +32,22 @@ function joinUrl(base: string, path: string): string {
   return `${base.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
 }
 
+/** A bare registry host (`docker.io`, `quay.io`, `localhost:5000`): what a registry knob holds. */
+export const REGISTRY_HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?|[A-Za-z0-9-]+:\d+|localhost(?::\d+)?)$/;
+
 /**
  * An image knob value or image name prefix as the site pulls it: mapped by the environment's
  * naming scheme through retagImageReference (the one mapping the loader uses too), tags and
  * digests kept. host-swap: `docker.io/istio` -> `REG/istio`, `kserve/agent` -> `REG/kserve/agent`;
  * scoped: `docker.io/istio` -> `REG/docker.io/istio`, `kserve/agent` -> `REG/docker.io/kserve/agent`.
+ * A bare registry host (`image.registry: docker.io`) becomes `REG` (scoped: `REG/docker.io`).
  */
 export function siteImage(image: string, registry: Pick<RegistryConfig, 'host' | 'scheme'>, where: string): string {
+  if (REGISTRY_HOST.test(image)) {
+    // a registry knob (`image.registry: docker.io`): the chart appends the repository itself
+    const upstream = image === 'index.docker.io' ? 'docker.io' : image;
+    return registry.scheme === 'scoped' ? `${registry.host}/${upstream}` : registry.host;
+  }
   const mapped = formatImageReference(
     retagImageReference(parseImageReference(image, where), registry.host, registry.scheme),
   );
@@ -101,7 +110,16 @@ function checkRewrites(rewrites: { from: string; to: string }[], where: string):
   });
 }
 
-function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: PlanMode): Record<string, unknown> {
+/** Knobs found by inference (src/images/knobs.ts), per release: values path -> upstream value. */
+export type InferredKnobs = Record<string, Record<string, string>>;
+
+function valuesOf(
+  env: Environment,
+  name: string,
+  rel: ReleaseConfig,
+  mode: PlanMode,
+  inferred: Record<string, string>,
+): Record<string, unknown> {
   const registry = mode === 'deploy' ? env.registry : null;
   const where = (k: string) => `${env.file}: releases.${name}`.concat(k ? `.${k}` : '');
   let values: Record<string, unknown> = mergeDeep({}, rel.values);
@@ -117,6 +135,11 @@ function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: Plan
     values = mergeDeep(values, { files: rel.manifests.files.map((f) => f.split('/').pop()!), imageRewrites: rewrites });
   }
   if (registry) {
+    // inferred knobs first, so that a hand knob on the same path wins
+    for (const [path, image] of Object.entries(inferred)) {
+      if (path in rel.imageKnobs) continue;
+      values = setPath(values, path, siteImage(image, registry, `${where('')} (inferred knob ${path})`));
+    }
     for (const [path, image] of Object.entries(rel.imageKnobs)) {
       values = setPath(values, path, siteImage(image, registry, where(`imageKnobs.${path}`)));
     }
@@ -125,7 +148,7 @@ function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: Plan
 }
 
 /** Enabled releases in install order (dependencies first, otherwise file order). */
-export function planReleases(env: Environment, opts: { mode: PlanMode }): ReleasePlan[] {
+export function planReleases(env: Environment, opts: { mode: PlanMode; inferredKnobs?: InferredKnobs }): ReleasePlan[] {
   const enabled = Object.entries(env.releases).filter(([, r]) => r.enabled);
   const byName = new Map(enabled);
   const ordered: string[] = [];
@@ -159,7 +182,7 @@ export function planReleases(env: Environment, opts: { mode: PlanMode }): Releas
       labels: { app: rel.app ?? name, tier: rel.tier },
       source,
       sitePath: rel.chart ? `charts/${rel.chart.name}-${rel.chart.version}.tgz` : `releases/${name}/`,
-      values: valuesOf(env, name, rel, opts.mode),
+      values: valuesOf(env, name, rel, opts.mode, opts.inferredKnobs?.[name] ?? {}),
     };
   });
 }
