@@ -360,7 +360,9 @@ export async function inferKnobs(o: InferOptions): Promise<KnobInference> {
   const base = { values: extra.values, valueRules: extra.rules };
   if (images.length === 0) return { knobs: [], byImage: new Map(), byOccurrence, knobless: [], renders, ...base };
 
+  // an occurrence a knobless rule marks is not looked for again (no second render for it)
   const pending = new Set(o.upstream.map((u) => occurrenceKey(u)));
+  const laterPending = (k: string) => o.upstream.some((u) => occurrenceKey(u) === k && !u.knobless);
   const dropped = new Set<number>();
   let failure: string | undefined;
   // pass 1: everything but empty non-global leaves; repeated without global knobs that fail
@@ -371,7 +373,8 @@ export async function inferKnobs(o: InferOptions): Promise<KnobInference> {
         (c) => !dropped.has(c.id) && (c.kind !== 'empty' || c.global || c.hand || withLocalEmpty),
       );
       if (active.length === 0 || pending.size === 0) break;
-      if (withLocalEmpty && !active.some((c) => c.kind === 'empty' && !c.global)) break;
+      if (withLocalEmpty && (![...pending].some(laterPending) || !active.some((c) => c.kind === 'empty' && !c.global)))
+        break;
       let docs: ManifestDocument[];
       try {
         docs = await o.render(mergeDeep(sentinelValues(active), extra.values));
