@@ -216,8 +216,12 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
     };
   });
   if (airgap && r.airgapValues) {
-    const { airgapValuesYaml } = await import('../images/knobs.ts');
+    const { airgapValuesYaml, hostsTomlFallback } = await import('../images/knobs.ts');
     const knobless = images.filter((i) => i.knobless).map((i) => i.reference);
+    const reason = (i: (typeof images)[number]) =>
+      i.knobless!.description.includes('hosts.toml')
+        ? i.knobless!.description
+        : `${i.knobless!.description.replace(/\.$/, '')}; ${hostsTomlFallback(i.reference)}`;
     out.result(
       {
         ok: true,
@@ -228,7 +232,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
         values: r.airgapValues,
         knobs: r.knobs!.knobs,
         knobless,
-        images,
+        images: images.map((i) => (i.knobless ? { ...i, knobless: { ...i.knobless, description: reason(i) } } : i)),
         renders: r.knobs!.renders,
         warnings: r.warnings,
       },
@@ -238,7 +242,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
           host: airgap.host,
           scheme: airgap.scheme,
           moved: images.filter((i) => !i.knobless).map((i) => `${i.reference} <- ${(i.knobs ?? []).join(', ')}`),
-          knobless: images.filter((i) => i.knobless).map((i) => `${i.reference}: ${i.knobless!.description}`),
+          knobless: images.filter((i) => i.knobless).map((i) => `${i.reference}: ${reason(i)}`),
           valueRules: r.knobs!.valueRules,
         }).trimEnd(),
       ],
