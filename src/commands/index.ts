@@ -1,5 +1,6 @@
 // One line per command, in pipeline order (the order `sealift --help` lists them).
 import type { Command } from 'commander';
+import { registerAdd } from './add.ts';
 import { registerGenerate } from './generate.ts';
 import { registerImages } from './images.ts';
 import { registerBundle } from './bundle.ts';
@@ -14,4 +15,5 @@ export function registerCommands(program: Command): void {
   registerLoad(program);
   registerMirror(program);
   registerVerify(program);
+  registerAdd(program);
 }
