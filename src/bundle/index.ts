@@ -126,6 +126,7 @@ function resolvedLock(
     }),
     // the inferred knobs the carried values were generated with (verify at the site renders with them)
     ...(base?.knobs ? { knobs: base.knobs } : {}),
+    ...(base?.knobValues ? { knobValues: base.knobValues } : {}),
   };
 }
 

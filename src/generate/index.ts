@@ -10,7 +10,7 @@ import { noEvents, type RunOptions } from '../events.ts';
 import { pathExists, replaceDirAtomic } from '../fs-atomic.ts';
 import { buildContext, type EnvPlan } from './context.ts';
 import { SealiftError, errorMessage } from '../errors.ts';
-import { planReleases, type InferredKnobs } from './plan.ts';
+import { planReleases, type InferredKnobs, type InferredValues } from './plan.ts';
 import { renderTemplate } from './render.ts';
 
 export { planReleases } from './plan.ts';
@@ -73,11 +73,14 @@ async function listFiles(dir: string, base = dir): Promise<string[]> {
 export async function renderSite(
   stackDir: string,
   envs: Environment[],
-  knobs: Record<string, InferredKnobs> = {},
+  knobs: Record<string, LockedKnobs> = {},
 ): Promise<Map<string, string>> {
   const envPlans: EnvPlan[] = envs.map((env) => ({
     env,
-    plans: planReleases(env, { mode: 'deploy', ...(knobs[env.name] ? { inferredKnobs: knobs[env.name] } : {}) }),
+    plans: planReleases(env, {
+      mode: 'deploy',
+      ...(knobs[env.name] ? { inferredKnobs: knobs[env.name]!.knobs, inferredValues: knobs[env.name]!.values } : {}),
+    }),
   }));
   const inputs = [...new Set(envs.flatMap((e) => e.files.map((f) => relative(stackDir, f).split('\\').join('/'))))];
   const files = new Map<string, string>();
@@ -128,18 +131,25 @@ export async function renderSite(
 }
 
 /** The inferred knobs `sealift images` recorded in the environment's lock, if it has any. */
-async function lockedKnobs(imagelistsDir: string, env: string): Promise<InferredKnobs | undefined> {
+export interface LockedKnobs {
+  knobs: InferredKnobs;
+  values: InferredValues;
+}
+
+async function lockedKnobs(imagelistsDir: string, env: string): Promise<LockedKnobs | undefined> {
   const text = await readFile(join(imagelistsDir, `${env}.lock.json`), 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
-  let knobs: unknown;
+  let lock: { knobs?: unknown; knobValues?: unknown };
   try {
-    knobs = (JSON.parse(text) as { knobs?: unknown }).knobs;
+    lock = JSON.parse(text) as { knobs?: unknown; knobValues?: unknown };
   } catch (e) {
     throw new SealiftError('CONFIG_INVALID', `imagelists/${env}.lock.json is not JSON: ${errorMessage(e)}`, {
       hint: `Regenerate it with \`sealift images -e ${env}\`.`,
     });
   }
-  return knobs && typeof knobs === 'object' ? (knobs as InferredKnobs) : undefined;
+  if (!lock.knobs || typeof lock.knobs !== 'object') return undefined;
+  const values = lock.knobValues && typeof lock.knobValues === 'object' ? lock.knobValues : {};
+  return { knobs: lock.knobs as InferredKnobs, values: values as InferredValues };
 }
 
 /** Files a previous run's output holds that generate does not make: fetched charts and release files. */
@@ -165,7 +175,7 @@ async function fetchedArtifacts(outDir: string, envs: Environment[]): Promise<st
 export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const envs = await loadEnvironments(opts.stackDir, opts.env, opts.overlays);
-  const knobs: Record<string, InferredKnobs> = {};
+  const knobs: Record<string, LockedKnobs> = {};
   for (const env of envs) {
     if (!env.registry) continue;
     const found = await lockedKnobs(opts.imagelistsDir ?? join(opts.stackDir, 'imagelists'), env.name);

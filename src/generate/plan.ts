@@ -112,6 +112,8 @@ function checkRewrites(rewrites: { from: string; to: string }[], where: string):
 
 /** Knobs found by inference (src/images/knobs.ts), per release: values path -> upstream value. */
 export type InferredKnobs = Record<string, Record<string, string>>;
+/** Values rules that hold for a release once its images move (rules/*.yaml `values:`), per release. */
+export type InferredValues = Record<string, Record<string, unknown>>;
 
 function valuesOf(
   env: Environment,
@@ -119,6 +121,7 @@ function valuesOf(
   rel: ReleaseConfig,
   mode: PlanMode,
   inferred: Record<string, string>,
+  ruleValues: Record<string, unknown>,
 ): Record<string, unknown> {
   const registry = mode === 'deploy' ? env.registry : null;
   const where = (k: string) => `${env.file}: releases.${name}`.concat(k ? `.${k}` : '');
@@ -135,6 +138,8 @@ function valuesOf(
     values = mergeDeep(values, { files: rel.manifests.files.map((f) => f.split('/').pop()!), imageRewrites: rewrites });
   }
   if (registry) {
+    // what a chart needs once its images move (bitnami's allowInsecureImages); the release's own values win
+    values = mergeDeep(ruleValues, values);
     // inferred knobs first, so that a hand knob on the same path wins
     for (const [path, image] of Object.entries(inferred)) {
       if (path in rel.imageKnobs) continue;
@@ -148,7 +153,10 @@ function valuesOf(
 }
 
 /** Enabled releases in install order (dependencies first, otherwise file order). */
-export function planReleases(env: Environment, opts: { mode: PlanMode; inferredKnobs?: InferredKnobs }): ReleasePlan[] {
+export function planReleases(
+  env: Environment,
+  opts: { mode: PlanMode; inferredKnobs?: InferredKnobs; inferredValues?: InferredValues },
+): ReleasePlan[] {
   const enabled = Object.entries(env.releases).filter(([, r]) => r.enabled);
   const byName = new Map(enabled);
   const ordered: string[] = [];
@@ -182,7 +190,7 @@ export function planReleases(env: Environment, opts: { mode: PlanMode; inferredK
       labels: { app: rel.app ?? name, tier: rel.tier },
       source,
       sitePath: rel.chart ? `charts/${rel.chart.name}-${rel.chart.version}.tgz` : `releases/${name}/`,
-      values: valuesOf(env, name, rel, opts.mode, opts.inferredKnobs?.[name] ?? {}),
+      values: valuesOf(env, name, rel, opts.mode, opts.inferredKnobs?.[name] ?? {}, opts.inferredValues?.[name] ?? {}),
     };
   });
 }

@@ -14,6 +14,7 @@ import {
   planReleases,
   type ChartSource,
   type InferredKnobs,
+  type InferredValues,
   type PlanMode,
   type ReleasePlan,
 } from '../generate/plan.ts';
@@ -94,6 +95,8 @@ export interface StageOptions extends RunOptions {
   overlays?: string[];
   /** deploy mode: knobs inferred earlier (the lock's `knobs`), mapped like the hand-written imageKnobs */
   inferredKnobs?: InferredKnobs;
+  /** deploy mode: the lock's `knobValues` (values rules a release needs once its images move) */
+  inferredValues?: InferredValues;
 }
 
 function describeSource(p: ReleasePlan): string {
@@ -164,7 +167,11 @@ async function renderAndExtract(
 ): Promise<{ releases: ReleaseImages[]; plans: ReleasePlan[]; rules: RuleSet; timing: Timing }> {
   const started = Date.now();
   const rules = await loadRules(opts.rulesDirs);
-  const plans = planReleases(env, { mode, ...(opts.inferredKnobs ? { inferredKnobs: opts.inferredKnobs } : {}) });
+  const plans = planReleases(env, {
+    mode,
+    ...(opts.inferredKnobs ? { inferredKnobs: opts.inferredKnobs } : {}),
+    ...(opts.inferredValues ? { inferredValues: opts.inferredValues } : {}),
+  });
   const rendered = await renderReleases(plans, {
     kubeVersion: env.kubeVersion,
     skipKinds: IMAGELESS_KINDS,
@@ -247,7 +254,8 @@ export async function resolveImages(
   if (knobs) timing.knobsMs = Date.now() - knobsStarted;
   for (const r of releases) applyEnvironmentLists(env, r);
   const lock = buildLock(env.name, releases, opts.previousLock);
-  if (knobs) lock.knobs = knobs;
+  if (knobs) lock.knobs = knobs.knobs;
+  if (knobs && Object.keys(knobs.values).length > 0) lock.knobValues = knobs.values;
   return { environment: env.name, envFile: env.file, releases, lock, timing };
 }
 
@@ -263,10 +271,11 @@ async function inferEnvironmentKnobs(
   releases: readonly ReleaseImages[],
   rules: RuleSet,
   opts: StageOptions,
-): Promise<InferredKnobs> {
+): Promise<{ knobs: InferredKnobs; values: InferredValues }> {
   const onEvent = opts.onEvent ?? noEvents;
   const limit = pLimit(Math.max(1, opts.concurrency ?? 4));
   const out: InferredKnobs = {};
+  const values: InferredValues = {};
   await Promise.all(
     plans.map((p, i) =>
       limit(async () => {
@@ -305,6 +314,7 @@ async function inferEnvironmentKnobs(
         applyInference(r, inference);
         const inferred = inference.knobs.filter((k) => !k.hand);
         if (inferred.length > 0) out[p.name] = Object.fromEntries(inferred.map((k) => [k.path, k.upstream]));
+        if (Object.keys(inference.values).length > 0) values[p.name] = inference.values;
         onEvent({
           type: 'info',
           message: `knobs of ${p.name}: ${inference.knobs.length} (${inferred.length} inferred), ${inference.knobless.length} knob-less image(s), ${inference.renders} sentinel render(s) in ${Date.now() - started} ms`,
@@ -313,7 +323,7 @@ async function inferEnvironmentKnobs(
       }),
     ),
   );
-  return out;
+  return { knobs: out, values };
 }
 
 function repositoryPrefix(prefix: string): string {

@@ -28,6 +28,8 @@ export interface ImageLock {
   /** inferred image knobs per release (values path -> upstream value), for an environment with a
    *  registry: generate and verify map them into the registry as they map hand-written imageKnobs */
   knobs?: Record<string, Record<string, string>>;
+  /** values rules (rules/*.yaml `values:`) a release needs once its images are moved */
+  knobValues?: Record<string, Record<string, unknown>>;
 }
 
 export interface ReleaseList {
@@ -74,7 +76,14 @@ export function renderLock(lock: ImageLock): string {
           .map((r) => [r, Object.fromEntries(Object.entries(lock.knobs![r]!).sort(([a], [b]) => a.localeCompare(b)))]),
       )
     : undefined;
-  return `${JSON.stringify({ version: 1, environment: lock.environment, images, ...(knobs ? { knobs } : {}) }, null, 2)}\n`;
+  const knobValues = lock.knobValues
+    ? Object.fromEntries(
+        Object.keys(lock.knobValues)
+          .sort()
+          .map((r) => [r, lock.knobValues![r]]),
+      )
+    : undefined;
+  return `${JSON.stringify({ version: 1, environment: lock.environment, images, ...(knobs ? { knobs } : {}), ...(knobValues ? { knobValues } : {}) }, null, 2)}\n`;
 }
 
 /** Reads and checks a lock file; every reference is parsed, every digest checked. */

@@ -132,7 +132,11 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
   }
   const deployed = opts.manifests?.length
     ? await manifestImages(env.name, opts.manifests, opts)
-    : await renderDeployedImages(env, { ...opts, ...(lock.knobs ? { inferredKnobs: lock.knobs } : {}) });
+    : await renderDeployedImages(env, {
+        ...opts,
+        ...(lock.knobs ? { inferredKnobs: lock.knobs } : {}),
+        ...(lock.knobValues ? { inferredValues: lock.knobValues } : {}),
+      });
   // images the lock says no knob moves (inferred at `sealift images`) stay upstream: warnings, like rule ones
   const lockKnobless = new Map(lock.images.filter((e) => e.knobless).map((e) => [e.reference, e.knobless!]));
   const offenders: Offender[] = [];

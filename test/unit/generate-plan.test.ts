@@ -148,6 +148,15 @@ describe('planReleases', () => {
     }
   });
 
+  it("values rules the lock carries (bitnami's allowInsecureImages) are set with a registry; the release's own values win", async () => {
+    const env = await airgapWith('releases:\n  kserve:\n    values:\n      global: { keep: mine }\n');
+    const inferredValues = { kserve: { global: { keep: 'rule', security: { allowInsecureImages: true } } } };
+    const deploy = planReleases(env, { mode: 'deploy', inferredValues }).find((p) => p.name === 'kserve')!;
+    expect(deploy.values.global).toEqual({ keep: 'mine', security: { allowInsecureImages: true } });
+    const upstream = planReleases(env, { mode: 'upstream', inferredValues }).find((p) => p.name === 'kserve')!;
+    expect(upstream.values.global).toEqual({ keep: 'mine' });
+  });
+
   it('a hand knob wins over an inferred knob on the same path; an inferred one fills the rest', async () => {
     const env = await airgapWith(
       'releases:\n  kserve:\n    imageKnobs:\n      kserve.router.image: mirror.example.com/kserve/router\n',
