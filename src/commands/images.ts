@@ -146,6 +146,15 @@ async function imagesForEnvironment(
     lines: [
       ...releases.map((r) => `${r.release.padEnd(24)} ${String(r.images.length).padStart(3)} images  (${r.from})`),
       ...(flags.explain ? result.releases.flatMap((r) => explainLines(r.excluded, r.skipped, formatOrigin)) : []),
+      // which knob moves each image into the registry (the lock's why-trail says the same per occurrence)
+      ...(flags.explain && result.lock.knobs
+        ? result.lock.images.map((e) => {
+            const knobs = [...new Set(e.why.map((w) => ('knob' in w ? w.knob : undefined)).filter(Boolean))];
+            return knobs.length
+              ? `knob: ${e.reference} <- ${knobs.join(', ')}`
+              : `knob-less: ${e.reference}${e.knobless ? `: ${e.knobless.description}` : ''}`;
+          })
+        : []),
       ...knobless.map(
         (e) => `note: ${e.reference} has no values knob (${e.knobless!.rule}); verify reports it as a warning`,
       ),

@@ -68,7 +68,7 @@ export interface ReleaseImages {
 export interface Timing {
   /** wall time of the whole resolve */
   totalMs: number;
-  /** knob inference (sentinel renders) after the render, when the environment has a registry */
+  /** knob inference (sentinel renders) after the render, when the environment has a registry (part of totalMs) */
   knobsMs?: number;
   /** sum of the single `helm template` times, and the slowest one */
   sumHelmMs: number;
@@ -251,7 +251,10 @@ export async function resolveImages(
   const { releases, plans, rules, timing } = await renderAndExtract(env, 'upstream', opts);
   const knobsStarted = Date.now();
   const knobs = env.registry ? await inferEnvironmentKnobs(env, plans, releases, rules, opts) : undefined;
-  if (knobs) timing.knobsMs = Date.now() - knobsStarted;
+  if (knobs) {
+    timing.knobsMs = Date.now() - knobsStarted;
+    timing.totalMs += timing.knobsMs; // the whole resolve, knob inference included
+  }
   for (const r of releases) applyEnvironmentLists(env, r);
   const lock = buildLock(env.name, releases, opts.previousLock);
   if (knobs) lock.knobs = knobs.knobs;

@@ -81,6 +81,24 @@ describe('verify -e airgap', () => {
     );
   });
 
+  it("the lock's why-trail and images --explain name the knob that moves each image; no hand knob is left", async () => {
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as {
+      images: { reference: string; why: { path: string; knob?: string }[]; knobless?: object }[];
+      knobs: Record<string, Record<string, string>>;
+    };
+    const router = lock.images.find((i) => i.reference === 'docker.io/kserve/router:v0.15.2')!;
+    expect(router.why).toEqual([expect.objectContaining({ path: 'data.router.image', knob: 'kserve.router.image' })]);
+    expect(lock.knobs.istiod).toEqual({ 'defaults.global.hub': 'docker.io/istio' });
+    // every image is moved by a knob or marked knob-less
+    expect(lock.images.filter((i) => !i.knobless && i.why.some((w) => !w.knob)).map((i) => i.reference)).toEqual([]);
+    const env = await loadEnvironment(stack, 'airgap');
+    expect(Object.values(env.releases).flatMap((r) => Object.keys(r.imageKnobs))).toEqual([]);
+    const r = await sealift(['images', '-e', 'airgap', '--explain', '--out', join(tmp.path, 'lists-knobs')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('knob: docker.io/istio/proxyv2:1.23.2 <- defaults.global.hub');
+    expect(r.stdout).toMatch(/knob-less: docker\.io\/library\/busybox:1\.28: .*grpc-simple/);
+  });
+
   it('fails naming the image and where it comes from when one knob is taken out of the airgap values', async () => {
     // the knobs are inferred into the lock: take kserve's router knob out of it
     const lockFile = join(stack, 'imagelists', 'airgap.lock.json');
