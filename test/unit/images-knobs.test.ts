@@ -59,6 +59,10 @@ async function after(dir: string, r: ScanResult): Promise<string[]> {
   return (await scanTarget({ target: dir, valuesFiles: [values], kubeVersion: 'v1.28.6' })).images;
 }
 
+/** a pod whose registry is global.imageRegistry, else its own (bitnami's way) */
+const globalTpl = (k: string) =>
+  pod(k, `"{{ .Values.global.imageRegistry | default .Values.${k}.registry }}/{{ .Values.${k}.repository }}:1"`);
+
 describe('knob shapes', () => {
   it('a full image value (`image: repo:tag`), tag kept', async () => {
     const dir = await chart('full', 'image: quay.io/org/app:1.2\n', pod('p', '{{ .Values.image }}'));
@@ -116,12 +120,10 @@ describe('knob shapes', () => {
   });
 
   it('one global registry override is preferred over one knob per image', async () => {
-    const tpl = (k: string) =>
-      pod(k, `"{{ .Values.global.imageRegistry | default .Values.${k}.registry }}/{{ .Values.${k}.repository }}:1"`);
     const dir = await chart(
       'global',
       'global: { imageRegistry: "" }\na: { registry: docker.io, repository: org/a }\nb: { registry: docker.io, repository: org/b }\n',
-      tpl('a') + tpl('b'),
+      globalTpl('a') + globalTpl('b'),
     );
     const r = await infer(dir, 'scoped');
     expect(r.airgapValues).toEqual({ global: { imageRegistry: `${REG}/docker.io` } });
@@ -130,12 +132,10 @@ describe('knob shapes', () => {
   });
 
   it('...but not when it cannot move every image it claims (scoped, two upstream hosts): one render more', async () => {
-    const tpl = (k: string) =>
-      pod(k, `"{{ .Values.global.imageRegistry | default .Values.${k}.registry }}/{{ .Values.${k}.repository }}:1"`);
     const dir = await chart(
       'global-mixed',
       'global: { imageRegistry: "" }\na: { registry: docker.io, repository: org/a }\nb: { registry: quay.io, repository: org/b }\n',
-      tpl('a') + tpl('b'),
+      globalTpl('a') + globalTpl('b'),
     );
     const r = await infer(dir, 'scoped');
     expect(r.airgapValues).toEqual({ a: { registry: `${REG}/docker.io` }, b: { registry: `${REG}/quay.io` } });
