@@ -8,7 +8,7 @@ import { join, relative } from 'node:path';
 import { isMap, parseDocument } from 'yaml';
 import { EnvironmentFileSchema, listEnvironments, loadEnvironment } from '../config/index.ts';
 import { isPlainObject, mergeDeep } from '../config/merge.ts';
-import { SealiftError } from '../errors.ts';
+import { isSealiftError, SealiftError } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { scanTarget, type ScanResult } from '../images/index.ts';
@@ -119,6 +119,14 @@ export async function addRelease(o: AddOptions): Promise<AddResult> {
     ...(o.version ? { version: o.version } : {}),
     ...(src.type === 'repo' ? { repo: src.url } : {}),
     ...(src.plainHttp ? { plainHttp: true } : {}),
+  }).catch((e: unknown) => {
+    if (!isSealiftError(e) || o.version || src.type !== 'oci') throw e;
+    // helm picks the newest OCI tag among strict semver tags only: `v1.16.1` is not one
+    throw new SealiftError(e.code, e.message, {
+      hint: 'helm resolves the newest version of an OCI chart only among tags that are strict semver (no leading "v"); give it with --version.',
+      cause: e,
+      ...(e.details ? { details: e.details } : {}),
+    });
   });
   const version = o.version ?? shown_.version;
 

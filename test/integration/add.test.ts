@@ -106,6 +106,14 @@ describe('sealift add', () => {
     120_000,
   );
 
+  it('an OCI chart whose tags helm cannot order (v-prefixed) asks for --version, leaving the file byte-identical', async () => {
+    const before = await readFile(defaults);
+    const r = await sealift('add', `${servers.ociBase}/cert-manager`, '--plain-http', '--name', 'cm4', '--json');
+    expect(r.code).toBe(9);
+    expect(JSON.parse(r.stdout).error.hint).toContain('--version');
+    expect((await readFile(defaults)).equals(before)).toBe(true);
+  }, 120_000);
+
   it('refuses a chart that fails to render, leaving the file byte-identical', async () => {
     const original = await readFile(defaults, 'utf8');
     // cert-manager's Chart.yaml requires kubeVersion >= 1.22
