@@ -4,7 +4,9 @@
 //   - each release's `helm template` alone (one after the other) and their sum,
 //   - the slowest single release,
 //   - the whole resolve with releases rendered in parallel (p-limit), for a few concurrencies,
-//   - the cold first run (charts pulled into an empty cache).
+//   - the cold first run (charts pulled into an empty cache),
+//   - for an environment with a registry, the time knob inference (one sentinel render per chart
+//     release with images, in parallel) adds to each resolve.
 // Parallel rendering should bring the total close to the slowest single render, not the sum.
 //
 //   node bench/images.ts [--env airgap] [--runs 3]
@@ -38,6 +40,7 @@ const stage = { stackDir: PROJECT_ROOT, env, overlays: [overlay], cacheDir };
 const cold = await resolveImages({ ...stage, concurrency: 4 });
 console.log(`environment ${env}: ${cold.releases.length} releases, ${cold.lock.images.length} images`);
 console.log(`cold (charts pulled into an empty cache, concurrency 4): ${cold.timing.totalMs} ms`);
+const knobsMs = new Map<number, number[]>();
 
 // Rounds interleave the two measurements, so that load from other processes on the machine
 // falls on both alike: each round renders every release alone, one after the other, then resolves
@@ -54,8 +57,9 @@ for (let i = 0; i < runs; i++) {
     single.set(p.name, [...(single.get(p.name) ?? []), r.helmMs ?? r.durationMs]);
   }
   for (const concurrency of concurrencies) {
-    const t = (await resolveImages({ ...stage, concurrency })).timing.totalMs;
-    whole.set(concurrency, [...(whole.get(concurrency) ?? []), t]);
+    const timing = (await resolveImages({ ...stage, concurrency })).timing;
+    whole.set(concurrency, [...(whole.get(concurrency) ?? []), timing.totalMs]);
+    if (timing.knobsMs !== undefined) knobsMs.set(concurrency, [...(knobsMs.get(concurrency) ?? []), timing.knobsMs]);
   }
 }
 console.log(
@@ -79,6 +83,6 @@ console.log('\nwhole resolve, render + extract (median of %d rounds, warm cache)
 for (const concurrency of concurrencies) {
   const t = median(whole.get(concurrency)!);
   console.log(
-    `  concurrency ${String(concurrency).padStart(2)}: ${String(t).padStart(6)} ms   (${(t / sum).toFixed(2)} x sum of singles, ${(t / slowest.ms).toFixed(2)} x slowest single)`,
+    `  concurrency ${String(concurrency).padStart(2)}: ${String(t).padStart(6)} ms   (${(t / sum).toFixed(2)} x sum of singles, ${(t / slowest.ms).toFixed(2)} x slowest single)${knobsMs.has(concurrency) ? `, of which knob inference ${median(knobsMs.get(concurrency)!)} ms` : ''}`,
   );
 }

@@ -98,6 +98,9 @@ function resolvedLock(
         digest: digests.get(r.reference) ?? '',
       };
     }),
+    // the inferred knobs the carried values were generated with (verify at the site renders with them)
+    ...(base?.knobs ? { knobs: base.knobs } : {}),
+    ...(base?.knobValues ? { knobValues: base.knobValues } : {}),
   };
 }
 

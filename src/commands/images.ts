@@ -42,6 +42,8 @@ interface ScanFlags extends GlobalFlags {
   kubeVersion?: string;
   rules?: string[];
   explain?: boolean;
+  airgapValues?: string;
+  scheme?: string;
 }
 
 function summary(r: ReleaseImages) {
@@ -144,6 +146,15 @@ async function imagesForEnvironment(
     lines: [
       ...releases.map((r) => `${r.release.padEnd(24)} ${String(r.images.length).padStart(3)} images  (${r.from})`),
       ...(flags.explain ? result.releases.flatMap((r) => explainLines(r.excluded, r.skipped, formatOrigin)) : []),
+      // which knob moves each image into the registry (the lock's why-trail says the same per occurrence)
+      ...(flags.explain && result.lock.knobs
+        ? result.lock.images.map((e) => {
+            const knobs = [...new Set(e.why.map((w) => ('knob' in w ? w.knob : undefined)).filter(Boolean))];
+            return knobs.length
+              ? `knob: ${e.reference} <- ${knobs.join(', ')}`
+              : `knob-less: ${e.reference}${e.knobless ? `: ${e.knobless.description}` : ''}`;
+          })
+        : []),
       ...knobless.map(
         (e) => `note: ${e.reference} has no values knob (${e.knobless!.rule}); verify reports it as a warning`,
       ),
@@ -182,7 +193,13 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
   const out = createOutput(flags);
   const { formatOrigin, scanTarget } = await import('../images/index.ts');
   const kubeVersion = flags.kubeVersion ?? (await defaultKubeVersion());
+  const airgap = flags.airgapValues !== undefined ? await airgapTarget(flags) : undefined;
+  if (flags.scheme !== undefined && !airgap)
+    throw new SealiftError('USAGE', '--scheme goes with --airgap-values', {
+      hint: 'e.g. sealift images scan ./chart.tgz --airgap-values 10.61.3.31:35000 --scheme scoped',
+    });
   const r = await scanTarget({
+    ...(airgap ? { airgap } : {}),
     target,
     ...(target === '-' ? { text: await readStdin() } : {}),
     ...(flags.values ? { valuesFiles: flags.values.map((f) => resolve(f)) } : {}),
@@ -199,8 +216,48 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
   const images = r.images.map((reference) => {
     const hits = r.findings.filter((f) => f.reference === reference);
     const knobless = hits.find((f) => f.knobless)?.knobless;
-    return { reference, why: hits.map((f) => f.origin), ...(knobless ? { knobless } : {}) };
+    const knobs = [...new Set(hits.map((f) => f.origin.knob).filter((k): k is string => k !== undefined))];
+    return {
+      reference,
+      why: hits.map((f) => f.origin),
+      ...(airgap ? { knobs } : {}),
+      ...(knobless ? { knobless } : {}),
+    };
   });
+  if (airgap && r.airgapValues) {
+    const { airgapValuesYaml, hostsTomlFallback } = await import('../images/knobs.ts');
+    const knobless = images.filter((i) => i.knobless).map((i) => i.reference);
+    const reason = (i: (typeof images)[number]) =>
+      i.knobless!.description.includes('hosts.toml')
+        ? i.knobless!.description
+        : `${i.knobless!.description.replace(/\.$/, '')}; ${hostsTomlFallback(i.reference)}`;
+    out.result(
+      {
+        ok: true,
+        target,
+        from: r.from,
+        registry: airgap.host,
+        scheme: airgap.scheme,
+        values: r.airgapValues,
+        knobs: r.knobs!.knobs,
+        knobless,
+        images: images.map((i) => (i.knobless ? { ...i, knobless: { ...i.knobless, description: reason(i) } } : i)),
+        renders: r.knobs!.renders,
+        warnings: r.warnings,
+      },
+      () => [
+        airgapValuesYaml(r.airgapValues!, {
+          target,
+          host: airgap.host,
+          scheme: airgap.scheme,
+          moved: images.filter((i) => !i.knobless).map((i) => `${i.reference} <- ${(i.knobs ?? []).join(', ')}`),
+          knobless: images.filter((i) => i.knobless).map((i) => `${i.reference}: ${reason(i)}`),
+          valueRules: r.knobs!.valueRules,
+        }).trimEnd(),
+      ],
+    );
+    return;
+  }
   out.result(
     { ok: true, target, from: r.from, images, excluded: r.excluded, skipped: r.skipped, warnings: r.warnings },
     (v) => {
@@ -218,6 +275,17 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
       return lines;
     },
   );
+}
+
+/** `--airgap-values HOST[:PORT]` and `--scheme`, checked before anything renders. */
+async function airgapTarget(flags: ScanFlags): Promise<{ host: string; scheme: 'host-swap' | 'scoped' }> {
+  const { parseNamingScheme } = await import('../oci/naming.ts');
+  const host = flags.airgapValues!;
+  if (!/^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*|\[[0-9a-fA-F:]+\])(?::\d+)?$/.test(host))
+    throw new SealiftError('USAGE', `--airgap-values must be HOST[:PORT] of the site registry, not "${host}"`, {
+      hint: 'e.g. --airgap-values 10.61.3.31:35000 (no scheme, no path)',
+    });
+  return { host, scheme: parseNamingScheme(flags.scheme) };
 }
 
 /** The flags of every command that renders an environment (images, verify). */
@@ -276,6 +344,11 @@ export function registerImages(program: Command): void {
         'Kubernetes version to render for (default: kubeVersion of environments/default.yaml)',
       )
       .addOption(rulesOption())
-      .option('--explain', 'also list every candidate that was not taken for an image, with the reason'),
+      .option('--explain', 'also list every candidate that was not taken for an image, with the reason')
+      .option(
+        '--airgap-values <host[:port]>',
+        "print a values file that moves every image of the chart into this registry (passed to helm after the user's values); knob-less images are listed in its comments",
+      )
+      .option('--scheme <scheme>', 'with --airgap-values: host-swap (default) or scoped naming in the registry'),
   ).action((target: string, flags: ScanFlags) => runScan(target, flags));
 }

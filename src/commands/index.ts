@@ -1,5 +1,6 @@
 // One line per command, in pipeline order (the order `sealift --help` lists them).
 import type { Command } from 'commander';
+import { registerAdd } from './add.ts';
 import { registerGenerate } from './generate.ts';
 import { registerImages } from './images.ts';
 import { registerBundle } from './bundle.ts';
@@ -19,4 +20,5 @@ export function registerCommands(program: Command): void {
   // preflight before the install: compatibility and resources
   registerCheck(program);
   registerSize(program);
+  registerAdd(program);
 }

@@ -43,7 +43,7 @@ function fixHints(v: VerifyRenderResult): string[] {
   const hints: string[] = [];
   if (kinds.has('outside-registry'))
     hints.push(
-      `hint: point the value that sets each image at the registry: add its values path to releases.<release>.imageKnobs in the environment files (sealift images scan <chart> shows where it comes from); an image no value can move gets a knobless rule (rules/README.md)`,
+      `hint: point the value that sets each image at the registry: run \`sealift images -e <env>\` so its knob is inferred into the lock, or add its values path to releases.<release>.imageKnobs in the environment files (sealift images scan <chart> --airgap-values HOST shows which knob moves what); an image no value can move gets a knobless rule (rules/README.md)`,
     );
   if (kinds.has('not-in-list'))
     hints.push(`hint: the list is older than the values: run \`sealift images -e ${v.environment}\` and commit it`);

@@ -163,7 +163,7 @@ export type ModelConfig = z.output<typeof ModelSchema>;
 export interface RegistryConfig {
   host: string;
   plainHttp: boolean;
-  /** how upstream image names map into the registry; every stage uses retagImageReference with it */
+  /** how upstream image names map into the registry; every stage uses siteReference (src/oci/naming.ts) with it */
   scheme: NamingScheme;
 }
 

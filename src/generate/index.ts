@@ -7,11 +7,11 @@ import { cp, readdir, readFile, writeFile, mkdir } from 'node:fs/promises';
 import { dirname, join, relative } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { listEnvironments, loadEnvironment, type Environment } from '../config/index.ts';
-import { SealiftError } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { pathExists, replaceDirAtomic } from '../fs-atomic.ts';
 import { buildContext, type EnvPlan } from './context.ts';
-import { planReleases } from './plan.ts';
+import { SealiftError, errorMessage } from '../errors.ts';
+import { planReleases, type InferredKnobs, type InferredValues } from './plan.ts';
 import { renderTemplate } from './render.ts';
 
 export { planReleases } from './plan.ts';
@@ -25,6 +25,8 @@ export interface GenerateOptions extends RunOptions {
   outDir: string;
   /** extra environment files merged last (source overrides) */
   overlays?: string[];
+  /** where <env>.lock.json is, with the knobs `sealift images` inferred (default <stack>/imagelists) */
+  imagelistsDir?: string;
 }
 
 export interface GeneratedFile {
@@ -69,8 +71,18 @@ async function listFiles(dir: string, base = dir): Promise<string[]> {
 }
 
 /** Renders every output file in memory: relative path -> contents. */
-export async function renderSite(stackDir: string, envs: Environment[]): Promise<Map<string, string>> {
-  const envPlans: EnvPlan[] = envs.map((env) => ({ env, plans: planReleases(env, { mode: 'deploy' }) }));
+export async function renderSite(
+  stackDir: string,
+  envs: Environment[],
+  knobs: Record<string, LockedKnobs> = {},
+): Promise<Map<string, string>> {
+  const envPlans: EnvPlan[] = envs.map((env) => ({
+    env,
+    plans: planReleases(env, {
+      mode: 'deploy',
+      ...(knobs[env.name] ? { inferredKnobs: knobs[env.name]!.knobs, inferredValues: knobs[env.name]!.values } : {}),
+    }),
+  }));
   const inputs = [...new Set(envs.flatMap((e) => e.files.map((f) => relative(stackDir, f).split('\\').join('/'))))];
   const files = new Map<string, string>();
   files.set(
@@ -156,6 +168,28 @@ async function localChartFiles(envPlans: EnvPlan[]): Promise<Map<string, string>
   return out;
 }
 
+/** The inferred knobs `sealift images` recorded in the environment's lock, if it has any. */
+export interface LockedKnobs {
+  knobs: InferredKnobs;
+  values: InferredValues;
+}
+
+async function lockedKnobs(imagelistsDir: string, env: string): Promise<LockedKnobs | undefined> {
+  const text = await readFile(join(imagelistsDir, `${env}.lock.json`), 'utf8').catch(() => undefined);
+  if (text === undefined) return undefined;
+  let lock: { knobs?: unknown; knobValues?: unknown };
+  try {
+    lock = JSON.parse(text) as { knobs?: unknown; knobValues?: unknown };
+  } catch (e) {
+    throw new SealiftError('CONFIG_INVALID', `imagelists/${env}.lock.json is not JSON: ${errorMessage(e)}`, {
+      hint: `Regenerate it with \`sealift images -e ${env}\`.`,
+    });
+  }
+  if (!lock.knobs || typeof lock.knobs !== 'object') return undefined;
+  const values = lock.knobValues && typeof lock.knobValues === 'object' ? lock.knobValues : {};
+  return { knobs: lock.knobs as InferredKnobs, values: values as InferredValues };
+}
+
 /** Files a previous run's output holds that generate does not make: fetched charts and release files. */
 async function fetchedArtifacts(outDir: string, envs: Environment[]): Promise<string[]> {
   const keep: string[] = [];
@@ -179,7 +213,18 @@ async function fetchedArtifacts(outDir: string, envs: Environment[]): Promise<st
 export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const envs = await loadEnvironments(opts.stackDir, opts.env, opts.overlays);
-  const files = await renderSite(opts.stackDir, envs);
+  const knobs: Record<string, LockedKnobs> = {};
+  for (const env of envs) {
+    if (!env.registry) continue;
+    const found = await lockedKnobs(opts.imagelistsDir ?? join(opts.stackDir, 'imagelists'), env.name);
+    if (found) knobs[env.name] = found;
+    else
+      onEvent({
+        type: 'warn',
+        message: `${env.name}: no image lock with inferred knobs (imagelists/${env.name}.lock.json): its values move only the hand-written imageKnobs; run \`sealift images -e ${env.name}\` first`,
+      });
+  }
+  const files = await renderSite(opts.stackDir, envs, knobs);
   const kept = await fetchedArtifacts(opts.outDir, envs);
 
   const result: GeneratedFile[] = [];

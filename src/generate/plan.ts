@@ -36,6 +36,9 @@ function joinUrl(base: string, path: string): string {
   return `${base.replace(/\/+$/, '')}/${path.replace(/^\/+/, '')}`;
 }
 
+/** A bare registry host (`docker.io`, `quay.io`, `localhost:5000`): what a registry knob holds. */
+export const REGISTRY_HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?|[A-Za-z0-9-]+:\d+|localhost(?::\d+)?)$/;
+
 /**
  * An image knob value or image name prefix as the site pulls it: mapped by the environment's
  * naming scheme through the one naming function load, mirror and verify use (src/oci/naming.ts),
@@ -43,8 +46,14 @@ function joinUrl(base: string, path: string): string {
  * written without the "/"; any other value is an image, normalized as a runtime pulls it.
  * host-swap: `docker.io/istio/` -> `REG/istio`, `docker.io/busybox` -> `REG/library/busybox`,
  * `kserve/agent` -> `REG/kserve/agent`; scoped: `docker.io/istio/` -> `REG/docker.io/istio`.
+ * A bare registry host (`image.registry: docker.io`) becomes `REG` (scoped: `REG/docker.io`).
  */
 export function siteImage(image: string, registry: Pick<RegistryConfig, 'host' | 'scheme'>, where: string): string {
+  if (REGISTRY_HOST.test(image)) {
+    // a registry knob (`image.registry: docker.io`): the chart appends the repository itself
+    const upstream = image === 'index.docker.io' ? 'docker.io' : image;
+    return registry.scheme === 'scoped' ? `${registry.host}/${upstream}` : registry.host;
+  }
   const mapped = image.endsWith('/')
     ? sitePrefix(image.replace(/\/+$/, ''), registry.host, registry.scheme, where)
     : formatImageReference(siteReference(parseImageReference(image, where), registry.host, registry.scheme));
@@ -115,7 +124,19 @@ function checkRewrites(rewrites: { from: string; to: string }[], where: string):
   });
 }
 
-function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: PlanMode): Record<string, unknown> {
+/** Knobs found by inference (src/images/knobs.ts), per release: values path -> upstream value. */
+export type InferredKnobs = Record<string, Record<string, string>>;
+/** Values rules that hold for a release once its images move (rules/*.yaml `values:`), per release. */
+export type InferredValues = Record<string, Record<string, unknown>>;
+
+function valuesOf(
+  env: Environment,
+  name: string,
+  rel: ReleaseConfig,
+  mode: PlanMode,
+  inferred: Record<string, string>,
+  ruleValues: Record<string, unknown>,
+): Record<string, unknown> {
   const registry = mode === 'deploy' ? env.registry : null;
   const where = (k: string) => `${env.file}: releases.${name}`.concat(k ? `.${k}` : '');
   let values: Record<string, unknown> = mergeDeep({}, rel.values);
@@ -131,6 +152,13 @@ function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: Plan
     values = mergeDeep(values, { files: rel.manifests.files.map((f) => f.split('/').pop()!), imageRewrites: rewrites });
   }
   if (registry) {
+    // what a chart needs once its images move (bitnami's allowInsecureImages); the release's own values win
+    values = mergeDeep(ruleValues, values);
+    // inferred knobs first, so that a hand knob on the same path wins
+    for (const [path, image] of Object.entries(inferred)) {
+      if (path in rel.imageKnobs) continue;
+      values = setPath(values, path, siteImage(image, registry, `${where('')} (inferred knob ${path})`));
+    }
     for (const [path, image] of Object.entries(rel.imageKnobs)) {
       values = setPath(values, path, siteImage(image, registry, where(`imageKnobs.${path}`)));
     }
@@ -148,7 +176,10 @@ function valuesOf(env: Environment, name: string, rel: ReleaseConfig, mode: Plan
 }
 
 /** Enabled releases in install order (dependencies first, otherwise file order). */
-export function planReleases(env: Environment, opts: { mode: PlanMode }): ReleasePlan[] {
+export function planReleases(
+  env: Environment,
+  opts: { mode: PlanMode; inferredKnobs?: InferredKnobs; inferredValues?: InferredValues },
+): ReleasePlan[] {
   const enabled = Object.entries(env.releases).filter(([, r]) => r.enabled);
   const byName = new Map(enabled);
   const ordered: string[] = [];
@@ -188,7 +219,7 @@ export function planReleases(env: Environment, opts: { mode: PlanMode }): Releas
           : rel.chart
             ? `charts/${rel.chart.name}-${rel.chart.version}.tgz`
             : `releases/${name}/`,
-      values: valuesOf(env, name, rel, opts.mode),
+      values: valuesOf(env, name, rel, opts.mode, opts.inferredKnobs?.[name] ?? {}, opts.inferredValues?.[name] ?? {}),
     };
   });
 }

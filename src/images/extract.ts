@@ -37,6 +37,8 @@ export interface Origin {
   source?: string;
   /** the rule that composed, excluded or annotated it */
   rule?: string;
+  /** the values path that moves it into the site registry (inferred or written by hand) */
+  knob?: string;
 }
 
 export interface ImageFinding {
@@ -488,7 +490,7 @@ export function resolvePath(root: unknown, path: string): unknown {
 }
 
 /** `when` holds and `unless` does not, for fields under `base` (a missing field reads as ""). */
-function conditionsHold(x: { when?: Condition[]; unless?: Condition[] }, base: unknown): boolean {
+export function conditionsHold(x: { when?: Condition[]; unless?: Condition[] }, base: unknown): boolean {
   const value = (c: Condition) => {
     const v = resolvePath(base, c.field);
     return typeof v === 'boolean' ? String(v) : (scalarString(v) ?? '');
@@ -547,10 +549,11 @@ export function composeSplit(
     keys.push(registryKey);
   }
   if (tag) {
-    reference += `:${tag}`;
+    // `version: sha256:...` is a digest: joined with @, as `repo:sha256:...` is no reference
+    reference += /^sha256:[0-9a-f]{64}$/.test(tag) ? `@${tag}` : `:${tag}`;
     keys.push(tagKey!);
   }
-  if (digest) {
+  if (digest && digest !== tag) {
     reference += `@${digest}`;
     keys.push('digest');
   }
@@ -677,5 +680,5 @@ export function findImages(documents: readonly ManifestDocument[], ctx: ExtractC
 
 /** One line for people: `kserve: ConfigMap kserve/inferenceservice-config data.router.image`. */
 export function formatOrigin(o: Origin): string {
-  return `${o.release}: ${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name} ${o.path}${o.rule ? ` (rule ${o.rule})` : ''}`;
+  return `${o.release}: ${o.kind} ${o.namespace ? `${o.namespace}/` : ''}${o.name} ${o.path}${o.rule ? ` (rule ${o.rule})` : ''}${o.knob ? ` [knob ${o.knob}]` : ''}`;
 }

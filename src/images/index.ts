@@ -2,16 +2,25 @@
 // pull, apply the environment's extraImages/excludeImages, and produce the lists and the lock.
 // Also `scanTarget` (one chart, archive, directory or manifest file) and, for verify,
 // `renderDeployedImages` (the same, with the values the environment deploys).
-import { readdir, stat } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import { basename, extname, join, relative, resolve } from 'node:path';
 import type { Environment } from '../config/index.ts';
 import { loadEnvironment } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
-import { planReleases, type PlanMode, type ReleasePlan } from '../generate/plan.ts';
-import { helmTemplateCoping } from '../render/helm.ts';
-import { fetchManifestFile, renderReleases, type RenderedRelease } from '../render/index.ts';
-import { parseManifests, type ManifestProblem } from '../render/manifests.ts';
+import pLimit from 'p-limit';
+import { mergeDeep, setPath } from '../config/merge.ts';
+import {
+  planReleases,
+  type ChartSource,
+  type InferredKnobs,
+  type InferredValues,
+  type PlanMode,
+  type ReleasePlan,
+} from '../generate/plan.ts';
+import { helmShowChart, helmTemplateCoping } from '../render/helm.ts';
+import { chartPath, fetchChart, fetchManifestFile, renderReleases, type RenderedRelease } from '../render/index.ts';
+import { parseManifests, parseYamlGo, type ManifestProblem } from '../render/manifests.ts';
 import {
   findImages,
   formatOrigin,
@@ -30,7 +39,13 @@ import {
   type Why,
 } from './lock.ts';
 import { formatImageReference, normalizeImageReference, withDefaultTag } from '../oci/reference.ts';
+import { modelImageReference } from '../models/index.ts';
+import { readChartValues } from './chart-values.ts';
+import { airgapValues, hostsTomlFallback, inferKnobs, type KnobInference } from './knobs.ts';
+import type { NamingScheme } from '../oci/naming.ts';
 import { globToRegExp, loadRules, type RuleSet } from './rules.ts';
+
+export type { KnobInference, InferredKnob } from './knobs.ts';
 
 export { readImageLock } from './lock.ts';
 export type { ImageLock, ImageLockEntry } from './lock.ts';
@@ -55,6 +70,8 @@ export interface ReleaseImages {
 export interface Timing {
   /** wall time of the whole resolve */
   totalMs: number;
+  /** knob inference (sentinel renders) after the render, when the environment has a registry (part of totalMs) */
+  knobsMs?: number;
   /** sum of the single `helm template` times, and the slowest one */
   sumHelmMs: number;
   maxHelmMs: number;
@@ -78,6 +95,10 @@ export interface StageOptions extends RunOptions {
   concurrency?: number;
   /** extra environment files merged last (loadEnvironment overlays) */
   overlays?: string[];
+  /** deploy mode: knobs inferred earlier (the lock's `knobs`), mapped like the hand-written imageKnobs */
+  inferredKnobs?: InferredKnobs;
+  /** deploy mode: the lock's `knobValues` (values rules a release needs once its images move) */
+  inferredValues?: InferredValues;
 }
 
 function describeSource(p: ReleasePlan): string {
@@ -146,10 +167,14 @@ async function renderAndExtract(
   env: Environment,
   mode: PlanMode,
   opts: StageOptions,
-): Promise<{ releases: ReleaseImages[]; plans: ReleasePlan[]; timing: Timing }> {
+): Promise<{ releases: ReleaseImages[]; plans: ReleasePlan[]; rules: RuleSet; timing: Timing }> {
   const started = Date.now();
   const rules = await loadRules(opts.rulesDirs);
-  const plans = planReleases(env, { mode });
+  const plans = planReleases(env, {
+    mode,
+    ...(opts.inferredKnobs ? { inferredKnobs: opts.inferredKnobs } : {}),
+    ...(opts.inferredValues ? { inferredValues: opts.inferredValues } : {}),
+  });
   const rendered = await renderReleases(plans, {
     kubeVersion: env.kubeVersion,
     apiVersions: env.apiVersions,
@@ -164,7 +189,7 @@ async function renderAndExtract(
   throwIfErrors(errors);
   const onEvent = opts.onEvent ?? noEvents;
   for (const r of releases) for (const w of r.warnings) onEvent({ type: 'warn', message: w });
-  return { releases, plans, timing: timingOf(releases, started) };
+  return { releases, plans, rules, timing: timingOf(releases, started) };
 }
 
 /** extraImages are added as given, excludeImages (globs) take listed images out, both with a why. */
@@ -227,15 +252,166 @@ export async function resolveImages(
   opts: StageOptions & { env: string; previousLock?: ImageLock },
 ): Promise<ResolveResult> {
   const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
-  const { releases, timing } = await renderAndExtract(env, 'upstream', opts);
+  const { releases, plans, rules, timing } = await renderAndExtract(env, 'upstream', opts);
+  const knobsStarted = Date.now();
+  const knobs = env.registry ? await inferEnvironmentKnobs(env, plans, releases, rules, opts) : undefined;
+  if (knobs) {
+    timing.knobsMs = Date.now() - knobsStarted;
+    timing.totalMs += timing.knobsMs; // the whole resolve, knob inference included
+  }
   for (const r of releases) applyEnvironmentLists(env, r);
-  return {
-    environment: env.name,
-    envFile: env.file,
-    releases,
-    lock: buildLock(env.name, releases, opts.previousLock),
-    timing,
-  };
+  const lock = buildLock(env.name, releases, opts.previousLock);
+  if (knobs) lock.knobs = knobs.knobs;
+  if (knobs && Object.keys(knobs.values).length > 0) lock.knobValues = knobs.values;
+  return { environment: env.name, envFile: env.file, releases, lock, timing };
+}
+
+/**
+ * Knobs for every chart release of an environment with a registry (one sentinel render each, in
+ * parallel), written into the findings: `origin.knob` names the values path that moves each
+ * occurrence, and an image no knob moves is marked knob-less with the reason. Release files are
+ * moved by their `manifests.images` prefixes. Returns the inferred knobs (hand ones excluded).
+ */
+async function inferEnvironmentKnobs(
+  env: Environment,
+  plans: readonly ReleasePlan[],
+  releases: readonly ReleaseImages[],
+  rules: RuleSet,
+  opts: StageOptions,
+): Promise<{ knobs: InferredKnobs; values: InferredValues }> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const limit = pLimit(Math.max(1, opts.concurrency ?? 4));
+  const out: InferredKnobs = {};
+  const values: InferredValues = {};
+  await Promise.all(
+    plans.map((p, i) =>
+      limit(async () => {
+        const r = releases[i]!;
+        const rel = env.releases[p.name]!;
+        if (p.source.type === 'manifests') {
+          const prefixes = rel.manifests!.images.map((x, j) => ({
+            name: repositoryPrefix(x),
+            knob: `manifests.images[${j}]`,
+          }));
+          for (const f of r.findings) {
+            const hit = prefixes.find((x) => f.reference.startsWith(`${x.name}/`));
+            if (hit) f.origin.knob = hit.knob;
+          }
+          markKnobless(r, (f) => `no manifests.images prefix of release ${p.name} matches it (${f.origin.path})`);
+          return;
+        }
+        // model images are written by generate at the release's modelsKnob, not by a chart value
+        if (rel.modelsKnob) {
+          const models = new Set(
+            env.models.map((m) => formatImageReference(normalizeImageReference(modelImageReference(m)))),
+          );
+          for (const f of r.findings) if (models.has(f.reference)) f.origin.knob = rel.modelsKnob;
+        }
+        if (r.findings.every((f) => f.origin.knob)) return;
+        const started = Date.now();
+        const tgz = await chartPath(undefined, p.source, {
+          ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        const inference = await inferChartKnobs({
+          release: p.name,
+          namespace: p.namespace,
+          chart: tgz,
+          ...(r.chart ? { chartName: r.chart } : {}),
+          values: [p.values],
+          kubeVersion: env.kubeVersion,
+          rules,
+          findings: r.findings.filter((f) => !f.origin.knob),
+          handKnobs: rel.imageKnobs,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+        applyInference(r, inference);
+        const inferred = inference.knobs.filter((k) => !k.hand);
+        if (inferred.length > 0) out[p.name] = Object.fromEntries(inferred.map((k) => [k.path, k.upstream]));
+        if (Object.keys(inference.values).length > 0) values[p.name] = inference.values;
+        onEvent({
+          type: 'info',
+          message: `knobs of ${p.name}: ${inference.knobs.length} (${inferred.length} inferred), ${inference.knobless.length} knob-less image(s), ${inference.renders} sentinel render(s) in ${Date.now() - started} ms`,
+          fields: { release: p.name, knobs: inference.knobs.length, knobless: inference.knobless.length },
+        });
+      }),
+    ),
+  );
+  return { knobs: out, values };
+}
+
+function repositoryPrefix(prefix: string): string {
+  const trimmed = prefix.replace(/\/+$/, '');
+  const ref = normalizeImageReference(`${trimmed}/x`);
+  return `${ref.registry}/${ref.repository.slice(0, -2)}`;
+}
+
+function markKnobless(r: ReleaseImages, reason: (f: ImageFinding) => string): void {
+  for (const f of r.findings) {
+    if (f.origin.knob || f.knobless) continue;
+    f.knobless = { rule: 'inferred', description: `${reason(f)}; ${hostsTomlFallback(f.reference)}` };
+  }
+}
+
+/** Writes an inference into a release's findings: knobs on origins, knob-less reasons. */
+export function applyInference(r: ReleaseImages, inference: KnobInference): void {
+  const reasons = new Map(inference.knobless.map((k) => [k.reference, k.reason]));
+  for (const f of r.findings) {
+    const knob = inference.byOccurrence.get(occurrenceKeyOf(f));
+    if (knob) f.origin.knob = knob;
+  }
+  markKnobless(r, (f) => reasons.get(f.reference) ?? 'no knob moves this occurrence');
+}
+
+const occurrenceKeyOf = (f: ImageFinding) =>
+  `${f.origin.kind} ${f.origin.namespace ?? ''}/${f.origin.name} ${f.origin.path}`;
+
+export interface ChartKnobOptions {
+  release: string;
+  namespace?: string;
+  /** a local chart .tgz or directory */
+  chart: string;
+  chartName?: string;
+  /** values objects, in order, after valuesFiles */
+  values?: Record<string, unknown>[];
+  valuesFiles?: string[];
+  kubeVersion?: string;
+  rules: RuleSet;
+  /** what the render with these values found */
+  findings: readonly ImageFinding[];
+  handKnobs?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** Knob inference for one chart: its coalesced values, the given values over them, one sentinel render. */
+export async function inferChartKnobs(o: ChartKnobOptions): Promise<KnobInference> {
+  let values = await readChartValues(o.chart);
+  for (const f of o.valuesFiles ?? []) {
+    const parsed = parseYamlGo(await readFile(f, 'utf8'));
+    if (parsed && typeof parsed === 'object' && !Array.isArray(parsed))
+      values = mergeDeep(values, parsed as Record<string, unknown>);
+  }
+  for (const v of o.values ?? []) values = mergeDeep(values, v);
+  return inferKnobs({
+    release: o.release,
+    ...(o.chartName ? { chart: o.chartName } : {}),
+    rules: o.rules,
+    values,
+    upstream: o.findings,
+    ...(o.handKnobs ? { handKnobs: o.handKnobs } : {}),
+    render: async (overlay) => {
+      const r = await helmTemplateCoping({
+        release: o.release,
+        chart: o.chart,
+        ...(o.namespace ? { namespace: o.namespace } : {}),
+        ...(o.valuesFiles ? { valuesFiles: o.valuesFiles } : {}),
+        values: [...(o.values ?? []), overlay],
+        ...(o.kubeVersion ? { kubeVersion: o.kubeVersion } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+      return parseManifests(r.stdout, o.chartName, { skipKinds: IMAGELESS_KINDS }).documents;
+    },
+  });
 }
 
 /** The files `sealift images` writes for a result. */
@@ -326,6 +502,14 @@ export interface ScanOptions extends RunOptions {
   cacheDir?: string;
   /** with target `-`: the manifests themselves (what the CLI read from stdin) */
   text?: string;
+  /** also infer the chart's image knobs (one sentinel render) and the values that move them here */
+  airgap?: { host: string; scheme: NamingScheme };
+}
+
+export interface ScanResult extends ReleaseImages {
+  /** with `airgap`: the inference and the values file that moves the chart's images */
+  knobs?: KnobInference;
+  airgapValues?: Record<string, unknown>;
 }
 
 async function isFile(p: string): Promise<'file' | 'dir' | undefined> {
@@ -356,7 +540,7 @@ function releaseNameFor(target: string): string {
 }
 
 /** Scans one target; values and --set apply to charts only. */
-export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
+export async function scanTarget(opts: ScanOptions): Promise<ScanResult> {
   const started = Date.now();
   const rules = await loadRules(opts.rulesDirs);
   const release = opts.release ?? (opts.target === '-' ? 'stdin' : releaseNameFor(opts.target));
@@ -374,6 +558,7 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
     return result;
   }
   const local = await isFile(opts.target);
+  let chartPath: string | undefined;
   let rendered: RenderedRelease;
   let from: string;
   const isManifestFile = local === 'file' && /\.(ya?ml|json)$/i.test(extname(opts.target));
@@ -419,6 +604,7 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
         },
       );
     }
+    chartPath = local ? opts.target : undefined;
     const r = await helmTemplateCoping(
       {
         release,
@@ -443,11 +629,69 @@ export async function scanTarget(opts: ScanOptions): Promise<ReleaseImages> {
     from = `chart ${opts.target}${opts.version ? ` ${opts.version}` : ''}`;
   }
   const errors: string[] = [];
-  const result = extractRelease(rendered, from, rules, errors);
+  const result: ScanResult = extractRelease(rendered, from, rules, errors);
   throwIfErrors(errors);
   const onEvent = opts.onEvent ?? noEvents;
   for (const w of result.warnings) onEvent({ type: 'warn', message: w });
+  if (opts.airgap) {
+    if (!rendered.chart) {
+      throw new SealiftError('USAGE', `--airgap-values needs a chart; ${opts.target} is manifests`, {
+        hint: 'Manifests have no values to set: rewrite their image names, or let containerd hosts.toml redirect them.',
+      });
+    }
+    const chart = chartPath ?? (await pulledChart(opts));
+    result.knobs = await inferChartKnobs({
+      release,
+      ...(opts.namespace ? { namespace: opts.namespace } : {}),
+      chart,
+      chartName: rendered.chart,
+      ...(opts.valuesFiles ? { valuesFiles: opts.valuesFiles } : {}),
+      values: opts.set?.length ? [setValues(opts.set)] : [],
+      ...(opts.kubeVersion ? { kubeVersion: opts.kubeVersion } : {}),
+      rules,
+      findings: result.findings,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    applyInference(result, result.knobs);
+    result.airgapValues = mergeDeep(
+      airgapValues(result.knobs.knobs, opts.airgap.host, opts.airgap.scheme),
+      result.knobs.values,
+    );
+  }
   return result;
+}
+
+/** `--set a.b=c` as values (helm's typing of true/false and integers; no list or escape syntax). */
+function setValues(set: readonly string[]): Record<string, unknown> {
+  let out: Record<string, unknown> = {};
+  for (const s of set) {
+    const i = s.indexOf('=');
+    if (i <= 0) continue;
+    const raw = s.slice(i + 1);
+    const value = raw === 'true' ? true : raw === 'false' ? false : /^-?\d+$/.test(raw) ? Number(raw) : raw;
+    out = setPath(out, s.slice(0, i), value);
+  }
+  return out;
+}
+
+/** A repo or OCI chart pulled into the cache (the newest version when none is given). */
+async function pulledChart(opts: ScanOptions): Promise<string> {
+  const version =
+    opts.version ??
+    (
+      await helmShowChart({
+        chart: opts.target,
+        ...(opts.repo ? { repo: opts.repo } : {}),
+        ...(opts.plainHttp ? { plainHttp: true } : {}),
+      })
+    ).version;
+  const source: Exclude<ChartSource, { type: 'manifests' }> = opts.repo
+    ? { type: 'repo', repoUrl: opts.repo, chart: opts.target, version }
+    : { type: 'oci', url: opts.target, version, plainHttp: opts.plainHttp === true };
+  return fetchChart(source, {
+    ...(opts.cacheDir ? { cacheDir: opts.cacheDir } : {}),
+    ...(opts.signal ? { signal: opts.signal } : {}),
+  });
 }
 
 export { formatOrigin };

@@ -25,6 +25,11 @@ export interface ImageLock {
   version: 1;
   environment: string;
   images: ImageLockEntry[];
+  /** inferred image knobs per release (values path -> upstream value), for an environment with a
+   *  registry: generate and verify map them into the registry as they map hand-written imageKnobs */
+  knobs?: Record<string, Record<string, string>>;
+  /** values rules (rules/*.yaml `values:`) a release needs once its images are moved */
+  knobValues?: Record<string, Record<string, unknown>>;
 }
 
 export interface ReleaseList {
@@ -64,7 +69,21 @@ export function renderLock(lock: ImageLock): string {
       ...(e.digest ? { digest: e.digest } : {}),
       ...(e.knobless ? { knobless: e.knobless } : {}),
     }));
-  return `${JSON.stringify({ version: 1, environment: lock.environment, images }, null, 2)}\n`;
+  const knobs = lock.knobs
+    ? Object.fromEntries(
+        Object.keys(lock.knobs)
+          .sort()
+          .map((r) => [r, Object.fromEntries(Object.entries(lock.knobs![r]!).sort(([a], [b]) => a.localeCompare(b)))]),
+      )
+    : undefined;
+  const knobValues = lock.knobValues
+    ? Object.fromEntries(
+        Object.keys(lock.knobValues)
+          .sort()
+          .map((r) => [r, lock.knobValues![r]]),
+      )
+    : undefined;
+  return `${JSON.stringify({ version: 1, environment: lock.environment, images, ...(knobs ? { knobs } : {}), ...(knobValues ? { knobValues } : {}) }, null, 2)}\n`;
 }
 
 /** Reads and checks a lock file; every reference is parsed, every digest checked. */
@@ -101,6 +120,18 @@ export async function readImageLock(path: string): Promise<ImageLock> {
     if (!Array.isArray(e.releases)) e.releases = [];
     if (!Array.isArray(e.why)) e.why = [];
   });
+  if (lock.knobs !== undefined) {
+    const ok =
+      typeof lock.knobs === 'object' &&
+      lock.knobs !== null &&
+      Object.values(lock.knobs).every(
+        (k) => typeof k === 'object' && k !== null && Object.values(k).every((v) => typeof v === 'string'),
+      );
+    if (!ok)
+      throw new SealiftError('CONFIG_INVALID', `${path}: knobs must map releases to {values path: image}`, {
+        hint: 'Regenerate it with `sealift images -e <env>`.',
+      });
+  }
   return lock as ImageLock;
 }
 

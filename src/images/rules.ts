@@ -7,6 +7,9 @@
 //                                 listed, and reported as warnings by `verify`
 //   inject:   { from, image, consumes? }  an image that appears in no manifest but that a webhook or
 //                                 operator adds at admission time, composed from fields under `from`
+//   values:   { when?, unless?, set }  values a chart needs once its images are moved (conditions on
+//                                 the chart's values; `match` by chart/release only): knob inference
+//                                 renders with them and the airgap values carry them
 //
 // Field paths are dotted (`data.agent.image`, `spec.containers[0].image`); a string holding
 // embedded JSON/YAML continues the path (`data.values.global.hub`); a line found in text that
@@ -65,6 +68,15 @@ const addSpec = z
   .object({ when: conditions_.optional(), unless: conditions_.optional(), images: z.array(addedImage).min(1) })
   .strict();
 
+/** values a chart needs beside its moved image knobs, when its own values say so (conditions on them) */
+const valuesSpec = z
+  .object({
+    when: conditions_.optional(),
+    unless: conditions_.optional(),
+    set: z.record(z.string().min(1), z.unknown()).refine((o) => Object.keys(o).length > 0, 'set at least one value'),
+  })
+  .strict();
+
 const ruleSchema = z
   .object({
     id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/, 'lowercase letters, digits, ".", "_" and "-"'),
@@ -74,10 +86,11 @@ const ruleSchema = z
     knobless: fieldMatch.optional(),
     inject: injectSpec.optional(),
     add: addSpec.optional(),
+    values: valuesSpec.optional(),
   })
   .strict()
-  .refine((r) => [r.exclude, r.knobless, r.inject, r.add].filter((x) => x !== undefined).length === 1, {
-    message: 'a rule has exactly one of exclude, knobless, inject, add',
+  .refine((r) => [r.exclude, r.knobless, r.inject, r.add, r.values].filter((x) => x !== undefined).length === 1, {
+    message: 'a rule has exactly one of exclude, knobless, inject, add, values',
   });
 
 const ruleFileSchema = z.object({ rules: z.array(ruleSchema) }).strict();
@@ -114,7 +127,8 @@ export type ImageRule =
   | (RuleBase & { type: 'exclude'; test: FieldTest })
   | (RuleBase & { type: 'knobless'; test: FieldTest })
   | (RuleBase & { type: 'inject'; from: string; images: InjectTemplate[]; consumes: string[] })
-  | (RuleBase & { type: 'add'; when?: Condition[]; unless?: Condition[]; images: AddedImage[] });
+  | (RuleBase & { type: 'add'; when?: Condition[]; unless?: Condition[]; images: AddedImage[] })
+  | (RuleBase & { type: 'values'; when?: Condition[]; unless?: Condition[]; set: Record<string, unknown> });
 
 /** A test of one field (a missing field reads as ""). */
 export interface Condition {
@@ -205,6 +219,7 @@ function compileRule(r: RuleInput, where: string): ImageRule {
   const base = { id: r.id, description: r.description.trim(), where, match: compileMatch(r.match) };
   if (r.exclude) return { ...base, type: 'exclude', test: compileFieldTest(r.exclude) };
   if (r.knobless) return { ...base, type: 'knobless', test: compileFieldTest(r.knobless) };
+  if (r.values) return { ...base, type: 'values', ...conditions(r.values), set: r.values.set };
   if (r.add) {
     const images: AddedImage[] = r.add.images.map((i) =>
       typeof i === 'string' ? { image: i } : { image: i.image, ...conditions(i) },

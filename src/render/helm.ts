@@ -104,6 +104,31 @@ export function isSchemaError(e: unknown): boolean {
   return typeof tail === 'string' && /values don't meet the specifications of the schema|jsonschema/i.test(tail);
 }
 
+/**
+ * `helm show chart`: the Chart.yaml of a chart (a dir, .tgz, `--repo URL chart` or oci://), the
+ * newest version when none is given: how sealift resolves "the newest" the way helm itself does.
+ */
+export async function helmShowChart(
+  o: HelmCallOptions & { chart: string; version?: string; repo?: string; plainHttp?: boolean },
+): Promise<{ name: string; version: string; text: string }> {
+  const args = ['show', 'chart', o.chart];
+  if (o.version) args.push('--version', o.version);
+  if (o.repo) args.push('--repo', o.repo);
+  if (o.plainHttp) args.push('--plain-http');
+  const r = await runHelm(args, {
+    ...o,
+    code: 'NOT_FOUND',
+    what: `helm show chart ${o.chart}${o.version ? ` ${o.version}` : ''}${o.repo ? ` from ${o.repo}` : ''}`,
+  });
+  const name = /^name:\s*["']?([^"'\s]+)/m.exec(r.stdout)?.[1];
+  const version = /^version:\s*["']?([^"'\s]+)/m.exec(r.stdout)?.[1];
+  if (!name || !version)
+    throw new SealiftError('TOOL_FAILED', `helm show chart ${o.chart} printed no name and version`, {
+      hint: 'Check that the reference names a Helm chart.',
+    });
+  return { name, version, text: r.stdout };
+}
+
 export interface HelmPullOptions extends HelmCallOptions {
   chart: string;
   version: string;
@@ -130,9 +155,4 @@ export async function helmPull(o: HelmPullOptions): Promise<string> {
     );
   }
   return join(o.destination, tgz[0]!);
-}
-
-/** `helm show chart <chart>`: the chart's Chart.yaml as helm reads it (a .tgz or a chart dir). */
-export function helmShowChart(chart: string, opts: HelmCallOptions = {}): Promise<HelmResult> {
-  return runHelm(['show', 'chart', chart], { ...opts, what: `helm show chart ${chart}` });
 }

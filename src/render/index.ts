@@ -133,7 +133,7 @@ export interface ChartMetadata {
 
 /** The Chart.yaml of a chart archive (or directory), through helm. */
 export async function readChartMetadata(chart: string, opts: RunOptions = {}): Promise<ChartMetadata> {
-  const { stdout } = await helmShowChart(chart, opts.signal ? { signal: opts.signal } : {});
+  const { text: stdout } = await helmShowChart({ chart, ...(opts.signal ? { signal: opts.signal } : {}) });
   const meta = parseYamlGo(stdout) as Partial<Record<keyof ChartMetadata, unknown>> | null;
   if (typeof meta?.name !== 'string' || typeof meta.version !== 'string')
     throw new SealiftError('RENDER_FAILED', `${chart}: Chart.yaml has no name or version`, {

@@ -127,7 +127,13 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
   }
   const deployed = opts.manifests?.length
     ? await manifestImages(env.name, opts.manifests, opts)
-    : await renderDeployedImages(env, opts);
+    : await renderDeployedImages(env, {
+        ...opts,
+        ...(lock.knobs ? { inferredKnobs: lock.knobs } : {}),
+        ...(lock.knobValues ? { inferredValues: lock.knobValues } : {}),
+      });
+  // images the lock says no knob moves (inferred at `sealift images`) stay upstream: warnings, like rule ones
+  const lockKnobless = new Map(lock.images.filter((e) => e.knobless).map((e) => [e.reference, e.knobless!]));
   const offenders: Offender[] = [];
   const knobless: KnoblessImage[] = [];
   const inRegistry: RegistryCheckTarget[] = [];
@@ -143,11 +149,12 @@ export async function verifyRenderedImages(opts: VerifyRenderOptions): Promise<V
       continue;
     }
     if (registry && ref.registry !== registry) {
-      if (d.knobless) {
+      const marked = d.knobless ?? lockKnobless.get(d.reference);
+      if (marked) {
         knobless.push({
           reference: d.reference,
-          rule: d.knobless.rule,
-          description: d.knobless.description,
+          rule: marked.rule,
+          description: marked.description,
           why: d.why,
         });
         continue;

@@ -83,12 +83,32 @@ describe('verify -e airgap', () => {
     );
   });
 
+  it("the lock's why-trail and images --explain name the knob that moves each image; no hand knob is left", async () => {
+    const lock = JSON.parse(await readFile(join(stack, 'imagelists', 'airgap.lock.json'), 'utf8')) as {
+      images: { reference: string; why: { path: string; knob?: string }[]; knobless?: object }[];
+      knobs: Record<string, Record<string, string>>;
+    };
+    const router = lock.images.find((i) => i.reference === 'docker.io/kserve/router:v0.15.2')!;
+    expect(router.why).toEqual([expect.objectContaining({ path: 'data.router.image', knob: 'kserve.router.image' })]);
+    expect(lock.knobs.istiod).toEqual({ 'defaults.global.hub': 'docker.io/istio' });
+    // every image is moved by a knob or marked knob-less
+    expect(lock.images.filter((i) => !i.knobless && i.why.some((w) => !w.knob)).map((i) => i.reference)).toEqual([]);
+    const env = await loadEnvironment(stack, 'airgap');
+    expect(Object.values(env.releases).flatMap((r) => Object.keys(r.imageKnobs))).toEqual([]);
+    const r = await sealift(['images', '-e', 'airgap', '--explain', '--out', join(tmp.path, 'lists-knobs')]);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain('knob: docker.io/istio/proxyv2:1.23.2 <- defaults.global.hub');
+    expect(r.stdout).toMatch(/knob-less: docker\.io\/library\/busybox:1\.28: .*grpc-simple/);
+  });
+
   it('fails naming the image and where it comes from when one knob is taken out of the airgap values', async () => {
-    const defaults = join(stack, 'environments', 'default.yaml');
-    const original = await readFile(defaults, 'utf8');
-    const without = original.replace(/^\s*kserve\.router\.image: kserve\/router\n/m, '');
-    expect(without).not.toBe(original);
-    await writeFile(defaults, without);
+    // the knobs are inferred into the lock: take kserve's router knob out of it
+    const lockFile = join(stack, 'imagelists', 'airgap.lock.json');
+    const original = await readFile(lockFile, 'utf8');
+    const lock = JSON.parse(original) as { knobs: Record<string, Record<string, string>> };
+    expect(lock.knobs.kserve!['kserve.router.image']).toBe('kserve/router');
+    delete lock.knobs.kserve!['kserve.router.image'];
+    await writeFile(lockFile, JSON.stringify(lock));
     try {
       const r = await sealift(['verify', '-e', 'airgap', '--json']);
       expect(r.code).toBe(8);
@@ -114,7 +134,7 @@ describe('verify -e airgap', () => {
       expect(human.stdout).toContain('<- kserve: ConfigMap kserve/inferenceservice-config data.router.image');
       expect(human.stdout).toContain('hint: point the value that sets each image at the registry');
     } finally {
-      await writeFile(defaults, original);
+      await writeFile(lockFile, original);
     }
   });
 

@@ -17,7 +17,7 @@ export const FLOORS: readonly (readonly string[])[] = [
   ['images'],
   ['bundle-format'],
   ['bundle', 'load'],
-  ['verify', 'check', 'size'],
+  ['verify', 'check', 'size', 'add'],
   ['commands'],
   ['cli.ts'],
 ];

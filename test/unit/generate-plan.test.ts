@@ -3,11 +3,14 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadEnvironment, type Environment } from '../../src/config/index.ts';
 import { planReleases, siteImage } from '../../src/generate/plan.ts';
+import { readImageLock } from '../../src/images/lock.ts';
 import { formatImageReference, normalizeImageReference } from '../../src/oci/reference.ts';
 import { PROJECT_ROOT } from '../../src/tools.ts';
 import { tempDir } from '../support/process.ts';
 
 const REG = '10.61.3.31:35000';
+/** the knobs `sealift images -e airgap` inferred, as committed */
+const inferredKnobs = async () => (await readImageLock(join(PROJECT_ROOT, 'imagelists', 'airgap.lock.json'))).knobs!;
 
 describe('siteImage, host-swap', () => {
   it.each([
@@ -17,6 +20,9 @@ describe('siteImage, host-swap', () => {
     ['kserve/agent', `${REG}/kserve/agent`],
     ['busybox:1.28', `${REG}/library/busybox:1.28`],
     ['quay.io/brancz/kube-rbac-proxy:v0.18.0', `${REG}/brancz/kube-rbac-proxy:v0.18.0`],
+    // a registry knob (bitnami's image.registry): the chart appends the repository
+    ['docker.io', REG],
+    ['quay.io', REG],
     [
       `gcr.io/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
       `${REG}/knative-releases/knative.dev/serving/cmd/queue@sha256:${'a'.repeat(64)}`,
@@ -31,6 +37,8 @@ describe('siteImage, scoped', () => {
     // a hub: a registry host and a path the chart appends image names to
     ['docker.io/istio/', `${REG}/docker.io/istio`],
     ['index.docker.io/istio/', `${REG}/docker.io/istio`],
+    ['docker.io', `${REG}/docker.io`],
+    ['index.docker.io', `${REG}/docker.io`],
     // a familiar name: docker.io is where a runtime pulls it from, so it is the scope
     ['kserve/agent', `${REG}/docker.io/kserve/agent`],
     ['busybox:1.28', `${REG}/docker.io/library/busybox:1.28`],
@@ -116,14 +124,15 @@ describe('planReleases', () => {
     });
   });
 
-  it('airgap deploy: every image knob host-swapped, release files rewritten by prefix', async () => {
+  it('airgap deploy: every inferred knob host-swapped, release files rewritten by prefix', async () => {
     const env = await loadEnvironment(PROJECT_ROOT, 'airgap');
-    const plans = planReleases(env, { mode: 'deploy' });
+    const knobs = await inferredKnobs();
+    const plans = planReleases(env, { mode: 'deploy', inferredKnobs: knobs });
     const by = (n: string) => plans.find((p) => p.name === n)!;
     const cm = by('cert-manager').values as Record<string, { image?: { repository: string }; repository?: string }>;
     expect(cm.image?.repository).toBe(`${REG}/jetstack/cert-manager-controller`);
     expect(cm.acmesolver?.image?.repository).toBe(`${REG}/jetstack/cert-manager-acmesolver`);
-    expect(by('istiod').values).toEqual({ global: { hub: `${REG}/istio` } });
+    expect(by('istiod').values).toEqual({ defaults: { global: { hub: `${REG}/istio` } } });
     const kserve = by('kserve').values as { kserve: Record<string, Record<string, unknown>> };
     expect(kserve.kserve.controller).toEqual({
       deploymentMode: 'Serverless',
@@ -138,11 +147,29 @@ describe('planReleases', () => {
       imageRewrites: [{ from: 'gcr.io/knative-releases/', to: `${REG}/knative-releases/` }],
     });
     // every knob of every release is rewritten, none left at its upstream value
-    for (const [name, rel] of Object.entries(env.releases)) {
+    for (const [name, rel] of Object.entries(knobs)) {
       const values = JSON.stringify(by(name).values);
-      for (const upstream of Object.values(rel.imageKnobs))
-        expect(values).not.toContain(`"${upstream.replace(/\/+$/, '')}"`);
+      for (const upstream of Object.values(rel)) expect(values).not.toContain(`"${upstream.replace(/\/+$/, '')}"`);
     }
+  });
+
+  it("values rules the lock carries (bitnami's allowInsecureImages) are set with a registry; the release's own values win", async () => {
+    const env = await airgapWith('releases:\n  kserve:\n    values:\n      global: { keep: mine }\n');
+    const inferredValues = { kserve: { global: { keep: 'rule', security: { allowInsecureImages: true } } } };
+    const deploy = planReleases(env, { mode: 'deploy', inferredValues }).find((p) => p.name === 'kserve')!;
+    expect(deploy.values.global).toEqual({ keep: 'mine', security: { allowInsecureImages: true } });
+    const upstream = planReleases(env, { mode: 'upstream', inferredValues }).find((p) => p.name === 'kserve')!;
+    expect(upstream.values.global).toEqual({ keep: 'mine' });
+  });
+
+  it('a hand knob wins over an inferred knob on the same path; an inferred one fills the rest', async () => {
+    const env = await airgapWith(
+      'releases:\n  kserve:\n    imageKnobs:\n      kserve.router.image: mirror.example.com/kserve/router\n',
+    );
+    const plans = planReleases(env, { mode: 'deploy', inferredKnobs: await inferredKnobs() });
+    const kserve = plans.find((p) => p.name === 'kserve')!.values as { kserve: Record<string, { image: string }> };
+    expect(kserve.kserve.router!.image).toBe(`${REG}/kserve/router`);
+    expect(kserve.kserve.agent!.image).toBe(`${REG}/kserve/agent`);
   });
 
   it('upstream mode leaves image knobs to the chart defaults, even for airgap', async () => {
@@ -154,14 +181,15 @@ describe('planReleases', () => {
   it('airgap deploy with scheme scoped: every knob kind keeps its upstream host as the first path component', async () => {
     const env = await airgapWith('registry:\n  scheme: scoped\n');
     expect(env.registry).toEqual({ host: REG, plainHttp: true, scheme: 'scoped' });
-    const plans = planReleases(env, { mode: 'deploy' });
+    const knobs = await inferredKnobs();
+    const plans = planReleases(env, { mode: 'deploy', inferredKnobs: knobs });
     const by = (n: string) => plans.find((p) => p.name === n)!;
     // repository-only knob (cert-manager composes image.repository:tag itself)
     const cm = by('cert-manager').values as Record<string, { image?: { repository: string }; repository?: string }>;
     expect(cm.image?.repository).toBe(`${REG}/quay.io/jetstack/cert-manager-controller`);
     expect(cm.startupapicheck?.image?.repository).toBe(`${REG}/quay.io/jetstack/cert-manager-startupapicheck`);
     // hub prefix (istiod appends /pilot, /proxyv2)
-    expect(by('istiod').values).toEqual({ global: { hub: `${REG}/docker.io/istio` } });
+    expect(by('istiod').values).toEqual({ defaults: { global: { hub: `${REG}/docker.io/istio` } } });
     // familiar names, a name with a tag, an explicit docker.io name
     const kserve = by('kserve').values as { kserve: Record<string, Record<string, unknown>> };
     expect(kserve.kserve.controller).toEqual({
@@ -179,9 +207,9 @@ describe('planReleases', () => {
       imageRewrites: [{ from: 'gcr.io/knative-releases/', to: `${REG}/gcr.io/knative-releases/` }],
     });
     // every knob: REG/ then the fully qualified upstream name, nothing else
-    let knobs = 0;
-    for (const [name, rel] of Object.entries(env.releases)) {
-      for (const [path, knob] of Object.entries(rel.imageKnobs)) {
+    let count = 0;
+    for (const [name, rel] of Object.entries(knobs)) {
+      for (const [path, knob] of Object.entries(rel)) {
         const upstream = knob.replace(/\/+$/, '');
         const value = path.split('.').reduce<unknown>((v, k) => (v as Record<string, unknown>)[k], by(name).values);
         expect(typeof value === 'string' && value.startsWith(`${REG}/`), `${name} ${path}: ${String(value)}`).toBe(
@@ -192,10 +220,10 @@ describe('planReleases', () => {
         expect(formatImageReference(normalizeImageReference(rest))).toBe(
           formatImageReference(normalizeImageReference(upstream)),
         );
-        knobs++;
+        count++;
       }
     }
-    expect(knobs).toBeGreaterThan(20);
+    expect(count).toBeGreaterThan(20);
   });
 
   it('refuses release file prefixes that would rewrite the files twice', async () => {

@@ -592,6 +592,48 @@ data:
   });
 });
 
+describe('image-update automation: fields named image that name a repository to watch (rules/flux.yaml)', () => {
+  const automation = `
+apiVersion: image.toolkit.fluxcd.io/v1beta2
+kind: ImageRepository
+metadata: { name: podinfo, namespace: flux-system }
+spec: { image: ghcr.io/stefanprodan/podinfo, interval: 5m }
+---
+apiVersion: image.toolkit.fluxcd.io/v1beta2
+kind: ImagePolicy
+metadata: { name: podinfo, namespace: flux-system }
+spec:
+  imageRepositoryRef: { name: podinfo }
+  policy: { semver: { range: 5.0.x } }
+  filterTags: { pattern: '^main-[a-f0-9]+-(?P<ts>[0-9]+)', extract: '$ts' }
+---
+apiVersion: argocd-image-updater.argoproj.io/v1alpha1
+kind: ImageUpdater
+metadata: { name: guestbook }
+spec:
+  applicationRefs:
+    - namePattern: guestbook
+      images: [{ alias: web, imageName: "quay.io/org/web:1.0" }]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: { name: podinfo }
+spec: { template: { spec: { containers: [{ name: app, image: "ghcr.io/stefanprodan/podinfo:6.5.0" }] } } }
+`;
+  it('lists only what a pod pulls, and says which rule left the watched repositories out', async () => {
+    const r = extract(automation, await loadRules());
+    expect(refs(r)).toEqual(['ghcr.io/stefanprodan/podinfo:6.5.0']);
+    expect(r.excluded.find((x) => x.value === 'ghcr.io/stefanprodan/podinfo')?.origin.rule).toBe(
+      'flux-image-repository',
+    );
+    expect(r.excluded.find((x) => x.value === 'quay.io/org/web:1.0')?.origin.rule).toBe('argocd-image-updater');
+  });
+
+  it('without the rules the watched repository is taken for an image (what the rule file fixes)', () => {
+    expect(refs(extract(automation))).toContain('ghcr.io/stefanprodan/podinfo:latest');
+  });
+});
+
 describe('images an operator installs (add rules; the shipped knative-operator rule)', () => {
   it('lists Serving for a KnativeServing, minus what the resource overrides or does not install', async () => {
     const rules = await loadRules();
