@@ -123,7 +123,8 @@ describe('check -e airgap', () => {
     // a site dir as load --extract-to writes it
     const site = join(tmp.path, 'site');
     await cp(join(PROJECT_ROOT, 'environments'), join(site, 'environments'), { recursive: true });
-    await mkdir(join(site, 'charts'), { recursive: true });
+    // the charts kept in the stack (platform-extras) travel as directories, the others as .tgz
+    await cp(join(PROJECT_ROOT, 'charts'), join(site, 'charts'), { recursive: true });
     for (const c of (await readdir(join(FIXTURES, 'charts'))).filter((f) => f.endsWith('.tgz')))
       await copyFile(join(FIXTURES, 'charts', c), join(site, 'charts', c));
     const knative = join(FIXTURES, 'releases', 'knative');

@@ -90,7 +90,7 @@ describe('verify -e airgap', () => {
     };
     const router = lock.images.find((i) => i.reference === 'docker.io/kserve/router:v0.15.2')!;
     expect(router.why).toEqual([expect.objectContaining({ path: 'data.router.image', knob: 'kserve.router.image' })]);
-    expect(lock.knobs.istiod).toEqual({ 'defaults.global.hub': 'docker.io/istio' });
+    expect(lock.knobs.istiod).toEqual({ 'defaults.global.hub': 'docker.io/istio/' });
     // every image is moved by a knob or marked knob-less
     expect(lock.images.filter((i) => !i.knobless && i.why.some((w) => !w.knob)).map((i) => i.reference)).toEqual([]);
     const env = await loadEnvironment(stack, 'airgap');
