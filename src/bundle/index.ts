@@ -8,6 +8,7 @@ import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { SealiftError } from '../errors.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
+import { SEALIFT_VERSION } from '../runtime.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import type { ImageLock } from '../images/lock.ts';
 import { OciLayout, ANNOTATION_SOURCE } from '../oci/layout.ts';
@@ -17,8 +18,9 @@ import { BUNDLE_INDEX_FILE, LAYOUT_DIR, packBundle, writeChecksums, type PackRes
 import { pullImages, type PullSummary } from './pull.ts';
 import { planImagePulls, readImageRequests, requestsFromLock, type ImageRequest } from './requests.ts';
 import { assembleSiteFiles, type SiteFiles } from './site.ts';
+import { assembleSiteTools, DEFAULT_SITE_PLATFORMS, type SiteToolsIndex } from './site-tools.ts';
 
-export const TOOL_VERSION = process.env.npm_package_version ?? '0.1.0';
+export const TOOL_VERSION = SEALIFT_VERSION;
 
 export interface BundleImageEntry {
   /** the source reference (normalized), as in images/index.json io.sealift.source */
@@ -48,6 +50,8 @@ export interface BundleIndex {
   platforms: string[] | 'all';
   charts: SiteFiles['charts'];
   files: SiteFiles['files'];
+  /** the tools carried for the site (bin/<os>-<arch>/...); null: left out (--no-site-tools) */
+  siteTools: SiteToolsIndex | null;
   images: BundleImageEntry[];
   totals: {
     images: number;
@@ -85,6 +89,8 @@ export interface BundleOptions extends RunOptions {
   keepWork?: boolean;
   /** stop after the work directory is complete (no tar): a directory bundle */
   noPack?: boolean;
+  /** platforms to carry the site tools for (default linux/amd64); [] leaves them out */
+  sitePlatforms?: readonly string[];
 }
 
 export interface BundleResult {
@@ -180,6 +186,11 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   // Everything but the image layout is rebuilt on every run, so nothing stale is packed.
   for (const entry of await readdir(workDir))
     if (entry !== LAYOUT_DIR) await rm(join(workDir, entry), { recursive: true, force: true });
+  // the site's tools first of all: one that is missing fails before anything is fetched
+  const sitePlatforms = opts.sitePlatforms ?? DEFAULT_SITE_PLATFORMS;
+  const siteTools = sitePlatforms.length
+    ? await assembleSiteTools({ workDir, platforms: sitePlatforms, onEvent })
+    : null;
   if (opts.env) {
     site = await assembleSiteFiles({
       stackDir: opts.stackDir ?? '.',
@@ -249,6 +260,7 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
     platforms: opts.platforms.kind === 'all' ? 'all' : opts.platforms.platforms.map(formatPlatform),
     charts: site.charts,
     files: site.files,
+    siteTools,
     images,
     totals: {
       images: images.length,

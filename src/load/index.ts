@@ -23,6 +23,7 @@ import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type
 import { planTargets } from './naming.ts';
 import { createBlobHomes } from './site-target.ts';
 import { writeSiteFiles, type SiteFilesResult } from './site-files.ts';
+import { installSiteTools, planSiteTools, type SiteToolsResult } from './site-tools.ts';
 import { openBundleArchive, type BundleArchive } from './tar-reader.ts';
 
 export type {
@@ -50,6 +51,8 @@ export interface LoadOptions extends RunOptions {
   recheck?: boolean;
   /** where the record of checked bundles is kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
   cacheDir?: string;
+  /** with extractTo: whose carried tools to install (default: this machine's os/arch) */
+  sitePlatform?: string;
 }
 
 export interface LoadResult extends CopyEngineResult {
@@ -61,6 +64,7 @@ export interface LoadResult extends CopyEngineResult {
   values?: { registry: string; scheme: NamingScheme; matches: boolean };
   verified: { files: number; bytes: number; cached: boolean };
   siteFiles?: SiteFilesResult;
+  siteTools?: SiteToolsResult;
 }
 
 /** What load reads from bundle.json: expected digest and size of each image, loosely typed so older bundles load. */
@@ -235,6 +239,8 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     const source = new BundleSource(archive, { checked: true }); // the check above passed (or the file is unchanged since it did)
     const index = await readBundleIndex(archive);
     checkIndexAgainstArchive(source, index, checksums);
+    // the site's tools: a bundle without this platform's is refused before the registry is touched
+    const toolsPlan = opts.extractTo ? planSiteTools(archive, opts.bundle, opts.sitePlatform) : undefined;
     // the bundle's values were generated for one registry host and naming scheme: push by that
     // scheme unless told otherwise
     const scheme = opts.scheme ?? index.registry?.scheme ?? 'host-swap';
@@ -299,6 +305,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     let siteFiles: SiteFilesResult | undefined;
+    let siteTools: SiteToolsResult | undefined;
     if (opts.extractTo) {
       onEvent({ type: 'phase', name: 'writing site files' });
       if (!index.registry && index.environment && scheme === 'scoped') {
@@ -321,6 +328,25 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
         },
         onEvent,
       });
+      siteTools = await installSiteTools({
+        archive,
+        checksums,
+        plan: toolsPlan!,
+        dir: opts.extractTo,
+        facts: {
+          bundle: opts.bundle,
+          ...(index.environment ? { environment: index.environment } : {}),
+          registry: opts.registry.host,
+          transportFlags: opts.registry.plainHttp
+            ? ['--plain-http']
+            : opts.registry.insecure
+              ? ['--insecure']
+              : opts.registry.caFile
+                ? ['--ca-file', opts.registry.caFile]
+                : [],
+        },
+        onEvent,
+      });
     }
     const ok = engine.failures.length === 0 && engine.checks.every((c) => c.status === 'ok');
     return {
@@ -332,6 +358,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       verified: { ...verified, cached: known !== undefined },
       ...engine,
       ...(siteFiles ? { siteFiles } : {}),
+      ...(siteTools ? { siteTools } : {}),
     };
   } finally {
     await archive.close();
