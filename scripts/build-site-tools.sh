@@ -64,10 +64,11 @@ for platform in "${platforms[@]}"; do
   build "$dest" helm "$v" "$HELM_VERSION" ./cmd/helm \
     "-w -s -X $v/internal/version.version=$HELM_VERSION -X $v/internal/version.metadata= -X $v/internal/version.gitCommit=$HELM_COMMIT -X $v/internal/version.gitTreeState=clean -X $v/pkg/lint/rules.k8sVersionMajor=$k8s_major -X $v/pkg/lint/rules.k8sVersionMinor=$k8s_minor -X $v/pkg/chartutil.k8sVersionMajor=$k8s_major -X $v/pkg/chartutil.k8sVersionMinor=$k8s_minor"
 
-  # helmfile's Makefile: go.szostok.io/version fields (no strip flags upstream)
+  # helmfile's release build (.goreleaser.yml; the Makefile sets the same fields, unstripped):
+  # -s -w and the go.szostok.io/version fields, the version without "v" as goreleaser writes it
   t="$(module_time github.com/helmfile/helmfile "$HELMFILE_VERSION")"
   build "$dest" helmfile github.com/helmfile/helmfile "$HELMFILE_VERSION" . \
-    "-X go.szostok.io/version.version=$HELMFILE_VERSION -X go.szostok.io/version.buildDate=$t -X go.szostok.io/version.commitDate=$t -X go.szostok.io/version.dirtyBuild=false"
+    "-s -w -X go.szostok.io/version.version=${HELMFILE_VERSION#v} -X go.szostok.io/version.buildDate=$t -X go.szostok.io/version.commitDate=$t -X go.szostok.io/version.dirtyBuild=false"
 
   # helm-diff's Makefile: cmd.Version from plugin.yaml (the version without "v"). The checksum
   # database has no entry for this tag (the proxy serves it): skip the sumdb lookup for this one

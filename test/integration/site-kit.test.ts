@@ -140,5 +140,5 @@ sealift verify -e airgap --stack ${dir} --manifests ${dir}/rendered.yaml --regis
     const bad = await loadAt('bad', '--recheck');
     expect(bad.exitCode, bad.stderr).toBe(10);
     expect(bad.stderr).toContain('bin/linux-amd64/helm: sha256 is');
-  });
+  }, 900_000);
 });
