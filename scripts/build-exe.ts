@@ -79,7 +79,7 @@ function nodeBinary(platform: string): string {
       encoding: 'utf8',
     }),
   ) as { filename: string; integrity: string }[];
-  execFileSync('tar', ['-xzf', packed[0]!.filename, '-C', tmp, '--strip-components=1']);
+  execFileSync('tar', ['-xzf', join(tmp, packed[0]!.filename), '-C', tmp, '--strip-components=1']);
   rmSync(join(tmp, packed[0]!.filename));
   rmSync(dir, { recursive: true, force: true });
   renameSync(tmp, dir);

@@ -13,8 +13,10 @@ NODE_VERSION=24.21.0          # current LTS; the system Node on build hosts may 
 # helm, helmfile, helm-diff: pinned in scripts/build-site-tools.sh (with the commits and ldflags)
 HELM_DIFF_VERSION="$(sed -n 's/^HELM_DIFF_VERSION=\([^ ]*\).*/\1/p' "$ROOT/scripts/build-site-tools.sh")"
 CRANE_VERSION=v0.20.6         # benchmark comparison only
-DEBIAN_PACKAGES=(docker-registry skopeo containerd qemu-user-static)   # distribution 2.8.2, skopeo 1.9, containerd 1.6;
-# qemu-user-static runs the arm64 site tools in the tests (--version under qemu-aarch64-static)
+DEBIAN_PACKAGES=(docker-registry skopeo containerd   # distribution 2.8.2, skopeo 1.9, containerd 1.6
+  # the tests run the arm64 site tools under qemu-user: Go's are static, Node (in the arm64
+  # sealift) needs the aarch64 glibc and libstdc++ (QEMU_LD_PREFIX=/usr/aarch64-linux-gnu)
+  qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross)
 
 # Everything this script says goes to stderr; stdout carries only the final export line,
 # which scripts/env.sh evaluates.

