@@ -88,8 +88,9 @@ sealift verify -e airgap --stack ${dir} --manifests ${dir}/rendered.yaml --regis
 `;
     await writeFile(join(work.path, 'site.sh'), script);
     const env = { PATH: basic, HOME: join(siteRoot, 'home'), CI: 'true' };
-    const ran = await execa('unshare', ['-n', '/bin/bash', join(work.path, 'site.sh')], {
-      env,
+    // the host's PATH only until the namespace's registry is up; the script narrows it to `basic`
+    const ran = await execa('/usr/bin/unshare', ['-n', '/bin/bash', join(work.path, 'site.sh')], {
+      env: { ...env, PATH: '/usr/sbin:/usr/bin:/sbin:/bin' },
       extendEnv: false,
       reject: false,
       timeout: 600_000,
