@@ -1,7 +1,7 @@
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.tools/', 'bundles/', '.sandbox/', 'imagelists/'] },
+  { ignores: ['node_modules/', '.tools/', 'dist/', 'bundles/', '.sandbox/', 'imagelists/'] },
   ...tseslint.configs.recommended,
   {
     rules: {

@@ -10,11 +10,15 @@ mkdir -p "$BIN"
 
 # Pinned versions. Change here, nowhere else.
 NODE_VERSION=24.21.0          # current LTS; the system Node on build hosts may be older (20 is EOL)
-HELM_VERSION=v3.19.0          # sites run helm 3; >= 3.18 meets helm/helm#31160 (see reference)
-HELMFILE_VERSION=v1.8.0       # helmfile v1, built from its module source (its go.mod has replace lines)
-HELM_DIFF_VERSION=v3.9.14     # the newest helm-diff the module proxy serves
+# helm, helmfile, helm-diff: pinned in scripts/build-site-tools.sh (with the commits and ldflags)
+HELM_DIFF_VERSION="$(sed -n 's/^HELM_DIFF_VERSION=\([^ ]*\).*/\1/p' "$ROOT/scripts/build-site-tools.sh")"
 CRANE_VERSION=v0.20.6         # benchmark comparison only
-DEBIAN_PACKAGES=(docker-registry skopeo containerd)   # distribution 2.8.2, skopeo 1.9, containerd 1.6
+DEBIAN_PACKAGES=(docker-registry skopeo containerd   # distribution 2.8.2, skopeo 1.9, containerd 1.6
+  # the tests run the arm64 site tools under qemu-user: Go's are static, Node (in the arm64
+  # sealift) needs the aarch64 glibc and libstdc++ (QEMU_LD_PREFIX=/usr/aarch64-linux-gnu)
+  qemu-user-static libc6-arm64-cross libstdc++6-arm64-cross libgcc-s1-arm64-cross
+  # the model images (src/models) carry Debian's static busybox as the modelcar sidecar's shell
+  busybox-static)
 
 # Everything this script says goes to stderr; stdout carries only the final export line,
 # which scripts/env.sh evaluates.
@@ -55,41 +59,27 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # Debian's containerd unit may start a system daemon; sealift's tests run their own, so it is left alone.
 
-# --- Go tools --------------------------------------------------------------
+# --- Go tools ---------------------------------------------------------------
+# helm, helmfile and helm-diff are built once, with their upstream ldflags, by
+# scripts/build-site-tools.sh into .tools/site/<os>-<arch>/ (what bundles carry to a site);
+# this host's copies are the ones the tests and the demo run (.tools/bin, .tools/helm-plugins).
+# Other platforms (linux/arm64) are built when a bundle or a test asks for them.
 export GOFLAGS="${GOFLAGS:-} -buildvcs=false"
 stamp_ok() { [ -x "$BIN/$1" ] && [ "$(cat "$TOOLS/$1.version" 2>/dev/null)" = "$2" ]; }
 stamp() { echo "$2" > "$TOOLS/$1.version"; }
 
-if ! stamp_ok helm "$HELM_VERSION"; then
-  log "building helm $HELM_VERSION"
-  GOBIN="$BIN" go install -ldflags "-X helm.sh/helm/v3/internal/version.version=$HELM_VERSION" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION"
-  stamp helm "$HELM_VERSION"
-fi
-
-build_module() { # module version binary-name package-dir
-  local dir
-  dir="$(go mod download -json "$1@$2" | "$NODE_BIN" -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>{const m=JSON.parse(s);if(m.Error){console.error(m.Error);process.exit(1)}console.log(m.Dir)})')"
-  (cd "$dir" && go build -trimpath -o "$BIN/$3.tmp" -ldflags "$5" "$4" && mv "$BIN/$3.tmp" "$BIN/$3")
-}
-
-if ! stamp_ok helmfile "$HELMFILE_VERSION"; then
-  log "building helmfile $HELMFILE_VERSION (a few minutes the first time)"
-  build_module github.com/helmfile/helmfile "$HELMFILE_VERSION" helmfile . \
-    "-X go.szostok.io/version.version=$HELMFILE_VERSION"
-  stamp helmfile "$HELMFILE_VERSION"
-fi
-
+SEALIFT_TOOLS="$TOOLS" bash "$ROOT/scripts/build-site-tools.sh"
+HOST_SITE="$TOOLS/site/$(go env GOHOSTOS)-$(go env GOHOSTARCH)"
 PLUGINS="$TOOLS/helm-plugins"
-if ! stamp_ok helm-diff "$HELM_DIFF_VERSION"; then
-  log "building helm-diff $HELM_DIFF_VERSION"
-  # The checksum database has no entry for this tag (the proxy serves it): skip the sumdb lookup for
-  # this one module only; go.sum inside it still pins every dependency.
-  GONOSUMDB=github.com/databus23/helm-diff build_module github.com/databus23/helm-diff/v3 "$HELM_DIFF_VERSION" helm-diff . \
-    "-X github.com/databus23/helm-diff/v3/cmd.Version=${HELM_DIFF_VERSION#v}"
-  mkdir -p "$PLUGINS/diff/bin"
-  cp "$BIN/helm-diff" "$PLUGINS/diff/bin/diff"
-  # The upstream plugin.yaml downloads a binary on install; ours points at the one just built.
-  cat > "$PLUGINS/diff/plugin.yaml" <<YAML
+install_host_tool() { # name target
+  if ! cmp -s "$HOST_SITE/$1" "$2"; then mkdir -p "$(dirname "$2")" && cp "$HOST_SITE/$1" "$2.tmp" && mv "$2.tmp" "$2"; fi
+}
+install_host_tool helm "$BIN/helm"
+install_host_tool helmfile "$BIN/helmfile"
+install_host_tool helm-diff "$BIN/helm-diff"
+install_host_tool helm-diff "$PLUGINS/diff/bin/diff"
+# The upstream plugin.yaml downloads a binary on install; ours points at the one just built.
+cat > "$PLUGINS/diff/plugin.yaml" <<YAML
 name: "diff"
 version: "${HELM_DIFF_VERSION#v}"
 usage: "Preview helm upgrade changes as a diff"
@@ -97,8 +87,6 @@ description: "Preview helm upgrade changes as a diff (built by sealift's setup)"
 useTunnel: true
 command: "\$HELM_PLUGIN_DIR/bin/diff"
 YAML
-  stamp helm-diff "$HELM_DIFF_VERSION"
-fi
 
 if [ "${SEALIFT_SETUP_BENCH:-0}" = 1 ] && ! stamp_ok crane "$CRANE_VERSION"; then
   log "building crane $CRANE_VERSION (benchmarks)"

@@ -3,15 +3,24 @@
 import { Command } from 'commander';
 import { runMain } from './commands/output.ts';
 import { registerCommands } from './commands/index.ts';
+import { IS_EXECUTABLE, SEALIFT_VERSION, sealiftCommit } from './runtime.ts';
 
 const program = new Command('sealift')
   .description(
     'Carry a Kubernetes application stack across an air gap: generate, images, bundle, load, mirror, verify.',
   )
-  .version(process.env.npm_package_version ?? '0.1.0')
+  // version and commit (the commit only when asked: a checkout asks git for it)
+  .option('-V, --version', 'output the version number and the commit it was built from')
+  .on('option:version', () => {
+    process.stdout.write(
+      `sealift ${SEALIFT_VERSION} (commit ${sealiftCommit()}${IS_EXECUTABLE ? ', single executable' : ''})\n`,
+    );
+    process.exit(0);
+  })
   .showHelpAfterError()
   .configureHelp({ sortSubcommands: false });
 
 registerCommands(program);
 
-await runMain(program, process.argv);
+// no top-level await: the single executable runs this file as CommonJS (runMain never rejects)
+void runMain(program, process.argv);

@@ -1,9 +1,12 @@
 // Where external tools come from: an explicit override (HELM_BIN, HELMFILE_BIN, ...), then the
-// project's own .tools/bin (installed by scripts/setup.sh), then PATH.
-import { accessSync, constants } from 'node:fs';
-import { delimiter, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// project's own .tools/bin (installed by scripts/setup.sh), then, for the single executable, the
+// tools beside it (a site's DIR/bin/helm next to DIR/bin/sealift), then PATH.
+import { accessSync, constants, existsSync } from 'node:fs';
+import { delimiter, join } from 'node:path';
 import { SealiftError } from './errors.ts';
+import { EXECUTABLE_DIR, PROJECT_ROOT } from './runtime.ts';
+
+export { PROJECT_ROOT };
 
 export type ToolName =
   | 'helm'
@@ -16,7 +19,6 @@ export type ToolName =
   // the static shell carried in model images (Debian busybox-static: /bin/busybox)
   | 'busybox';
 
-export const PROJECT_ROOT = resolve(fileURLToPath(new URL('..', import.meta.url)));
 export const TOOLS_DIR = process.env.SEALIFT_TOOLS ?? join(PROJECT_ROOT, '.tools');
 
 const OVERRIDE_ENV: Partial<Record<ToolName, string>> = {
@@ -43,6 +45,7 @@ export function findTool(name: ToolName): string | undefined {
   if (override) return override;
   const candidates = [
     join(TOOLS_DIR, 'bin', name),
+    ...(EXECUTABLE_DIR ? [join(EXECUTABLE_DIR, name)] : []),
     ...(process.env.PATH ?? '').split(delimiter).map((d) => join(d, name)),
   ];
   if (name === 'docker-registry') candidates.push('/usr/bin/docker-registry');
@@ -63,12 +66,19 @@ export function requireTool(name: ToolName): string {
 /** Environment for helm and helmfile children: the project's plugins (helm-diff) and tools first on PATH. */
 export function toolEnv(extra: Record<string, string> = {}): Record<string, string> {
   const env: Record<string, string> = {
-    PATH: [join(TOOLS_DIR, 'bin'), process.env.PATH ?? ''].join(delimiter),
+    PATH: [join(TOOLS_DIR, 'bin'), ...(EXECUTABLE_DIR ? [EXECUTABLE_DIR] : []), process.env.PATH ?? ''].join(delimiter),
     ...extra,
   };
-  if (!process.env.HELM_PLUGINS) env.HELM_PLUGINS = join(TOOLS_DIR, 'helm-plugins');
+  if (!process.env.HELM_PLUGINS) env.HELM_PLUGINS = helmPluginsDir();
   // helmfile calls helm by name; make it the same helm sealift uses.
   const helm = findTool('helm');
   if (helm && !process.env.HELMFILE_HELM3) env.HELM_BIN = helm;
   return env;
+}
+
+/** The helm plugins sealift's helm runs with: the set-up's, or, for an executable installed by
+ *  `load --extract-to DIR`, DIR/helm-plugins beside its bin/. */
+function helmPluginsDir(): string {
+  const besideExecutable = EXECUTABLE_DIR ? join(EXECUTABLE_DIR, '..', 'helm-plugins') : undefined;
+  return besideExecutable && existsSync(besideExecutable) ? besideExecutable : join(TOOLS_DIR, 'helm-plugins');
 }

@@ -25,6 +25,12 @@ export {
   blobPath,
   isSitePath,
   isWorkFileName,
+  parseSiteToolPath,
+  siteToolPath,
+  SITE_PLATFORMS,
+  SITE_TOOLS,
+  SITE_TOOLS_DIR,
+  type SiteTool,
 } from './names.ts';
 export {
   BUNDLE_FORMAT_VERSION,
@@ -35,4 +41,5 @@ export {
   type BundleFileEntry,
   type BundleImageEntry,
   type BundleIndex,
+  type SiteToolsIndex,
 } from './schema.ts';

@@ -46,3 +46,23 @@ export function isSitePath(path: string): boolean {
 
 /** The first line of the carried (empty) environments/default.yaml: load recognises its own stub by it. */
 export const SITE_DEFAULT_MARKER = '# sealift site environment:';
+
+/** The tar's directory of site tools, and the tools in each platform's folder, in tar order. */
+export const SITE_TOOLS_DIR = 'bin';
+export const SITE_TOOLS = ['sealift', 'helm', 'helmfile', 'helm-diff'] as const;
+export type SiteTool = (typeof SITE_TOOLS)[number];
+export const SITE_PLATFORMS = ['linux/amd64', 'linux/arm64'] as const;
+
+/** `linux/amd64` -> `bin/linux-amd64/<tool>` */
+export function siteToolPath(platform: string, tool: SiteTool): string {
+  return `${SITE_TOOLS_DIR}/${platform.replace('/', '-')}/${tool}`;
+}
+
+const TOOL_PATH_RE = /^bin\/([a-z0-9]+)-([a-z0-9]+)\/([a-z-]+)$/;
+
+/** A tar path of a carried tool, split: `bin/linux-arm64/helm` -> linux/arm64, helm. */
+export function parseSiteToolPath(path: string): { platform: string; tool: SiteTool } | undefined {
+  const m = TOOL_PATH_RE.exec(path);
+  if (!m || !(SITE_TOOLS as readonly string[]).includes(m[3]!)) return undefined;
+  return { platform: `${m[1]}/${m[2]}`, tool: m[3] as SiteTool };
+}

@@ -1,11 +1,11 @@
 // bundle.json: one zod schema for the writer (src/bundle) and every reader (load, bundle verify).
-// Every field is required but `registry`, which bundles of format version 1 made before it was
-// recorded lack.
+// Every field is required but `registry` and `siteTools`, which bundles of format version 1 made
+// before they were recorded lack.
 // `version` is checked first and on its own, so a bundle from another format version is refused
 // by its number, not by whichever field happens to differ.
 import { z } from 'zod';
 import { SealiftError } from '../errors.ts';
-import { BUNDLE_INDEX_FILE } from './names.ts';
+import { BUNDLE_INDEX_FILE, SITE_TOOLS } from './names.ts';
 
 export const BUNDLE_FORMAT_VERSION = 1;
 
@@ -49,6 +49,14 @@ export const BundleFileEntrySchema = z.object({
   size,
 });
 
+/** the tools carried for the site (bin/<os>-<arch>/<tool>, the first entries of the tar) */
+export const SiteToolsIndexSchema = z.object({
+  platforms: z.array(z.string()),
+  files: z.array(
+    z.object({ path: z.string().min(1), platform: z.string(), tool: z.enum(SITE_TOOLS), size, sha256: sha256Hex }),
+  ),
+});
+
 export const BundleIndexSchema = z.object({
   version: z.literal(BUNDLE_FORMAT_VERSION),
   tool: z.object({ name: z.literal('sealift'), version: z.string() }),
@@ -61,6 +69,8 @@ export const BundleIndexSchema = z.object({
   platforms: z.union([z.array(z.string()), z.literal('all')]),
   charts: z.array(BundleChartEntrySchema),
   files: z.array(BundleFileEntrySchema),
+  /** null: left out (--no-site-tools); absent in bundles made before tools were carried */
+  siteTools: SiteToolsIndexSchema.nullable().optional(),
   images: z.array(BundleImageEntrySchema),
   totals: z.object({
     images: size,
@@ -79,6 +89,7 @@ export type BundleIndex = z.infer<typeof BundleIndexSchema>;
 export type BundleImageEntry = z.infer<typeof BundleImageEntrySchema>;
 export type BundleChartEntry = z.infer<typeof BundleChartEntrySchema>;
 export type BundleFileEntry = z.infer<typeof BundleFileEntrySchema>;
+export type SiteToolsIndex = z.infer<typeof SiteToolsIndexSchema>;
 
 function invalid(location: string, message: string, hint?: string): SealiftError {
   return new SealiftError('BUNDLE_INVALID', `${location}: ${BUNDLE_INDEX_FILE} ${message}`, {

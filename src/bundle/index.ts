@@ -11,6 +11,7 @@ import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
 import { SealiftError } from '../errors.ts';
 import { acquireWorkLock } from '../work-lock.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
+import { SEALIFT_VERSION } from '../runtime.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import type { ImageLock } from '../images/lock.ts';
 import { OciLayout, ANNOTATION_SOURCE } from '../oci/layout.ts';
@@ -28,8 +29,9 @@ import { listFiles, packBundle, writeChecksums, type PackResult } from './pack.t
 import { pullImages, type PullSummary } from './pull.ts';
 import { planImagePulls, readImageRequests, requestsFromLock, type ImageRequest } from './requests.ts';
 import { assembleSiteFiles, type SiteFiles } from './site.ts';
+import { assembleSiteTools, DEFAULT_SITE_PLATFORMS } from './site-tools.ts';
 
-export const TOOL_VERSION = process.env.npm_package_version ?? '0.1.0';
+export const TOOL_VERSION = SEALIFT_VERSION;
 
 export type { BundleImageEntry, BundleIndex } from '../bundle-format/index.ts';
 
@@ -56,6 +58,8 @@ export interface BundleOptions extends RunOptions {
   keepWork?: boolean;
   /** stop after the work directory is complete (no tar): a directory bundle */
   noPack?: boolean;
+  /** platforms to carry the site tools for (default linux/amd64); [] leaves them out */
+  sitePlatforms?: readonly string[];
 }
 
 export interface BundleResult {
@@ -191,6 +195,11 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   // Everything but the image layout is rebuilt on every run, so nothing stale is packed.
   for (const entry of await readdir(workDir))
     if (entry !== LAYOUT_DIR) await rm(join(workDir, entry), { recursive: true, force: true });
+  // the site's tools first of all: one that is missing fails before anything is fetched
+  const sitePlatforms = opts.sitePlatforms ?? DEFAULT_SITE_PLATFORMS;
+  const siteTools = sitePlatforms.length
+    ? await assembleSiteTools({ workDir, platforms: sitePlatforms, onEvent })
+    : null;
   if (opts.env) {
     site = await assembleSiteFiles({
       stackDir: opts.stackDir ?? '.',
@@ -281,6 +290,7 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     platforms: opts.platforms.kind === 'all' ? 'all' : opts.platforms.platforms.map(formatPlatform),
     charts: site.charts,
     files: site.files,
+    siteTools,
     images,
     totals: {
       images: images.length,

@@ -1,4 +1,4 @@
-// The bundle file: bundle.json and checksums.sha256 first, then the site files, image lists and
+// The bundle file: the site tools (site-tools.ts), bundle.json and checksums.sha256 first, then the site files, image lists and
 // the OCI layout, in one tar (uncompressed by default: layers are compressed already), written
 // to temp names and renamed only when complete, optionally gzipped and split into parts; every
 // output file gets a line in <name>.tar[.gz].sha256 (sha256sum -c format).
@@ -19,6 +19,7 @@ import {
   formatChecksums,
   isWorkFileName,
 } from '../bundle-format/index.ts';
+import { siteToolsFirst } from './site-tools.ts';
 
 /** Every regular file under `root` as a relative POSIX path, sorted; ingest and temp files excluded. */
 export async function listFiles(root: string): Promise<string[]> {
@@ -153,11 +154,11 @@ export async function packBundle(opts: PackOptions): Promise<PackResult> {
   for (const must of [BUNDLE_INDEX_FILE, CHECKSUMS_FILE]) {
     if (!files.includes(must)) throw new SealiftError('INTERNAL', `${opts.root} has no ${must} to pack`);
   }
-  const ordered = [
+  const ordered = siteToolsFirst([
     BUNDLE_INDEX_FILE,
     CHECKSUMS_FILE,
     ...files.filter((f) => f !== BUNDLE_INDEX_FILE && f !== CHECKSUMS_FILE),
-  ];
+  ]);
   const total = (await Promise.all(ordered.map((f) => stat(join(opts.root, f))))).reduce((n, s) => n + s.size, 0);
   onEvent({ type: 'phase', name: 'packing bundle', total: 1 });
   onEvent({ type: 'blob:start', digest: 'tar', size: total });

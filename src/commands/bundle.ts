@@ -1,6 +1,7 @@
 // `sealift bundle -e <env> | --imagelist FILE` and `sealift bundle verify <bundle>`:
 // flags -> BundleOptions -> a summary.
 import { Command } from 'commander';
+import { SealiftError } from '../errors.ts';
 import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
 import {
   collect,
@@ -35,6 +36,16 @@ interface BundleFlags extends GlobalFlags, PlatformFlags {
   caFile?: string[];
   mirror: string[];
   mirrorFallback?: boolean;
+  sitePlatform: string[];
+  siteTools: boolean;
+}
+
+async function sitePlatformsFrom(f: Pick<BundleFlags, 'sitePlatform' | 'siteTools'>): Promise<string[]> {
+  const { parseSitePlatforms, DEFAULT_SITE_PLATFORMS } = await import('../bundle/site-tools.ts');
+  if (!f.siteTools && f.sitePlatform.length)
+    throw new SealiftError('USAGE', '--site-platform and --no-site-tools exclude each other');
+  if (!f.siteTools) return [];
+  return f.sitePlatform.length ? parseSitePlatforms(f.sitePlatform) : [...DEFAULT_SITE_PLATFORMS];
 }
 
 function summary(r: BundleResult): string[] {
@@ -42,6 +53,9 @@ function summary(r: BundleResult): string[] {
   const lines = [
     `${t.images} images, ${t.blobs} unique blobs (${formatBytes(t.blobBytes)}; sharing saved ${formatBytes(t.savedBySharing)}), ${t.charts} charts, ${t.files} files`,
     `fetched ${formatBytes(r.bytesTransferred)} this run`,
+    r.index.siteTools
+      ? `site tools for ${r.index.siteTools.platforms.join(', ')}: ${formatBytes(r.index.siteTools.files.reduce((n, f) => n + f.size, 0))} (bin/<os>-<arch>/: sealift, helm, helmfile, helm-diff)`
+      : 'no site tools carried (--no-site-tools)',
   ];
   if (r.pack) {
     for (const f of r.pack.files) lines.push(`wrote ${f.path} (${formatBytes(f.size)}) sha256 ${f.sha256}`);
@@ -79,7 +93,14 @@ export function registerBundle(program: Command): void {
       collect,
       [] as string[],
     )
-    .option('--mirror-fallback', 'when every mirror fails, try the registry itself');
+    .option('--mirror-fallback', 'when every mirror fails, try the registry itself')
+    .option(
+      '--site-platform <os/arch,...>',
+      'carry sealift, helm, helmfile and helm-diff for these site platforms as bin/<os>-<arch>/ (default linux/amd64; linux/amd64,linux/arm64 for both)',
+      collect,
+      [] as string[],
+    )
+    .option('--no-site-tools', 'carry no site tools (the site brings its own sealift, helm and helmfile)');
   withPlatformFlags(cmd, 'linux/amd64, the site platform; the lock in the bundle records the digest kept');
   withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
@@ -87,6 +108,7 @@ export function registerBundle(program: Command): void {
     const { parsePlatform } = await import('../oci/types.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const concurrency = parseConcurrency(flags.concurrency);
+    const sitePlatforms = await sitePlatformsFrom(flags);
     try {
       const result = await interruptible((signal) =>
         createBundle({
@@ -105,6 +127,7 @@ export function registerBundle(program: Command): void {
           ...(flags.gzip ? { gzip: true } : {}),
           ...(flags.keepWork ? { keepWork: true } : {}),
           ...(flags.pack === false ? { noPack: true } : {}),
+          sitePlatforms,
           registry: { hosts: registryHostsFromFlags(flags) },
           onEvent: out.onEvent,
           signal,

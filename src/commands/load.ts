@@ -78,7 +78,11 @@ export function registerLoad(program: Command): void {
     )
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--extract-to <dir>', 'write the helmfile, values, charts, release files and containerd hosts.toml here')
-    .option('--recheck', 'hash the whole bundle again even if this exact file was checked before');
+    .option('--recheck', 'hash the whole bundle again even if this exact file was checked before')
+    .option(
+      '--site-platform <os/arch>',
+      "with --extract-to: install the carried tools of this platform (default: this machine's)",
+    );
   withTransportFlags(cmd, '--registry');
   withCommonFlags(cmd).action(
     async (
@@ -90,6 +94,7 @@ export function registerLoad(program: Command): void {
           concurrency?: string;
           extractTo?: string;
           recheck?: boolean;
+          sitePlatform?: string;
         },
     ) => {
       const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
@@ -105,6 +110,7 @@ export function registerLoad(program: Command): void {
             concurrency: parseConcurrency(flags.concurrency),
             ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
             ...(flags.recheck ? { recheck: true } : {}),
+            ...(flags.sitePlatform ? { sitePlatform: flags.sitePlatform } : {}),
             onEvent: out.onEvent,
             signal,
           }),
@@ -116,6 +122,11 @@ export function registerLoad(program: Command): void {
           tail: r.siteFiles
             ? [
                 `site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`,
+                ...(r.siteTools
+                  ? [
+                      `site tools (${r.siteTools.platform}): ${r.siteTools.installed.length} installed; next: . ${r.siteTools.envFile}, then the steps in ${r.siteTools.runbook}`,
+                    ]
+                  : []),
               ]
             : [],
           done: `loaded into ${r.registry}`,

@@ -17,6 +17,7 @@ import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type
 import { createBlobHomes } from './site-target.ts';
 import { checkOutputDir } from '../fs-paths.ts';
 import { checkSiteDir, writeSiteFiles, type SiteFilesResult } from './site-files.ts';
+import { installSiteTools, planSiteTools, type SiteToolsResult } from './site-tools.ts';
 
 export type {
   CheckStatus,
@@ -43,6 +44,8 @@ export interface LoadOptions extends RunOptions {
   recheck?: boolean;
   /** where the record of checked bundles is kept (default: $SEALIFT_CACHE_DIR or ~/.cache/sealift) */
   cacheDir?: string;
+  /** with extractTo: whose carried tools to install (default: this machine's os/arch) */
+  sitePlatform?: string;
 }
 
 export interface LoadResult extends CopyEngineResult {
@@ -54,6 +57,7 @@ export interface LoadResult extends CopyEngineResult {
   values?: { registry: string; scheme: NamingScheme; matches: boolean };
   verified: { files: number; bytes: number; cached: boolean };
   siteFiles?: SiteFilesResult;
+  siteTools?: SiteToolsResult;
 }
 
 /**
@@ -134,6 +138,8 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     }
     const { checksums, index } = checked;
     const source = new BundleSource(archive, { checked: true }); // the check above passed (or the file is unchanged since it did)
+    // the site's tools: a bundle without this platform's is refused before the registry is touched
+    const toolsPlan = opts.extractTo ? planSiteTools(archive, opts.bundle, opts.sitePlatform) : undefined;
     // the bundle's values were generated for one registry host and naming scheme: push by that
     // scheme unless told otherwise
     const scheme = opts.scheme ?? index.registry?.scheme ?? 'host-swap';
@@ -191,6 +197,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     let siteFiles: SiteFilesResult | undefined;
+    let siteTools: SiteToolsResult | undefined;
     if (opts.extractTo) {
       onEvent({ type: 'phase', name: 'writing site files' });
       if (index.registry === undefined && index.environment && scheme === 'scoped') {
@@ -213,6 +220,25 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
         },
         onEvent,
       });
+      siteTools = await installSiteTools({
+        archive,
+        checksums,
+        plan: toolsPlan!,
+        dir: opts.extractTo,
+        facts: {
+          bundle: opts.bundle,
+          ...(index.environment ? { environment: index.environment } : {}),
+          registry: opts.registry.host,
+          transportFlags: opts.registry.plainHttp
+            ? ['--plain-http']
+            : opts.registry.insecure
+              ? ['--insecure']
+              : opts.registry.caFile
+                ? ['--ca-file', opts.registry.caFile]
+                : [],
+        },
+        onEvent,
+      });
     }
     const ok = engine.failures.length === 0 && engine.checks.every((c) => c.status === 'ok');
     return {
@@ -224,6 +250,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       verified: { ...verified, cached: known !== undefined },
       ...engine,
       ...(siteFiles ? { siteFiles } : {}),
+      ...(siteTools ? { siteTools } : {}),
     };
   } finally {
     await archive.close();

@@ -24,7 +24,7 @@ export interface SiteFilesResult {
 }
 
 /** Copies one archive file to `target` through a temp file, verifying its sha256 and size. */
-async function extractOne(
+export async function extractOne(
   archive: BundleArchive,
   path: string,
   sha256Hex: string,

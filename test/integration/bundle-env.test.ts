@@ -95,6 +95,7 @@ const bundleAirgap = (imagelists: string, out: string, extra: string[] = []) =>
     out,
     ...extra,
     ...mirrorFlags,
+    '--no-site-tools', // site-kit.test.ts covers the carried tools
   ]);
 
 describe('sealift bundle -e airgap', () => {

@@ -102,7 +102,18 @@ interface BundleJson {
 describe('sealift bundle --imagelist', () => {
   it('is killed mid-transfer, resumes fetching only what was missing, and the bundle is digest-exact', async () => {
     const out = join(work.path, 'bundles');
-    const args = ['bundle', '--imagelist', listFile, '-o', out, '--json', '--concurrency', '3', ...mirrorFlags()];
+    const args = [
+      'bundle',
+      '--imagelist',
+      listFile,
+      '-o',
+      out,
+      '--json',
+      '--concurrency',
+      '3',
+      '--no-site-tools',
+      ...mirrorFlags(),
+    ];
     // run 1: SIGKILL once the big layer is flowing
     const big = Object.entries(images[4]!.blobs).find(([, s]) => s >= BIG)![0];
     const child = execa(process.execPath, [SEALIFT_BIN, ...args], {
@@ -251,7 +262,7 @@ describe('sealift bundle --imagelist', () => {
     const out = join(work.path, 'small');
     const missing = join(work.path, 'missing.txt');
     await writeFile(missing, 'docker.io/istio/pilot:1.23.2\ndocker.io/istio/nothere:9.9.9\n');
-    const r = await sealift(['bundle', '--imagelist', missing, '-o', out, ...mirrorFlags()]);
+    const r = await sealift(['bundle', '--imagelist', missing, '-o', out, '--no-site-tools', ...mirrorFlags()]);
     expect(r.exitCode).toBe(9);
     expect(r.stderr).toContain('docker.io/istio/nothere:9.9.9');
     expect(r.stderr).toContain('no bundle was written');
@@ -272,6 +283,7 @@ describe('sealift bundle --imagelist', () => {
       '1M',
       '--all-platforms',
       '--json',
+      '--no-site-tools',
       ...mirrorFlags(),
     ]);
     expect(s.exitCode, s.stderr).toBe(0);

@@ -58,6 +58,7 @@ describe('bundle, then load at the site', () => {
       '--split-size',
       '1M',
       '--json',
+      '--no-site-tools',
     ]);
     expect(bundled.exitCode, bundled.stdout + bundled.stderr.slice(-3000)).toBe(0);
     await upstream.stop(); // the air gap

@@ -1,28 +1,20 @@
-// The site end of the real stack: `sealift bundle -e airgap` (charts and Knative release files
-// from loopback fixture servers, every locked image seeded small), then every upstream server
-// stopped, `sealift load --extract-to DIR`, and `helmfile -e airgap template` in DIR with no
-// network but the site registry; then `sealift verify --stack DIR` from the extracted dir alone
-// (the environment and lock the bundle carries, no checkout). The environment's registry is
-// overlaid to the loopback site registry (10.61.3.31 is only a string: nothing may contact it).
-// The served Knative release files are copies whose pinned digests are replaced by the seeded
-// images' digests (as the demo does): generated images cannot have upstream's digests.
-import { cp, readdir, readFile, writeFile } from 'node:fs/promises';
+// The site end of the real stack: `sealift bundle -e airgap` (test/support/airgap-bundle.ts:
+// every upstream server stopped after), `sealift load --extract-to DIR`, and `helmfile -e airgap
+// template` in DIR with no network but the site registry; then `sealift verify --stack DIR` from
+// the extracted dir alone (the environment and lock the bundle carries, no checkout). The site
+// tools are left out here (--no-site-tools): site-kit.test.ts runs the site with them alone.
+import { cp, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { execa } from 'execa';
 import { loadAll } from 'js-yaml';
 import { describe, expect, it } from 'vitest';
 import { normalizeImageReference } from '../../src/oci/reference.ts';
 import { PROJECT_ROOT, requireTool, toolEnv } from '../../src/tools.ts';
-import { FIXTURES, startChartServers } from '../support/chart-servers.ts';
-import { seedImages } from '../support/images.ts';
+import { makeAirgapBundle } from '../support/airgap-bundle.ts';
 import { tempDir } from '../support/process.ts';
 import { startContainerd } from '../support/containerd.ts';
 import { startRegistry } from '../support/registry.ts';
 import { runSealift } from '../support/cli.ts';
-
-interface Lock {
-  images: { reference: string; digest?: string }[];
-}
 
 describe('load --extract-to on the real stack', () => {
   // scoped: the environment's registry.scheme; bundle records it, load pushes by it without
@@ -32,91 +24,16 @@ describe('load --extract-to on the real stack', () => {
     async (scheme) => {
       await using work = await tempDir();
       await using site = await startRegistry();
-      const releasesDir = join(work.path, 'releases');
-      await cp(join(FIXTURES, 'releases'), releasesDir, { recursive: true });
-      const servers = await startChartServers({ releasesDir });
-      const upstream = await startRegistry();
-      const cache = join(work.path, 'cache');
-      const run = (args: string[]) => runSealift(args, { env: { ...servers.helmEnv, SEALIFT_CACHE_DIR: cache } });
-      const overlay = join(work.path, 'overlay.yaml');
-      await writeFile(
-        overlay,
-        `${await servers.sourcesOverlayYaml()}\nregistry:\n  host: ${site.host}\n  plainHttp: true\n  scheme: ${scheme}\n`,
-      );
-      const lists = join(work.path, 'imagelists');
-      const images = await run(['images', '-e', 'airgap', '--overlay', overlay, '--out', lists]);
-      expect(images.exitCode, images.stderr.slice(-3000)).toBe(0);
-
-      // every locked image, small, under its upstream path; pinned digests become the seeded ones
-      const lockFile = join(lists, 'airgap.lock.json');
-      const lock = JSON.parse(await readFile(lockFile, 'utf8')) as Lock;
-      const refs = lock.images.map(
-        (e, i) => normalizeImageReference(e.reference) && { ref: normalizeImageReference(e.reference), i },
-      );
-      const pushed = await seedImages(
-        upstream.host,
-        refs.map(({ ref, i }) => ({
-          ref: `${ref.registry}/${ref.repository}:${ref.tag ?? `pinned-${i}`}`,
-          base: 'base',
-          layers: [16 << 10],
-        })),
-        { workDir: work.path },
-      );
-      lock.images = lock.images.map((e, i) => {
-        const ref = normalizeImageReference(e.reference);
-        return ref.digest
-          ? { ...e, reference: `${ref.registry}/${ref.repository}${ref.tag ? `:${ref.tag}` : ''}@${pushed[i]?.digest}` }
-          : e;
+      const { tar, overlay, lockFile, lock, run } = await makeAirgapBundle({
+        workDir: work.path,
+        siteHost: site.host,
+        scheme,
+        bundleArgs: ['--no-site-tools'],
       });
-      await writeFile(lockFile, JSON.stringify(lock, null, 2));
-      // the release files pin what was seeded (the server reads them on every request)
-      const repin = lock.images.flatMap((e, i) => {
-        const before = refs[i]!.ref.digest;
-        const after = normalizeImageReference(e.reference).digest;
-        return before && after ? [[before, after] as const] : [];
-      });
-      for (const f of await readdir(releasesDir, { recursive: true })) {
-        if (!f.endsWith('.yaml')) continue;
-        const text = await readFile(join(releasesDir, f), 'utf8');
-        await writeFile(
-          join(releasesDir, f),
-          repin.reduce((t, [a, b]) => t.split(a).join(b), text),
-        );
-      }
-      const hosts = [...new Set(lock.images.map((e) => normalizeImageReference(e.reference).registry))];
-      const out = join(work.path, 'bundles');
-      const bundle = await run([
-        'bundle',
-        '-e',
-        'airgap',
-        '--overlay',
-        overlay,
-        '--imagelists',
-        lists,
-        '-o',
-        out,
-        '--plain-http',
-        upstream.host,
-        ...hosts.flatMap((h) => ['--mirror', `${h}=${upstream.host}`]),
-      ]);
-      expect(bundle.exitCode, bundle.stderr.slice(-3000)).toBe(0);
-
-      // the air gap: nothing upstream answers any more
-      await upstream.stop();
-      await servers.stop();
 
       const dir = join(work.path, 'site');
       const loadInto = (target: string, ...more: string[]) =>
-        run([
-          'load',
-          join(out, 'airgap.tar'),
-          '--registry',
-          site.host,
-          '--plain-http',
-          '--extract-to',
-          target,
-          ...more,
-        ]);
+        run(['load', tar, '--registry', site.host, '--plain-http', '--extract-to', target, ...more]);
       const load = await loadInto(dir, '--json');
       expect(load.exitCode, load.stdout.slice(-3000) + load.stderr.slice(-3000)).toBe(0);
       const result = JSON.parse(load.stdout) as {

@@ -22,22 +22,9 @@ export interface RegistryOptions {
   dataDir?: string;
 }
 
-export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
-  const bin = requireTool('docker-registry');
-  const tmp = await tempDir('sealift-registry-');
-  const dataDir = opts.dataDir ?? join(tmp.path, 'data');
-  await mkdir(dataDir, { recursive: true });
-  const port = await freePort();
-  const host = `127.0.0.1:${port}`;
-  let auth = '';
-  if (opts.htpasswd) {
-    await writeFile(join(tmp.path, 'htpasswd'), opts.htpasswd);
-    auth = `auth:\n  htpasswd:\n    realm: sealift-test\n    path: ${join(tmp.path, 'htpasswd')}\n`;
-  } else if (opts.token) {
-    await writeFile(join(tmp.path, 'token-ca.pem'), opts.token.rootCertBundle);
-    auth = `auth:\n  token:\n    realm: ${opts.token.realm}\n    service: ${opts.token.service}\n    issuer: ${opts.token.issuer}\n    rootcertbundle: ${join(tmp.path, 'token-ca.pem')}\n`;
-  }
-  const config = `version: 0.1
+/** The registry's config.yml: data in `dataDir`, listening on `host` (also for a registry started elsewhere, e.g. in a network namespace). */
+export function registryConfig(dataDir: string, host: string, auth = ''): string {
+  return `version: 0.1
 log:
   level: error
   accesslog:
@@ -54,6 +41,24 @@ http:
   addr: ${host}
   secret: sealift-test-secret
 ${auth}`;
+}
+
+export async function startRegistry(opts: RegistryOptions = {}): Promise<TestRegistry> {
+  const bin = requireTool('docker-registry');
+  const tmp = await tempDir('sealift-registry-');
+  const dataDir = opts.dataDir ?? join(tmp.path, 'data');
+  await mkdir(dataDir, { recursive: true });
+  const port = await freePort();
+  const host = `127.0.0.1:${port}`;
+  let auth = '';
+  if (opts.htpasswd) {
+    await writeFile(join(tmp.path, 'htpasswd'), opts.htpasswd);
+    auth = `auth:\n  htpasswd:\n    realm: sealift-test\n    path: ${join(tmp.path, 'htpasswd')}\n`;
+  } else if (opts.token) {
+    await writeFile(join(tmp.path, 'token-ca.pem'), opts.token.rootCertBundle);
+    auth = `auth:\n  token:\n    realm: ${opts.token.realm}\n    service: ${opts.token.service}\n    issuer: ${opts.token.issuer}\n    rootcertbundle: ${join(tmp.path, 'token-ca.pem')}\n`;
+  }
+  const config = registryConfig(dataDir, host, auth);
   const configPath = join(tmp.path, 'config.yml');
   await writeFile(configPath, config);
   const proc = await startProcess(bin, ['serve', configPath], {
