@@ -22,6 +22,7 @@ import { registrySource } from '../oci/stores.ts';
 import type { PlatformSelection } from '../oci/types.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
 import { partitionByRepository, type Shard } from './shard.ts';
+import { blobUsers, peerBlobs } from './shard-peers.ts';
 import { createBlobHomes } from './site-target.ts';
 
 export interface MirrorEntry {
@@ -123,11 +124,29 @@ export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
       fields: { ...m },
     });
   }
+  const homes = createBlobHomes();
+  let ordered = items;
+  if (opts.shard) {
+    // the whole list's manifests: which repositories (in which shards) share which blob
+    const all = planned.map((n) => {
+      const known = digestOf.get(n.source.original) ?? n.source.digest;
+      return { named: n, selector: known && isDigest(known) ? known : manifestSelector(n.source) };
+    });
+    const users = await blobUsers(all, pool, opts.signal);
+    const mine = new Set(items.map((i) => i.named.target.repository));
+    const fromPeer = peerBlobs({ users, mine, exists: (repo, d, signal) => target.blobExists(repo, d, signal) });
+    for (const [d, repos] of users) homes.users.set(d, new Set([...repos].filter((r) => mine.has(r))));
+    homes.fromPeer = fromPeer;
+    // images whose blobs this shard owns go first: the peers waiting on them get them soonest
+    const waits = (item: CopyItem) =>
+      [...users].filter(([, r]) => r.has(item.named.target.repository) && !mine.has([...r].sort()[0] as string)).length;
+    ordered = [...items].sort((a, b) => waits(a) - waits(b));
+  }
   const engine = await copyAll({
-    items,
+    items: ordered,
     client: target,
     source: (item) => registrySource(pool.client(item.named.source.registry), item.named.source.repository),
-    homes: createBlobHomes(),
+    homes,
     concurrency: opts.concurrency ?? 4,
     ...(opts.platforms ? { platforms: opts.platforms } : {}),
     // a tag with no known digest: what the source serves now is what the target must serve
