@@ -97,3 +97,25 @@ describe('sealift mirror --shard', () => {
     expect(after.filter((r) => r.path.includes('/blobs/uploads/'))).toEqual([]);
   }, 120_000);
 });
+
+describe('sealift mirror --shard: bad input', () => {
+  it.each([
+    [['--shard', '4/4'], /--shard 4\/4/],
+    [['--shard', '0/0'], /takes K\/N.*0\/0/],
+    [['--shard', '2'], /takes K\/N.*not \\"2\\"/],
+    [['--shard', '1/4', '--shards', '3'], /disagree/],
+    [['--shards', '4'], /needs the shard index/],
+  ])('%j is a usage error (exit 2) naming the value, before anything is read', async (flags, message) => {
+    const r = await sealift([
+      'mirror',
+      '--imagelist',
+      '/nonexistent/list.txt',
+      '--to',
+      '127.0.0.1:1',
+      ...flags,
+      '--json',
+    ]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(2);
+    expect(r.stdout + r.stderr).toMatch(message);
+  });
+});
