@@ -4,22 +4,12 @@
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { startFaultProxy, type RecordedRequest } from '../support/fault-proxy.ts';
+import { startFaultProxy } from '../support/fault-proxy.ts';
+import { blobUploads } from '../support/uploads.ts';
 import { seedImages, type ImageSpec } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry } from '../support/registry.ts';
 import { sealift, skopeoDigest } from './load-fixtures.ts';
-
-/** digest -> how many uploads of it the registry committed (the PUT closing an upload session) */
-export function blobUploads(requests: RecordedRequest[]): Map<string, number> {
-  const counts = new Map<string, number>();
-  for (const r of requests) {
-    if (r.method !== 'PUT' || !r.path.includes('/blobs/uploads/') || r.status !== 201) continue;
-    const digest = new URL(r.path, 'http://x').searchParams.get('digest');
-    if (digest) counts.set(digest, (counts.get(digest) ?? 0) + 1);
-  }
-  return counts;
-}
 
 // 12 repositories, 30 tags; three bases shared across repositories (and so across shards)
 const BASES = ['distroless', 'alpine', 'debian'];
