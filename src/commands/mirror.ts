@@ -16,6 +16,7 @@ import {
   type PlatformFlags,
   type TransportFlags,
 } from './flags.ts';
+import { shardFrom } from '../load/shard.ts';
 import { reportCopy } from './load.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
@@ -30,6 +31,8 @@ interface MirrorFlags extends GlobalFlags, TransportFlags, PlatformFlags {
   sourcePlainHttp?: string[];
   sourceInsecure?: string[];
   sourceCaFile?: string[];
+  shard?: string;
+  shards?: string;
 }
 
 export function registerMirror(program: Command): void {
@@ -48,6 +51,11 @@ export function registerMirror(program: Command): void {
       ).choices(['host-swap', 'scoped']),
     )
     .option('--concurrency <n>', 'blob transfers at once', '4')
+    .option(
+      '--shard <k/n>',
+      "copy only shard K (from 0) of N: the list's repositories split N ways, balanced by the lock's sizes",
+    )
+    .option('--shards <n>', 'N shards, this one JOB_COMPLETION_INDEX (what a Kubernetes Indexed Job sets)')
     // the spellings from before one convention: the same as --plain-http HOST etc. naming a source
     .option('--source-plain-http <host>', 'the same as --plain-http HOST for a source registry', collect)
     .option('--source-insecure <host>', 'the same as --insecure HOST for a source registry', collect)
@@ -60,6 +68,11 @@ export function registerMirror(program: Command): void {
         hint: 'e.g. sealift mirror -e airgap --to 10.61.3.31:35000 --plain-http',
       });
     }
+    const shard = shardFrom({
+      ...(flags.shard !== undefined ? { shard: flags.shard } : {}),
+      ...(flags.shards !== undefined ? { shards: flags.shards } : {}),
+      ...(process.env.JOB_COMPLETION_INDEX !== undefined ? { completionIndex: process.env.JOB_COMPLETION_INDEX } : {}),
+    });
     const out = createOutput(flags);
     const { mirrorImages, readMirrorList } = await import('../load/mirror.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
@@ -94,12 +107,18 @@ export function registerMirror(program: Command): void {
           sources,
           scheme: flags.scheme ?? (await environmentScheme(flags)),
           concurrency: parseConcurrency(flags.concurrency),
+          ...(shard ? { shard } : {}),
           platforms: platformSelectionFrom(flags, parsePlatform, { kind: 'all' }),
           onEvent: out.onEvent,
           signal,
         }),
       );
-      reportCopy(out, result, (r: MirrorResult) => ({ done: `mirrored ${r.from} into ${r.registry}` }));
+      reportCopy(out, result, (r: MirrorResult) => ({
+        ...(r.shard
+          ? { head: [`shard ${r.shard.index}/${r.shard.total}: ${r.shard.images} of ${r.shard.of} images`] }
+          : {}),
+        done: `mirrored ${r.from} into ${r.registry}`,
+      }));
     } finally {
       out.close();
       await closeRegistryConnections();

@@ -14,6 +14,8 @@ export interface ImageListEntry {
   ref: ImageReference;
   /** the lock's resolved digest, else a pinned reference's digest */
   digest?: Digest;
+  /** the lock's size in bytes, when it records one (what `mirror --shard` balances by) */
+  size?: number;
   /** the releases that pull it (a lock); [] for a text list */
   releases: string[];
   /** file:line (list) or file: images[i] (lock), for messages */
@@ -67,6 +69,7 @@ export function lockEntries(lock: ImageLock, file: string): ImageListEntry[] {
     const where = `${file}: images[${i}]`;
     const ref = normalizeImageReference(e.reference, where);
     const digest = (e.digest ?? ref.digest) as Digest | undefined;
-    return { reference: e.reference, ref, ...(digest ? { digest } : {}), releases: [...e.releases], where };
+    const size = typeof e.size === 'number' && e.size >= 0 ? { size: e.size } : {};
+    return { reference: e.reference, ref, ...(digest ? { digest } : {}), ...size, releases: [...e.releases], where };
   });
 }

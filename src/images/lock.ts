@@ -17,6 +17,8 @@ export interface ImageLockEntry {
   why: Why[];
   /** sha256 of the manifest (or index) the reference resolved to, once `bundle` has resolved it */
   digest?: string;
+  /** bytes of the image's blobs, when known: `mirror --shard` balances shards by it */
+  size?: number;
   /** a rule says no chart value points this image elsewhere: `verify` warns instead of failing */
   knobless?: { rule: string; description: string };
 }
@@ -67,6 +69,7 @@ export function renderLock(lock: ImageLock): string {
       releases: [...new Set(e.releases)].sort(),
       why: [...e.why].sort((a, b) => (whyKey(a) < whyKey(b) ? -1 : whyKey(a) > whyKey(b) ? 1 : 0)),
       ...(e.digest ? { digest: e.digest } : {}),
+      ...(e.size !== undefined ? { size: e.size } : {}),
       ...(e.knobless ? { knobless: e.knobless } : {}),
     }));
   const knobs = lock.knobs

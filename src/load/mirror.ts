@@ -9,18 +9,28 @@ import { errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { readImageList } from '../images/list.ts';
 import { planTargets, type NamingScheme } from '../oci/naming.ts';
-import { formatImageReference, isDigest, manifestSelector, normalizeImageReference } from '../oci/reference.ts';
+import {
+  formatImageReference,
+  isDigest,
+  manifestSelector,
+  normalizeImageReference,
+  repositoryName,
+} from '../oci/reference.ts';
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryPool, type RegistryHostConfig } from '../oci/registry.ts';
 import { registrySource } from '../oci/stores.ts';
 import type { PlatformSelection } from '../oci/types.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
+import { partitionByRepository, type Shard } from './shard.ts';
+import { blobUsers, peerBlobs } from './shard-peers.ts';
 import { createBlobHomes } from './site-target.ts';
 
 export interface MirrorEntry {
   reference: string;
   /** the digest the target must serve, when known (a lock entry, or a pinned reference) */
   digest?: string;
+  /** bytes, when the lock knows them: what `--shard` balances by */
+  size?: number;
 }
 
 export interface MirrorOptions extends RunOptions {
@@ -35,6 +45,8 @@ export interface MirrorOptions extends RunOptions {
   /** default: every platform (the exact upstream graph) */
   platforms?: PlatformSelection;
   credentials?: CredentialLookup;
+  /** copy only this shard's repositories of the list (src/load/shard.ts) */
+  shard?: Shard;
 }
 
 /** A locked entry whose upstream tag no longer resolves to the locked digest. */
@@ -53,22 +65,41 @@ export interface MirrorResult extends CopyEngineResult {
   scheme: NamingScheme;
   /** locked tags that moved upstream (the locked digest was copied all the same) */
   movedTags: MovedTag[];
+  /** with --shard: which shard this was and how many of the list's images it took */
+  shard?: Shard & { images: number; of: number };
 }
 
 /** What to mirror from `--imagelist FILE` (a text list or an image lock, src/images/list.ts). */
 export async function readMirrorList(file: string): Promise<MirrorEntry[]> {
   const { entries } = await readImageList(file);
-  return entries.map((e) => ({ reference: e.reference, ...(e.digest ? { digest: e.digest } : {}) }));
+  return entries.map((e) => ({
+    reference: e.reference,
+    ...(e.digest ? { digest: e.digest } : {}),
+    ...(e.size !== undefined ? { size: e.size } : {}),
+  }));
 }
 
 export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const scheme = opts.scheme ?? 'host-swap';
-  const named = planTargets(
+  // the whole list is planned in every shard: the same clashes refused, the same partition
+  const planned = planTargets(
     opts.images.map((i) => i.reference),
     opts.to.host,
     scheme,
   );
+  const sizeOf = new Map(opts.images.map((i) => [normalizeImageReference(i.reference).original, i.size]));
+  const named = opts.shard
+    ? (
+        partitionByRepository(
+          planned.map((n) => {
+            const size = sizeOf.get(n.source.original);
+            return { repository: repositoryName(n.target), ...(size !== undefined ? { size } : {}) };
+          }),
+          opts.shard.total,
+        )[opts.shard.index] ?? []
+      ).map((i) => planned[i] as (typeof planned)[number])
+    : planned;
   const pool = new RegistryPool({
     hosts: { ...opts.sources, [opts.to.host]: registryHostConfig(opts.to) },
     onEvent,
@@ -93,11 +124,29 @@ export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
       fields: { ...m },
     });
   }
+  const homes = createBlobHomes();
+  let ordered = items;
+  if (opts.shard) {
+    // the whole list's manifests: which repositories (in which shards) share which blob
+    const all = planned.map((n) => {
+      const known = digestOf.get(n.source.original) ?? n.source.digest;
+      return { named: n, selector: known && isDigest(known) ? known : manifestSelector(n.source) };
+    });
+    const users = await blobUsers(all, pool, opts.signal);
+    const mine = new Set(items.map((i) => i.named.target.repository));
+    const fromPeer = peerBlobs({ users, mine, exists: (repo, d, signal) => target.blobExists(repo, d, signal) });
+    for (const [d, repos] of users) homes.users.set(d, new Set([...repos].filter((r) => mine.has(r))));
+    homes.fromPeer = fromPeer;
+    // images whose blobs this shard owns go first: the peers waiting on them get them soonest
+    const waits = (item: CopyItem) =>
+      [...users].filter(([, r]) => r.has(item.named.target.repository) && !mine.has([...r].sort()[0] as string)).length;
+    ordered = [...items].sort((a, b) => waits(a) - waits(b));
+  }
   const engine = await copyAll({
-    items,
+    items: ordered,
     client: target,
     source: (item) => registrySource(pool.client(item.named.source.registry), item.named.source.repository),
-    homes: createBlobHomes(),
+    homes,
     concurrency: opts.concurrency ?? 4,
     ...(opts.platforms ? { platforms: opts.platforms } : {}),
     // a tag with no known digest: what the source serves now is what the target must serve
@@ -110,7 +159,15 @@ export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
   const ok = engine.failures.length === 0 && engine.checks.every((c) => c.status === 'ok');
-  return { ok, from: opts.from, registry: opts.to.host, scheme, ...engine, movedTags };
+  return {
+    ok,
+    from: opts.from,
+    registry: opts.to.host,
+    scheme,
+    ...engine,
+    movedTags,
+    ...(opts.shard ? { shard: { ...opts.shard, images: named.length, of: planned.length } } : {}),
+  };
 }
 
 /** Locked, tagged entries whose upstream tag resolves to another digest now (one HEAD each). */

@@ -13,6 +13,8 @@ export interface BlobHomes {
   placed: Map<Digest, Promise<string | undefined>>;
   /** digest -> the repositories of this run whose images use it (where a previous run may have put it) */
   users: Map<Digest, Set<string>>;
+  /** shards running at once (mirror --shard): a peer's repository holding it, once its owner committed it */
+  fromPeer?: (digest: Digest, repo: string, signal?: AbortSignal) => Promise<string | undefined>;
 }
 
 export function createBlobHomes(): BlobHomes {
@@ -39,6 +41,11 @@ export function siteRegistryTarget(client: RegistryClient, repo: string, homes: 
             settle(repo);
             return 'mounted';
           }
+        }
+        const peer = await homes.fromPeer?.(desc.digest, repo, signal);
+        if (peer && (await client.mountBlob(repo, peer, desc.digest, signal))) {
+          settle(repo);
+          return 'mounted';
         }
         const outcome = await client.pushBlob(repo, desc, open, signal);
         settle(repo);

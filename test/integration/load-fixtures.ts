@@ -270,6 +270,6 @@ export const CLI_ENV = { ...process.env, SEALIFT_CACHE_DIR: CACHE_DIR };
 export const CLI = SEALIFT_BIN;
 
 /** Runs the CLI as a user would; never throws on a non-zero exit. */
-export function sealift(args: string[]) {
-  return runSealift(args, { timeout: 240_000, env: { SEALIFT_CACHE_DIR: CACHE_DIR } });
+export function sealift(args: string[], env: Record<string, string> = {}) {
+  return runSealift(args, { timeout: 240_000, env: { SEALIFT_CACHE_DIR: CACHE_DIR, ...env } });
 }
