@@ -14,6 +14,7 @@ import {
   withTransportFlags,
   type PlatformFlags,
 } from './flags.ts';
+import { bundleInspectCommands } from './bundle-inspect.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
@@ -136,5 +137,6 @@ export function registerBundle(program: Command): void {
     }
   });
   cmd.addCommand(verify);
+  for (const sub of bundleInspectCommands()) cmd.addCommand(sub);
   program.addCommand(cmd);
 }

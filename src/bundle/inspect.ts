@@ -1,0 +1,162 @@
+// `sealift bundle inspect` and `sealift bundle diff`: what a bundle holds, read through the one
+// reader (src/bundle-format) from bundle.json, the archive's entry list and the layout's manifests
+// only. Nothing is hashed: `bundle verify` is the integrity check, and inspect stays fast on a
+// bundle of any size.
+import { SealiftError, isSealiftError } from '../errors.ts';
+import {
+  BUNDLE_INDEX_FILE,
+  BundleSource,
+  CHECKSUMS_FILE,
+  openBundleArchive,
+  parseBundleIndex,
+  type BundleArchive,
+  type BundleIndex,
+} from '../bundle-format/index.ts';
+import { diffBundles, type BundleDiff, type DiffInput } from './diff.ts';
+
+/** The signature beside the checksums (the signing work adds it); inspect only reports it. */
+const SIGNATURE_FILE = `${CHECKSUMS_FILE}.sig`;
+/** Carried site tools live under bin/<os>-<arch>/. */
+const TOOLS_PREFIX = 'bin/';
+
+export interface InspectImage {
+  reference: string;
+  digest: string;
+  mediaType: string;
+  platforms: string[];
+  /** layers and configs of this image, and their bytes */
+  blobs: number;
+  bytes: number;
+}
+
+export interface BundleInspection {
+  bundle: string;
+  kind: BundleArchive['kind'];
+  createdAt: string;
+  tool: string;
+  environment: string | null;
+  registry: string | null;
+  /** what bundle.json names as the base of an incremental bundle; null: a full bundle */
+  base: unknown;
+  signature: 'unsigned' | 'signed (not verified: use --verify-key)';
+  images: InspectImage[];
+  charts: { release: string; chart: string; version: string; path: string; sha256: string; size: number }[];
+  files: { path: string; release?: string; sha256: string; size: number }[];
+  tools: { path: string; size: number }[];
+  totals: BundleIndex['totals'] & { archiveBytes: number };
+}
+
+function describe(archive: BundleArchive, index: BundleIndex, raw: Record<string, unknown>): BundleInspection {
+  const tools = [...archive.entries.values()]
+    .filter((e) => e.type === 'file' && e.path.startsWith(TOOLS_PREFIX))
+    .map((e) => ({ path: e.path, size: e.size }));
+  let archiveBytes = 0;
+  for (const e of archive.entries.values()) archiveBytes += e.size;
+  return {
+    bundle: archive.location,
+    kind: archive.kind,
+    createdAt: index.createdAt,
+    tool: `${index.tool.name} ${index.tool.version}`,
+    environment: index.environment,
+    registry: index.registry ? index.registry.host : null,
+    base: raw.base ?? null,
+    signature: archive.lookup(SIGNATURE_FILE) ? 'signed (not verified: use --verify-key)' : 'unsigned',
+    images: index.images.map((i) => ({
+      reference: i.reference,
+      digest: i.digest,
+      mediaType: i.mediaType,
+      platforms: i.platforms,
+      blobs: i.blobs,
+      bytes: i.bytes,
+    })),
+    charts: index.charts.map((c) => ({
+      release: c.release,
+      chart: c.chart,
+      version: c.version,
+      path: c.path,
+      sha256: c.sha256,
+      size: c.size,
+    })),
+    files: index.files.map((f) => ({
+      path: f.path,
+      ...(f.release ? { release: f.release } : {}),
+      sha256: f.sha256,
+      size: f.size,
+    })),
+    tools,
+    totals: { ...index.totals, archiveBytes },
+  };
+}
+
+async function readIndex(archive: BundleArchive): Promise<{ index: BundleIndex; raw: Record<string, unknown> }> {
+  const bytes = await archive.readSmall(BUNDLE_INDEX_FILE);
+  const index = parseBundleIndex(bytes, archive.location);
+  // fields newer than this schema (an incremental bundle's base) are shown as written
+  return { index, raw: JSON.parse(bytes.toString()) as Record<string, unknown> };
+}
+
+/** What a bundle holds, from bundle.json and the archive's entries: fast, and no integrity check. */
+export async function inspectBundle(input: string): Promise<BundleInspection> {
+  const archive = await openBundleArchive(input);
+  try {
+    const { index, raw } = await readIndex(archive);
+    return describe(archive, index, raw);
+  } finally {
+    await archive.close();
+  }
+}
+
+/** Every blob digest the layout's images reference (manifests included), with its size. */
+async function layoutBlobs(archive: BundleArchive): Promise<Map<string, number>> {
+  const source = new BundleSource(archive);
+  const blobs = new Map<string, number>();
+  for (const image of await source.listImages()) {
+    const graph = await source.graph(image.descriptor);
+    for (const d of [...graph.manifests, ...graph.blobs]) blobs.set(d.digest, d.size);
+  }
+  return blobs;
+}
+
+async function readForDiff(
+  which: 'A' | 'B',
+  input: string,
+): Promise<{ inspection: BundleInspection; diff: DiffInput }> {
+  try {
+    const archive = await openBundleArchive(input);
+    try {
+      const { index, raw } = await readIndex(archive);
+      const inspection = describe(archive, index, raw);
+      return {
+        inspection,
+        diff: {
+          images: inspection.images,
+          blobs: await layoutBlobs(archive),
+          charts: inspection.charts,
+          files: inspection.files,
+        },
+      };
+    } finally {
+      await archive.close();
+    }
+  } catch (e) {
+    // name which of the two arguments is at fault
+    if (!isSealiftError(e)) throw e;
+    throw new SealiftError(e.code, `bundle ${which} (${input}): ${e.message}`, {
+      ...(e.hint ? { hint: e.hint } : {}),
+      details: { ...e.details, argument: which, bundle: input },
+      cause: e,
+    });
+  }
+}
+
+export interface BundleDiffResult extends BundleDiff {
+  a: string;
+  b: string;
+}
+
+/** What B holds that A does not (and the other way round for images, charts and files). */
+export async function diffBundleFiles(a: string, b: string): Promise<BundleDiffResult> {
+  const left = await readForDiff('A', a);
+  const right = await readForDiff('B', b);
+  return { a, b, ...diffBundles(left.diff, right.diff) };
+}
