@@ -12,6 +12,8 @@ import {
   type BundleArchive,
   type BundleIndex,
 } from '../bundle-format/index.ts';
+import type { Digest } from '../oci/reference.ts';
+import { MAX_MANIFEST_BYTES, formatPlatform, type Platform } from '../oci/types.ts';
 import { diffBundles, type BundleDiff, type DiffInput } from './diff.ts';
 
 /** The signature beside the checksums (the signing work adds it); inspect only reports it. */
@@ -46,7 +48,31 @@ export interface BundleInspection {
   totals: BundleIndex['totals'] & { archiveBytes: number };
 }
 
-function describe(archive: BundleArchive, index: BundleIndex, raw: Record<string, unknown>): BundleInspection {
+/**
+ * bundle.json lists platforms only where one was chosen out of an index; an image pulled as a
+ * single manifest has its platform in its config: two small reads, never a layer.
+ */
+async function platformsOf(archive: BundleArchive, image: BundleIndex['images'][number]): Promise<string[]> {
+  if (image.platforms.length > 0) return image.platforms;
+  const source = new BundleSource(archive);
+  // bundle.json's schema holds only sha256:<64 hex> digests
+  const manifest = await source.fetchManifest({
+    digest: image.digest as Digest,
+    size: image.size,
+    mediaType: image.mediaType,
+  });
+  if (manifest.kind !== 'manifest') return [];
+  const config = manifest.parsed.config;
+  const bytes = await archive.readSmall(source.blobPath(config.digest), MAX_MANIFEST_BYTES);
+  const p = JSON.parse(bytes.toString()) as Partial<Platform>;
+  return p.os && p.architecture ? [formatPlatform(p as Platform)] : [];
+}
+
+async function describe(
+  archive: BundleArchive,
+  index: BundleIndex,
+  raw: Record<string, unknown>,
+): Promise<BundleInspection> {
   const tools = [...archive.entries.values()]
     .filter((e) => e.type === 'file' && e.path.startsWith(TOOLS_PREFIX))
     .map((e) => ({ path: e.path, size: e.size }));
@@ -61,14 +87,16 @@ function describe(archive: BundleArchive, index: BundleIndex, raw: Record<string
     registry: index.registry ? index.registry.host : null,
     base: raw.base ?? null,
     signature: archive.lookup(SIGNATURE_FILE) ? 'signed (not verified: use --verify-key)' : 'unsigned',
-    images: index.images.map((i) => ({
-      reference: i.reference,
-      digest: i.digest,
-      mediaType: i.mediaType,
-      platforms: i.platforms,
-      blobs: i.blobs,
-      bytes: i.bytes,
-    })),
+    images: await Promise.all(
+      index.images.map(async (i) => ({
+        reference: i.reference,
+        digest: i.digest,
+        mediaType: i.mediaType,
+        platforms: await platformsOf(archive, i),
+        blobs: i.blobs,
+        bytes: i.bytes,
+      })),
+    ),
     charts: index.charts.map((c) => ({
       release: c.release,
       chart: c.chart,
@@ -100,7 +128,7 @@ export async function inspectBundle(input: string): Promise<BundleInspection> {
   const archive = await openBundleArchive(input);
   try {
     const { index, raw } = await readIndex(archive);
-    return describe(archive, index, raw);
+    return await describe(archive, index, raw);
   } finally {
     await archive.close();
   }
@@ -125,7 +153,7 @@ async function readForDiff(
     const archive = await openBundleArchive(input);
     try {
       const { index, raw } = await readIndex(archive);
-      const inspection = describe(archive, index, raw);
+      const inspection = await describe(archive, index, raw);
       return {
         inspection,
         diff: {
