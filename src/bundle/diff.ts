@@ -21,6 +21,8 @@ export interface DiffInput {
   blobs: ReadonlyMap<string, number>;
   charts: readonly DiffFile[];
   files: readonly DiffFile[];
+  /** carried tools (bin/) */
+  tools: readonly DiffFile[];
 }
 
 export interface ChangedImage {
@@ -42,6 +44,7 @@ export interface BundleDiff {
   newBytes: number;
   charts: FileChanges;
   files: FileChanges;
+  tools: FileChanges;
   /** true when nothing differs */
   same: boolean;
 }
@@ -84,6 +87,7 @@ export function diffBundles(a: DiffInput, b: DiffInput): BundleDiff {
   }
   const charts = diffFiles(a.charts, b.charts);
   const files = diffFiles(a.files, b.files);
+  const tools = diffFiles(a.tools, b.tools);
   const none = (c: FileChanges) => c.added.length + c.removed.length + c.changed.length === 0;
   const sort = <T extends { reference: string }>(xs: T[]) => xs.sort((x, y) => byName(x.reference, y.reference));
   return {
@@ -92,6 +96,12 @@ export function diffBundles(a: DiffInput, b: DiffInput): BundleDiff {
     newBytes,
     charts,
     files,
-    same: added.length + removed.length + changed.length === 0 && newBlobs === 0 && none(charts) && none(files),
+    tools,
+    same:
+      added.length + removed.length + changed.length === 0 &&
+      newBlobs === 0 &&
+      none(charts) &&
+      none(files) &&
+      none(tools),
   };
 }

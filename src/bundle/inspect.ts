@@ -2,10 +2,13 @@
 // reader (src/bundle-format) from bundle.json, the archive's entry list and the layout's manifests
 // only. Nothing is hashed: `bundle verify` is the integrity check, and inspect stays fast on a
 // bundle of any size.
+import { stat } from 'node:fs/promises';
 import { SealiftError, isSealiftError } from '../errors.ts';
 import {
   BUNDLE_INDEX_FILE,
   BundleSource,
+  isSitePath,
+  readChecksums,
   CHECKSUMS_FILE,
   openBundleArchive,
   parseBundleIndex,
@@ -20,6 +23,7 @@ import { diffBundles, type BundleDiff, type DiffInput } from './diff.ts';
 const SIGNATURE_FILE = `${CHECKSUMS_FILE}.sig`;
 /** Carried site tools live under bin/<os>-<arch>/. */
 const TOOLS_PREFIX = 'bin/';
+const CHARTS_PREFIX = 'charts/';
 
 export interface InspectImage {
   reference: string;
@@ -43,8 +47,11 @@ export interface BundleInspection {
   signature: 'unsigned' | 'signed (not verified: use --verify-key)';
   images: InspectImage[];
   charts: { release: string; chart: string; version: string; path: string; sha256: string; size: number }[];
-  files: { path: string; release?: string; sha256: string; size: number }[];
-  tools: { path: string; size: number }[];
+  /** the site dir but charts: helmfile, values, release files (with their release and URL), lists */
+  files: { path: string; release?: string; url?: string; sha256: string; size: number }[];
+  /** files under bin/ (carried helm, helmfile, ...) */
+  tools: { path: string; sha256: string; size: number }[];
+  /** archiveBytes: the tar (or parts, or directory's files) on disk */
   totals: BundleIndex['totals'] & { archiveBytes: number };
 }
 
@@ -73,11 +80,25 @@ async function describe(
   index: BundleIndex,
   raw: Record<string, unknown>,
 ): Promise<BundleInspection> {
-  const tools = [...archive.entries.values()]
-    .filter((e) => e.type === 'file' && e.path.startsWith(TOOLS_PREFIX))
-    .map((e) => ({ path: e.path, size: e.size }));
+  // sha256 as the bundle lists it (checksums.sha256, small): what a diff compares, not re-hashed
+  const sums = await readChecksums(archive);
+  const listed = (path: string, size: number) => ({ path, sha256: sums.get(path) ?? '', size });
+  const fileEntries = [...archive.entries.values()].filter((e) => e.type === 'file');
+  const tools = fileEntries.filter((e) => e.path.startsWith(TOOLS_PREFIX)).map((e) => listed(e.path, e.size));
+  const releaseFiles = new Map(index.files.map((f) => [f.path, f]));
+  const files = fileEntries
+    .filter((e) => isSitePath(e.path) && !e.path.startsWith(CHARTS_PREFIX))
+    .map((e) => {
+      const f = releaseFiles.get(e.path);
+      return {
+        ...listed(e.path, e.size),
+        ...(f?.release ? { release: f.release } : {}),
+        ...(f?.url ? { url: f.url } : {}),
+      };
+    });
   let archiveBytes = 0;
-  for (const e of archive.entries.values()) archiveBytes += e.size;
+  if (archive.files.length === 0) for (const e of fileEntries) archiveBytes += e.size;
+  else for (const f of archive.files) archiveBytes += (await stat(f)).size;
   return {
     bundle: archive.location,
     kind: archive.kind,
@@ -105,12 +126,7 @@ async function describe(
       sha256: c.sha256,
       size: c.size,
     })),
-    files: index.files.map((f) => ({
-      path: f.path,
-      ...(f.release ? { release: f.release } : {}),
-      sha256: f.sha256,
-      size: f.size,
-    })),
+    files,
     tools,
     totals: { ...index.totals, archiveBytes },
   };
@@ -123,7 +139,7 @@ async function readIndex(archive: BundleArchive): Promise<{ index: BundleIndex; 
   return { index, raw: JSON.parse(bytes.toString()) as Record<string, unknown> };
 }
 
-/** What a bundle holds, from bundle.json and the archive's entries: fast, and no integrity check. */
+/** What a bundle holds, from bundle.json, checksums.sha256 and the archive's entries: fast, and no integrity check. */
 export async function inspectBundle(input: string): Promise<BundleInspection> {
   const archive = await openBundleArchive(input);
   try {
@@ -161,6 +177,7 @@ async function readForDiff(
           blobs: await layoutBlobs(archive),
           charts: inspection.charts,
           files: inspection.files,
+          tools: inspection.tools,
         },
       };
     } finally {

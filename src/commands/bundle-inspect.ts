@@ -46,13 +46,13 @@ function inspectionLines(r: BundleInspection): string[] {
     );
   lines.push(
     '',
-    `totals: ${t.images} images, ${t.blobs} unique blobs (${formatBytes(t.blobBytes)}; sharing saved ${formatBytes(t.savedBySharing)}), ${t.charts} charts, ${t.files} files; ${formatBytes(t.archiveBytes)} in all`,
+    `totals: ${t.images} images, ${t.blobs} unique blobs (${formatBytes(t.blobBytes)}; sharing saved ${formatBytes(t.savedBySharing)}), ${t.charts} charts, ${r.files.length} site files, ${r.tools.length} tools; ${formatBytes(t.archiveBytes)} on disk`,
   );
   return lines;
 }
 
 function diffLines(d: BundleDiffResult): string[] {
-  if (d.same) return [`${d.a} and ${d.b} hold the same images, blobs, charts and files`];
+  if (d.same) return [`${d.a} and ${d.b} hold the same images, blobs, charts, site files and tools`];
   const lines = [`${d.a} -> ${d.b}`];
   const i = d.images;
   lines.push(
@@ -64,7 +64,8 @@ function diffLines(d: BundleDiffResult): string[] {
   lines.push(`new in B: ${d.newBlobs} blobs, ${formatBytes(d.newBytes)} (${d.newBytes} bytes)`);
   for (const [what, c] of [
     ['charts', d.charts],
-    ['files', d.files],
+    ['site files', d.files],
+    ['tools', d.tools],
   ] as const) {
     if (c.added.length + c.removed.length + c.changed.length === 0) continue;
     lines.push(`${what}: ${c.added.length} added, ${c.removed.length} removed, ${c.changed.length} changed`);
@@ -78,7 +79,7 @@ function diffLines(d: BundleDiffResult): string[] {
 export function bundleInspectCommands(): Command[] {
   const inspect = new Command('inspect')
     .description(
-      'Show what a bundle holds: images (digest, platforms, blobs, size), charts, site files, carried tools, base, signature, totals. Reads bundle.json and the archive index only, so it is fast and checks no bytes: `sealift bundle verify` is the integrity check.',
+      'Show what a bundle holds: images (digest, platforms, blobs, size), charts, site files, carried tools, base, signature, totals. Reads bundle.json, checksums.sha256 and the archive index only, so it is fast and checks no bytes: `sealift bundle verify` is the integrity check.',
     )
     .argument('<bundle>', 'the bundle (.tar, .tar.part-000 or directory)');
   withCommonFlags(inspect).action(async (bundle: string) => {

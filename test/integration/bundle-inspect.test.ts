@@ -5,11 +5,11 @@
 // layers) that the first bundle lacks; an argument that is no bundle exits 10 naming it.
 import { execa } from 'execa';
 import { createHash } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runSealift } from '../support/cli.ts';
-import { craftBundle, editJson } from '../support/bundles.ts';
+import { craftBundle, editJson, resum } from '../support/bundles.ts';
 import { seedImages, type SeededImage } from '../support/images.ts';
 import { tempDir } from '../support/process.ts';
 import { startRegistry, type TestRegistry } from '../support/registry.ts';
@@ -25,13 +25,15 @@ let tarB: string;
 
 const sealift = (args: string[]) => runSealift(args, { cwd: work.path });
 
-async function bundleOf(name: string, refs: string[]): Promise<string> {
-  const list = join(work.path, `${name}.txt`);
+/** `sealift bundle` of these references into <work>/<dir>/stack.tar (one name: site files compare by path) */
+async function bundleOf(dir: string, refs: string[]): Promise<string> {
+  const list = join(work.path, `${dir}-list`, 'stack.txt');
+  await mkdir(dirname(list), { recursive: true });
   await writeFile(list, `${refs.join('\n')}\n`);
-  const out = join(work.path, 'bundles');
-  const r = await sealift(['bundle', '--imagelist', list, '-o', out, '--name', name, '--plain-http', registry.host]);
+  const out = join(work.path, dir);
+  const r = await sealift(['bundle', '--imagelist', list, '-o', out, '--name', 'stack', '--plain-http', registry.host]);
   expect(r.exitCode, r.stderr).toBe(0);
-  return join(out, `${name}.tar`);
+  return join(out, 'stack.tar');
 }
 
 /** What skopeo, an independent client, says the registry's tag resolves to. */
@@ -126,7 +128,19 @@ describe('sealift bundle inspect', () => {
     const r = await sealift(['bundle', 'inspect', b.root, '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
     const v = JSON.parse(r.stdout) as BundleInspection;
-    expect(v.tools).toEqual([{ path: 'bin/linux-amd64/helm', size: 1234 }]);
+    // the tool's sha256 is the one checksums.sha256 lists (resum: as the writer would)
+    await resum(b.root);
+    const again = JSON.parse((await sealift(['bundle', 'inspect', b.root, '--json'])).stdout) as BundleInspection;
+    const sha = (bytes: Buffer | string) => createHash('sha256').update(bytes).digest('hex');
+    expect(again.tools).toEqual([{ path: 'bin/linux-amd64/helm', size: 1234, sha256: sha(Buffer.alloc(1234, 1)) }]);
+    expect(again.files).toEqual([
+      {
+        path: 'imagelists/crafted.txt',
+        size: expect.any(Number),
+        sha256: sha(await readFile(join(b.root, 'imagelists', 'crafted.txt'))),
+      },
+    ]);
+    expect(v.tools.map((t) => [t.path, t.size])).toEqual([['bin/linux-amd64/helm', 1234]]);
     expect(v.signature).toBe('signed (not verified: use --verify-key)');
     expect(v.base).toEqual({ bundle: 'stack-2026-11.tar', createdAt: '2026-11-01T00:00:00.000Z' });
     // the image behind two nested indexes: its platform from bundle.json
@@ -165,6 +179,14 @@ describe('sealift bundle diff', () => {
       { reference: before[0]!.testRef, from: before[0]!.digest, to: after[0]!.digest },
     ]);
     expect(d.images.unchanged).toBe(1);
+    // the carried image lists name the images, so they changed; no charts or tools in either
+    expect(d.files).toEqual({
+      added: [],
+      removed: [],
+      changed: ['imagelists/stack.lock.json', 'imagelists/stack.txt'],
+    });
+    expect(d.charts).toEqual({ added: [], removed: [], changed: [] });
+    expect(d.tools).toEqual({ added: [], removed: [], changed: [] });
     const inA = new Set(before.flatMap(blobsOf).map(([digest]) => digest));
     const fresh = new Map([...after.flatMap(blobsOf)].filter(([digest]) => !inA.has(digest)));
     expect(d.newBlobs).toBe(fresh.size);

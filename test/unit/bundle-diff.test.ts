@@ -22,6 +22,7 @@ const A: DiffInput = {
     { path: 'releases/knative/serving-core.yaml', sha256: '2'.repeat(64) },
     { path: 'values/istiod.yaml', sha256: '3'.repeat(64) },
   ],
+  tools: [{ path: 'bin/linux-amd64/helm', sha256: '5'.repeat(64) }],
 };
 
 describe('diffBundles', () => {
@@ -33,11 +34,12 @@ describe('diffBundles', () => {
       newBytes: 0,
       charts: { added: [], removed: [], changed: [] },
       files: { added: [], removed: [], changed: [] },
+      tools: { added: [], removed: [], changed: [] },
       same: true,
     });
   });
 
-  it('names the added, removed and re-pointed images and counts only blobs A lacks', () => {
+  it('names the added, removed and re-pointed images, changed charts, files and tools, and counts only blobs A lacks', () => {
     const B: DiffInput = {
       images: [
         { reference: 'docker.io/istio/pilot:1.23.2', digest: d('4') }, // changed
@@ -56,6 +58,10 @@ describe('diffBundles', () => {
         { path: 'releases/knative/serving-core.yaml', sha256: '2'.repeat(64) },
         { path: 'values/knative.yaml', sha256: '4'.repeat(64) },
       ],
+      tools: [
+        { path: 'bin/linux-amd64/helm', sha256: '6'.repeat(64) },
+        { path: 'bin/linux-amd64/helmfile', sha256: '7'.repeat(64) },
+      ],
     };
     const r = diffBundles(A, B);
     expect(r.images.added).toEqual([
@@ -70,11 +76,18 @@ describe('diffBundles', () => {
     expect(r.newBytes).toBe(510 + 320 + 7000);
     expect(r.charts).toEqual({ added: [], removed: [], changed: ['charts/istiod-1.23.2.tgz'] });
     expect(r.files).toEqual({ added: ['values/knative.yaml'], removed: ['values/istiod.yaml'], changed: [] });
+    expect(r.tools).toEqual({ added: ['bin/linux-amd64/helmfile'], removed: [], changed: ['bin/linux-amd64/helm'] });
     expect(r.same).toBe(false);
   });
 
   it('the other way round: what B removed A still has, and B is the smaller side', () => {
-    const B: DiffInput = { images: A.images.slice(0, 1), blobs: new Map([[d('1'), 500]]), charts: [], files: [] };
+    const B: DiffInput = {
+      images: A.images.slice(0, 1),
+      blobs: new Map([[d('1'), 500]]),
+      charts: [],
+      files: [],
+      tools: [],
+    };
     const back = diffBundles(B, A);
     expect(back.images.added.map((i) => i.reference)).toEqual([
       'docker.io/istio/proxyv2:1.23.2',
