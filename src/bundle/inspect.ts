@@ -71,7 +71,16 @@ async function platformsOf(archive: BundleArchive, image: BundleIndex['images'][
   if (manifest.kind !== 'manifest') return [];
   const config = manifest.parsed.config;
   const bytes = await archive.readSmall(source.blobPath(config.digest), MAX_MANIFEST_BYTES);
-  const p = JSON.parse(bytes.toString()) as Partial<Platform>;
+  let p: Partial<Platform>;
+  try {
+    p = JSON.parse(bytes.toString()) as Partial<Platform>;
+  } catch (e) {
+    throw new SealiftError(
+      'BUNDLE_INVALID',
+      `${archive.location}: the config ${config.digest} of ${image.reference} is not JSON: ${(e as Error).message}`,
+      { hint: 'The bundle was altered or damaged; `sealift bundle verify` names what differs.' },
+    );
+  }
   return p.os && p.architecture ? [formatPlatform(p as Platform)] : [];
 }
 

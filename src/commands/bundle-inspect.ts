@@ -94,7 +94,7 @@ export function bundleInspectCommands(): Command[] {
 
   const diff = new Command('diff')
     .description(
-      'Compare two bundles: images added, removed and changed (same reference, other digest), the blobs and bytes B holds that A lacks (what an update carries), charts and files changed. Exits 0 whatever the difference; a non-bundle argument is an error naming it. Checks no bytes: `sealift bundle verify` does.',
+      'Compare two bundles: images added, removed and changed (same reference, other digest), the blobs and bytes B holds that A lacks (what an update carries), charts, site files and tools changed (by the sha256 checksums.sha256 lists). Exits 0 whatever the difference; a non-bundle argument is an error naming it. Checks no bytes: `sealift bundle verify` does.',
     )
     .argument('<a>', 'the older bundle')
     .argument('<b>', 'the newer bundle');
