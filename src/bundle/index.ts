@@ -325,3 +325,4 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
 
 export { verifyBundle, type BundleVerifyResult } from './verify.ts';
 export { parseSize } from './pack.ts';
+export { inspectBundle, diffBundleFiles, type BundleInspection, type BundleDiffResult } from './inspect.ts';

@@ -15,6 +15,7 @@ import {
   withTransportFlags,
   type PlatformFlags,
 } from './flags.ts';
+import { bundleInspectCommands } from './bundle-inspect.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
@@ -159,5 +160,6 @@ export function registerBundle(program: Command): void {
     }
   });
   cmd.addCommand(verify);
+  for (const sub of bundleInspectCommands()) cmd.addCommand(sub);
   program.addCommand(cmd);
 }

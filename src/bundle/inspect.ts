@@ -1,0 +1,216 @@
+// `sealift bundle inspect` and `sealift bundle diff`: what a bundle holds, read through the one
+// reader (src/bundle-format) from bundle.json, the archive's entry list and the layout's manifests
+// only. Nothing is hashed: `bundle verify` is the integrity check, and inspect stays fast on a
+// bundle of any size.
+import { stat } from 'node:fs/promises';
+import { SealiftError, isSealiftError } from '../errors.ts';
+import {
+  BUNDLE_INDEX_FILE,
+  BundleSource,
+  isSitePath,
+  readChecksums,
+  CHECKSUMS_FILE,
+  openBundleArchive,
+  parseBundleIndex,
+  type BundleArchive,
+  type BundleIndex,
+} from '../bundle-format/index.ts';
+import type { Digest } from '../oci/reference.ts';
+import { MAX_MANIFEST_BYTES, formatPlatform, type Platform } from '../oci/types.ts';
+import { diffBundles, type BundleDiff, type DiffInput } from './diff.ts';
+
+/** The signature beside the checksums (the signing work adds it); inspect only reports it. */
+const SIGNATURE_FILE = `${CHECKSUMS_FILE}.sig`;
+/** Carried site tools live under bin/<os>-<arch>/. */
+const TOOLS_PREFIX = 'bin/';
+const CHARTS_PREFIX = 'charts/';
+
+export interface InspectImage {
+  reference: string;
+  digest: string;
+  mediaType: string;
+  platforms: string[];
+  /** layers and configs of this image, and their bytes */
+  blobs: number;
+  bytes: number;
+}
+
+export interface BundleInspection {
+  bundle: string;
+  kind: BundleArchive['kind'];
+  createdAt: string;
+  tool: string;
+  environment: string | null;
+  registry: string | null;
+  /** what bundle.json names as the base of an incremental bundle; null: a full bundle */
+  base: unknown;
+  signature: 'unsigned' | 'signed (not verified: use --verify-key)';
+  images: InspectImage[];
+  charts: { release: string; chart: string; version: string; path: string; sha256: string; size: number }[];
+  /** the site dir but charts: helmfile, values, release files (with their release and URL), lists */
+  files: { path: string; release?: string; url?: string; sha256: string; size: number }[];
+  /** files under bin/ (carried helm, helmfile, ...) */
+  tools: { path: string; sha256: string; size: number }[];
+  /** archiveBytes: the tar (or parts, or directory's files) on disk */
+  totals: BundleIndex['totals'] & { archiveBytes: number };
+}
+
+/**
+ * bundle.json lists platforms only where one was chosen out of an index; an image pulled as a
+ * single manifest has its platform in its config: two small reads, never a layer.
+ */
+async function platformsOf(archive: BundleArchive, image: BundleIndex['images'][number]): Promise<string[]> {
+  if (image.platforms.length > 0) return image.platforms;
+  const source = new BundleSource(archive);
+  // bundle.json's schema holds only sha256:<64 hex> digests
+  const manifest = await source.fetchManifest({
+    digest: image.digest as Digest,
+    size: image.size,
+    mediaType: image.mediaType,
+  });
+  if (manifest.kind !== 'manifest') return [];
+  const config = manifest.parsed.config;
+  const bytes = await archive.readSmall(source.blobPath(config.digest), MAX_MANIFEST_BYTES);
+  let p: Partial<Platform>;
+  try {
+    p = JSON.parse(bytes.toString()) as Partial<Platform>;
+  } catch (e) {
+    throw new SealiftError(
+      'BUNDLE_INVALID',
+      `${archive.location}: the config ${config.digest} of ${image.reference} is not JSON: ${(e as Error).message}`,
+      { hint: 'The bundle was altered or damaged; `sealift bundle verify` names what differs.' },
+    );
+  }
+  return p.os && p.architecture ? [formatPlatform(p as Platform)] : [];
+}
+
+async function describe(
+  archive: BundleArchive,
+  index: BundleIndex,
+  raw: Record<string, unknown>,
+): Promise<BundleInspection> {
+  // sha256 as the bundle lists it (checksums.sha256, small): what a diff compares, not re-hashed
+  const sums = await readChecksums(archive);
+  const listed = (path: string, size: number) => ({ path, sha256: sums.get(path) ?? '', size });
+  const fileEntries = [...archive.entries.values()].filter((e) => e.type === 'file');
+  const tools = fileEntries.filter((e) => e.path.startsWith(TOOLS_PREFIX)).map((e) => listed(e.path, e.size));
+  const releaseFiles = new Map(index.files.map((f) => [f.path, f]));
+  const files = fileEntries
+    .filter((e) => isSitePath(e.path) && !e.path.startsWith(CHARTS_PREFIX))
+    .map((e) => {
+      const f = releaseFiles.get(e.path);
+      return {
+        ...listed(e.path, e.size),
+        ...(f?.release ? { release: f.release } : {}),
+        ...(f?.url ? { url: f.url } : {}),
+      };
+    });
+  let archiveBytes = 0;
+  if (archive.files.length === 0) for (const e of fileEntries) archiveBytes += e.size;
+  else for (const f of archive.files) archiveBytes += (await stat(f)).size;
+  return {
+    bundle: archive.location,
+    kind: archive.kind,
+    createdAt: index.createdAt,
+    tool: `${index.tool.name} ${index.tool.version}`,
+    environment: index.environment,
+    registry: index.registry ? index.registry.host : null,
+    base: raw.base ?? null,
+    signature: archive.lookup(SIGNATURE_FILE) ? 'signed (not verified: use --verify-key)' : 'unsigned',
+    images: await Promise.all(
+      index.images.map(async (i) => ({
+        reference: i.reference,
+        digest: i.digest,
+        mediaType: i.mediaType,
+        platforms: await platformsOf(archive, i),
+        blobs: i.blobs,
+        bytes: i.bytes,
+      })),
+    ),
+    charts: index.charts.map((c) => ({
+      release: c.release,
+      chart: c.chart,
+      version: c.version,
+      path: c.path,
+      sha256: c.sha256,
+      size: c.size,
+    })),
+    files,
+    tools,
+    totals: { ...index.totals, archiveBytes },
+  };
+}
+
+async function readIndex(archive: BundleArchive): Promise<{ index: BundleIndex; raw: Record<string, unknown> }> {
+  const bytes = await archive.readSmall(BUNDLE_INDEX_FILE);
+  const index = parseBundleIndex(bytes, archive.location);
+  // fields newer than this schema (an incremental bundle's base) are shown as written
+  return { index, raw: JSON.parse(bytes.toString()) as Record<string, unknown> };
+}
+
+/** What a bundle holds, from bundle.json, checksums.sha256 and the archive's entries: fast, and no integrity check. */
+export async function inspectBundle(input: string): Promise<BundleInspection> {
+  const archive = await openBundleArchive(input);
+  try {
+    const { index, raw } = await readIndex(archive);
+    return await describe(archive, index, raw);
+  } finally {
+    await archive.close();
+  }
+}
+
+/** Every blob digest the layout's images reference (manifests included), with its size. */
+async function layoutBlobs(archive: BundleArchive): Promise<Map<string, number>> {
+  const source = new BundleSource(archive);
+  const blobs = new Map<string, number>();
+  for (const image of await source.listImages()) {
+    const graph = await source.graph(image.descriptor);
+    for (const d of [...graph.manifests, ...graph.blobs]) blobs.set(d.digest, d.size);
+  }
+  return blobs;
+}
+
+async function readForDiff(
+  which: 'A' | 'B',
+  input: string,
+): Promise<{ inspection: BundleInspection; diff: DiffInput }> {
+  try {
+    const archive = await openBundleArchive(input);
+    try {
+      const { index, raw } = await readIndex(archive);
+      const inspection = await describe(archive, index, raw);
+      return {
+        inspection,
+        diff: {
+          images: inspection.images,
+          blobs: await layoutBlobs(archive),
+          charts: inspection.charts,
+          files: inspection.files,
+          tools: inspection.tools,
+        },
+      };
+    } finally {
+      await archive.close();
+    }
+  } catch (e) {
+    // name which of the two arguments is at fault
+    if (!isSealiftError(e)) throw e;
+    throw new SealiftError(e.code, `bundle ${which} (${input}): ${e.message}`, {
+      ...(e.hint ? { hint: e.hint } : {}),
+      details: { ...e.details, argument: which, bundle: input },
+      cause: e,
+    });
+  }
+}
+
+export interface BundleDiffResult extends BundleDiff {
+  a: string;
+  b: string;
+}
+
+/** What B holds that A does not (and the other way round for images, charts and files). */
+export async function diffBundleFiles(a: string, b: string): Promise<BundleDiffResult> {
+  const left = await readForDiff('A', a);
+  const right = await readForDiff('B', b);
+  return { a, b, ...diffBundles(left.diff, right.diff) };
+}
