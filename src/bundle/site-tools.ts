@@ -20,21 +20,10 @@ import {
   siteToolPath,
   SITE_PLATFORMS,
   SITE_TOOLS,
-  SITE_TOOLS_DIR,
   type SiteTool,
   type SiteToolsIndex,
 } from '../bundle-format/index.ts';
 import { sha256File } from './pack.ts';
-
-export {
-  parseSiteToolPath,
-  siteToolPath,
-  SITE_PLATFORMS,
-  SITE_TOOLS,
-  SITE_TOOLS_DIR,
-  type SiteTool,
-  type SiteToolsIndex,
-};
 
 export const DEFAULT_SITE_PLATFORMS: readonly string[] = ['linux/amd64'];
 
