@@ -27,6 +27,7 @@ export {
   isWorkFileName,
   parseSiteToolPath,
   siteToolPath,
+  siteToolsFirst,
   SITE_PLATFORMS,
   SITE_TOOLS,
   SITE_TOOLS_DIR,

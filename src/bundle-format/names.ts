@@ -66,3 +66,13 @@ export function parseSiteToolPath(path: string): { platform: string; tool: SiteT
   if (!m || !(SITE_TOOLS as readonly string[]).includes(m[3]!)) return undefined;
   return { platform: `${m[1]}/${m[2]}`, tool: m[3] as SiteTool };
 }
+
+/** The order files go into the tar: the site tools first (platform by platform, sealift first), then the rest as given. */
+export function siteToolsFirst(files: readonly string[]): string[] {
+  const rank = (f: string) => {
+    const t = parseSiteToolPath(f);
+    return t ? SITE_PLATFORMS.indexOf(t.platform as never) * SITE_TOOLS.length + SITE_TOOLS.indexOf(t.tool) : -1;
+  };
+  const tools = files.filter((f) => rank(f) >= 0).sort((a, b) => rank(a) - rank(b));
+  return [...tools, ...files.filter((f) => rank(f) < 0)];
+}

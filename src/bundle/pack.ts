@@ -18,8 +18,8 @@ import {
   CHECKSUMS_FILE,
   formatChecksums,
   isWorkFileName,
+  siteToolsFirst,
 } from '../bundle-format/index.ts';
-import { siteToolsFirst } from './site-tools.ts';
 
 /** Every regular file under `root` as a relative POSIX path, sorted; ingest and temp files excluded. */
 export async function listFiles(root: string): Promise<string[]> {

@@ -16,7 +16,6 @@ import { noEvents, type EventSink } from '../events.ts';
 import { EXECUTABLE_DIR, IS_EXECUTABLE, PROJECT_ROOT } from '../runtime.ts';
 import { TOOLS_DIR } from '../tools.ts';
 import {
-  parseSiteToolPath,
   siteToolPath,
   SITE_PLATFORMS,
   SITE_TOOLS,
@@ -26,16 +25,6 @@ import {
 import { sha256File } from './pack.ts';
 
 export const DEFAULT_SITE_PLATFORMS: readonly string[] = ['linux/amd64'];
-
-/** The order files go into the tar: the site tools first (platform by platform, sealift first), then the rest as given. */
-export function siteToolsFirst(files: readonly string[]): string[] {
-  const rank = (f: string) => {
-    const t = parseSiteToolPath(f);
-    return t ? SITE_PLATFORMS.indexOf(t.platform as never) * SITE_TOOLS.length + SITE_TOOLS.indexOf(t.tool) : -1;
-  };
-  const tools = files.filter((f) => rank(f) >= 0).sort((a, b) => rank(a) - rank(b));
-  return [...tools, ...files.filter((f) => rank(f) < 0)];
-}
 
 /** `--site-platform linux/amd64,linux/arm64` (repeatable or comma-separated), checked. */
 export function parseSitePlatforms(values: readonly string[]): string[] {

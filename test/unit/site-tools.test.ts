@@ -4,10 +4,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { create as tarCreate } from 'tar';
 import { describe, expect, it } from 'vitest';
-import { parseSitePlatforms, siteToolsFirst } from '../../src/bundle/site-tools.ts';
+import { parseSitePlatforms } from '../../src/bundle/site-tools.ts';
 import { isSealiftError } from '../../src/errors.ts';
 import { planSiteTools } from '../../src/load/site-tools.ts';
-import { openBundleArchive } from '../../src/bundle-format/index.ts';
+import { openBundleArchive, siteToolsFirst } from '../../src/bundle-format/index.ts';
 import { tempDir } from '../support/process.ts';
 
 async function tarOf(dir: string, files: string[]): Promise<string> {
