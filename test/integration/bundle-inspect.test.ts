@@ -31,7 +31,18 @@ async function bundleOf(dir: string, refs: string[]): Promise<string> {
   await mkdir(dirname(list), { recursive: true });
   await writeFile(list, `${refs.join('\n')}\n`);
   const out = join(work.path, dir);
-  const r = await sealift(['bundle', '--imagelist', list, '-o', out, '--name', 'stack', '--plain-http', registry.host]);
+  const r = await sealift([
+    'bundle',
+    '--imagelist',
+    list,
+    '-o',
+    out,
+    '--name',
+    'stack',
+    '--plain-http',
+    registry.host,
+    '--no-site-tools',
+  ]);
   expect(r.exitCode, r.stderr).toBe(0);
   return join(out, 'stack.tar');
 }
