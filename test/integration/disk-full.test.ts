@@ -38,9 +38,12 @@ async function list(name: string, refs: SeededImage[]): Promise<string> {
 }
 
 const bundle = (listFile: string, out: string, extra: string[] = []) =>
-  runSealift(['bundle', '--imagelist', listFile, '-o', out, '--plain-http', registry.host, ...extra], {
-    cwd: work.path,
-  });
+  runSealift(
+    ['bundle', '--imagelist', listFile, '-o', out, '--plain-http', registry.host, '--no-site-tools', ...extra],
+    {
+      cwd: work.path,
+    },
+  );
 
 function expectDiskFull(r: { exitCode?: number; stderr: string }, where: string): void {
   expect(r.exitCode, r.stderr).toBe(15);
