@@ -48,6 +48,7 @@ const bundleArgs = (out: string) => [
   out,
   '--plain-http',
   registry.host,
+  '--no-site-tools',
 ];
 
 const bundleRun = (out: string) =>

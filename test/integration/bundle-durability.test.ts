@@ -36,7 +36,7 @@ describe('bug 7 (issue 8): a zeroed or truncated-but-right-size blob in the work
     const { writeFile } = await import('node:fs/promises');
     await writeFile(list, `${img!.testRef}\n`);
     const out = join(tmp.path, 'out');
-    const args = ['bundle', '--imagelist', list, '-o', out, '--plain-http', reg.host, '--json'];
+    const args = ['bundle', '--imagelist', list, '-o', out, '--plain-http', reg.host, '--no-site-tools', '--json'];
 
     // 1. a directory bundle: the work dir a killed run would leave
     const first = await runSealift([...args, '--no-pack']);
