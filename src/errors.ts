@@ -1,6 +1,6 @@
 // One error type for everything a user can act on. The code says what kind of failure it is,
 // the message says which value and where it came from, the hint says what to do.
-// Only the CLI layer (src/commands/, output.ts for errors) turns codes into exit codes.
+// Only the CLI layer (src/cli.ts and src/commands/, output.ts for errors) turns codes into exit codes.
 
 export const ERROR_CODES = {
   USAGE: { exit: 2, doc: 'the command line is wrong' },
