@@ -6,7 +6,7 @@ import { mergeDeep, setPath } from '../config/merge.ts';
 import type { Environment, RegistryConfig, ReleaseConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { sitePrefix, siteReference } from '../oci/naming.ts';
-import { formatImageReference, parseImageReference } from '../oci/reference.ts';
+import { formatImageReference, isBareRegistryHost, parseImageReference } from '../oci/reference.ts';
 import { modelImageReference } from '../models/reference.ts';
 
 export type ChartSource =
@@ -37,7 +37,6 @@ function joinUrl(base: string, path: string): string {
 }
 
 /** A bare registry host (`docker.io`, `quay.io`, `localhost:5000`): what a registry knob holds. */
-export const REGISTRY_HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?|[A-Za-z0-9-]+:\d+|localhost(?::\d+)?)$/;
 
 /**
  * An image knob value or image name prefix as the site pulls it: mapped by the environment's
@@ -49,7 +48,7 @@ export const REGISTRY_HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+(?::\d+)?|[A-
  * A bare registry host (`image.registry: docker.io`) becomes `REG` (scoped: `REG/docker.io`).
  */
 export function siteImage(image: string, registry: Pick<RegistryConfig, 'host' | 'scheme'>, where: string): string {
-  if (REGISTRY_HOST.test(image)) {
+  if (isBareRegistryHost(image)) {
     // a registry knob (`image.registry: docker.io`): the chart appends the repository itself
     const upstream = image === 'index.docker.io' ? 'docker.io' : image;
     return registry.scheme === 'scoped' ? `${registry.host}/${upstream}` : registry.host;

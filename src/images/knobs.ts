@@ -17,13 +17,14 @@
 // kept anyway. What no candidate moves is knob-less, with the reason.
 import { isPlainObject, mergeDeep, setPath } from '../config/merge.ts';
 import { isSealiftError } from '../errors.ts';
-import { REGISTRY_HOST, siteImage } from '../generate/plan.ts';
+import { siteImage } from '../generate/plan.ts';
 import { toYaml } from '../generate/render.ts';
 import { conditionsHold, findImages, keyWords, type ImageFinding } from './extract.ts';
 import type { ManifestDocument } from '../render/manifests.ts';
 import { siteReference, type NamingScheme } from '../oci/naming.ts';
 import {
   formatImageReference,
+  isBareRegistryHost,
   normalizeImageReference,
   parseImageReference,
   type ImageReference,
@@ -81,7 +82,6 @@ export interface KnobInference {
 
 const TOKEN_RE = /k(\d+)\.sealift\.invalid/g;
 const tokenOf = (id: number) => `k${id}.sealift.invalid`;
-const HOST_ONLY = REGISTRY_HOST;
 const LEGACY_DOCKER = new Set(['index.docker.io', 'registry-1.docker.io', 'docker.io']);
 
 /** `docker.io/x` and `index.docker.io/x` are one host to a runtime. */
@@ -113,7 +113,7 @@ const isRegistryKey = (key: string) => ['registry', 'hub'].includes(keyWords(key
 function classify(value: string, key: string, images: readonly ImageReference[]): CandidateKind | undefined {
   const v = value.trim();
   if (v !== value || v === '') return v === '' && isRegistryKey(key) ? 'empty' : undefined;
-  if (HOST_ONLY.test(v)) return images.some((i) => sameRegistry(i.registry, v)) ? 'host' : undefined;
+  if (isBareRegistryHost(v)) return images.some((i) => sameRegistry(i.registry, v)) ? 'host' : undefined;
   let parsed: ImageReference;
   try {
     parsed = parseImageReference(v);
@@ -175,7 +175,7 @@ export function knobCandidates(
       path,
       value,
       classify(value, path.split('.').pop()!, images) ??
-        (firstDomain(value) ? 'domain-name' : HOST_ONLY.test(value) ? 'host' : 'name'),
+        (firstDomain(value) ? 'domain-name' : isBareRegistryHost(value) ? 'host' : 'name'),
       true,
     );
   }
@@ -304,7 +304,7 @@ function normalizeWithTag(s: string): ImageReference {
 function upstreamValueFor(c: KnobCandidate, moves: readonly Move[]): string | undefined {
   if (moves.some((m) => m.expected === undefined)) return undefined;
   for (const s of SCHEMES) if (new Set(moves.map((m) => m.expected![s])).size > 1) return undefined;
-  const values = [c.value, ...(firstDomain(c.value) || HOST_ONLY.test(c.value) ? [] : [`docker.io/${c.value}`])];
+  const values = [c.value, ...(firstDomain(c.value) || isBareRegistryHost(c.value) ? [] : [`docker.io/${c.value}`])];
   values.push(...new Set(moves.map((m) => m.upstreamPrefix)));
   // each as an image first, then as a prefix (a hub: the airgap mapping reads a trailing "/" as one)
   const options = [...values, ...values.filter((o) => o !== '' && !o.endsWith('/')).map((o) => `${o}/`)];

@@ -79,11 +79,15 @@ export function isDigest(s: string): s is Digest {
  * a ':', or it is 'localhost', or it has upper case (which a repository cannot). Otherwise the
  * whole string is a repository on the default domain (as distribution's splitDockerDomain).
  */
+function looksLikeDomain(first: string): boolean {
+  return first.includes('.') || first.includes(':') || first === 'localhost' || first.toLowerCase() !== first;
+}
+
 function splitDomain(name: string): { domain: string; remainder: string } {
   const i = name.indexOf('/');
   if (i === -1) return { domain: '', remainder: name };
   const first = name.slice(0, i);
-  if (first.includes('.') || first.includes(':') || first === 'localhost' || first.toLowerCase() !== first) {
+  if (looksLikeDomain(first)) {
     return { domain: first, remainder: name.slice(i + 1) };
   }
   return { domain: '', remainder: name };
@@ -156,6 +160,15 @@ export function withDefaultTag(ref: ImageReference): ImageReference {
 /** `host[:port]` as the grammar's domain allows it (no scheme, no path). */
 export function isRegistryHost(s: string): boolean {
   return DOMAIN_RE.test(s);
+}
+
+/**
+ * A value that names a registry on its own (`docker.io`, `quay.io`, `10.61.3.31:35000`,
+ * `localhost`): a domain by the grammar that would also be split off as one in front of a path
+ * (splitDomain), so `istio` alone is a repository, never a host.
+ */
+export function isBareRegistryHost(s: string): boolean {
+  return DOMAIN_RE.test(s) && looksLikeDomain(s);
 }
 
 export function isValidTag(tag: string): boolean {
