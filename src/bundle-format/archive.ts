@@ -94,7 +94,7 @@ function linkRefused(location: string, path: string, kind: string, target: strin
 
 function notATar(location: string, why: string): SealiftError {
   return new SealiftError('BUNDLE_INVALID', `${location} is not a sealift bundle (not a tar): ${why}`, {
-    hint: 'Give the uncompressed .tar that `sealift bundle` wrote (bundle.json is its first entry), the first part of a split bundle (.tar.part-000), or a directory holding an extracted bundle.',
+    hint: 'Give the uncompressed .tar that `sealift bundle` wrote (checksums.sha256 and bundle.json are its first entries), the first part of a split bundle (.tar.part-000), or a directory holding an extracted bundle.',
   });
 }
 

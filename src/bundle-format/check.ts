@@ -18,7 +18,14 @@ import type { Descriptor, Digest } from '../oci/types.ts';
 import type { ArchiveEntry, BundleArchive } from './archive.ts';
 import { parseChecksums } from './checksums.ts';
 import { BundleSource, type LayoutImage } from './layout.ts';
-import { BLOB_PATH_RE, blobPath, BUNDLE_INDEX_FILE, CHECKSUMS_FILE, LAYOUT_INDEX_FILE } from './names.ts';
+import {
+  BLOB_PATH_RE,
+  blobPath,
+  BUNDLE_INDEX_FILE,
+  CHECKSUMS_FILE,
+  LAYOUT_INDEX_FILE,
+  SIGNATURE_FILE,
+} from './names.ts';
 import { parseBundleIndex, type BundleIndex } from './schema.ts';
 
 export interface ChecksumDifference {
@@ -79,7 +86,7 @@ export async function checkBundleChecksums(archive: BundleArchive, opts: CheckOp
   const limit = pLimit(opts.concurrency ?? 1);
   let bytes = 0;
   for (const e of archive.entries.values()) {
-    if (e.type === 'directory' || e.path === CHECKSUMS_FILE) continue;
+    if (e.type === 'directory' || e.path === CHECKSUMS_FILE || e.path === SIGNATURE_FILE) continue;
     if (!listed.has(e.path)) diffs.push({ path: e.path, problem: 'unlisted' });
   }
   // in archive order, one file at a time by default: one sequential read of the tar, which is

@@ -1,7 +1,10 @@
 // The names inside a bundle: what `sealift bundle` writes and every reader looks for.
 //
-//   bundle.json          what the bundle holds (schema.ts), first in the tar
-//   checksums.sha256     sha256 of every other file (checksums.ts), second in the tar
+//   checksums.sha256     sha256 of every other file (checksums.ts), first in the tar, so a
+//                        single read of the tar (a pipe) can check trust before anything else
+//   checksums.sha256.sig its signature, when signed (cosign sign-blob format), right after it
+//   bundle.json          what the bundle holds (schema.ts), next
+//   bin/<os>-<arch>/     the site tools, then everything else
 //   images/              one OCI image layout: oci-layout, index.json, blobs/sha256/<hex>
 //   helmfile.yaml(.gotmpl), values/, charts/, releases/, imagelists/, environments/: the site dir
 //
@@ -10,6 +13,8 @@ import type { Digest } from '../oci/reference.ts';
 
 export const BUNDLE_INDEX_FILE = 'bundle.json';
 export const CHECKSUMS_FILE = 'checksums.sha256';
+/** The signature of CHECKSUMS_FILE; not listed in it (it signs it). */
+export const SIGNATURE_FILE = 'checksums.sha256.sig';
 export const LAYOUT_DIR = 'images';
 export const LAYOUT_INDEX_FILE = `${LAYOUT_DIR}/index.json`;
 
@@ -67,7 +72,16 @@ export function parseSiteToolPath(path: string): { platform: string; tool: SiteT
   return { platform: `${m[1]}/${m[2]}`, tool: m[3] as SiteTool };
 }
 
-/** The order files go into the tar: the site tools first (platform by platform, sealift first), then the rest as given. */
+/**
+ * The order files go into the tar: checksums.sha256, its signature, bundle.json, the site tools
+ * (platform by platform, sealift first), then the rest as given.
+ */
+export function bundleTarOrder(files: readonly string[]): string[] {
+  const head = [CHECKSUMS_FILE, SIGNATURE_FILE, BUNDLE_INDEX_FILE];
+  return [...head.filter((f) => files.includes(f)), ...siteToolsFirst(files.filter((f) => !head.includes(f)))];
+}
+
+/** The site tools first (platform by platform, sealift first), then the rest as given. */
 export function siteToolsFirst(files: readonly string[]): string[] {
   const rank = (f: string) => {
     const t = parseSiteToolPath(f);

@@ -1,4 +1,4 @@
-// The bundle file: the site tools (site-tools.ts), bundle.json and checksums.sha256 first, then the site files, image lists and
+// The bundle file: checksums.sha256, bundle.json and the site tools (site-tools.ts) first, then the site files, image lists and
 // the OCI layout, in one tar (uncompressed by default: layers are compressed already), written
 // to temp names and renamed only when complete, optionally gzipped and split into parts; every
 // output file gets a line in <name>.tar[.gz].sha256 (sha256sum -c format).
@@ -18,7 +18,8 @@ import {
   CHECKSUMS_FILE,
   formatChecksums,
   isWorkFileName,
-  siteToolsFirst,
+  SIGNATURE_FILE,
+  bundleTarOrder,
 } from '../bundle-format/index.ts';
 
 /** Every regular file under `root` as a relative POSIX path, sorted; ingest and temp files excluded. */
@@ -48,7 +49,7 @@ export async function sha256File(path: string): Promise<{ hex: string; size: num
  * name only through a verified write, so its line comes from the name; other files are hashed.
  */
 export async function writeChecksums(root: string): Promise<{ files: number; bytes: number }> {
-  const files = (await listFiles(root)).filter((f) => f !== CHECKSUMS_FILE);
+  const files = (await listFiles(root)).filter((f) => f !== CHECKSUMS_FILE && f !== SIGNATURE_FILE);
   const lines: { path: string; hex: string }[] = [];
   let bytes = 0;
   for (const f of files) {
@@ -147,18 +148,14 @@ async function writeParts(
   return parts;
 }
 
-/** Tars `root` (bundle.json and checksums first) into `output`, atomically. */
+/** Tars `root` (checksums, signature, bundle.json first: bundleTarOrder) into `output`, atomically. */
 export async function packBundle(opts: PackOptions): Promise<PackResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const files = await listFiles(opts.root);
   for (const must of [BUNDLE_INDEX_FILE, CHECKSUMS_FILE]) {
     if (!files.includes(must)) throw new SealiftError('INTERNAL', `${opts.root} has no ${must} to pack`);
   }
-  const ordered = siteToolsFirst([
-    BUNDLE_INDEX_FILE,
-    CHECKSUMS_FILE,
-    ...files.filter((f) => f !== BUNDLE_INDEX_FILE && f !== CHECKSUMS_FILE),
-  ]);
+  const ordered = bundleTarOrder(files);
   const total = (await Promise.all(ordered.map((f) => stat(join(opts.root, f))))).reduce((n, s) => n + s.size, 0);
   onEvent({ type: 'phase', name: 'packing bundle', total: 1 });
   onEvent({ type: 'blob:start', digest: 'tar', size: total });

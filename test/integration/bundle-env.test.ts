@@ -144,7 +144,7 @@ describe('sealift bundle -e airgap', () => {
     // the tar holds the site dir beside the images, and verifies
     const tar = join(out, 'airgap.tar');
     const names = (await execa('tar', ['-tf', tar])).stdout.split('\n');
-    expect(names.slice(0, 2)).toEqual(['bundle.json', 'checksums.sha256']);
+    expect(names.slice(0, 2)).toEqual(['checksums.sha256', 'bundle.json']);
     expect(names).toContain('helmfile.yaml.gotmpl');
     expect(names.some((n) => n.startsWith('values/airgap/'))).toBe(true);
     expect(names).toContain('imagelists/airgap.lock.json');

@@ -145,7 +145,7 @@ describe('pack and verify', () => {
     const hex = await smallBundle(root);
     const packed = await packBundle({ root, output: join(dir.path, 'b.tar') });
     const listing = (await execa('tar', ['-tf', join(dir.path, 'b.tar')])).stdout.split('\n');
-    expect(listing.slice(0, 2)).toEqual(['bundle.json', 'checksums.sha256']);
+    expect(listing.slice(0, 2)).toEqual(['checksums.sha256', 'bundle.json']);
     expect(await readFile(packed.checksumFile, 'utf8')).toBe(`${packed.files[0]?.sha256}  b.tar\n`);
     await expect(verifyBundle(join(dir.path, 'b.tar'))).resolves.toMatchObject({ images: 2, parts: 1 });
     await expect(verifyBundle(root)).resolves.toMatchObject({ parts: 0 });

@@ -7,7 +7,7 @@ import { describe, expect, it } from 'vitest';
 import { parseSitePlatforms } from '../../src/bundle/site-tools.ts';
 import { isSealiftError } from '../../src/errors.ts';
 import { planSiteTools } from '../../src/load/site-tools.ts';
-import { openBundleArchive, siteToolsFirst } from '../../src/bundle-format/index.ts';
+import { bundleTarOrder, openBundleArchive } from '../../src/bundle-format/index.ts';
 import { tempDir } from '../support/process.ts';
 
 async function tarOf(dir: string, files: string[]): Promise<string> {
@@ -33,7 +33,7 @@ function thrown(f: () => unknown): { code: string; message: string; hint: string
 const ALL = (p: string) => ['sealift', 'helm', 'helmfile', 'helm-diff'].map((t) => `bin/${p}/${t}`);
 
 describe('site tools in the tar', () => {
-  it('go first, platform by platform, sealift first; everything else keeps its order', () => {
+  it('follow checksums, signature and bundle.json, platform by platform, sealift first; everything else keeps its order', () => {
     const given = [
       'bundle.json',
       'checksums.sha256',
@@ -41,12 +41,18 @@ describe('site tools in the tar', () => {
       'charts/a.tgz',
       ...ALL('linux-amd64'),
     ];
-    expect(siteToolsFirst(given)).toEqual([
+    expect(bundleTarOrder(given)).toEqual([
+      'checksums.sha256',
+      'bundle.json',
       ...ALL('linux-amd64'),
       ...ALL('linux-arm64'),
-      'bundle.json',
-      'checksums.sha256',
       'charts/a.tgz',
+    ]);
+    expect(bundleTarOrder(['images/index.json', 'checksums.sha256.sig', 'bundle.json', 'checksums.sha256'])).toEqual([
+      'checksums.sha256',
+      'checksums.sha256.sig',
+      'bundle.json',
+      'images/index.json',
     ]);
   });
 
