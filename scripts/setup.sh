@@ -13,6 +13,7 @@ NODE_VERSION=24.21.0          # current LTS; the system Node on build hosts may 
 # helm, helmfile, helm-diff: pinned in scripts/build-site-tools.sh (with the commits and ldflags)
 HELM_DIFF_VERSION="$(sed -n 's/^HELM_DIFF_VERSION=\([^ ]*\).*/\1/p' "$ROOT/scripts/build-site-tools.sh")"
 CRANE_VERSION=v0.20.6         # benchmark comparison only
+COSIGN_VERSION=v2.6.5         # the tests' independent signer and verifier (bundle and image signatures)
 DEBIAN_PACKAGES=(docker-registry skopeo containerd   # distribution 2.8.2, skopeo 1.9, containerd 1.6
   # the tests run the arm64 site tools under qemu-user: Go's are static, Node (in the arm64
   # sealift) needs the aarch64 glibc and libstdc++ (QEMU_LD_PREFIX=/usr/aarch64-linux-gnu)
@@ -88,6 +89,20 @@ useTunnel: true
 command: "\$HELM_PLUGIN_DIR/bin/diff"
 YAML
 
+# cosign, the way its Makefile builds it (CGO off, -trimpath, release-utils version ldflags). The
+# module proxy records no commit for the tag (no Origin in its .info): gitCommit says so, and the
+# build date is the proxy's commit time, so the same inputs give the same bytes.
+if ! stamp_ok cosign "$COSIGN_VERSION"; then
+  log "building cosign $COSIGN_VERSION (a few minutes the first time)"
+  cosign_dir="$(go mod download -json "github.com/sigstore/cosign/v2@$COSIGN_VERSION" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')"
+  cosign_date="$(sed -n 's/.*"Time": *"\([^"]*\)".*/\1/p' "$(go env GOMODCACHE)/cache/download/github.com/sigstore/cosign/v2/@v/$COSIGN_VERSION.info")"
+  rel=sigs.k8s.io/release-utils/version
+  (cd "$cosign_dir" && CGO_ENABLED=0 go build -trimpath -o "$BIN/cosign.tmp" \
+    -ldflags "-buildid= -X $rel.gitVersion=$COSIGN_VERSION -X $rel.gitCommit=unknown-from-module-proxy -X $rel.gitTreeState=clean -X $rel.buildDate=$cosign_date" \
+    ./cmd/cosign)
+  mv "$BIN/cosign.tmp" "$BIN/cosign" && stamp cosign "$COSIGN_VERSION"
+fi
+
 if [ "${SEALIFT_SETUP_BENCH:-0}" = 1 ] && ! stamp_ok crane "$CRANE_VERSION"; then
   log "building crane $CRANE_VERSION (benchmarks)"
   GOBIN="$BIN" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" && stamp crane "$CRANE_VERSION" || log "crane unavailable; benchmarks will skip it"
@@ -103,6 +118,7 @@ if [ "${SEALIFT_SETUP_QUIET:-0}" != 1 ]; then
     echo "registry  $(/usr/bin/docker-registry --version 2>/dev/null | head -1)"
     echo "skopeo    $(skopeo --version)"
     echo "containerd $(containerd --version)"
+    echo "cosign    $("$BIN/cosign" version 2>/dev/null | sed -n 's/^GitVersion: *//p')"
   } >&2
 fi
 # Callers source the environment from here.
