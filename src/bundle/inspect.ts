@@ -9,7 +9,7 @@ import {
   BundleSource,
   isSitePath,
   readChecksums,
-  CHECKSUMS_FILE,
+  isBundleSigned,
   openBundleArchive,
   parseBundleIndex,
   type BundleArchive,
@@ -19,8 +19,6 @@ import type { Digest } from '../oci/reference.ts';
 import { MAX_MANIFEST_BYTES, formatPlatform, type Platform } from '../oci/types.ts';
 import { diffBundles, type BundleDiff, type DiffInput } from './diff.ts';
 
-/** The signature beside the checksums (the signing work adds it); inspect only reports it. */
-const SIGNATURE_FILE = `${CHECKSUMS_FILE}.sig`;
 /** Carried site tools live under bin/<os>-<arch>/. */
 const TOOLS_PREFIX = 'bin/';
 const CHARTS_PREFIX = 'charts/';
@@ -116,7 +114,7 @@ async function describe(
     environment: index.environment,
     registry: index.registry ? index.registry.host : null,
     base: raw.base ?? null,
-    signature: archive.lookup(SIGNATURE_FILE) ? 'signed (not verified: use --verify-key)' : 'unsigned',
+    signature: isBundleSigned(archive) ? 'signed (not verified: use --verify-key)' : 'unsigned',
     images: await Promise.all(
       index.images.map(async (i) => ({
         reference: i.reference,
