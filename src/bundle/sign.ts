@@ -225,6 +225,7 @@ const padded = (n: number) => Math.ceil(n / BLOCK) * BLOCK;
  */
 export async function signBundle(input: string, key: SigningKey, opts: RunOptions = {}): Promise<SignBundleResult> {
   const onEvent = opts.onEvent ?? noEvents;
+  await refuseCompressed(input);
   const archive = await openBundleArchive(input);
   try {
     onEvent({ type: 'phase', name: 'checking bundle before signing' });
@@ -248,6 +249,32 @@ export async function signBundle(input: string, key: SigningKey, opts: RunOption
   } finally {
     await archive.close();
   }
+}
+
+/** gzip and zstd magic: the rewrite copies tar offsets, which a compressed stream does not have. */
+async function refuseCompressed(input: string): Promise<void> {
+  if ((await stat(input)).isDirectory()) return;
+  const fh = await open(input, 'r');
+  const magic = Buffer.alloc(4);
+  try {
+    await fh.read(magic, 0, 4, 0);
+  } finally {
+    await fh.close();
+  }
+  const kind =
+    magic[0] === 0x1f && magic[1] === 0x8b
+      ? 'gzip'
+      : magic.equals(Buffer.from([0x28, 0xb5, 0x2f, 0xfd]))
+        ? 'zstd'
+        : undefined;
+  if (kind)
+    throw new SealiftError(
+      'USAGE',
+      `${input} is ${kind}-compressed; bundle sign rewrites an uncompressed tar or a directory`,
+      {
+        hint: 'Sign it while it is made (`sealift bundle ... --sign-key KEY`), or sign the uncompressed .tar (or the extracted directory) and compress it afterwards.',
+      },
+    );
 }
 
 /** The new tar: [0, end of checksums.sha256) + the signature entry + the rest after any old one. */

@@ -5,6 +5,7 @@
 // file and never print the key. The integration test (bundle-sign.test.ts) checks the real cosign.
 import { generateKeyPairSync, randomBytes, scryptSync, type KeyObject } from 'node:crypto';
 import { appendFile, readFile, writeFile } from 'node:fs/promises';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { xsalsa20poly1305 } from '@noble/ciphers/salsa.js';
 import { describe, expect, it } from 'vitest';
@@ -253,5 +254,13 @@ describe('a bundle refused unless signed by the key (verifyBundleSignature)', ()
       expect(again.replaced).toBe(true);
       expect(again.files.reduce((n, f) => n + f.size, 0)).toBe(r.files.reduce((n, f) => n + f.size, 0));
     }
+    // a compressed bundle has no tar offsets to rewrite: refused, untouched
+    const gz = join(tmp.path, 'one.tar.gz');
+    await writeFile(gz, gzipSync(await readFile(join(tmp.path, 'one.tar'))));
+    const before = await readFile(gz);
+    const refused = await refusal(() => signBundle(gz, key));
+    expect(refused.code).toBe('USAGE');
+    expect(refused.message).toMatch(/is gzip-compressed; bundle sign rewrites an uncompressed tar/);
+    expect((await readFile(gz)).equals(before)).toBe(true);
   });
 });
