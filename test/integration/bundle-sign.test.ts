@@ -272,6 +272,22 @@ describe('bundle --sign-key, bundle sign, then load --verify-key', () => {
     await expectNoSecrets(signed.stdout, signed.stderr, r.stdout, r.stderr, await readFile(tar, 'latin1'));
   });
 
+  it('bundle sign of split parts, then load --verify-key of the first part', async () => {
+    const root = await freshBundle();
+    const out = join(tmp.path, `split-${n++}.tar`);
+    const packed = await packBundle({ root, output: out, splitSize: 4096 });
+    expect(packed.files.length).toBeGreaterThan(2);
+    const first = packed.files[0]!.path;
+    const signed = await sealift(['bundle', 'sign', first, '--key', keys.pem, '--json']);
+    expect(signed.exitCode, signed.stdout + signed.stderr).toBe(0);
+    expect(jsonOf(signed.stdout).kind).toBe('parts');
+    const sums = await execa('sha256sum', ['-c', `${out}.sha256`], { cwd: tmp.path, reject: false });
+    expect(sums.exitCode, sums.stdout + sums.stderr).toBe(0);
+    const r = await sealift(['load', first, '--registry', reg.host, '--plain-http', '--verify-key', keys.pemPub]);
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/origin: signed by the key .*bundle\.pub .*: verified/);
+  });
+
   it('bundle --sign-key writes the signature into the tar; the site loads it with --verify-key', async () => {
     const [img] = await seedImages(reg.host, [{ ref: 'docker.io/library/busybox:1.36', layers: [64 << 10] }], {
       workDir: tmp.path,
