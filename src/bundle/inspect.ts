@@ -42,7 +42,7 @@ export interface BundleInspection {
   registry: string | null;
   /** what bundle.json names as the base of an incremental bundle; null: a full bundle */
   base: unknown;
-  signature: 'unsigned' | 'signed (not verified: use --verify-key)';
+  signature: 'unsigned' | 'signed (not verified here: bundle verify --verify-key PUB checks it)';
   images: InspectImage[];
   charts: { release: string; chart: string; version: string; path: string; sha256: string; size: number }[];
   /** the site dir but charts: helmfile, values, release files (with their release and URL), lists */
@@ -114,7 +114,9 @@ async function describe(
     environment: index.environment,
     registry: index.registry ? index.registry.host : null,
     base: raw.base ?? null,
-    signature: isBundleSigned(archive) ? 'signed (not verified: use --verify-key)' : 'unsigned',
+    signature: isBundleSigned(archive)
+      ? 'signed (not verified here: bundle verify --verify-key PUB checks it)'
+      : 'unsigned',
     images: await Promise.all(
       index.images.map(async (i) => ({
         reference: i.reference,

@@ -251,7 +251,7 @@ describe('bundle --sign-key, bundle sign, then load --verify-key', () => {
     const sums = await execa('sha256sum', ['-c', `${tar}.sha256`], { cwd: tmp.path, reject: false });
     expect(sums.exitCode, sums.stdout + sums.stderr).toBe(0);
     const inspect = await sealift(['bundle', 'inspect', tar]);
-    expect(inspect.stdout).toContain('signature: signed (not verified: use --verify-key)');
+    expect(inspect.stdout).toContain('signature: signed (not verified here: bundle verify --verify-key PUB checks it)');
 
     const before = proxy.requests.length;
     const r = await sealift([
