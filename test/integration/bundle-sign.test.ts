@@ -208,6 +208,7 @@ describe('load --verify-key refuses an untrusted bundle before the registry sees
     const bundle = await make();
     const site = join(tmp.path, `site-${n++}`);
     const before = proxy.requests.length;
+    const stored = await storedRepositories(reg.dataDir);
     const r = await sealift([
       'load',
       bundle,
@@ -225,7 +226,7 @@ describe('load --verify-key refuses an untrusted bundle before the registry sees
     expect(err?.code).toBe(code);
     expect(err?.message).toMatch(message);
     expect(proxy.requests.slice(before)).toEqual([]);
-    expect(await storedRepositories(reg.dataDir)).toEqual([]);
+    expect(await storedRepositories(reg.dataDir)).toEqual(stored);
     expect(await stat(site).catch(() => undefined)).toBeUndefined();
     // bundle verify gives the same verdict
     const v = await sealift(['bundle', 'verify', bundle, '--verify-key', keys.pemPub, '--json']);
