@@ -174,9 +174,13 @@ export function isBundleSigned(archive: BundleArchive): boolean {
 
 /**
  * The check load and `bundle verify` run before anything else when given --verify-key: the bundle's
- * checksums.sha256 signed by `key`. The checksum check that follows covers every other file.
+ * checksums.sha256 signed by `key`. The checksum check that follows covers every other file: give
+ * it `checksums`, the bytes that were verified (CheckOptions.checksums), so it checks against them.
  */
-export async function verifyBundleSignature(archive: BundleArchive, key: VerifyKey): Promise<SignatureCheck> {
+export async function verifyBundleSignature(
+  archive: BundleArchive,
+  key: VerifyKey,
+): Promise<{ check: SignatureCheck; checksums: Buffer }> {
   if (!archive.lookup(CHECKSUMS_FILE)) {
     throw untrusted(
       archive.location,
@@ -187,5 +191,5 @@ export async function verifyBundleSignature(archive: BundleArchive, key: VerifyK
   }
   const checksums = await archive.readSmall(CHECKSUMS_FILE);
   const signature = isBundleSigned(archive) ? await archive.readSmall(SIGNATURE_FILE, 64 * 1024) : undefined;
-  return verifyChecksumsSignature(checksums, signature, key, archive.location);
+  return { check: verifyChecksumsSignature(checksums, signature, key, archive.location), checksums };
 }

@@ -167,10 +167,9 @@ export async function verifyBundle(input: string, opts: BundleVerifyOptions = {}
       const archive = await openBundleArchive(tarPath);
       try {
         // the signature before the hashing: an untrusted bundle is refused as such
-        signature = key
-          ? await verifyBundleSignature(archive, key)
-          : { signed: isBundleSigned(archive), verified: false };
-        checked = await checkBundle(archive, { onEvent });
+        const signed = key ? await verifyBundleSignature(archive, key) : undefined;
+        signature = signed?.check ?? { signed: isBundleSigned(archive), verified: false };
+        checked = await checkBundle(archive, { onEvent, ...(signed ? { checksums: signed.checksums } : {}) });
       } finally {
         await archive.close();
       }

@@ -132,9 +132,8 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
   try {
     // 0. with --verify-key, before anything else: an unsigned, other-key or altered bundle is
     // refused before the registry sees a request and before a site file is written
-    const origin: SignatureCheck = key
-      ? await verifyBundleSignature(archive, key)
-      : { signed: isBundleSigned(archive), verified: false };
+    const signed = key ? await verifyBundleSignature(archive, key) : undefined;
+    const origin: SignatureCheck = signed?.check ?? { signed: isBundleSigned(archive), verified: false };
     // 1. nothing leaves a bundle that does not pass the check (hashed once per bundle file)
     const cacheDir = opts.cacheDir ?? verifiedCacheDir();
     const known = opts.recheck ? undefined : await findVerified(archive, cacheDir);
@@ -147,6 +146,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     const checked = await checkBundle(archive, {
       onEvent,
       ...(known ? { hashed: true } : {}),
+      ...(signed ? { checksums: signed.checksums } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     const verified = { files: checked.files, bytes: checked.bytes };

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CHECKSUMS_FILE,
   SIGNATURE_FILE,
+  checkBundle,
   isBundleSigned,
   openBundleArchive,
   readVerifyKey,
@@ -179,7 +180,7 @@ describe('a bundle refused unless signed by the key (verifyBundleSignature)', ()
     const check = async (root: string) => {
       const archive = await openBundleArchive(root);
       try {
-        return await verifyBundleSignature(archive, vk);
+        return (await verifyBundleSignature(archive, vk)).check;
       } finally {
         await archive.close();
       }
@@ -218,6 +219,33 @@ describe('a bundle refused unless signed by the key (verifyBundleSignature)', ()
     expect(await readFile(join(b.root, CHECKSUMS_FILE), 'utf8')).not.toContain(SIGNATURE_FILE);
   });
 
+  it('the checksum check uses the list whose signature was checked, not a second read of it', async () => {
+    await using tmp = await tempDir('sealift-sig-');
+    const { priv, pub } = p256();
+    await writeFile(join(tmp.path, 'k.pem'), pkcs8Pem(priv));
+    await writeFile(join(tmp.path, 'k.pub'), spkiPem(pub));
+    const b = await craftBundle(join(tmp.path, 'b'));
+    await signBundle(b.root, await loadSigningKey(join(tmp.path, 'k.pem'), undefined));
+    const archive = await openBundleArchive(b.root);
+    try {
+      const signed = await verifyBundleSignature(archive, await readVerifyKey(join(tmp.path, 'k.pub')));
+      // after the signature check, a file and the list are swapped for altered ones
+      await appendFile(join(b.root, 'imagelists', 'crafted.txt'), 'x');
+      await resum(b.root);
+      const swapped = await openBundleArchive(b.root);
+      try {
+        expect((await checkBundle(swapped)).files).toBeGreaterThan(0); // the altered list alone passes
+        const r = await refusal(() => checkBundle(swapped, { checksums: signed.checksums }));
+        expect(r.code).toBe('BUNDLE_INVALID');
+        expect(r.message).toMatch(/imagelists\/crafted\.txt: sha256 is/);
+      } finally {
+        await swapped.close();
+      }
+    } finally {
+      await archive.close();
+    }
+  });
+
   it('bundle sign of a tar and of split parts: the signature right after checksums.sha256, every file still there', async () => {
     await using tmp = await tempDir('sealift-sig-');
     const { priv, pub } = p256();
@@ -242,7 +270,7 @@ describe('a bundle refused unless signed by the key (verifyBundleSignature)', ()
         const order = [...after.entries.keys()];
         expect(order.slice(0, 2)).toEqual([CHECKSUMS_FILE, SIGNATURE_FILE]);
         expect(order.filter((p) => p !== SIGNATURE_FILE)).toEqual(paths);
-        expect((await verifyBundleSignature(after, vk)).verified).toBe(true);
+        expect((await verifyBundleSignature(after, vk)).check.verified).toBe(true);
       } finally {
         await after.close();
       }
