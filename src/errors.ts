@@ -23,6 +23,11 @@ export const ERROR_CODES = {
   DOES_NOT_FIT: { exit: 13, doc: "the stack's resource requests do not fit the cluster (sealift size)" },
   LOCKED: { exit: 14, doc: 'another sealift run holds the work directory' },
   DISK_FULL: { exit: 15, doc: 'a disk ran out of space; free some and run again' },
+  BUNDLE_UNTRUSTED: {
+    exit: 16,
+    doc: 'a bundle is unsigned, signed by another key, or altered after signing (--verify-key)',
+  },
+  KEY_INVALID: { exit: 17, doc: 'a signing or verification key cannot be used (type, password, format)' },
   INTERRUPTED: { exit: 130, doc: 'stopped by Ctrl-C (SIGINT) or SIGTERM; a re-run continues' },
   INTERNAL: { exit: 70, doc: 'a bug in sealift' },
 } as const satisfies Record<string, { exit: number; doc: string }>;

@@ -62,10 +62,15 @@ export interface CheckOptions {
    * every other rule is still checked, the hashing is skipped.
    */
   hashed?: boolean;
+  /**
+   * checksums.sha256's bytes as read once before (the ones whose signature was checked): the
+   * check uses them, so no second read can see another list.
+   */
+  checksums?: Buffer;
 }
 
-/** checksums.sha256, parsed by its grammar; refused when absent. */
-export async function readChecksums(archive: BundleArchive): Promise<Map<string, string>> {
+/** checksums.sha256 (or `bytes` of it read before), parsed by its grammar; refused when absent. */
+export async function readChecksums(archive: BundleArchive, bytes?: Buffer): Promise<Map<string, string>> {
   if (!archive.lookup(CHECKSUMS_FILE)) {
     throw new SealiftError(
       'BUNDLE_INVALID',
@@ -75,13 +80,13 @@ export async function readChecksums(archive: BundleArchive): Promise<Map<string,
       },
     );
   }
-  return parseChecksums((await archive.readSmall(CHECKSUMS_FILE)).toString('utf8'), archive.location);
+  return parseChecksums((bytes ?? (await archive.readSmall(CHECKSUMS_FILE))).toString('utf8'), archive.location);
 }
 
 /** Hashes every listed file (streaming) and refuses the bundle if anything differs. */
 export async function checkBundleChecksums(archive: BundleArchive, opts: CheckOptions = {}): Promise<ChecksumResult> {
   const onEvent = opts.onEvent ?? noEvents;
-  const listed = await readChecksums(archive);
+  const listed = await readChecksums(archive, opts.checksums);
   const diffs: ChecksumDifference[] = [];
   const limit = pLimit(opts.concurrency ?? 1);
   let bytes = 0;
@@ -345,7 +350,7 @@ export async function checkBundleContents(
 /** The whole check, as load and bundle verify run it: checksums, then contents. */
 export async function checkBundle(archive: BundleArchive, opts: CheckOptions = {}): Promise<BundleCheckResult> {
   const sums = await checkBundleChecksums(archive, opts);
-  const checksums = await readChecksums(archive);
+  const checksums = await readChecksums(archive, opts.checksums);
   const { index, images } = await checkBundleContents(archive, checksums);
   return { ...sums, checksums, index, images };
 }

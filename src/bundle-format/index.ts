@@ -13,6 +13,18 @@ export {
   type ChecksumResult,
 } from './check.ts';
 export { formatChecksums, parseChecksums, pathProblem } from './checksums.ts';
+export {
+  encodeSignature,
+  isBundleSigned,
+  keyFingerprint,
+  pemLabel,
+  readVerifyKey,
+  requireP256,
+  verifyBundleSignature,
+  verifyChecksumsSignature,
+  type SignatureCheck,
+  type VerifyKey,
+} from './signature.ts';
 export { BundleSource, type BundleSourceOptions, type LayoutImage } from './layout.ts';
 export {
   BLOB_PATH_RE,

@@ -30,6 +30,7 @@ import { pullImages, type PullSummary } from './pull.ts';
 import { planImagePulls, readImageRequests, requestsFromLock, type ImageRequest } from './requests.ts';
 import { assembleSiteFiles, type SiteFiles } from './site.ts';
 import { assembleSiteTools, DEFAULT_SITE_PLATFORMS } from './site-tools.ts';
+import { signBundleDir, type SigningKey } from './sign.ts';
 
 export const TOOL_VERSION = SEALIFT_VERSION;
 
@@ -60,6 +61,8 @@ export interface BundleOptions extends RunOptions {
   noPack?: boolean;
   /** platforms to carry the site tools for (default linux/amd64); [] leaves them out */
   sitePlatforms?: readonly string[];
+  /** sign checksums.sha256 (checksums.sha256.sig in the tar, right after it): loadSigningKey */
+  signKey?: SigningKey;
 }
 
 export interface BundleResult {
@@ -68,6 +71,8 @@ export interface BundleResult {
   index: BundleIndex;
   pack?: PackResult;
   bytesTransferred: number;
+  /** the key checksums.sha256 was signed with (file and public fingerprint; never the key) */
+  signature?: { key: string; fingerprint: string };
 }
 
 function bundleName(opts: BundleOptions): string {
@@ -307,7 +312,9 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   // 6. checksums and the tar
   onEvent({ type: 'phase', name: 'checksums' });
   await writeChecksums(workDir);
-  if (opts.noPack) return { name, workDir, index, bytesTransferred: pulled.bytesTransferred };
+  if (opts.signKey) await signBundleDir(workDir, opts.signKey);
+  const signature = opts.signKey ? { signature: opts.signKey.toJSON() } : {};
+  if (opts.noPack) return { name, workDir, index, bytesTransferred: pulled.bytesTransferred, ...signature };
   // the tar's size is known now: refuse before writing a byte when it cannot fit
   await ensureFreeSpace(opts.outDir, await tarSize(workDir), `packing ${name}.tar`);
   const pack = await reportDiskFull(opts.outDir, `packing ${name}.tar`, () =>
@@ -320,9 +327,10 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     }),
   );
   if (!opts.keepWork) await rm(workDir, { recursive: true, force: true });
-  return { name, workDir, index, pack, bytesTransferred: pulled.bytesTransferred };
+  return { name, workDir, index, pack, bytesTransferred: pulled.bytesTransferred, ...signature };
 }
 
 export { verifyBundle, type BundleVerifyResult } from './verify.ts';
+export { loadSigningKey, signBundle, signChecksums, type SigningKey, type SignBundleResult } from './sign.ts';
 export { parseSize } from './pack.ts';
 export { inspectBundle, diffBundleFiles, type BundleInspection, type BundleDiffResult } from './inspect.ts';

@@ -9,7 +9,7 @@ import {
   BundleSource,
   isSitePath,
   readChecksums,
-  CHECKSUMS_FILE,
+  isBundleSigned,
   openBundleArchive,
   parseBundleIndex,
   type BundleArchive,
@@ -19,8 +19,6 @@ import type { Digest } from '../oci/reference.ts';
 import { MAX_MANIFEST_BYTES, formatPlatform, type Platform } from '../oci/types.ts';
 import { diffBundles, type BundleDiff, type DiffInput } from './diff.ts';
 
-/** The signature beside the checksums (the signing work adds it); inspect only reports it. */
-const SIGNATURE_FILE = `${CHECKSUMS_FILE}.sig`;
 /** Carried site tools live under bin/<os>-<arch>/. */
 const TOOLS_PREFIX = 'bin/';
 const CHARTS_PREFIX = 'charts/';
@@ -44,7 +42,7 @@ export interface BundleInspection {
   registry: string | null;
   /** what bundle.json names as the base of an incremental bundle; null: a full bundle */
   base: unknown;
-  signature: 'unsigned' | 'signed (not verified: use --verify-key)';
+  signature: 'unsigned' | 'signed (not verified here: bundle verify --verify-key PUB checks it)';
   images: InspectImage[];
   charts: { release: string; chart: string; version: string; path: string; sha256: string; size: number }[];
   /** the site dir but charts: helmfile, values, release files (with their release and URL), lists */
@@ -116,7 +114,9 @@ async function describe(
     environment: index.environment,
     registry: index.registry ? index.registry.host : null,
     base: raw.base ?? null,
-    signature: archive.lookup(SIGNATURE_FILE) ? 'signed (not verified: use --verify-key)' : 'unsigned',
+    signature: isBundleSigned(archive)
+      ? 'signed (not verified here: bundle verify --verify-key PUB checks it)'
+      : 'unsigned',
     images: await Promise.all(
       index.images.map(async (i) => ({
         reference: i.reference,

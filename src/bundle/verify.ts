@@ -12,7 +12,15 @@ import { basename } from 'node:path';
 import { Transform, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
-import { checkBundle, findParts, openBundleArchive } from '../bundle-format/index.ts';
+import {
+  checkBundle,
+  findParts,
+  isBundleSigned,
+  openBundleArchive,
+  readVerifyKey,
+  verifyBundleSignature,
+  type SignatureCheck,
+} from '../bundle-format/index.ts';
 import { SealiftError, isSealiftError } from '../errors.ts';
 import { noEvents, type EventSink, type RunOptions } from '../events.ts';
 import { tempName } from '../fs-atomic.ts';
@@ -23,6 +31,13 @@ export interface BundleVerifyResult {
   bytes: number;
   images: number;
   parts: number;
+  /** signed: it carries checksums.sha256.sig; verified: it verified with --verify-key */
+  signature: SignatureCheck;
+}
+
+export interface BundleVerifyOptions extends RunOptions {
+  /** a PEM public key: refuse the bundle unless checksums.sha256 is signed by it (BUNDLE_UNTRUSTED) */
+  verifyKey?: string;
 }
 
 const SUMS_LINE_RE = /^([a-f0-9]{64}) [ *](.+)$/;
@@ -91,8 +106,9 @@ class Hashing extends Transform {
   }
 }
 
-export async function verifyBundle(input: string, opts: RunOptions = {}): Promise<BundleVerifyResult> {
+export async function verifyBundle(input: string, opts: BundleVerifyOptions = {}): Promise<BundleVerifyResult> {
   const onEvent = opts.onEvent ?? noEvents;
+  const key = opts.verifyKey ? await readVerifyKey(opts.verifyKey) : undefined;
   const st = await stat(input).catch(() => undefined);
   if (!st) {
     throw new SealiftError('NOT_FOUND', `${input} does not exist`, {
@@ -146,15 +162,19 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
       }
     }
     let checked: Awaited<ReturnType<typeof checkBundle>> | undefined;
+    let signature: SignatureCheck = { signed: false, verified: false };
     try {
       const archive = await openBundleArchive(tarPath);
       try {
-        checked = await checkBundle(archive, { onEvent });
+        // the signature before the hashing: an untrusted bundle is refused as such
+        const signed = key ? await verifyBundleSignature(archive, key) : undefined;
+        signature = signed?.check ?? { signed: isBundleSigned(archive), verified: false };
+        checked = await checkBundle(archive, { onEvent, ...(signed ? { checksums: signed.checksums } : {}) });
       } finally {
         await archive.close();
       }
     } catch (e) {
-      if (!isSealiftError(e) || problems.length === 0) throw e;
+      if (!isSealiftError(e) || problems.length === 0 || e.code === 'BUNDLE_UNTRUSTED') throw e;
       problems.push(temp ? e.message.replaceAll(temp, input) : e.message);
     }
     if (problems.length > 0 || !checked) {
@@ -164,7 +184,14 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
         'The bundle was altered or damaged after it was made: copy it again (all parts, if split), or make it again with `sealift bundle`.',
       );
     }
-    return { bundle: input, files: checked.files, bytes: checked.bytes, images: checked.images.length, parts };
+    return {
+      bundle: input,
+      files: checked.files,
+      bytes: checked.bytes,
+      images: checked.images.length,
+      parts,
+      signature,
+    };
   } catch (e) {
     // name what the user gave, not the temp tar
     if (temp && isSealiftError(e) && e.message.includes(temp))

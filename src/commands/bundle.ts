@@ -1,8 +1,9 @@
 // `sealift bundle -e <env> | --imagelist FILE` and `sealift bundle verify <bundle>`:
 // flags -> BundleOptions -> a summary.
 import { Command } from 'commander';
+import { SIGNATURE_FILE as CHECKSUMS_SIG } from '../bundle-format/index.ts';
 import { SealiftError } from '../errors.ts';
-import type { BundleResult, BundleVerifyResult } from '../bundle/index.ts';
+import type { BundleResult, BundleVerifyResult, SignBundleResult } from '../bundle/index.ts';
 import {
   collect,
   overlayOption,
@@ -17,6 +18,7 @@ import {
 } from './flags.ts';
 import { bundleInspectCommands } from './bundle-inspect.ts';
 import { interruptible } from './interrupt.ts';
+import { originLine } from './load.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface BundleFlags extends GlobalFlags, PlatformFlags {
@@ -39,6 +41,13 @@ interface BundleFlags extends GlobalFlags, PlatformFlags {
   mirrorFallback?: boolean;
   sitePlatform: string[];
   siteTools: boolean;
+  signKey?: string;
+}
+
+/** The private key of --sign-key / --key, its password (if encrypted) from COSIGN_PASSWORD as cosign takes it. */
+async function signingKeyFrom(file: string) {
+  const { loadSigningKey } = await import('../bundle/index.ts');
+  return loadSigningKey(file, process.env.COSIGN_PASSWORD);
 }
 
 async function sitePlatformsFrom(f: Pick<BundleFlags, 'sitePlatform' | 'siteTools'>): Promise<string[]> {
@@ -58,6 +67,8 @@ function summary(r: BundleResult): string[] {
       ? `site tools for ${r.index.siteTools.platforms.join(', ')}: ${formatBytes(r.index.siteTools.files.reduce((n, f) => n + f.size, 0))} (bin/<os>-<arch>/: sealift, helm, helmfile, helm-diff)`
       : 'no site tools carried (--no-site-tools)',
   ];
+  if (r.signature)
+    lines.push(`signed ${CHECKSUMS_SIG} with ${r.signature.key} (public key ${r.signature.fingerprint})`);
   if (r.pack) {
     for (const f of r.pack.files) lines.push(`wrote ${f.path} (${formatBytes(f.size)}) sha256 ${f.sha256}`);
     lines.push(`checksums of the bundle file(s): ${r.pack.checksumFile}`);
@@ -101,7 +112,11 @@ export function registerBundle(program: Command): void {
       collect,
       [] as string[],
     )
-    .option('--no-site-tools', 'carry no site tools (the site brings its own sealift, helm and helmfile)');
+    .option('--no-site-tools', 'carry no site tools (the site brings its own sealift, helm and helmfile)')
+    .option(
+      '--sign-key <key>',
+      "sign checksums.sha256 with this ECDSA P-256 private key (PEM, or cosign's encrypted cosign.key with COSIGN_PASSWORD): checksums.sha256.sig in cosign sign-blob format",
+    );
   withPlatformFlags(cmd, 'linux/amd64, the site platform; the lock in the bundle records the digest kept');
   withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
@@ -110,6 +125,8 @@ export function registerBundle(program: Command): void {
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const concurrency = parseConcurrency(flags.concurrency);
     const sitePlatforms = await sitePlatformsFrom(flags);
+    // the key before any pull: a wrong key or password fails now, not after the long part
+    const signKey = flags.signKey ? await signingKeyFrom(flags.signKey) : undefined;
     try {
       const result = await interruptible((signal) =>
         createBundle({
@@ -129,6 +146,7 @@ export function registerBundle(program: Command): void {
           ...(flags.keepWork ? { keepWork: true } : {}),
           ...(flags.pack === false ? { noPack: true } : {}),
           sitePlatforms,
+          ...(signKey ? { signKey } : {}),
           registry: { hosts: registryHostsFromFlags(flags) },
           onEvent: out.onEvent,
           signal,
@@ -143,23 +161,57 @@ export function registerBundle(program: Command): void {
 
   const verify = new Command('verify')
     .description('Re-hash a bundle (.tar, .tar.gz, .tar.part-000 or directory) and name every file that differs.')
-    .argument('<bundle>', 'the bundle');
+    .argument('<bundle>', 'the bundle')
+    .option(
+      '--verify-key <pub>',
+      'also refuse the bundle unless its checksums.sha256 is signed by this PEM public key (cosign.pub)',
+    );
   withCommonFlags(verify).action(async (bundle: string) => {
     // --json / -q may be read by the parent `bundle` command: take them from either
-    const out = createOutput(verify.optsWithGlobals<GlobalFlags>());
+    const flags = verify.optsWithGlobals<GlobalFlags & { verifyKey?: string }>();
+    const out = createOutput(flags);
     const { verifyBundle } = await import('../bundle/index.ts');
     try {
-      const r = await verifyBundle(bundle, { onEvent: out.onEvent });
-      out.result(
-        r,
-        (v: BundleVerifyResult) =>
-          `${v.bundle}: OK: ${v.files} files (${formatBytes(v.bytes)}), ${v.images} images${v.parts > 1 ? `, ${v.parts} parts` : ''} match their checksums`,
-      );
+      const r = await verifyBundle(bundle, {
+        onEvent: out.onEvent,
+        ...(flags.verifyKey ? { verifyKey: flags.verifyKey } : {}),
+      });
+      out.result(r, (v: BundleVerifyResult) => [
+        `${v.bundle}: OK: ${v.files} files (${formatBytes(v.bytes)}), ${v.images} images${v.parts > 1 ? `, ${v.parts} parts` : ''} match their checksums`,
+        originLine(v.signature),
+      ]);
     } finally {
       out.close();
     }
   });
   cmd.addCommand(verify);
+
+  const sign = new Command('sign')
+    .description(
+      "Sign a bundle made before (.tar, .tar.part-000 or directory): checks it as load does, then writes checksums.sha256.sig (cosign sign-blob format) right after checksums.sha256, replacing an earlier signature. A tar is rewritten (temp files, fsync, rename: it needs the bundle's size free) and <name>.tar.sha256 written anew; signing at `bundle --sign-key` time costs nothing of this.",
+    )
+    .argument('<bundle>', 'the bundle')
+    .requiredOption(
+      '--key <key>',
+      "ECDSA P-256 private key: PEM (PKCS#8 or EC), or cosign's encrypted cosign.key (password in COSIGN_PASSWORD)",
+    );
+  withCommonFlags(sign).action(async (bundle: string) => {
+    const flags = sign.optsWithGlobals<GlobalFlags & { key: string }>();
+    const out = createOutput(flags);
+    const { signBundle } = await import('../bundle/index.ts');
+    try {
+      const key = await signingKeyFrom(flags.key);
+      const r = await interruptible((signal) => signBundle(bundle, key, { onEvent: out.onEvent, signal }));
+      out.result(r, (v: SignBundleResult) => [
+        `${v.bundle}: signed with ${v.key} (public key ${v.fingerprint})${v.replaced ? ', replacing its earlier signature' : ''}`,
+        ...v.files.map((f) => `wrote ${f.path} (${formatBytes(f.size)}) sha256 ${f.sha256}`),
+        ...(v.checksumFile ? [`checksums of the bundle file(s): ${v.checksumFile}`] : []),
+      ]);
+    } finally {
+      out.close();
+    }
+  });
+  cmd.addCommand(sign);
   for (const sub of bundleInspectCommands()) cmd.addCommand(sub);
   program.addCommand(cmd);
 }

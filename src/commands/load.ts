@@ -1,6 +1,7 @@
 // `sealift load <bundle> --registry HOST:PORT`: flags -> LoadOptions -> a table.
 import { Command, Option } from 'commander';
 import { ERROR_CODES } from '../errors.ts';
+import type { SignatureCheck } from '../bundle-format/index.ts';
 import type { CheckStatus, CopyEngineResult, LoadResult } from '../load/index.ts';
 import { parseConcurrency, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './flags.ts';
 import { interruptible } from './interrupt.ts';
@@ -60,6 +61,12 @@ export function reportCopy<T extends CopyEngineResult & { ok: boolean }>(
   if (!result.ok) process.exitCode = ERROR_CODES.PARTIAL_FAILURE.exit;
 }
 
+/** What load and bundle verify say about who made the bundle. */
+export function originLine(o: SignatureCheck): string {
+  if (o.verified) return `origin: signed by the key ${o.key} (${o.fingerprint}): verified`;
+  return `origin: NOT checked: the bundle is ${o.signed ? 'signed' : 'not signed'}, and no --verify-key was given`;
+}
+
 export function registerLoad(program: Command): void {
   const cmd = new Command('load')
     .description(
@@ -82,6 +89,10 @@ export function registerLoad(program: Command): void {
     .option(
       '--site-platform <os/arch>',
       "with --extract-to: install the carried tools of this platform (default: this machine's)",
+    )
+    .option(
+      '--verify-key <pub>',
+      'refuse the bundle, before the registry sees a request, unless its checksums.sha256 is signed by this PEM public key (cosign.pub)',
     );
   withTransportFlags(cmd, '--registry');
   withCommonFlags(cmd).action(
@@ -95,6 +106,7 @@ export function registerLoad(program: Command): void {
           extractTo?: string;
           recheck?: boolean;
           sitePlatform?: string;
+          verifyKey?: string;
         },
     ) => {
       const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
@@ -111,6 +123,7 @@ export function registerLoad(program: Command): void {
             ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
             ...(flags.recheck ? { recheck: true } : {}),
             ...(flags.sitePlatform ? { sitePlatform: flags.sitePlatform } : {}),
+            ...(flags.verifyKey ? { verifyKey: flags.verifyKey } : {}),
             onEvent: out.onEvent,
             signal,
           }),
@@ -118,6 +131,7 @@ export function registerLoad(program: Command): void {
         reportCopy(out, result, (r: LoadResult) => ({
           head: [
             `bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`,
+            originLine(r.origin),
           ],
           tail: r.siteFiles
             ? [

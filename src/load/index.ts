@@ -4,7 +4,16 @@
 //   touched) -> planTargets (naming, collisions) -> copyImage per image (bundle -> registry, one
 //   graph walk, blobs read by tar offset) -> checkTargets (every lock entry resolved at the
 //   site) -> writeSiteFiles (--extract-to).
-import { BundleSource, checkBundle, openBundleArchive, type BundleIndex } from '../bundle-format/index.ts';
+import {
+  BundleSource,
+  checkBundle,
+  isBundleSigned,
+  openBundleArchive,
+  readVerifyKey,
+  verifyBundleSignature,
+  type BundleIndex,
+  type SignatureCheck,
+} from '../bundle-format/index.ts';
 import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { planTargets, type NamingScheme } from '../oci/naming.ts';
@@ -46,6 +55,8 @@ export interface LoadOptions extends RunOptions {
   cacheDir?: string;
   /** with extractTo: whose carried tools to install (default: this machine's os/arch) */
   sitePlatform?: string;
+  /** a PEM public key: nothing is loaded unless checksums.sha256 is signed by it */
+  verifyKey?: string;
 }
 
 export interface LoadResult extends CopyEngineResult {
@@ -56,6 +67,8 @@ export interface LoadResult extends CopyEngineResult {
   /** where the bundle's values point (bundle.json), and whether this load put the images there */
   values?: { registry: string; scheme: NamingScheme; matches: boolean };
   verified: { files: number; bytes: number; cached: boolean };
+  /** the bundle's origin: checked (verified) only with --verify-key; signed: it carries a signature */
+  origin: SignatureCheck;
   siteFiles?: SiteFilesResult;
   siteTools?: SiteToolsResult;
 }
@@ -114,8 +127,13 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
   // the output directory before the bundle is hashed; each file's path once the bundle is read
   if (opts.extractTo) await checkOutputDir(opts.extractTo, '--extract-to');
   onEvent({ type: 'phase', name: 'reading bundle' });
+  const key = opts.verifyKey ? await readVerifyKey(opts.verifyKey) : undefined;
   const archive = await openBundleArchive(opts.bundle);
   try {
+    // 0. with --verify-key, before anything else: an unsigned, other-key or altered bundle is
+    // refused before the registry sees a request and before a site file is written
+    const signed = key ? await verifyBundleSignature(archive, key) : undefined;
+    const origin: SignatureCheck = signed?.check ?? { signed: isBundleSigned(archive), verified: false };
     // 1. nothing leaves a bundle that does not pass the check (hashed once per bundle file)
     const cacheDir = opts.cacheDir ?? verifiedCacheDir();
     const known = opts.recheck ? undefined : await findVerified(archive, cacheDir);
@@ -128,6 +146,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     const checked = await checkBundle(archive, {
       onEvent,
       ...(known ? { hashed: true } : {}),
+      ...(signed ? { checksums: signed.checksums } : {}),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
     const verified = { files: checked.files, bytes: checked.bytes };
@@ -248,6 +267,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       scheme,
       ...(values ? { values } : {}),
       verified: { ...verified, cached: known !== undefined },
+      origin,
       ...engine,
       ...(siteFiles ? { siteFiles } : {}),
       ...(siteTools ? { siteTools } : {}),

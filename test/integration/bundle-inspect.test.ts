@@ -152,13 +152,13 @@ describe('sealift bundle inspect', () => {
       },
     ]);
     expect(v.tools.map((t) => [t.path, t.size])).toEqual([['bin/linux-amd64/helm', 1234]]);
-    expect(v.signature).toBe('signed (not verified: use --verify-key)');
+    expect(v.signature).toBe('signed (not verified here: bundle verify --verify-key PUB checks it)');
     expect(v.base).toEqual({ bundle: 'stack-2026-11.tar', createdAt: '2026-11-01T00:00:00.000Z' });
     // the image behind two nested indexes: its platform from bundle.json
     expect(v.images.map((i) => [i.reference, i.digest])).toEqual(b.images.map((i) => [i.reference, i.root.digest]));
     const human = await sealift(['bundle', 'inspect', b.root]);
     expect(human.stdout).toMatch(/bin\/linux-amd64\/helm\s+1\.2 KiB/);
-    expect(human.stdout).toContain('signature: signed (not verified: use --verify-key)');
+    expect(human.stdout).toContain('signature: signed (not verified here: bundle verify --verify-key PUB checks it)');
   });
 
   it('a file that is no bundle exits 10 naming it', async () => {

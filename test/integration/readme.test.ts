@@ -32,7 +32,7 @@ describe('README.md is true', () => {
       // the command path: words up to the first flag or argument (a path, a placeholder)
       const path: string[] = [];
       for (const w of words) {
-        if (!/^[a-z]+$/.test(w) || (path.length > 0 && !['verify', 'scan'].includes(w))) break;
+        if (!/^[a-z]+$/.test(w) || (path.length > 0 && !['verify', 'scan', 'sign'].includes(w))) break;
         path.push(w);
       }
       const key = path.join(' ');
