@@ -44,5 +44,6 @@ export {
   type BundleFileEntry,
   type BundleImageEntry,
   type BundleIndex,
+  type BundleReferrer,
   type SiteToolsIndex,
 } from './schema.ts';

@@ -60,6 +60,8 @@ export interface BundleOptions extends RunOptions {
   noPack?: boolean;
   /** platforms to carry the site tools for (default linux/amd64); [] leaves them out */
   sitePlatforms?: readonly string[];
+  /** false: leave out what refers to the images (signatures, attestations, SBOMs) */
+  referrers?: boolean;
 }
 
 export interface BundleResult {
@@ -109,9 +111,9 @@ function resolvedLock(
 }
 
 /** Drops index entries and blobs an earlier run of a different list left in the work layout. */
-async function pruneLayout(layout: OciLayout, pulled: PullSummary): Promise<void> {
+async function pruneLayout(layout: OciLayout, pulled: PullSummary, referrers: Set<string>): Promise<void> {
   const keepRefs = new Set(pulled.images.map((p) => p.pull.request.reference));
-  const keep = new Set<string>();
+  const keep = new Set<string>(referrers);
   for (const p of pulled.images) {
     for (const d of [...p.result.blobs, ...p.result.manifests]) keep.add(d.digest);
   }
@@ -223,6 +225,18 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     onEvent,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  // what refers to the pulled images (signatures, attestations, SBOMs), beside them in the layout
+  const { pullReferrers } = await import('./referrers.ts');
+  const referrers =
+    opts.referrers === false
+      ? undefined
+      : await pullReferrers(pulled.images, {
+          layout,
+          registry: opts.registry ?? {},
+          ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+          onEvent,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
   if (opts.env) {
     const { loadEnvironment } = await import('../config/index.ts');
     const env = await loadEnvironment(opts.stackDir ?? '.', opts.env, opts.overlays ? { overlays: opts.overlays } : {});
@@ -241,7 +255,7 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       },
     );
   }
-  await pruneLayout(layout, pulled);
+  await pruneLayout(layout, pulled, referrers?.digests ?? new Set());
   await layout.cleanIngest();
 
   // 4. image lists: the lock with resolved digests, plus the lists it came from
@@ -278,6 +292,9 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     platforms: result.platforms,
     blobs: result.blobs.length,
     bytes: result.blobs.reduce((n, b) => n + b.size, 0),
+    ...(referrers?.byImage.has(pull.request.reference)
+      ? { referrers: referrers.byImage.get(pull.request.reference) }
+      : {}),
   }));
   const blobBytes = [...pulled.blobs.values()].reduce((a, b) => a + b, 0);
   const imageBytes = images.reduce((n, i) => n + i.bytes, 0);

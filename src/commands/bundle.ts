@@ -38,6 +38,8 @@ interface BundleFlags extends GlobalFlags, PlatformFlags {
   mirror: string[];
   mirrorFallback?: boolean;
   sitePlatform: string[];
+  /** commander's --no-referrers */
+  referrers: boolean;
   siteTools: boolean;
 }
 
@@ -101,7 +103,11 @@ export function registerBundle(program: Command): void {
       collect,
       [] as string[],
     )
-    .option('--no-site-tools', 'carry no site tools (the site brings its own sealift, helm and helmfile)');
+    .option('--no-site-tools', 'carry no site tools (the site brings its own sealift, helm and helmfile)')
+    .option(
+      '--no-referrers',
+      "leave out what refers to the images (OCI 1.1 referrers, cosign's sha256-<hex>.sig/.att/.sbom): signatures, attestations, SBOMs",
+    );
   withPlatformFlags(cmd, 'linux/amd64, the site platform; the lock in the bundle records the digest kept');
   withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
@@ -129,6 +135,7 @@ export function registerBundle(program: Command): void {
           ...(flags.keepWork ? { keepWork: true } : {}),
           ...(flags.pack === false ? { noPack: true } : {}),
           sitePlatforms,
+          ...(flags.referrers === false ? { referrers: false } : {}),
           registry: { hosts: registryHostsFromFlags(flags) },
           onEvent: out.onEvent,
           signal,

@@ -1,7 +1,7 @@
 // `sealift load <bundle> --registry HOST:PORT`: flags -> LoadOptions -> a table.
 import { Command, Option } from 'commander';
 import { ERROR_CODES } from '../errors.ts';
-import type { CheckStatus, CopyEngineResult, LoadResult } from '../load/index.ts';
+import type { CheckStatus, CopyEngineResult, LoadResult, ReferrersLoad } from '../load/index.ts';
 import { parseConcurrency, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './flags.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags, type Output } from './output.ts';
@@ -60,6 +60,15 @@ export function reportCopy<T extends CopyEngineResult & { ok: boolean }>(
   if (!result.ok) process.exitCode = ERROR_CODES.PARTIAL_FAILURE.exit;
 }
 
+/** What load or mirror did with the signatures, attestations and SBOMs (nothing when there were none). */
+export function referrerLines(r: ReferrersLoad | undefined): string[] {
+  if (!r || r.objects + r.failures.length === 0) return [];
+  return [
+    `signatures, attestations, SBOMs: ${r.objects} pushed (${r.viaTag} under cosign tags, ${r.viaApi} through the referrers API, ${r.viaFallbackTag} in sha256-<digest> fallback indexes)${r.failures.length ? `; ${r.failures.length} images failed` : ''}`,
+    ...r.failures.map((f) => `failed: ${f.source}: signatures, attestations, SBOMs: ${f.message}`),
+  ];
+}
+
 export function registerLoad(program: Command): void {
   const cmd = new Command('load')
     .description(
@@ -82,7 +91,8 @@ export function registerLoad(program: Command): void {
     .option(
       '--site-platform <os/arch>',
       "with --extract-to: install the carried tools of this platform (default: this machine's)",
-    );
+    )
+    .option('--no-referrers', 'push none of the signatures, attestations and SBOMs the bundle carries');
   withTransportFlags(cmd, '--registry');
   withCommonFlags(cmd).action(
     async (
@@ -95,6 +105,8 @@ export function registerLoad(program: Command): void {
           extractTo?: string;
           recheck?: boolean;
           sitePlatform?: string;
+          /** commander's --no-referrers */
+          referrers?: boolean;
         },
     ) => {
       const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
@@ -111,6 +123,7 @@ export function registerLoad(program: Command): void {
             ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
             ...(flags.recheck ? { recheck: true } : {}),
             ...(flags.sitePlatform ? { sitePlatform: flags.sitePlatform } : {}),
+            ...(flags.referrers === false ? { referrers: false } : {}),
             onEvent: out.onEvent,
             signal,
           }),
@@ -119,16 +132,19 @@ export function registerLoad(program: Command): void {
           head: [
             `bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`,
           ],
-          tail: r.siteFiles
-            ? [
-                `site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`,
-                ...(r.siteTools
-                  ? [
-                      `site tools (${r.siteTools.platform}): ${r.siteTools.installed.length} installed; next: . ${r.siteTools.envFile}, then the steps in ${r.siteTools.runbook}`,
-                    ]
-                  : []),
-              ]
-            : [],
+          tail: [
+            ...referrerLines(r.referrers),
+            ...(r.siteFiles
+              ? [
+                  `site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`,
+                  ...(r.siteTools
+                    ? [
+                        `site tools (${r.siteTools.platform}): ${r.siteTools.installed.length} installed; next: . ${r.siteTools.envFile}, then the steps in ${r.siteTools.runbook}`,
+                      ]
+                    : []),
+                ]
+              : []),
+          ],
           done: `loaded into ${r.registry}`,
         }));
       } finally {

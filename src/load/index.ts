@@ -18,6 +18,9 @@ import { createBlobHomes } from './site-target.ts';
 import { checkOutputDir } from '../fs-paths.ts';
 import { checkSiteDir, writeSiteFiles, type SiteFilesResult } from './site-files.ts';
 import { installSiteTools, planSiteTools, type SiteToolsResult } from './site-tools.ts';
+import { loadReferrers, type ReferrersLoad } from './referrers.ts';
+
+export type { ReferrersLoad } from './referrers.ts';
 
 export type {
   CheckStatus,
@@ -46,6 +49,8 @@ export interface LoadOptions extends RunOptions {
   cacheDir?: string;
   /** with extractTo: whose carried tools to install (default: this machine's os/arch) */
   sitePlatform?: string;
+  /** false: push none of the signatures, attestations and SBOMs the bundle carries */
+  referrers?: boolean;
 }
 
 export interface LoadResult extends CopyEngineResult {
@@ -58,6 +63,8 @@ export interface LoadResult extends CopyEngineResult {
   verified: { files: number; bytes: number; cached: boolean };
   siteFiles?: SiteFilesResult;
   siteTools?: SiteToolsResult;
+  /** the signatures, attestations and SBOMs pushed (absent with --no-referrers) */
+  referrers?: ReferrersLoad;
 }
 
 /**
@@ -196,6 +203,19 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       onEvent,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    const referrers =
+      opts.referrers === false
+        ? undefined
+        : await loadReferrers({
+            items,
+            images: engine.images,
+            index,
+            source,
+            client,
+            concurrency: opts.concurrency ?? 4,
+            onEvent,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
     let siteFiles: SiteFilesResult | undefined;
     let siteTools: SiteToolsResult | undefined;
     if (opts.extractTo) {
@@ -240,7 +260,10 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
         onEvent,
       });
     }
-    const ok = engine.failures.length === 0 && engine.checks.every((c) => c.status === 'ok');
+    const ok =
+      engine.failures.length === 0 &&
+      engine.checks.every((c) => c.status === 'ok') &&
+      (referrers?.failures.length ?? 0) === 0;
     return {
       ok,
       bundle: opts.bundle,
@@ -251,6 +274,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       ...engine,
       ...(siteFiles ? { siteFiles } : {}),
       ...(siteTools ? { siteTools } : {}),
+      ...(referrers ? { referrers } : {}),
     };
   } finally {
     await archive.close();
