@@ -296,3 +296,94 @@ describe('image signatures, attestations and SBOMs', () => {
     ).toBeUndefined();
   });
 });
+
+describe('signatures of some platforms, and registry to registry', () => {
+  it('an index reduced to two of three platforms keeps the signatures of those two, and passes by them', async () => {
+    await using up = await startRegistry();
+    await using at = await startRegistry();
+    const dir = join(work.path, 'reduced');
+    await execa('mkdir', ['-p', dir]);
+    const [queue] = (await seedImages(
+      up.host,
+      [{ ref: 'docker.io/knative/queue:v1.16.0', platforms: ['linux/amd64', 'linux/arm64', 'linux/s390x'] }],
+      { workDir: dir },
+    )) as [SeededImage];
+    const sign = ['sign', '--key', 'cosign.key', '--tlog-upload=false', insecure, '-y'];
+    await cosignOk([...sign, '--recursive', `${up.host}/${queue.repository}@${queue.digest}`]);
+    // and an OCI 1.1 signature of the arm64 child: a referrer in the fallback index of that child
+    const arm64 = queue.platforms['linux/arm64']!;
+    await cosignOk([...sign, '--registry-referrers-mode=oci-1-1', `${up.host}/${queue.repository}@${arm64}`]);
+    await writeFile(join(dir, 'images.txt'), `${queue.ref}\n`);
+    const bundle = await runSealift(
+      [
+        'bundle',
+        '--imagelist',
+        'images.txt',
+        '-o',
+        'out',
+        '--no-site-tools',
+        '--platform',
+        'linux/amd64',
+        '--platform',
+        'linux/arm64',
+        '--plain-http',
+        up.host,
+        '--mirror',
+        `docker.io=${up.host}`,
+      ],
+      { cwd: dir },
+    );
+    expect(bundle.exitCode, bundle.stderr).toBe(0);
+    await execa('tar', ['-xf', 'out/images.tar', 'bundle.json', 'imagelists/images.lock.json'], { cwd: dir });
+    const index = JSON.parse(await readFile(join(dir, 'bundle.json'), 'utf8')) as typeof bundleIndex;
+    const entry = index.images[0]!;
+    const kept = [queue.platforms['linux/amd64']!, arm64].sort();
+    expect([...new Set(entry.referrers!.map((r) => r.subject))].sort()).toEqual(kept);
+    expect(entry.referrers!.map((r) => r.kind).sort()).toEqual(['subject', 'tag', 'tag']);
+    const load = await runSealift(['load', 'out/images.tar', '--registry', at.host, '--plain-http', '--json'], {
+      cwd: dir,
+    });
+    expect(load.exitCode, load.stderr).toBe(0);
+    const verify = await runSealift(
+      [
+        'verify',
+        '--signatures',
+        '--key',
+        join(work.path, 'cosign.pub'),
+        '--lock',
+        'imagelists/images.lock.json',
+        '--registry',
+        at.host,
+        '--plain-http',
+        '--json',
+      ],
+      { cwd: dir },
+    );
+    expect(verify.exitCode, verify.stdout + verify.stderr).toBe(0);
+    expect(JSON.parse(verify.stdout).images[0]).toMatchObject({ status: 'signed', via: 'children' });
+  });
+
+  it('mirror copies tag-based and OCI 1.1 signatures, which cosign verifies at the target', async () => {
+    await using up = await startRegistry();
+    await using to = await startRegistry();
+    const dir = join(work.path, 'mirror');
+    await execa('mkdir', ['-p', dir]);
+    const [a, b] = (await seedImages(up.host, [{ ref: 'docker.io/app/a:v1' }, { ref: 'docker.io/app/b:v1' }], {
+      workDir: dir,
+    })) as [SeededImage, SeededImage];
+    const sign = ['sign', '--key', 'cosign.key', '--tlog-upload=false', insecure, '-y'];
+    await cosignOk([...sign, `${up.host}/${a.repository}@${a.digest}`]);
+    await cosignOk([...sign, '--registry-referrers-mode=oci-1-1', `${up.host}/${b.repository}@${b.digest}`]);
+    await writeFile(join(dir, 'images.txt'), `${up.host}/${a.repository}:v1\n${up.host}/${b.repository}:v1\n`);
+    const mirror = await runSealift(
+      ['mirror', '--imagelist', 'images.txt', '--to', to.host, '--plain-http', '--plain-http', up.host, '--json'],
+      { cwd: dir },
+    );
+    expect(mirror.exitCode, mirror.stderr).toBe(0);
+    expect(JSON.parse(mirror.stdout).referrers).toMatchObject({ objects: 2, viaTag: 1, viaFallbackTag: 1 });
+    await up.stop();
+    const byKey = ['--key', 'cosign.pub', '--insecure-ignore-tlog=true', insecure];
+    await cosignOk(['verify', ...byKey, `${to.host}/${a.repository}:v1`]);
+    await cosignOk(['verify', ...byKey, '--experimental-oci11', `${to.host}/${b.repository}:v1`]);
+  });
+});
