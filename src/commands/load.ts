@@ -64,7 +64,7 @@ export function reportCopy<T extends CopyEngineResult & { ok: boolean }>(
 export function referrerLines(r: ReferrersLoad | undefined): string[] {
   if (!r || r.objects + r.failures.length === 0) return [];
   return [
-    `signatures, attestations, SBOMs: ${r.objects} pushed (${r.viaTag} under cosign tags, ${r.viaApi} through the referrers API, ${r.viaFallbackTag} in sha256-<digest> fallback indexes)${r.failures.length ? `; ${r.failures.length} images failed` : ''}`,
+    `signatures, attestations, SBOMs: ${r.objects} in place (${r.viaTag} under cosign tags, ${r.viaApi} through the referrers API, ${r.viaFallbackTag} in sha256-<digest> fallback indexes)${r.failures.length ? `; ${r.failures.length} images failed` : ''}`,
     ...r.failures.map((f) => `failed: ${f.source}: signatures, attestations, SBOMs: ${f.message}`),
   ];
 }

@@ -54,19 +54,24 @@ export function cosignTag(digest: Digest, suffix: CosignTagSuffix): string {
   return `${fallbackTag(digest)}.${suffix}`;
 }
 
-/** A manifest by tag, or undefined when the repository has no such tag. */
+/**
+ * A manifest by tag, or undefined when the repository has no such tag. HEAD first: most images
+ * have none of these tags, and a registry that counts pulls (Docker Hub) counts GETs, not HEADs.
+ */
 async function fetchTag(
   client: RegistryClient,
   repo: string,
   tag: string,
   signal?: AbortSignal,
 ): Promise<RawManifest | undefined> {
+  let found;
   try {
-    return await client.fetchManifest(repo, tag, signal);
+    found = await client.resolve({ repository: repo, selector: tag }, signal);
   } catch (e) {
     if (isSealiftError(e) && e.code === 'NOT_FOUND') return undefined;
     throw e;
   }
+  return client.fetchManifest(repo, found.digest, signal);
 }
 
 /** The descriptor a referrers list holds for a manifest (distribution spec: artifactType, else config's mediaType; its annotations). */
@@ -114,11 +119,11 @@ export async function discoverReferrers(
     out.push(r);
   };
   for (const subject of new Set(subjects)) {
-    let listed = await client.fetchReferrers(repo, subject, opts.signal);
-    if (listed === undefined) {
-      const fallback = await fetchTag(client, repo, fallbackTag(subject), opts.signal);
-      listed = fallback?.kind === 'index' ? fallback.parsed.manifests : [];
-    }
+    // the API where the registry has it, and the fallback index too: a registry may have gained
+    // the API after clients without it pushed referrers, which then only the tag lists
+    const api = await client.fetchReferrers(repo, subject, opts.signal);
+    const fallback = await fetchTag(client, repo, fallbackTag(subject), opts.signal);
+    const listed = [...(api ?? []), ...(fallback?.kind === 'index' ? fallback.parsed.manifests : [])];
     for (const d of listed) {
       if (!isManifestMediaType(d.mediaType)) {
         onEvent({
