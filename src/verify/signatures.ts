@@ -24,6 +24,7 @@ import {
   COSIGN_SIGNATURE_ARTIFACT,
   COSIGN_SIMPLESIGNING,
   discoverReferrers,
+  referrerDescriptor,
 } from '../oci/referrers.ts';
 import { RegistryClient, type RegistryHostConfig } from '../oci/registry.ts';
 import type { Descriptor, Digest } from '../oci/types.ts';
@@ -138,8 +139,11 @@ async function signaturesOf(
   opts: RunOptions,
 ): Promise<{ found: number; valid: number; problems: string[] }> {
   const referrers = await discoverReferrers(client, repo, [digest], opts);
+  // a fallback index written by a tool that left out artifactType: the manifest itself says
   const candidates = referrers.filter((r) =>
-    r.kind === 'tag' ? r.tag?.endsWith('.sig') : r.descriptor.artifactType === COSIGN_SIGNATURE_ARTIFACT,
+    r.kind === 'tag'
+      ? r.tag?.endsWith('.sig')
+      : (r.descriptor.artifactType ?? COSIGN_SIGNATURE_ARTIFACT) === COSIGN_SIGNATURE_ARTIFACT,
   );
   let found = 0;
   let valid = 0;
@@ -151,7 +155,10 @@ async function signaturesOf(
       throw e;
     });
     if (raw?.kind !== 'manifest') continue;
-    if (c.kind === 'subject' && raw.parsed.subject?.digest !== digest) continue;
+    if (c.kind === 'subject') {
+      if (raw.parsed.subject?.digest !== digest) continue;
+      if (referrerDescriptor(raw).artifactType !== COSIGN_SIGNATURE_ARTIFACT) continue;
+    }
     for (const layer of raw.parsed.layers) {
       const signature = layer.annotations?.[COSIGN_SIGNATURE_ANNOTATION];
       if (layer.mediaType !== COSIGN_SIMPLESIGNING || !signature) continue;
