@@ -33,7 +33,7 @@ export async function pullReferrers(
   const digests = new Set<string>();
   const failed: { reference: string; error: unknown }[] = [];
   const limit = pLimit(4);
-  onEvent({ type: 'phase', name: 'pulling referrers', total: images.length });
+  onEvent({ type: 'phase', name: 'pulling signatures, attestations and SBOMs' });
   await Promise.all(
     images.map(({ pull, result }) =>
       limit(async () => {
@@ -60,12 +60,6 @@ export async function pullReferrers(
               descriptor: r.descriptor,
             })),
           );
-          if (found.length > 0)
-            onEvent({
-              type: 'info',
-              message: `${reference}: ${found.length} signature, attestation or SBOM object${found.length === 1 ? '' : 's'} carried`,
-              fields: { reference, referrers: found.length },
-            });
         } catch (e) {
           if (opts.signal?.aborted) throw e;
           failed.push({ reference, error: e });
@@ -86,5 +80,12 @@ export async function pullReferrers(
       },
     );
   }
+  const objects = [...byImage.values()].reduce((n, r) => n + r.length, 0);
+  const signed = [...byImage.values()].filter((r) => r.length > 0).length;
+  onEvent({
+    type: 'info',
+    message: `signatures, attestations, SBOMs: ${objects} carried for ${signed} of ${images.length} images`,
+    fields: { referrers: objects, images: signed },
+  });
   return { byImage, digests };
 }

@@ -106,11 +106,7 @@ export async function loadReferrers(
     .map((w) => ({ ...w, referrers: carried.get(w.source) ?? [] }))
     .filter((w) => w.referrers.length > 0 && !failedImages.has(w.source));
   if (work.length === 0) return result;
-  onEvent({
-    type: 'phase',
-    name: 'pushing signatures, attestations and SBOMs',
-    total: work.reduce((n, w) => n + w.referrers.length, 0),
-  });
+  onEvent({ type: 'phase', name: 'pushing signatures, attestations and SBOMs' });
   const session = createCopySession(opts.concurrency ?? 4);
   const limit = pLimit(4);
   await Promise.all(
