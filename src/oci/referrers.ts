@@ -74,6 +74,22 @@ async function fetchTag(
   return client.fetchManifest(repo, found.digest, signal);
 }
 
+/** Does the repository still hold this manifest (HEAD by digest)? */
+async function manifestThere(
+  client: RegistryClient,
+  repo: string,
+  digest: Digest,
+  signal?: AbortSignal,
+): Promise<boolean> {
+  try {
+    await client.resolve({ repository: repo, selector: digest }, signal);
+    return true;
+  } catch (e) {
+    if (isSealiftError(e) && e.code === 'NOT_FOUND') return false;
+    throw e;
+  }
+}
+
 /** The descriptor a referrers list holds for a manifest (distribution spec: artifactType, else config's mediaType; its annotations). */
 export function referrerDescriptor(raw: RawManifest): Descriptor {
   const doc = JSON.parse(Buffer.from(raw.bytes).toString('utf8')) as {
@@ -129,6 +145,14 @@ export async function discoverReferrers(
         onEvent({
           type: 'warn',
           message: `${client.host}/${repo}: referrer ${d.digest} of ${subject} is a ${d.mediaType}, which sealift does not carry`,
+        });
+        continue;
+      }
+      // a fallback index keeps listing a referrer deleted since (nothing prunes it): skip what is gone
+      if (!(await manifestThere(client, repo, d.digest, opts.signal))) {
+        onEvent({
+          type: 'warn',
+          message: `${client.host}/${repo}: the referrers of ${subject} list ${d.digest}, which is gone; left out`,
         });
         continue;
       }

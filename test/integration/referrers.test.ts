@@ -276,6 +276,27 @@ describe('image signatures, attestations and SBOMs', () => {
     ]);
   });
 
+  it('mirror leaves out, with a warning, a referrer the fallback index still lists but that was deleted', async () => {
+    // the previous test deleted cert-manager's signature at the site; its fallback index still lists it
+    await using next = await startRegistry();
+    await writeFile(join(work.path, 'site-images.txt'), `${siteName(certManager)}\n`);
+    const r = await sealift([
+      'mirror',
+      '--imagelist',
+      'site-images.txt',
+      '--to',
+      next.host,
+      '--plain-http',
+      '--plain-http',
+      site.host,
+      '--json',
+    ]);
+    expect(r.exitCode, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/the referrers of sha256:[a-f0-9]{64} list sha256:[a-f0-9]{64}, which is gone; left out/);
+    // what is there (the two SBOMs) was copied
+    expect(JSON.parse(r.stdout).referrers).toMatchObject({ objects: 2, failures: [] });
+  });
+
   it('load --no-referrers pushes the images and none of what refers to them', async () => {
     await using bare = await startRegistry();
     const r = await sealift([
