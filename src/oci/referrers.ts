@@ -114,10 +114,10 @@ function subjectOf(raw: RawManifest): string | undefined {
 }
 
 /**
- * Everything that refers to `subjects` in `repo`: the referrers API's answer, or (a registry
- * without the API answers 404) the `sha256-<hex>` fallback index; and cosign's tag objects.
- * Entries of a kind sealift cannot carry (not an OCI or Docker manifest or index) are reported
- * and left out.
+ * Everything that refers to `subjects` in `repo`: what the referrers API lists and what the
+ * `sha256-<hex>` fallback index lists (a registry without the API answers 404 to the first), and
+ * cosign's tag objects. Entries of a kind sealift cannot carry (not an OCI or Docker manifest or
+ * index), and entries whose manifest is gone, are reported and left out.
  */
 export async function discoverReferrers(
   client: RegistryClient,
@@ -128,19 +128,24 @@ export async function discoverReferrers(
   const onEvent = opts.onEvent ?? noEvents;
   const out: Referrer[] = [];
   const seen = new Set<string>();
-  const add = (r: Referrer) => {
+  const fresh = (r: Referrer) => {
     const key = `${r.subject} ${r.kind} ${r.tag ?? ''} ${r.descriptor.digest}`;
-    if (seen.has(key)) return;
+    if (seen.has(key)) return false;
     seen.add(key);
-    out.push(r);
+    return true;
   };
   for (const subject of new Set(subjects)) {
     // the API where the registry has it, and the fallback index too: a registry may have gained
     // the API after clients without it pushed referrers, which then only the tag lists
-    const api = await client.fetchReferrers(repo, subject, opts.signal);
-    const fallback = await fetchTag(client, repo, fallbackTag(subject), opts.signal);
+    const [api, fallback, ...tagged] = await Promise.all([
+      client.fetchReferrers(repo, subject, opts.signal),
+      fetchTag(client, repo, fallbackTag(subject), opts.signal),
+      ...COSIGN_TAG_SUFFIXES.map((suffix) => fetchTag(client, repo, cosignTag(subject, suffix), opts.signal)),
+    ]);
     const listed = [...(api ?? []), ...(fallback?.kind === 'index' ? fallback.parsed.manifests : [])];
     for (const d of listed) {
+      const r: Referrer = { subject, kind: 'subject', descriptor: d };
+      if (!fresh(r)) continue;
       if (!isManifestMediaType(d.mediaType)) {
         onEvent({
           type: 'warn',
@@ -148,7 +153,7 @@ export async function discoverReferrers(
         });
         continue;
       }
-      // a fallback index keeps listing a referrer deleted since (nothing prunes it): skip what is gone
+      // a fallback index keeps listing a referrer deleted since (nothing prunes it)
       if (!(await manifestThere(client, repo, d.digest, opts.signal))) {
         onEvent({
           type: 'warn',
@@ -156,19 +161,19 @@ export async function discoverReferrers(
         });
         continue;
       }
-      add({ subject, kind: 'subject', descriptor: d });
+      out.push(r);
     }
-    for (const suffix of COSIGN_TAG_SUFFIXES) {
-      const tag = cosignTag(subject, suffix);
-      const raw = await fetchTag(client, repo, tag, opts.signal);
-      if (raw)
-        add({
-          subject,
-          kind: 'tag',
-          tag,
-          descriptor: { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.byteLength },
-        });
-    }
+    COSIGN_TAG_SUFFIXES.forEach((suffix, i) => {
+      const raw = tagged[i];
+      if (!raw) return;
+      const r: Referrer = {
+        subject,
+        kind: 'tag',
+        tag: cosignTag(subject, suffix),
+        descriptor: { mediaType: raw.mediaType, digest: raw.digest, size: raw.bytes.byteLength },
+      };
+      if (fresh(r)) out.push(r);
+    });
   }
   return out;
 }
