@@ -318,6 +318,22 @@ describe('image signatures, attestations and SBOMs', () => {
   });
 });
 
+describe('verify --signatures usage', () => {
+  it.each([
+    [['--signatures', '--lock', 'x.json', '--registry', '127.0.0.1:5000'], '--signatures and --key go together'],
+    [['--key', 'cosign.pub', '--lock', 'x.json', '--registry', '127.0.0.1:5000'], '--signatures and --key go together'],
+    [
+      ['--signatures', '--key', 'cosign.pub', '--registry', '127.0.0.1:5000'],
+      'needs the images to check: -e <env> or --lock FILE',
+    ],
+    [['--signatures', '--key', 'cosign.pub', '--lock', 'x.json'], 'needs the registry: --registry HOST:PORT'],
+  ])('verify %j is a usage error, before any request', async (args, message) => {
+    const r = await sealift(['verify', ...args]);
+    expect(r.exitCode).toBe(2);
+    expect(r.stderr).toContain(message);
+  });
+});
+
 describe('signatures of some platforms, and registry to registry', () => {
   it('an index reduced to two of three platforms keeps the signatures of those two, and passes by them', async () => {
     await using up = await startRegistry();
