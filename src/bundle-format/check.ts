@@ -325,6 +325,12 @@ export async function checkBundleContents(
     seen.clear();
     await walk(li.descriptor, li.source, 0);
   }
+  // what refers to an image (signatures, attestations, SBOMs) is carried whole too
+  for (const img of index.images)
+    for (const r of img.referrers ?? []) {
+      seen.clear();
+      await walk(r.descriptor as Descriptor, `${img.reference} ${r.tag ?? `referrer ${r.descriptor.digest}`}`, 0);
+    }
   for (const f of [...index.charts, ...index.files]) {
     const e = archive.lookup(f.path);
     if (!e) problems.push(`${f.path}: listed in ${BUNDLE_INDEX_FILE} but not in the bundle`);

@@ -56,5 +56,6 @@ export {
   type BundleFileEntry,
   type BundleImageEntry,
   type BundleIndex,
+  type BundleReferrer,
   type SiteToolsIndex,
 } from './schema.ts';

@@ -14,6 +14,26 @@ const sha256Hex = z.string().regex(/^[a-f0-9]{64}$/, '64 lowercase hex');
 const size = z.number().int().nonnegative();
 const scheme = z.enum(['host-swap', 'scoped']);
 
+/** an object that refers to a manifest of the image (src/oci/referrers.ts), carried in images/ */
+export const BundleReferrerSchema = z.object({
+  /** the manifest it refers to: the image's root or a child it keeps */
+  subject: sha256Digest,
+  /** subject: an OCI 1.1 referrer (its manifest names the subject); tag: a cosign tag object */
+  kind: z.enum(['subject', 'tag']),
+  /** for kind tag: sha256-<hex>.sig, .att or .sbom */
+  tag: z
+    .string()
+    .regex(/^sha256-[a-f0-9]{64}\.(sig|att|sbom)$/)
+    .optional(),
+  descriptor: z.object({
+    mediaType: z.string(),
+    digest: sha256Digest,
+    size,
+    artifactType: z.string().optional(),
+    annotations: z.record(z.string(), z.string()).optional(),
+  }),
+});
+
 export const BundleImageEntrySchema = z.object({
   /** the source reference (normalized), as in images/index.json io.sealift.source */
   reference: z.string().min(1),
@@ -29,6 +49,8 @@ export const BundleImageEntrySchema = z.object({
   /** layers and configs of this image, and their bytes */
   blobs: size,
   bytes: size,
+  /** what refers to the image (signatures, attestations, SBOMs); absent: not looked for (--no-referrers, older bundles) */
+  referrers: z.array(BundleReferrerSchema).optional(),
 });
 
 export const BundleChartEntrySchema = z.object({
@@ -87,6 +109,7 @@ export const BundleIndexSchema = z.object({
 
 export type BundleIndex = z.infer<typeof BundleIndexSchema>;
 export type BundleImageEntry = z.infer<typeof BundleImageEntrySchema>;
+export type BundleReferrer = z.infer<typeof BundleReferrerSchema>;
 export type BundleChartEntry = z.infer<typeof BundleChartEntrySchema>;
 export type BundleFileEntry = z.infer<typeof BundleFileEntrySchema>;
 export type SiteToolsIndex = z.infer<typeof SiteToolsIndexSchema>;

@@ -63,6 +63,8 @@ export interface BundleOptions extends RunOptions {
   sitePlatforms?: readonly string[];
   /** sign checksums.sha256 (checksums.sha256.sig in the tar, right after it): loadSigningKey */
   signKey?: SigningKey;
+  /** false: leave out what refers to the images (signatures, attestations, SBOMs) */
+  referrers?: boolean;
 }
 
 export interface BundleResult {
@@ -114,9 +116,9 @@ function resolvedLock(
 }
 
 /** Drops index entries and blobs an earlier run of a different list left in the work layout. */
-async function pruneLayout(layout: OciLayout, pulled: PullSummary): Promise<void> {
+async function pruneLayout(layout: OciLayout, pulled: PullSummary, referrers: Set<string>): Promise<void> {
   const keepRefs = new Set(pulled.images.map((p) => p.pull.request.reference));
-  const keep = new Set<string>();
+  const keep = new Set<string>(referrers);
   for (const p of pulled.images) {
     for (const d of [...p.result.blobs, ...p.result.manifests]) keep.add(d.digest);
   }
@@ -228,6 +230,18 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     onEvent,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
+  // what refers to the pulled images (signatures, attestations, SBOMs), beside them in the layout
+  const { pullReferrers } = await import('./referrers.ts');
+  const referrers =
+    opts.referrers === false
+      ? undefined
+      : await pullReferrers(pulled.images, {
+          layout,
+          registry: opts.registry ?? {},
+          ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+          onEvent,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
   if (opts.env) {
     const { loadEnvironment } = await import('../config/index.ts');
     const env = await loadEnvironment(opts.stackDir ?? '.', opts.env, opts.overlays ? { overlays: opts.overlays } : {});
@@ -246,7 +260,7 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       },
     );
   }
-  await pruneLayout(layout, pulled);
+  await pruneLayout(layout, pulled, referrers?.digests ?? new Set());
   await layout.cleanIngest();
 
   // 4. image lists: the lock with resolved digests, plus the lists it came from
@@ -283,6 +297,9 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     platforms: result.platforms,
     blobs: result.blobs.length,
     bytes: result.blobs.reduce((n, b) => n + b.size, 0),
+    ...(referrers?.byImage.has(pull.request.reference)
+      ? { referrers: referrers.byImage.get(pull.request.reference) }
+      : {}),
   }));
   const blobBytes = [...pulled.blobs.values()].reduce((a, b) => a + b, 0);
   const imageBytes = images.reduce((n, i) => n + i.bytes, 0);

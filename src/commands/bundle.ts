@@ -40,6 +40,8 @@ interface BundleFlags extends GlobalFlags, PlatformFlags {
   mirror: string[];
   mirrorFallback?: boolean;
   sitePlatform: string[];
+  /** commander's --no-referrers */
+  referrers: boolean;
   siteTools: boolean;
   signKey?: string;
 }
@@ -116,6 +118,10 @@ export function registerBundle(program: Command): void {
     .option(
       '--sign-key <key>',
       "sign checksums.sha256 with this ECDSA P-256 private key (PEM, or cosign's encrypted cosign.key with COSIGN_PASSWORD): checksums.sha256.sig in cosign sign-blob format",
+    )
+    .option(
+      '--no-referrers',
+      "leave out what refers to the images (OCI 1.1 referrers, cosign's sha256-<hex>.sig/.att/.sbom): signatures, attestations, SBOMs",
     );
   withPlatformFlags(cmd, 'linux/amd64, the site platform; the lock in the bundle records the digest kept');
   withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
@@ -147,6 +153,7 @@ export function registerBundle(program: Command): void {
           ...(flags.pack === false ? { noPack: true } : {}),
           sitePlatforms,
           ...(signKey ? { signKey } : {}),
+          ...(flags.referrers === false ? { referrers: false } : {}),
           registry: { hosts: registryHostsFromFlags(flags) },
           onEvent: out.onEvent,
           signal,

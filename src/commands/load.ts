@@ -2,7 +2,7 @@
 import { Command, Option } from 'commander';
 import { ERROR_CODES } from '../errors.ts';
 import type { SignatureCheck } from '../bundle-format/index.ts';
-import type { CheckStatus, CopyEngineResult, LoadResult } from '../load/index.ts';
+import type { CheckStatus, CopyEngineResult, LoadResult, ReferrersLoad } from '../load/index.ts';
 import { parseConcurrency, siteRegistryFromFlags, withTransportFlags, type TransportFlags } from './flags.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, formatBytes, withCommonFlags, type GlobalFlags, type Output } from './output.ts';
@@ -67,6 +67,15 @@ export function originLine(o: SignatureCheck): string {
   return `origin: NOT checked: the bundle is ${o.signed ? 'signed' : 'not signed'}, and no --verify-key was given`;
 }
 
+/** What load or mirror did with the signatures, attestations and SBOMs (nothing when there were none). */
+export function referrerLines(r: ReferrersLoad | undefined): string[] {
+  if (!r || r.objects + r.failures.length === 0) return [];
+  return [
+    `signatures, attestations, SBOMs: ${r.objects} in place (${r.viaTag} under cosign tags, ${r.viaApi} through the referrers API, ${r.viaFallbackTag} in sha256-<digest> fallback indexes)${r.failures.length ? `; ${r.failures.length} images failed` : ''}`,
+    ...r.failures.map((f) => `failed: ${f.source}: signatures, attestations, SBOMs: ${f.message}`),
+  ];
+}
+
 export function registerLoad(program: Command): void {
   const cmd = new Command('load')
     .description(
@@ -93,7 +102,8 @@ export function registerLoad(program: Command): void {
     .option(
       '--verify-key <pub>',
       'refuse the bundle, before the registry sees a request, unless its checksums.sha256 is signed by this PEM public key (cosign.pub)',
-    );
+    )
+    .option('--no-referrers', 'push none of the signatures, attestations and SBOMs the bundle carries');
   withTransportFlags(cmd, '--registry');
   withCommonFlags(cmd).action(
     async (
@@ -107,6 +117,8 @@ export function registerLoad(program: Command): void {
           recheck?: boolean;
           sitePlatform?: string;
           verifyKey?: string;
+          /** commander's --no-referrers */
+          referrers?: boolean;
         },
     ) => {
       const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
@@ -124,6 +136,7 @@ export function registerLoad(program: Command): void {
             ...(flags.recheck ? { recheck: true } : {}),
             ...(flags.sitePlatform ? { sitePlatform: flags.sitePlatform } : {}),
             ...(flags.verifyKey ? { verifyKey: flags.verifyKey } : {}),
+            ...(flags.referrers === false ? { referrers: false } : {}),
             onEvent: out.onEvent,
             signal,
           }),
@@ -133,16 +146,19 @@ export function registerLoad(program: Command): void {
             `bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`,
             originLine(r.origin),
           ],
-          tail: r.siteFiles
-            ? [
-                `site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`,
-                ...(r.siteTools
-                  ? [
-                      `site tools (${r.siteTools.platform}): ${r.siteTools.installed.length} installed; next: . ${r.siteTools.envFile}, then the steps in ${r.siteTools.runbook}`,
-                    ]
-                  : []),
-              ]
-            : [],
+          tail: [
+            ...referrerLines(r.referrers),
+            ...(r.siteFiles
+              ? [
+                  `site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`,
+                  ...(r.siteTools
+                    ? [
+                        `site tools (${r.siteTools.platform}): ${r.siteTools.installed.length} installed; next: . ${r.siteTools.envFile}, then the steps in ${r.siteTools.runbook}`,
+                      ]
+                    : []),
+                ]
+              : []),
+          ],
           done: `loaded into ${r.registry}`,
         }));
       } finally {

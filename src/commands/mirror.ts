@@ -17,7 +17,7 @@ import {
   type TransportFlags,
 } from './flags.ts';
 import { shardFrom } from '../load/shard.ts';
-import { reportCopy } from './load.ts';
+import { referrerLines, reportCopy } from './load.ts';
 import { interruptible } from './interrupt.ts';
 import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
@@ -33,6 +33,8 @@ interface MirrorFlags extends GlobalFlags, TransportFlags, PlatformFlags {
   sourceCaFile?: string[];
   shard?: string;
   shards?: string;
+  /** commander's --no-referrers */
+  referrers?: boolean;
 }
 
 export function registerMirror(program: Command): void {
@@ -59,7 +61,11 @@ export function registerMirror(program: Command): void {
     // the spellings from before one convention: the same as --plain-http HOST etc. naming a source
     .option('--source-plain-http <host>', 'the same as --plain-http HOST for a source registry', collect)
     .option('--source-insecure <host>', 'the same as --insecure HOST for a source registry', collect)
-    .option('--source-ca-file <host=file>', 'the same as --ca-file HOST=FILE for a source registry', collect);
+    .option('--source-ca-file <host=file>', 'the same as --ca-file HOST=FILE for a source registry', collect)
+    .option(
+      '--no-referrers',
+      "leave out what refers to the images (OCI 1.1 referrers, cosign's sha256-<hex>.sig/.att/.sbom): signatures, attestations, SBOMs",
+    );
   withPlatformFlags(cmd, "every platform: the exact graph the lock's digest names (mirror writes no lock)");
   withTransportFlags(cmd, '--to');
   withCommonFlags(cmd).action(async (flags: MirrorFlags) => {
@@ -109,6 +115,7 @@ export function registerMirror(program: Command): void {
           concurrency: parseConcurrency(flags.concurrency),
           ...(shard ? { shard } : {}),
           platforms: platformSelectionFrom(flags, parsePlatform, { kind: 'all' }),
+          ...(flags.referrers === false ? { referrers: false } : {}),
           onEvent: out.onEvent,
           signal,
         }),
@@ -117,6 +124,7 @@ export function registerMirror(program: Command): void {
         ...(r.shard
           ? { head: [`shard ${r.shard.index}/${r.shard.total}: ${r.shard.images} of ${r.shard.of} images`] }
           : {}),
+        tail: referrerLines(r.referrers),
         done: `mirrored ${r.from} into ${r.registry}`,
       }));
     } finally {

@@ -1,9 +1,10 @@
 // `sealift verify -e <env>`: render side. Flags -> verifyRenderedImages -> output and exit code.
 // The stage code is imported when the command runs, so `--help` and other commands do not load it.
-import { relative, resolve } from 'node:path';
+import { join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { ERROR_CODES, SealiftError } from '../errors.ts';
 import type { Offender, VerifyRenderResult } from '../verify/render.ts';
+import type { SignatureStatus, SignatureVerifyResult } from '../verify/signatures.ts';
 import {
   collect,
   overlaysFrom,
@@ -27,6 +28,8 @@ interface VerifyFlags extends GlobalFlags, TransportFlags {
   overlay?: string[];
   manifests?: string[];
   cacheDir?: string;
+  signatures?: boolean;
+  key?: string;
 }
 
 const PROBLEM_TEXT: Record<Offender['problem'], (v: VerifyRenderResult) => string> = {
@@ -55,6 +58,7 @@ function fixHints(v: VerifyRenderResult): string[] {
 }
 
 async function runVerify(flags: VerifyFlags): Promise<void> {
+  if (flags.signatures || flags.key) return runSignatureVerify(flags);
   const out = createOutput(flags);
   if (!flags.env)
     throw new SealiftError('USAGE', 'sealift verify needs -e <env>', { hint: 'e.g. sealift verify -e airgap' });
@@ -106,6 +110,56 @@ async function runVerify(flags: VerifyFlags): Promise<void> {
   if (!r.ok) process.exitCode = ERROR_CODES.VERIFY_FAILED.exit;
 }
 
+const SIGNATURE_TEXT: Record<Exclude<SignatureStatus, 'signed'>, string> = {
+  unsigned: 'unsigned',
+  invalid: 'bad signature',
+  missing: 'missing',
+  mismatch: 'digest mismatch',
+  error: 'error',
+};
+
+/** `verify --signatures --key PUB`: every image of the lock, at the site registry, signed by that key. */
+async function runSignatureVerify(flags: VerifyFlags): Promise<void> {
+  if (!flags.signatures || !flags.key)
+    throw new SealiftError('USAGE', '--signatures and --key go together: verify --signatures --key cosign.pub', {
+      hint: 'e.g. sealift verify --signatures --key cosign.pub -e airgap --registry',
+    });
+  if (!flags.env && !flags.lock)
+    throw new SealiftError('USAGE', 'verify --signatures needs the images to check: -e <env> or --lock FILE', {
+      hint: 'At the site: --lock site/imagelists/<env>.lock.json (load --extract-to wrote it).',
+    });
+  if (typeof flags.registry !== 'string' && !flags.env)
+    throw new SealiftError('USAGE', 'verify --signatures --lock FILE needs the registry: --registry HOST:PORT');
+  const out = createOutput(flags);
+  const stackDir = stackDirFrom(flags.stack);
+  const { verifyImageSignatures } = await import('../verify/signatures.ts');
+  const { parseNamingScheme } = await import('../oci/naming.ts');
+  const env = flags.env
+    ? await (await import('../config/index.ts')).loadEnvironment(stackDir, flags.env, overlaysFrom(flags.overlay))
+    : undefined;
+  const registry = await registryToCheck({ ...flags, registry: flags.registry ?? true }, stackDir, flags.env ?? '');
+  const { lockPath } = await import('../images/lock.ts');
+  const r = await verifyImageSignatures({
+    lock: flags.lock ? resolve(flags.lock) : lockPath(join(stackDir, 'imagelists'), flags.env ?? ''),
+    registry,
+    scheme: flags.scheme !== undefined ? parseNamingScheme(flags.scheme) : (env?.registry?.scheme ?? 'host-swap'),
+    key: resolve(flags.key),
+    onEvent: out.onEvent,
+  });
+  out.result(r, (v: SignatureVerifyResult) => [
+    ...v.images
+      .filter((i) => i.status !== 'signed')
+      .map(
+        (i) =>
+          `${SIGNATURE_TEXT[i.status as Exclude<SignatureStatus, 'signed'>]}: ${i.target} (${i.reference}): ${i.message ?? ''}`,
+      ),
+    v.ok
+      ? `verify --signatures: all ${v.checked} images in ${v.registry} have a valid cosign signature by ${flags.key}`
+      : `verify --signatures: ${v.images.filter((i) => i.status !== 'signed').length} of ${v.checked} images in ${v.registry} have no valid signature by ${flags.key}`,
+  ]);
+  if (!r.ok) process.exitCode = ERROR_CODES.VERIFY_FAILED.exit;
+}
+
 /** `--registry` alone: the environment's registry; `--registry HOST:PORT`: another address of it. */
 async function registryToCheck(
   flags: VerifyFlags,
@@ -153,6 +207,11 @@ export function registerVerify(program: Command): void {
             'check this rendered output (e.g. of `helmfile -e <env> template`) instead of rendering the environment (repeatable)',
             collect,
           )
+          .option(
+            '--signatures',
+            'instead: check that every image of the lock has a valid cosign signature by --key at the registry (offline: no Rekor, no Fulcio)',
+          )
+          .option('--key <file>', 'with --signatures: the PEM public key the images are signed for (cosign.pub)')
           .option(
             '--registry [host:port]',
             "also check that every image is in the registry (default: the environment's; give HOST:PORT for another address of it)",

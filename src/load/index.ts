@@ -27,6 +27,9 @@ import { createBlobHomes } from './site-target.ts';
 import { checkOutputDir } from '../fs-paths.ts';
 import { checkSiteDir, writeSiteFiles, type SiteFilesResult } from './site-files.ts';
 import { installSiteTools, planSiteTools, type SiteToolsResult } from './site-tools.ts';
+import { loadReferrers, type ReferrersLoad } from './referrers.ts';
+
+export type { ReferrersLoad } from './referrers.ts';
 
 export type {
   CheckStatus,
@@ -57,6 +60,8 @@ export interface LoadOptions extends RunOptions {
   sitePlatform?: string;
   /** a PEM public key: nothing is loaded unless checksums.sha256 is signed by it */
   verifyKey?: string;
+  /** false: push none of the signatures, attestations and SBOMs the bundle carries */
+  referrers?: boolean;
 }
 
 export interface LoadResult extends CopyEngineResult {
@@ -71,6 +76,8 @@ export interface LoadResult extends CopyEngineResult {
   origin: SignatureCheck;
   siteFiles?: SiteFilesResult;
   siteTools?: SiteToolsResult;
+  /** the signatures, attestations and SBOMs pushed (absent with --no-referrers) */
+  referrers?: ReferrersLoad;
 }
 
 /**
@@ -215,6 +222,19 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       onEvent,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    const referrers =
+      opts.referrers === false
+        ? undefined
+        : await loadReferrers({
+            items,
+            images: engine.images,
+            index,
+            source,
+            client,
+            concurrency: opts.concurrency ?? 4,
+            onEvent,
+            ...(opts.signal ? { signal: opts.signal } : {}),
+          });
     let siteFiles: SiteFilesResult | undefined;
     let siteTools: SiteToolsResult | undefined;
     if (opts.extractTo) {
@@ -259,7 +279,10 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
         onEvent,
       });
     }
-    const ok = engine.failures.length === 0 && engine.checks.every((c) => c.status === 'ok');
+    const ok =
+      engine.failures.length === 0 &&
+      engine.checks.every((c) => c.status === 'ok') &&
+      (referrers?.failures.length ?? 0) === 0;
     return {
       ok,
       bundle: opts.bundle,
@@ -271,6 +294,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       ...engine,
       ...(siteFiles ? { siteFiles } : {}),
       ...(siteTools ? { siteTools } : {}),
+      ...(referrers ? { referrers } : {}),
     };
   } finally {
     await archive.close();

@@ -24,6 +24,7 @@ import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type
 import { partitionByRepository, type Shard } from './shard.ts';
 import { blobUsers, peerBlobs } from './shard-peers.ts';
 import { createBlobHomes } from './site-target.ts';
+import { mirrorReferrers, type ReferrersLoad } from './referrers.ts';
 
 export interface MirrorEntry {
   reference: string;
@@ -47,6 +48,8 @@ export interface MirrorOptions extends RunOptions {
   credentials?: CredentialLookup;
   /** copy only this shard's repositories of the list (src/load/shard.ts) */
   shard?: Shard;
+  /** false: leave out what refers to the images (signatures, attestations, SBOMs) */
+  referrers?: boolean;
 }
 
 /** A locked entry whose upstream tag no longer resolves to the locked digest. */
@@ -67,6 +70,8 @@ export interface MirrorResult extends CopyEngineResult {
   movedTags: MovedTag[];
   /** with --shard: which shard this was and how many of the list's images it took */
   shard?: Shard & { images: number; of: number };
+  /** the signatures, attestations and SBOMs copied (absent with --no-referrers) */
+  referrers?: ReferrersLoad;
 }
 
 /** What to mirror from `--imagelist FILE` (a text list or an image lock, src/images/list.ts). */
@@ -158,7 +163,21 @@ export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
     onEvent,
     ...(opts.signal ? { signal: opts.signal } : {}),
   });
-  const ok = engine.failures.length === 0 && engine.checks.every((c) => c.status === 'ok');
+  const referrers =
+    opts.referrers === false
+      ? undefined
+      : await mirrorReferrers({
+          items,
+          images: engine.images,
+          pool,
+          target,
+          onEvent,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        });
+  const ok =
+    engine.failures.length === 0 &&
+    engine.checks.every((c) => c.status === 'ok') &&
+    (referrers?.failures.length ?? 0) === 0;
   return {
     ok,
     from: opts.from,
@@ -166,6 +185,7 @@ export async function mirrorImages(opts: MirrorOptions): Promise<MirrorResult> {
     scheme,
     ...engine,
     movedTags,
+    ...(referrers ? { referrers } : {}),
     ...(opts.shard ? { shard: { ...opts.shard, images: named.length, of: planned.length } } : {}),
   };
 }

@@ -23,6 +23,7 @@ import {
 } from './transport.ts';
 import {
   MANIFEST_MEDIA_TYPES,
+  MediaTypes,
   MAX_MANIFEST_BYTES,
   parseManifest,
   isDigest,
@@ -427,6 +428,69 @@ export class RegistryClient {
     mediaType: string,
     signal?: AbortSignal,
   ): Promise<Digest> {
+    return (await this.putManifest(repo, selector, bytes, mediaType, signal)).digest;
+  }
+
+  /**
+   * PUT a manifest that has a `subject` (by its digest). `indexed`: the registry answered with
+   * the OCI-Subject header, so its referrers API lists it; otherwise the pusher must write the
+   * fallback tag (distribution spec, "Pushing Manifests with Subject").
+   */
+  async pushReferrer(
+    repo: string,
+    raw: Pick<RawManifest, 'bytes' | 'mediaType' | 'digest'>,
+    signal?: AbortSignal,
+  ): Promise<{ indexed: boolean }> {
+    const put = await this.putManifest(repo, raw.digest, raw.bytes, raw.mediaType, signal);
+    return { indexed: put.subject !== undefined };
+  }
+
+  /**
+   * GET /v2/<repo>/referrers/<digest>: the referrers index, every page of it (Link: rel="next"),
+   * or undefined when the registry has no referrers API (it answers 404, distribution spec).
+   */
+  async fetchReferrers(repo: string, digest: Digest, signal?: AbortSignal): Promise<Descriptor[] | undefined> {
+    const where = `${this.host}/${repo} referrers of ${digest}`;
+    return this.read(async (e) => {
+      const out: Descriptor[] = [];
+      let url: string | undefined = e.path(repo, `referrers/${digest}`);
+      for (let page = 0; url && page < 100; page++) {
+        const pageUrl: string = url;
+        const body = await this.retrying(where, signal, async () => {
+          const res = await e.request({
+            method: 'GET',
+            url: pageUrl,
+            headers: { accept: MediaTypes.ociIndex },
+            op: where,
+            scopes: [pullScope(repo)],
+            ...(signal ? { signal } : {}),
+          });
+          // the spec's answer of a registry without the API is 404; some answer 400 or 405 to the unknown route
+          if (res.status === 404 || res.status === 400 || res.status === 405) {
+            await discard(res);
+            return undefined;
+          }
+          if (res.status !== 200) throw await registryError(res, 'GET', e.name, where);
+          const bytes = await readBody(res, MAX_MANIFEST_BYTES, { op: where, method: 'GET', host: e.name });
+          return { bytes, next: nextLink(header(res, 'link'), pageUrl) };
+        });
+        if (!body) return page === 0 ? undefined : out;
+        const index = parseManifest(body.bytes, { mediaType: MediaTypes.ociIndex, where });
+        if (index.kind !== 'index') throw new SealiftError('REGISTRY_ERROR', `${where}: the answer is not an index`);
+        out.push(...index.parsed.manifests);
+        url = body.next;
+      }
+      return out;
+    });
+  }
+
+  private async putManifest(
+    repo: string,
+    selector: string,
+    bytes: Uint8Array,
+    mediaType: string,
+    signal?: AbortSignal,
+  ): Promise<{ digest: Digest; subject?: string }> {
     const e = this.origin;
     const raw = parseManifest(bytes, {
       mediaType,
@@ -452,7 +516,8 @@ export class RegistryClient {
         `${this.host}/${repo}:${selector}: the registry stored the manifest as ${served}, expected ${raw.digest}`,
       );
     }
-    return raw.digest;
+    const subject = header(res, 'oci-subject');
+    return { digest: raw.digest, ...(subject ? { subject } : {}) };
   }
 }
 
@@ -471,6 +536,12 @@ export class RegistryPool {
     }
     return c;
   }
+}
+
+/** The next page of a paginated answer (RFC 5988 `Link: <url>; rel="next"`), resolved against this one. */
+function nextLink(link: string | undefined, base: string): string | undefined {
+  const m = link ? /<([^>]+)>\s*;\s*rel="?next"?/.exec(link) : null;
+  return m?.[1] ? new URL(m[1], base).toString() : undefined;
 }
 
 /** A stream that can be read once: a second open (a retry) is refused as not retryable. */

@@ -11,28 +11,28 @@ import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CHECKSUMS_FILE, SIGNATURE_FILE } from '../../src/bundle-format/index.ts';
 import { packBundle } from '../../src/bundle/pack.ts';
-import { TOOLS_DIR } from '../../src/tools.ts';
 import { craftBundle, resum } from '../support/bundles.ts';
 import { runSealift } from '../support/cli.ts';
+import { COSIGN_BIN, cosignEnv as offlineCosignEnv } from '../support/cosign-offline.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { seedImages } from '../support/images.ts';
-import { freePort, tempDir } from '../support/process.ts';
+import { tempDir } from '../support/process.ts';
 import { startRegistry, storedRepositories, type TestRegistry } from '../support/registry.ts';
 
-const COSIGN = join(TOOLS_DIR, 'bin', 'cosign');
+const COSIGN = COSIGN_BIN;
 const PASSWORD = 'correct-horse-never-printed';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
 let reg: TestRegistry;
 let proxy: FaultProxy;
-/** cosign verify-blob looks for Sigstore's TUF root on the internet even with --key: a closed
- *  loopback port as its proxy keeps every connection on this machine (it then goes on offline). */
+/** cosign verify-blob looks for Sigstore's TUF root on the internet even with --key: the offline
+ *  environment (test/support/cosign-offline.ts) keeps every connection on this machine. */
 let cosignEnv: Record<string, string>;
 let keys: { pem: string; pemPub: string; cosign: string; cosignPub: string; otherPem: string };
 let n = 0;
 
 async function cosign(args: string[]) {
-  return execa(COSIGN, args, { reject: false, env: cosignEnv, stdin: 'ignore', timeout: 60_000 });
+  return execa(COSIGN, args, { reject: false, env: cosignEnv, extendEnv: false, stdin: 'ignore', timeout: 60_000 });
 }
 
 const sealift = (args: string[]) =>
@@ -61,15 +61,7 @@ beforeAll(async () => {
   tmp = await tempDir('sealift-sign-');
   reg = await startRegistry();
   proxy = await startFaultProxy(reg.host);
-  const closed = `http://127.0.0.1:${await freePort()}`;
-  cosignEnv = {
-    PATH: process.env.PATH ?? '',
-    HOME: tmp.path,
-    COSIGN_PASSWORD: PASSWORD,
-    HTTPS_PROXY: closed,
-    HTTP_PROXY: closed,
-    NO_PROXY: '',
-  };
+  cosignEnv = { ...offlineCosignEnv(tmp.path), COSIGN_PASSWORD: PASSWORD };
   const k = (name: string) => join(tmp.path, name);
   keys = {
     pem: k('bundle.key'),
@@ -88,6 +80,7 @@ beforeAll(async () => {
   const gen = await execa(COSIGN, ['generate-key-pair', '--output-key-prefix', 'release'], {
     cwd: tmp.path,
     env: cosignEnv,
+    extendEnv: false,
     reject: false,
     stdin: 'ignore',
   });

@@ -1,5 +1,5 @@
 // The bundle alone is enough at the site (issue 9). A bundle of the real stack carries sealift
-// (one executable), helm, helmfile and helm-diff as its first tar entries; then, inside a network
+// (one executable), helm, helmfile and helm-diff right after checksums.sha256 and bundle.json; then, inside a network
 // namespace holding only `lo` (`unshare -n`) and with a PATH of the extracted tools and a handful
 // of basic host commands (no node, no checkout, no .tools): the carried sealift comes out of the
 // tar with one `tar` command, loads the bundle into a registry started inside that namespace and
@@ -35,11 +35,11 @@ describe('the site needs nothing but the bundle', () => {
     const siteHost = `127.0.0.1:${await freePort()}`;
     const { tar } = await makeAirgapBundle({ workDir: work.path, siteHost, scheme: 'host-swap' });
 
-    // the tools are the first entries, then bundle.json; listed in bundle.json and checksums.sha256
+    // the small checksums.sha256 and bundle.json first, then the tools; listed in both
     expect(firstTarEntries(tar, 6)).toEqual([
-      ...TOOLS.map((t) => `bin/linux-amd64/${t}`),
-      'bundle.json',
       'checksums.sha256',
+      'bundle.json',
+      ...TOOLS.map((t) => `bin/linux-amd64/${t}`),
     ]);
     const archive = await openBundleArchive(tar);
     const index = JSON.parse((await archive.readSmall('bundle.json')).toString('utf8')) as {
