@@ -1,7 +1,8 @@
 // The plan: what each release is, where its chart or files come from, and the values helmfile
 // passes. Pure: data in, data out. Both the generated helmfile and the image/bundle stages read
 // the same plan, so what is pulled is what is deployed.
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { mergeDeep, setPath } from '../config/merge.ts';
 import type { Environment, RegistryConfig, ReleaseConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
@@ -13,7 +14,8 @@ export type ChartSource =
   | { type: 'repo'; repoUrl: string; chart: string; version: string } // Helm HTTP repo
   | { type: 'oci'; url: string; version: string; plainHttp: boolean } // url = oci://host[:port]/path/chart
   | { type: 'manifests'; files: { name: string; url: string }[] } // release YAML downloads (Knative)
-  | { type: 'local'; dir: string; chart: string; version: string }; // a chart directory in the stack (platform-extras)
+  // a chart in the stack (platform-extras): its directory, or the .tgz `helm package` made (packaged)
+  | { type: 'local'; path: string; packaged: boolean; chart: string; version: string };
 
 export interface ReleasePlan {
   name: string;
@@ -85,9 +87,14 @@ function sourceOf(env: Environment, name: string, rel: ReleaseConfig): ChartSour
   }
   if (rel.chart) {
     if (src.type === 'local') {
+      // <url>/<name>/, else the archive helm package names <url>/<name>-<version>.tgz
+      const dir = resolve(env.stackDir, src.url, rel.chart.name);
+      const archive = `${dir}-${rel.chart.version}.tgz`;
+      const packaged = !existsSync(dir) && existsSync(archive);
       return {
         type: 'local',
-        dir: join(env.stackDir, src.url, rel.chart.name),
+        path: packaged ? archive : dir,
+        packaged,
         chart: rel.chart.name,
         version: rel.chart.version,
       };
@@ -213,7 +220,7 @@ export function planReleases(
       source,
       // a local chart travels as the directory generate copies it to (charts/ is a site path)
       sitePath:
-        source.type === 'local'
+        source.type === 'local' && !source.packaged
           ? `charts/${source.chart}/`
           : rel.chart
             ? `charts/${rel.chart.name}-${rel.chart.version}.tgz`
