@@ -181,7 +181,12 @@ export async function addRelease(o: AddOptions): Promise<AddResult> {
   const onEvent = o.onEvent ?? noEvents;
   const file = join(o.stackDir, 'environments', 'default.yaml');
   const shown = relative(process.cwd(), file) || file;
-  const text = await readFile(file, 'utf8');
+  const text = await readFile(file, 'utf8').catch((e: unknown) => {
+    throw new SealiftError('CONFIG_INVALID', `cannot read ${shown}: ${errorMessage(e)}`, {
+      hint: 'sealift add edits <stack>/environments/default.yaml: run it in the stack directory, or give --stack DIR.',
+      details: { file: shown },
+    });
+  });
   const doc = parseDocument(text);
   if (doc.errors.length > 0)
     throw new SealiftError('CONFIG_INVALID', `${shown}: ${doc.errors[0]!.message.split('\n')[0]}`, {

@@ -6,8 +6,8 @@ import { SealiftError } from '../errors.ts';
 import { closeRegistryConnections, RegistryClient } from '../oci/registry.ts';
 
 /** A tag as a version: OCI tags cannot hold "+", so helm pushes build metadata as "_". */
-function versionOf(tag: string): string | null {
-  return semver.valid(tag.replace(/_/g, '+'));
+function versionOf(tag: string): semver.SemVer | null {
+  return semver.parse(tag.replace(/_/g, '+'));
 }
 
 /**
@@ -16,10 +16,10 @@ function versionOf(tag: string): string | null {
  * one version (`1.2.3` and `v1.2.3`) the one without "v" wins, as helm would name it.
  */
 export function newestTag(tags: readonly string[], opts: { devel?: boolean } = {}): string | undefined {
-  let best: { tag: string; version: string } | undefined;
+  let best: { tag: string; version: semver.SemVer } | undefined;
   for (const tag of tags) {
     const version = versionOf(tag);
-    if (!version || (!opts.devel && semver.prerelease(version))) continue;
+    if (!version || (!opts.devel && version.prerelease.length > 0)) continue;
     const order = best ? semver.compareBuild(version, best.version) : 1;
     if (order > 0 || (order === 0 && best!.tag.startsWith('v') && !tag.startsWith('v'))) best = { tag, version };
   }

@@ -3,7 +3,7 @@
 // the same plan, so what is pulled is what is deployed.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { mergeDeep, setPath } from '../config/merge.ts';
+import { mergeDeep, setPath, setPathThroughLists } from '../config/merge.ts';
 import type { Environment, RegistryConfig, ReleaseConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { sitePrefix, siteReference } from '../oci/naming.ts';
@@ -161,12 +161,24 @@ function valuesOf(
     // what a chart needs once its images move (bitnami's allowInsecureImages); the release's own values win
     values = mergeDeep(ruleValues, values);
     // inferred knobs first, so that a hand knob on the same path wins
+    // a knob through a list item (`containers[0].image`) changes that item of the whole list, which
+    // the release's values or the lock's knobValues (the chart's list, recorded by inference) give
+    const missing = (path: string) => (list: string) =>
+      new SealiftError(
+        'CONFIG_INVALID',
+        `${where('')}: knob ${path} goes through the list ${list}, which no values give`,
+        {
+          hint: `A list is replaced whole when values merge: run \`sealift images -e ${env.name}\` (it records the chart's list in the lock), or write the whole list under releases.${name}.values.`,
+        },
+      );
     for (const [path, image] of Object.entries(inferred)) {
       if (path in rel.imageKnobs) continue;
-      values = setPath(values, path, siteImage(image, registry, `${where('')} (inferred knob ${path})`));
+      const site = siteImage(image, registry, `${where('')} (inferred knob ${path})`);
+      values = setPathThroughLists(values, path, site, {}, missing(path));
     }
     for (const [path, image] of Object.entries(rel.imageKnobs)) {
-      values = setPath(values, path, siteImage(image, registry, where(`imageKnobs.${path}`)));
+      const site = siteImage(image, registry, where(`imageKnobs.${path}`));
+      values = setPathThroughLists(values, path, site, {}, missing(path));
     }
   }
   if (rel.modelsKnob) {

@@ -12,6 +12,7 @@ import { closeRegistryConnections, RegistryClient } from '../../src/oci/registry
 import { PROJECT_ROOT, requireTool } from '../../src/tools.ts';
 import { startChartServers, type ChartServers } from '../support/chart-servers.ts';
 import { runSealift } from '../support/cli.ts';
+import { writeListChart } from '../support/list-chart.ts';
 import { tempDir } from '../support/process.ts';
 
 let tmp: Awaited<ReturnType<typeof tempDir>>;
@@ -55,36 +56,6 @@ spec:
     - name: app
       image: {{ .Values.image | quote }}
 `;
-
-/** A chart whose image is a list item: containers: [{ name, image }], rendered from the list. */
-async function writeListChart(dir: string, version: string): Promise<string> {
-  await mkdir(join(dir, 'templates'), { recursive: true });
-  await writeFile(join(dir, 'Chart.yaml'), `apiVersion: v2\nname: webapp\nversion: ${version}\n`);
-  await writeFile(
-    join(dir, 'values.yaml'),
-    'containers:\n  - name: app\n    image: docker.io/acme/webapp:2.1\n    port: 8080\n  - name: sidecar\n    image: quay.io/acme/proxy:v3@sha256:' +
-      'a'.repeat(64) +
-      '\n',
-  );
-  await writeFile(
-    join(dir, 'templates', 'deployment.yaml'),
-    `apiVersion: apps/v1
-kind: Deployment
-metadata: { name: {{ .Release.Name }} }
-spec:
-  selector: { matchLabels: { app: web } }
-  template:
-    metadata: { labels: { app: web } }
-    spec:
-      containers:
-        {{- range .Values.containers }}
-        - name: {{ .name }}
-          image: {{ .image | quote }}
-        {{- end }}
-`,
-  );
-  return dir;
-}
 
 beforeAll(async () => {
   tmp = await tempDir('sealift-add-test-');
