@@ -10,6 +10,7 @@ import { formatImageReference, normalizeImageReference } from '../../src/oci/ref
 import { requireTool } from '../../src/tools.ts';
 import { FIXTURES } from '../support/chart-servers.ts';
 import { runSealift, SEALIFT_BIN } from '../support/cli.ts';
+import { LIST_CHART_DIGEST, LIST_CHART_IMAGES, writeListChart } from '../support/list-chart.ts';
 import { tempDir } from '../support/process.ts';
 
 const REG = '10.61.3.31:35000'; // a config value, never contacted
@@ -121,6 +122,31 @@ describe('images scan --airgap-values on the fixture charts, checked by helm tem
     expect(out).toMatch(/#   knob-less: docker\.io\/library\/busybox:1\.28: .*grpc-simple/);
     expect(out).toContain('certs.d/docker.io/hosts.toml');
     expect(out.endsWith(`defaults:\n  global:\n    hub: ${REG}/istio`)).toBe(true);
+  }, 60_000);
+
+  it('a chart whose images are list items: the printed values file, given to helm template -f, moves both (tag and digest kept), the list written whole', async () => {
+    const chart = await writeListChart(join(tmp.path, 'webapp'), '0.4.0');
+    const r = await runSealift(['images', 'scan', chart, '--airgap-values', REG], {
+      env: { SEALIFT_CACHE_DIR: join(tmp.path, 'cache') },
+    });
+    expect(r.exitCode, String(r.stderr)).toBe(0);
+    const text = String(r.stdout);
+    expect(text).toContain(`#   moved: ${LIST_CHART_IMAGES[0]} <- containers[0].image`);
+    expect(text).toContain(`#   moved: ${LIST_CHART_IMAGES[1]} <- containers[1].image`);
+    expect(text).toContain('# Lists written whole (helm replaces a list, it does not merge it): containers');
+    const file = join(tmp.path, 'webapp-airgap.yaml');
+    await writeFile(file, text);
+    const helm = await execa(requireTool('helm'), ['template', 'web', chart, '--kube-version', KUBE, '-f', file]);
+    // the item's other fields survive (the port), only the images changed
+    expect(helm.stdout).toContain('containerPort: 8080');
+    const scan = await execa(process.execPath, [SEALIFT_BIN, 'images', 'scan', '-', '--json'], {
+      input: helm.stdout,
+      env: { CI: 'true' },
+    });
+    expect((JSON.parse(scan.stdout) as { images: { reference: string }[] }).images.map((i) => i.reference)).toEqual([
+      `${REG}/acme/proxy:v3@${LIST_CHART_DIGEST}`,
+      `${REG}/acme/webapp:2.1`,
+    ]);
   }, 60_000);
 
   it('refuses a bad registry and a scheme without --airgap-values before rendering (usage, exit 2)', async () => {
