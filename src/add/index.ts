@@ -352,11 +352,26 @@ function editedText(
     }
     return d.toString({ lineWidth: 0 }).replace(/^(\s*needs: )\[ (.*) \]$/m, '$1[$2]');
   };
+  const nonEmptyMap = (key: string) => {
+    const map = doc.get(key, true);
+    return isMap(map) && map.items.length > 0;
+  };
+  const appendable = (key: string) => !doc.has(key) || (nonEmptyMap(key) && !(doc.get(key, true) as YAMLMap).flow);
+  if (!appendable('releases') || (source && !appendable('sources'))) {
+    // `releases: {}` and the like: nothing to append to as text, so the document is edited and re-written
+    if (source) {
+      if (!nonEmptyMap('sources')) doc.set('sources', doc.createNode({}));
+      doc.setIn(['sources', source.name], doc.createNode(source.value));
+    }
+    if (!nonEmptyMap('releases')) doc.set('releases', doc.createNode({}));
+    doc.setIn(['releases', release.name], doc.createNode(release.value));
+    return doc.toString({ lineWidth: 0 });
+  }
   const inserts: { at: number; text: string }[] = [];
   const plan = (key: string, body: string, blankBefore: boolean) => {
     const map = doc.get(key, true);
-    if (!isMap(map) || map.flow || map.items.length === 0) {
-      // no block mapping to append to: a new one at the end of the file
+    if (!isMap(map)) {
+      // no such mapping yet: a new one at the end of the file
       const tail = text.endsWith('\n') || text === '' ? '' : '\n';
       inserts.push({ at: text.length, text: `${tail}\n${key}:\n${indent(body, 2)}` });
       return;
@@ -373,7 +388,9 @@ function editedText(
   if (source) plan('sources', entry(source, []), false);
   plan('releases', entry(release, ['chart', 'needs']), true);
   let out = text;
-  for (const i of inserts.sort((a, b) => b.at - a.at)) out = out.slice(0, i.at) + i.text + out.slice(i.at);
+  // from the end, so earlier offsets hold; at one offset (both new, at the end) the later one first
+  const order = inserts.map((x, i) => ({ ...x, i })).sort((a, b) => b.at - a.at || b.i - a.i);
+  for (const i of order) out = out.slice(0, i.at) + i.text + out.slice(i.at);
   return out;
 }
 

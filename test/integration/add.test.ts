@@ -270,6 +270,34 @@ describe('sealift add', () => {
     await writeFile(defaults, before);
   }, 120_000);
 
+  it('a .tgz into a stack whose releases are `{}`: the generated helmfile unpacks and renders it (helmfile template, no network)', async () => {
+    const mini = join(tmp.path, 'mini');
+    await mkdir(join(mini, 'environments'), { recursive: true });
+    await cp(join(PROJECT_ROOT, 'templates'), join(mini, 'templates'), { recursive: true });
+    await writeFile(join(mini, 'environments', 'default.yaml'), 'kubeVersion: v1.28.6\nsources: {}\nreleases: {}\n');
+    await writeFile(join(mini, 'environments', 'online.yaml'), 'registry: null\n');
+    const dir = await writeListChart(join(tmp.path, 'mini-src', 'webapp'), '0.7.0');
+    await execa(requireTool('helm'), ['package', dir, '-d', join(mini, 'charts')], { env: servers.helmEnv });
+    const r = await runSealift(['add', join(mini, 'charts', 'webapp-0.7.0.tgz'), '--stack', mini, '--json'], {
+      env: servers.helmEnv,
+    });
+    expect(r.exitCode, String(r.stdout)).toBe(0);
+    const env = await loadEnvironment(mini, 'online');
+    expect(env.sources.charts).toEqual({ type: 'local', url: join(mini, 'charts'), plainHttp: false });
+    const out = join(tmp.path, 'mini-out');
+    expect((await runSealift(['generate', '-e', 'online', '--stack', mini, '-o', out])).exitCode).toBe(0);
+    const t = await execa(
+      requireTool('helmfile'),
+      ['-f', join(out, 'helmfile.yaml.gotmpl'), '-e', 'online', 'template'],
+      {
+        cwd: out,
+        env: { ...process.env, ...servers.helmEnv },
+      },
+    );
+    expect(t.stdout).toContain('# Source: webapp/templates/deployment.yaml');
+    expect(t.stdout).toContain('image: "docker.io/acme/webapp:2.1"');
+  }, 120_000);
+
   it.each([
     [
       'a directory without Chart.yaml',
