@@ -1,8 +1,10 @@
-// `sealift add`: a chart from a Helm repository or an OCI registry becomes a release of the stack
-// (environments/default.yaml), edited through the yaml Document API so comments and key order
-// stay. The version is pinned (the newest, as helm resolves it, when none is given); the chart is
-// rendered and its images are reported moved or knob-less for the environment with a registry.
-// Everything is checked before the file is written once (atomically): a failure leaves it as it was.
+// `sealift add`: a chart from a Helm repository, an OCI registry or the disk (a chart directory or
+// a helm-package .tgz, as a `local` source) becomes a release of the stack (environments/default.yaml).
+// The new entries are appended as text, so every other byte of the file stays (the yaml Document
+// API parses it and says where). The version is pinned: given, a local chart's own, or the newest
+// (helm's for a repository; the newest semver tag for OCI, newest.ts). The chart is rendered and its
+// images are reported moved or knob-less for the environment with a registry. Everything is checked
+// before the file is written once (atomically): a failure leaves it as it was.
 import { readFile, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
