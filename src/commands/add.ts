@@ -5,6 +5,7 @@ import { createOutput, withCommonFlags, type GlobalFlags } from './output.ts';
 
 interface AddFlags extends GlobalFlags {
   version?: string;
+  devel?: boolean;
   name?: string;
   namespace?: string;
   tier?: string;
@@ -32,6 +33,7 @@ async function runAdd(chart: string, flags: AddFlags): Promise<void> {
     ...(flags.repo ? { repo: flags.repo } : {}),
     ...(flags.plainHttp ? { plainHttp: true } : {}),
     ...(flags.version ? { version: flags.version } : {}),
+    ...(flags.devel ? { devel: true } : {}),
     ...(flags.name ? { name: flags.name } : {}),
     ...(flags.namespace ? { namespace: flags.namespace } : {}),
     ...(flags.tier ? { tier: flags.tier } : {}),
@@ -62,12 +64,19 @@ export function registerAdd(program: Command): void {
     program
       .command('add')
       .description(
-        'Add a chart (oci://host/path/chart, or a chart name with --repo) as a release of environments/default.yaml, pinned and checked',
+        'Add a chart (oci://host/path/chart, a chart name with --repo, a chart directory or .tgz) as a release of environments/default.yaml, pinned and checked',
       )
-      .argument('<chart>', 'oci://host/path/chart, or the chart name with --repo URL')
+      .argument(
+        '<chart>',
+        'oci://host/path/chart, the chart name with --repo URL, or a local chart directory or <name>-<version>.tgz (written relative to the stack dir)',
+      )
       .option('--repo <url>', 'chart repository URL')
       .option('--plain-http', 'OCI chart registry over plain HTTP')
-      .option('--version <version>', 'chart version (default: the newest, printed and pinned)')
+      .option(
+        '--version <version>',
+        'chart version (default: the newest, printed and pinned; OCI: the newest semver tag, v-prefixed ones too; local: its Chart.yaml)',
+      )
+      .option('--devel', 'the newest may be a prerelease (1.2.0-rc.1)')
       .option('--name <release>', 'release name (default: the chart name)')
       .option('-n, --namespace <ns>', 'namespace (default: the release name)')
       .option('--tier <tier>', 'the tier label (default: apps)')

@@ -253,6 +253,7 @@ async function runScan(target: string, flags: ScanFlags): Promise<void> {
           moved: images.filter((i) => !i.knobless).map((i) => `${i.reference} <- ${(i.knobs ?? []).join(', ')}`),
           knobless: images.filter((i) => i.knobless).map((i) => `${i.reference}: ${reason(i)}`),
           valueRules: r.knobs!.valueRules,
+          lists: Object.keys(r.knobs!.lists).filter((at) => !at.includes('[')),
         }).trimEnd(),
       ],
     );

@@ -21,7 +21,8 @@ const dnsName = z.string().regex(NAME_RE, 'must be a lower-case DNS label (a-z, 
 
 const SourceSchema = z.strictObject({
   /** repo: a Helm HTTP repository; oci: an OCI registry path holding charts; url: a base URL for file downloads;
-   *  local: a directory of chart directories in the stack (url: relative to the stack dir, e.g. charts) */
+   *  local: a directory of charts on disk, <url>/<chart>/ or <url>/<chart>-<version>.tgz (url: relative
+   *  to the stack dir, e.g. charts, or absolute) */
   type: z.enum(['repo', 'oci', 'url', 'local']),
   url: z.string().min(1),
   /** OCI over plain HTTP (loopback test registries, site registries without TLS) */
@@ -73,7 +74,7 @@ const ReleaseSchema = z
     manifests: ManifestsSchema.optional(),
     /** values passed to the chart as they are */
     values: z.record(z.string(), z.unknown()).default({}),
-    /** image knobs: values path (dotted) -> the upstream value; host-swapped when the environment has a registry */
+    /** image knobs: values path (dotted, list items as [i]) -> the upstream value; host-swapped when the environment has a registry */
     imageKnobs: z.record(z.string(), z.string().min(1)).default({}),
     /** values path where generate writes the environment's models: [{name, format, image, storageUri}],
      *  the image mapped into the registry like an image knob (platform-extras: smokeTest.models) */

@@ -193,14 +193,15 @@ export function buildContext(envPlans: EnvPlan[], inputs: string[]): HelmfileCon
       const site = env.chartsFrom === 'site';
       let ref: ChartRef;
       const hooks: HookContext[] = [];
-      if (p.source.type === 'local') {
+      if (p.source.type === 'local' && !p.source.packaged) {
         // generate copies the chart directory there, in every environment
         ref = { chart: `./${p.sitePath.replace(/\/+$/, '')}`, version: null, plainHttp: false };
       } else if (p.source.type === 'manifests') {
         const dir = p.sitePath.replace(/\/+$/, '');
         ref = { chart: `./${dir}`, version: null, plainHttp: false };
         if (!site) hooks.push(...p.source.files.map((f) => fetchHook(dir, f)));
-      } else if (site) {
+      } else if (site || p.source.type === 'local') {
+        // a site archive, or a packaged local chart (generate copies the .tgz there in every environment)
         const dir = `${UNPACKED_DIR}/${p.sitePath
           .split('/')
           .pop()!

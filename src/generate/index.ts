@@ -75,7 +75,7 @@ export async function renderSite(
   stackDir: string,
   envs: Environment[],
   knobs: Record<string, LockedKnobs> = {},
-): Promise<Map<string, string>> {
+): Promise<Map<string, string | Buffer>> {
   const envPlans: EnvPlan[] = envs.map((env) => ({
     env,
     plans: planReleases(env, {
@@ -84,7 +84,7 @@ export async function renderSite(
     }),
   }));
   const inputs = [...new Set(envs.flatMap((e) => e.files.map((f) => relative(stackDir, f).split('\\').join('/'))))];
-  const files = new Map<string, string>();
+  const files = new Map<string, string | Buffer>();
   files.set(
     'helmfile.yaml.gotmpl',
     await renderTemplate(stackDir, 'helmfile.yaml.gotmpl.hbs', buildContext(envPlans, inputs)),
@@ -132,37 +132,45 @@ export async function renderSite(
   return new Map([...files].sort(([a], [b]) => a.localeCompare(b)));
 }
 
-/** Charts kept in the stack (source type local), copied as they are to their site path. */
-async function localChartFiles(envPlans: EnvPlan[]): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
+/** Charts kept in the stack (source type local), copied as they are to their site path: a chart
+ *  directory file by file, a packaged chart (.tgz) as its bytes. */
+async function localChartFiles(envPlans: EnvPlan[]): Promise<Map<string, string | Buffer>> {
+  const out = new Map<string, string | Buffer>();
   const seen = new Set<string>();
   for (const { env, plans } of envPlans) {
     for (const p of plans) {
-      if (p.source.type !== 'local' || seen.has(p.source.dir)) continue;
-      seen.add(p.source.dir);
-      const { dir, version } = p.source;
-      const chartYaml = await readFile(join(dir, 'Chart.yaml'), 'utf8').catch(() => undefined);
+      if (p.source.type !== 'local' || seen.has(p.source.path)) continue;
+      seen.add(p.source.path);
+      const { path, version, packaged } = p.source;
+      const where = `${relative(process.cwd(), env.file) || env.file}: releases.${p.name}`;
+      if (packaged) {
+        // found by its name <chart>-<version>.tgz (plan.ts): the name carries the version
+        out.set(p.sitePath, await readFile(path));
+        continue;
+      }
+      const chartYaml = await readFile(join(path, 'Chart.yaml'), 'utf8').catch(() => undefined);
       const found =
         chartYaml === undefined ? undefined : (parseYaml(chartYaml) as { version?: unknown } | null)?.version;
       if (chartYaml === undefined) {
         throw new SealiftError(
           'CONFIG_INVALID',
-          `${relative(process.cwd(), env.file) || env.file}: releases.${p.name}: the local chart ${dir} has no Chart.yaml`,
+          `${where}: the local chart ${path} has no Chart.yaml (nor is there a ${path}-${version}.tgz)`,
           {
-            hint: 'A local chart lives in <source url>/<chart name>/ of the stack dir, next to environments/: copy it along with the environments.',
+            hint: 'A local chart is <source url>/<chart name>/ (a chart directory) or <source url>/<chart name>-<version>.tgz (helm package), the source url relative to the stack dir, next to environments/: copy it along with the environments.',
           },
         );
       }
       if (String(found) !== version) {
         throw new SealiftError(
           'CONFIG_INVALID',
-          `${relative(process.cwd(), env.file) || env.file}: releases.${p.name}.chart.version is ${version}, but ${join(dir, 'Chart.yaml')} says ${String(found)}`,
+          `${where}.chart.version is ${version}, but ${join(path, 'Chart.yaml')} says ${String(found)}`,
           {
             hint: "A local chart lives in <source url>/<chart name>/ of the stack; keep its Chart.yaml version and the release's chart.version the same.",
           },
         );
       }
-      for (const f of await listFiles(dir)) out.set(`${p.sitePath}${f}`, await readFile(join(dir, f), 'utf8'));
+      // bytes, not text: a chart directory may carry packaged subcharts (charts/*.tgz)
+      for (const f of await listFiles(path)) out.set(`${p.sitePath}${f}`, await readFile(join(path, f)));
     }
   }
   return out;
@@ -237,12 +245,12 @@ export async function generate(opts: GenerateOptions): Promise<GenerateResult> {
       const target = join(tmp, rel);
       await mkdir(dirname(target), { recursive: true });
       await writeFile(target, text);
-      const previous = await readFile(join(opts.outDir, rel), 'utf8').catch(() => undefined);
+      const previous = await readFile(join(opts.outDir, rel)).catch(() => undefined);
       result.push({
         path: rel,
         bytes: Buffer.byteLength(text),
         sha256: createHash('sha256').update(text).digest('hex'),
-        action: previous === text ? 'unchanged' : 'written',
+        action: previous?.equals(Buffer.from(text)) ? 'unchanged' : 'written',
       });
     }
   });

@@ -1,8 +1,9 @@
 // The plan: what each release is, where its chart or files come from, and the values helmfile
 // passes. Pure: data in, data out. Both the generated helmfile and the image/bundle stages read
 // the same plan, so what is pulled is what is deployed.
-import { join } from 'node:path';
-import { mergeDeep, setPath } from '../config/merge.ts';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { mergeDeep, setPath, setPathThroughLists } from '../config/merge.ts';
 import type { Environment, RegistryConfig, ReleaseConfig } from '../config/index.ts';
 import { SealiftError } from '../errors.ts';
 import { sitePrefix, siteReference } from '../oci/naming.ts';
@@ -13,7 +14,8 @@ export type ChartSource =
   | { type: 'repo'; repoUrl: string; chart: string; version: string } // Helm HTTP repo
   | { type: 'oci'; url: string; version: string; plainHttp: boolean } // url = oci://host[:port]/path/chart
   | { type: 'manifests'; files: { name: string; url: string }[] } // release YAML downloads (Knative)
-  | { type: 'local'; dir: string; chart: string; version: string }; // a chart directory in the stack (platform-extras)
+  // a chart in the stack (platform-extras): its directory, or the .tgz `helm package` made (packaged)
+  | { type: 'local'; path: string; packaged: boolean; chart: string; version: string };
 
 export interface ReleasePlan {
   name: string;
@@ -85,9 +87,14 @@ function sourceOf(env: Environment, name: string, rel: ReleaseConfig): ChartSour
   }
   if (rel.chart) {
     if (src.type === 'local') {
+      // <url>/<name>/, else the archive helm package names <url>/<name>-<version>.tgz
+      const dir = resolve(env.stackDir, src.url, rel.chart.name);
+      const archive = `${dir}-${rel.chart.version}.tgz`;
+      const packaged = !existsSync(dir) && existsSync(archive);
       return {
         type: 'local',
-        dir: join(env.stackDir, src.url, rel.chart.name),
+        path: packaged ? archive : dir,
+        packaged,
         chart: rel.chart.name,
         version: rel.chart.version,
       };
@@ -154,12 +161,24 @@ function valuesOf(
     // what a chart needs once its images move (bitnami's allowInsecureImages); the release's own values win
     values = mergeDeep(ruleValues, values);
     // inferred knobs first, so that a hand knob on the same path wins
+    // a knob through a list item (`containers[0].image`) changes that item of the whole list, which
+    // the release's values or the lock's knobValues (the chart's list, recorded by inference) give
+    const missing = (path: string) => (list: string) =>
+      new SealiftError(
+        'CONFIG_INVALID',
+        `${where('')}: knob ${path} goes through the list ${list}, which no values give`,
+        {
+          hint: `A list is replaced whole when values merge: run \`sealift images -e ${env.name}\` (it records the chart's list in the lock), or write the whole list under releases.${name}.values.`,
+        },
+      );
     for (const [path, image] of Object.entries(inferred)) {
       if (path in rel.imageKnobs) continue;
-      values = setPath(values, path, siteImage(image, registry, `${where('')} (inferred knob ${path})`));
+      const site = siteImage(image, registry, `${where('')} (inferred knob ${path})`);
+      values = setPathThroughLists(values, path, site, {}, missing(path));
     }
     for (const [path, image] of Object.entries(rel.imageKnobs)) {
-      values = setPath(values, path, siteImage(image, registry, where(`imageKnobs.${path}`)));
+      const site = siteImage(image, registry, where(`imageKnobs.${path}`));
+      values = setPathThroughLists(values, path, site, {}, missing(path));
     }
   }
   if (rel.modelsKnob) {
@@ -213,7 +232,7 @@ export function planReleases(
       source,
       // a local chart travels as the directory generate copies it to (charts/ is a site path)
       sitePath:
-        source.type === 'local'
+        source.type === 'local' && !source.packaged
           ? `charts/${source.chart}/`
           : rel.chart
             ? `charts/${rel.chart.name}-${rel.chart.version}.tgz`

@@ -144,3 +144,23 @@ export async function readChartValues(chart: string): Promise<Record<string, unk
   const files = await filesOfArchive(bytes, chart);
   return valuesOf(files, rootOf(files, chart), chart);
 }
+
+/** A chart's Chart.yaml name and version, from its directory or .tgz (the one top-level chart in it). */
+export async function readChartMetadata(chart: string): Promise<{ name?: string; version?: string }> {
+  const s = await stat(chart).catch(() => undefined);
+  let files: ChartFiles;
+  let root = 'chart/';
+  if (s?.isDirectory()) {
+    const text = await readFile(join(chart, 'Chart.yaml')).catch(() => undefined);
+    files = new Map(text ? [['chart/Chart.yaml', text]] : []);
+  } else {
+    files = await filesOfArchive(await readFile(chart), chart);
+    root = rootOf(files, chart);
+  }
+  if (!files.has(`${root}Chart.yaml`)) return {};
+  const meta = parseYamlFile(files, `${root}Chart.yaml`);
+  const str = (v: unknown) => (typeof v === 'string' || typeof v === 'number' ? String(v) : undefined);
+  const name = str(meta.name);
+  const version = str(meta.version);
+  return { ...(name ? { name } : {}), ...(version ? { version } : {}) };
+}

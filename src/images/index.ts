@@ -328,7 +328,9 @@ async function inferEnvironmentKnobs(
         applyInference(r, inference);
         const inferred = inference.knobs.filter((k) => !k.hand);
         if (inferred.length > 0) out[p.name] = Object.fromEntries(inferred.map((k) => [k.path, k.upstream]));
-        if (Object.keys(inference.values).length > 0) values[p.name] = inference.values;
+        // the lists knobs go through, whole: generate changes their image fields in place (plan.ts)
+        const carried = mergeDeep(inference.values, listValues(inference.lists));
+        if (Object.keys(carried).length > 0) values[p.name] = carried;
         onEvent({
           type: 'info',
           message: `knobs of ${p.name}: ${inference.knobs.length} (${inferred.length} inferred), ${inference.knobless.length} knob-less image(s), ${inference.renders} sentinel render(s) in ${Date.now() - started} ms`,
@@ -338,6 +340,13 @@ async function inferEnvironmentKnobs(
     ),
   );
   return { knobs: out, values };
+}
+
+/** Lists by path as a values tree (the outermost ones: an inner list is inside its outer one). */
+function listValues(lists: Record<string, unknown[]>): Record<string, unknown> {
+  let out: Record<string, unknown> = {};
+  for (const [at, list] of Object.entries(lists)) if (!at.includes('[')) out = setPath(out, at, list);
+  return out;
 }
 
 function repositoryPrefix(prefix: string): string {
@@ -654,7 +663,7 @@ export async function scanTarget(opts: ScanOptions): Promise<ScanResult> {
     });
     applyInference(result, result.knobs);
     result.airgapValues = mergeDeep(
-      airgapValues(result.knobs.knobs, opts.airgap.host, opts.airgap.scheme),
+      airgapValues(result.knobs.knobs, opts.airgap.host, opts.airgap.scheme, result.knobs.lists),
       result.knobs.values,
     );
   }

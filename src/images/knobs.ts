@@ -15,8 +15,8 @@
 //               for images nothing else moved. Usually one render, at most three.
 // Tag leaves are not replaced: a tag often decides template branches (semverCompare), and it is
 // kept anyway. What no candidate moves is knob-less, with the reason.
-import { isPlainObject, mergeDeep, setPath } from '../config/merge.ts';
-import { isSealiftError } from '../errors.ts';
+import { getPath, isPlainObject, listPrefixes, mergeDeep, setPath, setPathThroughLists } from '../config/merge.ts';
+import { isSealiftError, SealiftError } from '../errors.ts';
 import { siteImage } from '../generate/plan.ts';
 import { toYaml } from '../generate/render.ts';
 import { conditionsHold, findImages, keyWords, type ImageFinding } from './extract.ts';
@@ -78,6 +78,9 @@ export interface KnobInference {
   values: Record<string, unknown>;
   /** ids of the values rules used */
   valueRules: string[];
+  /** the lists (by path) knobs go through, as the chart and the given values have them: the airgap
+   *  values write each whole (a list replaces a list when values merge), only its image fields changed */
+  lists: Record<string, unknown[]>;
 }
 
 const TOKEN_RE = /k(\d+)\.sealift\.invalid/g;
@@ -130,15 +133,34 @@ function classify(value: string, key: string, images: readonly ImageReference[])
   return firstDomain(v) ? 'domain-name' : 'name';
 }
 
-/** String leaves of a values tree as dotted paths (keys with dots and list items are left out: no path names them). */
-function leaves(node: unknown, prefix: string[], out: { path: string; key: string; value: string }[]): void {
-  if (!isPlainObject(node)) return;
-  for (const [k, v] of Object.entries(node)) {
-    if (k.includes('.') || k === '') continue;
-    if (typeof v === 'string') out.push({ path: [...prefix, k].join('.'), key: k, value: v });
-    else if (isPlainObject(v)) leaves(v, [...prefix, k], out);
+/** String leaves of a values tree as paths (`a.b`, through list items `a.b[0].image`); keys with
+ *  dots are left out: no path names them. */
+function leaves(node: unknown, prefix: string, out: { path: string; key: string; value: string }[], key = ''): void {
+  if (typeof node === 'string') {
+    if (prefix) out.push({ path: prefix, key, value: node });
+  } else if (Array.isArray(node)) {
+    node.forEach((v, i) => leaves(v, `${prefix}[${i}]`, out, key));
+  } else if (isPlainObject(node)) {
+    for (const [k, v] of Object.entries(node)) {
+      if (k.includes('.') || k.includes('[') || k === '') continue;
+      leaves(v, prefix ? `${prefix}.${k}` : k, out, k);
+    }
   }
 }
+
+/** The lists (by path) that these values paths go through, as `values` has them: written whole. */
+export function listsOf(paths: readonly string[], values: Record<string, unknown>): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const p of paths)
+    for (const at of listPrefixes(p)) {
+      const list = getPath(values, at);
+      if (Array.isArray(list)) out[at] = list;
+    }
+  return out;
+}
+
+const noList = (at: string) =>
+  new SealiftError('INTERNAL', `knob inference: no list at ${at} in the chart's values to write whole`);
 
 export function knobCandidates(
   values: Record<string, unknown>,
@@ -146,7 +168,7 @@ export function knobCandidates(
   handKnobs: Record<string, string> = {},
 ): KnobCandidate[] {
   const found: { path: string; key: string; value: string }[] = [];
-  leaves(values, [], found);
+  leaves(values, '', found);
   const out: KnobCandidate[] = [];
   const add = (path: string, value: string, kind: CandidateKind, hand: boolean) => {
     const id = out.length;
@@ -187,10 +209,17 @@ export function knobCandidates(
   return out;
 }
 
-/** The values overlay that puts every candidate's sentinel in place. */
-export function sentinelValues(candidates: readonly KnobCandidate[]): Record<string, unknown> {
+/** The values overlay that puts every candidate's sentinel in place (lists copied whole from `values`). */
+export function sentinelValues(
+  candidates: readonly KnobCandidate[],
+  values: Record<string, unknown> = {},
+): Record<string, unknown> {
+  const lists = listsOf(
+    candidates.map((c) => c.path),
+    values,
+  );
   let v: Record<string, unknown> = {};
-  for (const c of candidates) v = setPath(v, c.path, c.sentinel);
+  for (const c of candidates) v = setPathThroughLists(v, c.path, c.sentinel, lists, noList);
   return v;
 }
 
@@ -359,7 +388,8 @@ export async function inferKnobs(o: InferOptions): Promise<KnobInference> {
   const partialAll = new Map<string, number[]>();
   let renders = 0;
   const base = { values: extra.values, valueRules: extra.rules };
-  if (images.length === 0) return { knobs: [], byImage: new Map(), byOccurrence, knobless: [], renders, ...base };
+  if (images.length === 0)
+    return { knobs: [], byImage: new Map(), byOccurrence, knobless: [], renders, ...base, lists: {} };
 
   // an occurrence a knobless rule marks is not looked for again (no second render for it)
   const pending = new Set(o.upstream.map((u) => occurrenceKey(u)));
@@ -378,7 +408,7 @@ export async function inferKnobs(o: InferOptions): Promise<KnobInference> {
         break;
       let docs: ManifestDocument[];
       try {
-        docs = await o.render(mergeDeep(sentinelValues(active), extra.values));
+        docs = await o.render(mergeDeep(sentinelValues(active, o.values), extra.values));
         renders++;
       } catch (e) {
         if (!isSealiftError(e)) throw e;
@@ -452,17 +482,23 @@ export async function inferKnobs(o: InferOptions): Promise<KnobInference> {
           : `no value of the chart holds its registry, name or a prefix of it (${where})`;
     knobless.push({ reference: image, reason });
   }
-  return { knobs: inferred, byImage, byOccurrence, knobless, renders, ...base };
+  const lists = listsOf(
+    inferred.map((k) => k.path),
+    o.values,
+  );
+  return { knobs: inferred, byImage, byOccurrence, knobless, renders, ...base, lists };
 }
 
-/** The values overlay that moves every knob's images into `host` by `scheme`. */
+/** The values overlay that moves every knob's images into `host` by `scheme`; a list a knob goes
+ *  through is written whole (from `lists`, the chart's), only its image fields changed. */
 export function airgapValues(
   knobs: readonly Pick<InferredKnob, 'path' | 'upstream'>[],
   host: string,
   scheme: NamingScheme,
+  lists: Record<string, unknown[]> = {},
 ): Record<string, unknown> {
   let v: Record<string, unknown> = {};
-  for (const k of knobs) v = setPath(v, k.path, mapKnobValue(k.upstream, host, scheme));
+  for (const k of knobs) v = setPathThroughLists(v, k.path, mapKnobValue(k.upstream, host, scheme), lists, noList);
   return v;
 }
 
@@ -482,12 +518,21 @@ export function airgapValuesYaml(
     moved: string[];
     knobless: string[];
     valueRules: string[];
+    /** paths of the lists written whole */
+    lists?: string[];
   },
 ): string {
   const lines = [
     `# Values that move every image of ${about.target} into ${about.host} (scheme ${about.scheme}),`,
     '# tags and digests kept. Pass them to helm after your own values. Written by sealift images scan.',
     ...(about.valueRules.length ? [`# Also set by rules: ${about.valueRules.join(', ')}.`] : []),
+    ...(about.lists?.length
+      ? [
+          `# Lists written whole (helm replaces a list, it does not merge it): ${about.lists.join(', ')}: the`,
+          "# chart's list (with your values) with only the image fields changed; a later values file that sets",
+          '# one of them must carry these images too.',
+        ]
+      : []),
     ...about.moved.map((m) => `#   moved: ${m}`),
     ...about.knobless.map((k) => `#   knob-less: ${k}`),
   ];

@@ -394,6 +394,42 @@ export class RegistryClient {
     return 'written';
   }
 
+  /** GET /v2/<repo>/tags/list, every page (the registry's `Link: <...>; rel="next"`), in the order served. */
+  async listTags(repo: string, signal?: AbortSignal): Promise<string[]> {
+    const tags: string[] = [];
+    return this.read(async (e) => {
+      let url: string | undefined = e.path(repo, 'tags/list?n=1000');
+      for (let page = 0; url && page < 1000; page++) {
+        const at: string = url;
+        const where = `${this.host}/${repo} tags`;
+        const body = await this.retrying(`tags ${where}`, signal, async () => {
+          const res = await e.request({
+            method: 'GET',
+            url: at,
+            op: `tags ${where}`,
+            scopes: [pullScope(repo)],
+            ...(signal ? { signal } : {}),
+          });
+          if (res.status !== 200) throw await registryError(res, 'GET', e.name, where);
+          const next = /<([^>]+)>\s*;\s*rel="?next"?/.exec(header(res, 'link') ?? '')?.[1];
+          const bytes = await readBody(res, MAX_MANIFEST_BYTES, { op: `tags ${where}`, method: 'GET', host: e.name });
+          return { bytes, next: next ? new URL(next, e.origin).toString() : undefined };
+        });
+        let parsed: { tags?: unknown };
+        try {
+          parsed = JSON.parse(body.bytes.toString('utf8')) as { tags?: unknown };
+        } catch {
+          throw new SealiftError('REGISTRY_ERROR', `${this.host}/${repo}: the tag list is not JSON`, {
+            hint: 'The registry does not serve the distribution API tags/list; give the version with --version.',
+          });
+        }
+        if (Array.isArray(parsed.tags)) tags.push(...parsed.tags.filter((t): t is string => typeof t === 'string'));
+        url = body.next;
+      }
+      return tags;
+    });
+  }
+
   async manifestExists(repo: string, selector: string, signal?: AbortSignal): Promise<Descriptor | undefined> {
     try {
       const e = this.origin;

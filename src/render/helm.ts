@@ -109,10 +109,11 @@ export function isSchemaError(e: unknown): boolean {
  * newest version when none is given: how sealift resolves "the newest" the way helm itself does.
  */
 export async function helmShowChart(
-  o: HelmCallOptions & { chart: string; version?: string; repo?: string; plainHttp?: boolean },
+  o: HelmCallOptions & { chart: string; version?: string; repo?: string; plainHttp?: boolean; devel?: boolean },
 ): Promise<{ name: string; version: string; text: string }> {
   const args = ['show', 'chart', o.chart];
   if (o.version) args.push('--version', o.version);
+  else if (o.devel) args.push('--devel');
   if (o.repo) args.push('--repo', o.repo);
   if (o.plainHttp) args.push('--plain-http');
   const r = await runHelm(args, {

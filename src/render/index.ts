@@ -78,7 +78,7 @@ async function chartIn(dir: string): Promise<string | undefined> {
  * The chart's .tgz, pulled once per (source, chart, version) into the cache. A pull goes to a
  * temp dir that is renamed into place, so an interrupted pull leaves nothing half-written.
  */
-/** Where a chart target's chart is: the site's archive, a local chart's directory in the stack,
+/** Where a chart target's chart is: the site's archive, a local chart's directory (or .tgz) in the stack,
  *  or the chart pulled from its source (cached). */
 export async function chartPath(
   chartFile: string | undefined,
@@ -86,7 +86,7 @@ export async function chartPath(
   opts: RenderOptions = {},
 ): Promise<string> {
   if (chartFile) return chartFile;
-  return source.type === 'local' ? source.dir : fetchChart(source, opts);
+  return source.type === 'local' ? source.path : fetchChart(source, opts);
 }
 
 export async function fetchChart(source: RemoteChartSource, opts: RenderOptions = {}): Promise<string> {

@@ -162,6 +162,25 @@ describe('planReleases', () => {
     expect(upstream.values.global).toEqual({ keep: 'mine' });
   });
 
+  it('a knob through a list item changes that item of the whole list the lock carries; without the list it is a clear error', async () => {
+    const env = await airgapWith(
+      'releases:\n  kserve:\n    imageKnobs:\n      sidecars[1].image: docker.io/acme/log:2\n',
+    );
+    const sidecars = [
+      { name: 'proxy', image: 'quay.io/acme/proxy:v3', port: 15001 },
+      { name: 'log', image: 'docker.io/acme/log:2' },
+    ];
+    const inferredKnobs = { kserve: { 'sidecars[0].image': 'quay.io/acme/proxy:v3' } };
+    const deploy = planReleases(env, { mode: 'deploy', inferredKnobs, inferredValues: { kserve: { sidecars } } });
+    expect(deploy.find((p) => p.name === 'kserve')!.values.sidecars).toEqual([
+      { name: 'proxy', image: `${REG}/acme/proxy:v3`, port: 15001 },
+      { name: 'log', image: `${REG}/acme/log:2` },
+    ]);
+    expect(() => planReleases(env, { mode: 'deploy', inferredKnobs })).toThrow(
+      /knob sidecars\[0\]\.image goes through the list sidecars, which no values give/,
+    );
+  });
+
   it('a hand knob wins over an inferred knob on the same path; an inferred one fills the rest', async () => {
     const env = await airgapWith(
       'releases:\n  kserve:\n    imageKnobs:\n      kserve.router.image: mirror.example.com/kserve/router\n',

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scanTarget, type ScanResult } from '../../src/images/index.ts';
 import type { NamingScheme } from '../../src/oci/naming.ts';
+import { CONTAINERS_TEMPLATE } from '../support/list-chart.ts';
 import { tempDir } from '../support/process.ts';
 
 const REG = '10.61.3.31:35000';
@@ -197,5 +198,61 @@ describe('knob shapes', () => {
     const busybox = r.findings.find((f) => f.reference === 'docker.io/library/busybox:1.36')!;
     expect(busybox.knobless?.description).toContain('certs.d/docker.io/hosts.toml');
     expect((await after(dir, r)).sort()).toEqual([`${REG}/org/app:1`, 'docker.io/library/busybox:1.36']);
+  });
+});
+
+describe('knob paths through list items', () => {
+  it('`containers: [{image}]`: each item found by its path, the list written whole with only the images changed', async () => {
+    const dir = await chart(
+      'list-full',
+      `containers:\n  - { name: app, image: docker.io/acme/web:2.1, port: 8080 }\n  - { name: proxy, image: "quay.io/acme/proxy:v3@${D}" }\n`,
+      CONTAINERS_TEMPLATE,
+    );
+    const r = await infer(dir);
+    expect(r.knobs!.knobs.map((k) => k.path)).toEqual(['containers[0].image', 'containers[1].image']);
+    expect(r.airgapValues).toEqual({
+      containers: [
+        { name: 'app', image: `${REG}/acme/web:2.1`, port: 8080 },
+        { name: 'proxy', image: `${REG}/acme/proxy:v3@${D}` },
+      ],
+    });
+    const knobOf = (ref: string) => r.findings.find((f) => f.reference === ref)!.origin.knob;
+    expect(knobOf('docker.io/acme/web:2.1')).toBe('containers[0].image');
+    expect((await after(dir, r)).sort()).toEqual([`${REG}/acme/proxy:v3@${D}`, `${REG}/acme/web:2.1`]);
+  });
+
+  it('`extraContainers[0].image.repository` (+ tag), nested under a mapping, scoped scheme', async () => {
+    const dir = await chart(
+      'list-split',
+      'sidecars:\n  extraContainers:\n    - name: log\n      image: { repository: ghcr.io/org/log, tag: v1 }\n',
+      pod(
+        'p',
+        '"{{ (index .Values.sidecars.extraContainers 0).image.repository }}:{{ (index .Values.sidecars.extraContainers 0).image.tag }}"',
+      ),
+    );
+    const r = await infer(dir, 'scoped');
+    expect(r.knobs!.knobs.map((k) => k.path)).toEqual(['sidecars.extraContainers[0].image.repository']);
+    expect(r.airgapValues).toEqual({
+      sidecars: { extraContainers: [{ name: 'log', image: { repository: `${REG}/ghcr.io/org/log`, tag: 'v1' } }] },
+    });
+    expect(await after(dir, r)).toEqual([`${REG}/ghcr.io/org/log:v1`]);
+  });
+
+  it("a list of plain image strings (`images: [a, b]`), and the user values' own list is the one written", async () => {
+    const dir = await chart(
+      'list-strings',
+      'images: [docker.io/acme/a:1, docker.io/acme/b:2]\n',
+      '{{- range $i, $img := .Values.images }}\n' + pod('p{{ $i }}', '{{ $img }}') + '{{- end }}\n',
+    );
+    const own = join(tmp.path, 'list-strings-own.yaml');
+    await writeFile(own, 'images: [docker.io/acme/a:1, docker.io/acme/b:2, docker.io/acme/c:3]\n');
+    const r = await scanTarget({
+      target: dir,
+      valuesFiles: [own],
+      airgap: { host: REG, scheme: 'host-swap' },
+      kubeVersion: 'v1.28.6',
+    });
+    expect(r.airgapValues).toEqual({ images: [`${REG}/acme/a:1`, `${REG}/acme/b:2`, `${REG}/acme/c:3`] });
+    expect(r.knobs!.lists).toEqual({ images: ['docker.io/acme/a:1', 'docker.io/acme/b:2', 'docker.io/acme/c:3'] });
   });
 });
