@@ -29,6 +29,7 @@ interface ImagesFlags extends GlobalFlags {
   concurrency?: string;
   explain?: boolean;
   all?: boolean;
+  sizesFrom?: string[];
 }
 
 interface ScanFlags extends GlobalFlags {
@@ -98,6 +99,7 @@ async function imagesForEnvironment(
     ? await readImageLock(previousPath).catch(() => undefined)
     : undefined;
   const concurrency = parseConcurrency(flags.concurrency);
+  const knownSizes = flags.sizesFrom?.length ? await sizesFromBundles(flags.sizesFrom) : undefined;
   const result: ResolveResult = await resolveImages({
     stackDir,
     env,
@@ -106,6 +108,7 @@ async function imagesForEnvironment(
     ...overlaysFrom(flags.overlay),
     ...(concurrency ? { concurrency } : {}),
     ...(previousLock ? { previousLock } : {}),
+    ...(knownSizes ? { knownSizes } : {}),
     onEvent,
   });
   const files = imageListFiles(result, stackDir);
@@ -161,6 +164,26 @@ async function imagesForEnvironment(
       `${total} images for ${result.environment}: ${written.length} files written, ${unchanged.length} unchanged (${result.timing.totalMs} ms)`,
     ],
   };
+}
+
+/**
+ * `--sizes-from BUNDLE`: each image's bytes (the blobs of the platforms it carried) as bundle.json
+ * records them, by normalized reference; a later bundle's wins. Reads bundle.json and small
+ * manifests only (bundle inspect), never a layer.
+ */
+async function sizesFromBundles(bundles: readonly string[]): Promise<Map<string, number>> {
+  const { inspectBundle } = await import('../bundle/inspect.ts');
+  const { formatImageReference, normalizeImageReference, withDefaultTag } = await import('../oci/reference.ts');
+  const sizes = new Map<string, number>();
+  for (const b of bundles) {
+    const inspection = await inspectBundle(resolve(b));
+    for (const i of inspection.images)
+      sizes.set(
+        formatImageReference(withDefaultTag(normalizeImageReference(i.reference, `${b}: bundle.json`))),
+        i.bytes,
+      );
+  }
+  return sizes;
 }
 
 /** Every candidate not taken for an image, with the reason; every document not read. */
@@ -318,6 +341,11 @@ export function registerImages(program: Command): void {
         .option('-o, --out <dir>', 'where the lists go (default <stack>/imagelists)')
         .option('--concurrency <n>', 'helm processes at once (default 4)')
         .option('--explain', 'also list every candidate that was not taken for an image, with the reason')
+        .option(
+          '--sizes-from <bundle>',
+          "write each image's size (bytes of its blobs) from a previous bundle into the lock, for mirror --shard to balance by (repeatable; sizes already in the lock are kept)",
+          collect,
+        )
         .enablePositionalOptions(),
     ),
   ).action((flags: ImagesFlags) => runImages(flags));

@@ -33,6 +33,8 @@ async function buildImage(out: string): Promise<Built> {
   const r = await execa(process.execPath, [BUILD, '--out', out, '--source', SOURCE, '--json'], {
     reject: false,
     cwd: PROJECT_ROOT,
+    // the creation time is then the commit's (asserted below)
+    env: { SOURCE_DATE_EPOCH: undefined },
     timeout: 900_000,
   });
   expect(r.exitCode, r.stderr.slice(-3000)).toBe(0);
