@@ -216,7 +216,10 @@ describe('the sealift image', () => {
 
     // the chart's default image is this image: its repository and tag, its user and entrypoint
     const values = join(tmp.path, 'values.yaml');
-    await writeFile(values, `image: { registry: "${reg.host}" }\nmirror: { to: "${reg.host}" }\n`);
+    await writeFile(
+      values,
+      `image: { registry: "${reg.host}" }\nmirror: { to: "${reg.host}" }\nimagelist: { content: "docker.io/library/busybox:1.36\\n" }\n`,
+    );
     const rendered = await execa(requireTool('helm'), ['template', 'nightly', CHART, '-f', values]);
     const job = parseAllDocuments(rendered.stdout)
       .map((d) => d.toJS() as Record<string, any>) // eslint-disable-line @typescript-eslint/no-explicit-any
@@ -225,6 +228,10 @@ describe('the sealift image', () => {
     expect(pod.containers[0].image).toBe(ref);
     expect(pod.containers[0].command).toEqual(['/sealift']);
     expect(pod.securityContext).toMatchObject({ runAsUser: IMAGE_USER, runAsGroup: IMAGE_USER });
+    const viaChart = JSON.parse(
+      (await execa('skopeo', ['inspect', '--tls-verify=false', `docker://${pod.containers[0].image}`])).stdout,
+    ) as { Digest: string };
+    expect(viaChart.Digest).toBe(a.digest);
   }, 1_800_000);
 
   it('changes its digest with its creation time, and only with its inputs', async () => {
