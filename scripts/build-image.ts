@@ -71,7 +71,8 @@ if (import.meta.main) {
       if (e.type === 'phase') process.stderr.write(`build-image: ${e.name}\n`);
     },
   });
-  const out = relative(process.cwd(), image.layout) || image.layout;
+  const rel = relative(process.cwd(), image.layout);
+  const out = rel && !rel.startsWith('..') ? rel : image.layout;
   if (values.json) {
     process.stdout.write(
       `${JSON.stringify({

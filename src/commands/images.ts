@@ -135,6 +135,8 @@ async function imagesForEnvironment(
       ok: true,
       environment: result.environment,
       images: total,
+      // images whose size the lock records (mirror --shard balances by size once all have one)
+      sized: result.lock.images.filter((e) => e.size !== undefined).length,
       written,
       unchanged,
       releases: flags.explain

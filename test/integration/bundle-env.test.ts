@@ -166,7 +166,7 @@ describe('sealift bundle -e airgap', () => {
     const fresh = join(work.path, 'sized-lists');
     const images = (extra: string[]) =>
       sealift(['images', '-e', 'airgap', '--overlay', overlay, '--out', fresh, ...extra]);
-    const sized = await images(['--sizes-from', join(out, 'airgap.tar')]);
+    const sized = await images(['--sizes-from', join(out, 'airgap.tar'), '--json']);
     expect(sized.exitCode, sized.stderr.slice(-3000)).toBe(0);
     const lockText = await readFile(join(fresh, 'airgap.lock.json'), 'utf8');
     const lock = JSON.parse(lockText) as Lock;
@@ -175,6 +175,7 @@ describe('sealift bundle -e airgap', () => {
     expect(named.length).toBeGreaterThan(10);
     for (const e of named) expect(e.size, e.reference).toBe(bytes.get(e.reference));
     expect(named.every((e) => (e.size ?? 0) > 32 << 10)).toBe(true);
+    expect(JSON.parse(sized.stdout)).toMatchObject({ sized: lock.images.filter((e) => e.size !== undefined).length });
     // a later run without the bundle keeps them, and --check agrees with what is written
     expect((await images([])).exitCode).toBe(0);
     expect(await readFile(join(fresh, 'airgap.lock.json'), 'utf8')).toBe(lockText);
