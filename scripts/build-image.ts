@@ -3,14 +3,16 @@
 // executables (scripts/build-exe.ts, built or brought up to date first) into an OCI layout with
 // an index of linux/amd64 and linux/arm64. Deterministic: the creation time is SOURCE_DATE_EPOCH,
 // else the commit's time, so the same commit gives the same digest on any host with the same
-// libraries. Push it with skopeo (`skopeo copy --all oci:dist/image:<version> docker://...`).
+// libraries. `--push HOST[:PORT]/REPO[:TAG]` (`--plain-http` for a plain-HTTP registry) pushes it
+// with sealift's own copy engine; skopeo reads it too (`skopeo copy --all oci:dist/image:<version> docker://...`).
 // The arm64 base takes its libraries from Debian's cross packages (/usr/aarch64-linux-gnu/lib:
 // libc6-arm64-cross, libstdc++6-arm64-cross), the amd64 one from this host.
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { buildSealiftImage } from '../src/container-image/index.ts';
+import { buildSealiftImage, pushSealiftImage } from '../src/container-image/index.ts';
+import { ERROR_CODES, isSealiftError } from '../src/errors.ts';
 import { PROJECT_ROOT } from '../src/runtime.ts';
 import { redactUrl } from '../src/redact.ts';
 import { buildExecutables, EXE_PLATFORMS, gitCommit } from './build-exe.ts';
@@ -46,6 +48,8 @@ if (import.meta.main) {
       out: { type: 'string' },
       platform: { type: 'string', multiple: true },
       source: { type: 'string' },
+      push: { type: 'string' },
+      'plain-http': { type: 'boolean' },
       json: { type: 'boolean' },
     },
   });
@@ -71,6 +75,13 @@ if (import.meta.main) {
       if (e.type === 'phase') process.stderr.write(`build-image: ${e.name}\n`);
     },
   });
+  const pushed = values.push
+    ? await pushSealiftImage(image, values.push, { plainHttp: values['plain-http'] === true }).catch((e: unknown) => {
+        if (!isSealiftError(e)) throw e;
+        process.stderr.write(`error[${e.code}]: ${e.message}\n${e.hint ? `  hint: ${e.hint}\n` : ''}`);
+        process.exit(ERROR_CODES[e.code].exit);
+      })
+    : undefined;
   const rel = relative(process.cwd(), image.layout);
   const out = rel && !rel.startsWith('..') ? rel : image.layout;
   if (values.json) {
@@ -79,6 +90,7 @@ if (import.meta.main) {
         layout: image.layout,
         tag: image.tag,
         digest: image.index.digest,
+        ...(pushed ? { pushed: { reference: values.push, digest: pushed } } : {}),
         annotations: image.annotations,
         platforms: image.images.map((i) => ({
           platform: i.platform,
@@ -92,8 +104,10 @@ if (import.meta.main) {
     process.stdout.write(
       `${image.index.digest}  ${out}:${image.tag}  (${image.images.map((i) => i.platform).join(', ')})\n`,
     );
-    process.stdout.write(
-      `push: skopeo copy --all oci:${out}:${image.tag} docker://REGISTRY/sealift/sealift:${image.tag}\n`,
-    );
+    if (pushed) process.stdout.write(`pushed: ${values.push} ${pushed}\n`);
+    else
+      process.stdout.write(
+        `push: node scripts/build-image.ts --push REGISTRY/sealift/sealift:${image.tag}, or skopeo copy --all oci:${out}:${image.tag} docker://REGISTRY/sealift/sealift:${image.tag}\n`,
+      );
   }
 }

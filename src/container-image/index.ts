@@ -18,7 +18,12 @@ import { SealiftError } from '../errors.ts';
 import { replaceDirAtomic } from '../fs-atomic.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { putJson, writeLayer, type LayerEntry } from '../models/index.ts';
+import { copyImage } from '../oci/copy.ts';
+import { dockerCredentials } from '../oci/credentials.ts';
 import { ANNOTATION_REF_NAME, OciLayout, VERIFIED_DIR } from '../oci/layout.ts';
+import { normalizeImageReference } from '../oci/reference.ts';
+import { closeRegistryConnections, RegistryClient } from '../oci/registry.ts';
+import { layoutSource, registryTarget } from '../oci/stores.ts';
 import { MediaTypes, type Descriptor, type Digest } from '../oci/types.ts';
 import { libraryDirsFor, linkedFiles, type LinkedFiles } from './libraries.ts';
 
@@ -223,4 +228,41 @@ export async function buildSealiftImage(opts: SealiftImageOptions): Promise<Seal
     result = { layout: opts.out, tag, index, images, annotations };
   });
   return result as SealiftImage;
+}
+
+/**
+ * Pushes the image (the whole index, every platform) from its layout to `reference`
+ * (HOST[:PORT]/REPO[:TAG], the tag defaulting to the layout's), with sealift's own copy engine:
+ * what the registry has is skipped, every blob verified on the way. Credentials as everywhere
+ * (REGISTRY_AUTH_FILE, the docker config). Returns the digest the registry now serves.
+ */
+export async function pushSealiftImage(
+  image: Pick<SealiftImage, 'layout' | 'tag'>,
+  reference: string,
+  opts: RunOptions & { plainHttp?: boolean } = {},
+): Promise<Digest> {
+  const ref = normalizeImageReference(reference, 'the push reference');
+  if (ref.digest)
+    throw new SealiftError('USAGE', `push to a tag, not a digest: ${reference}`, {
+      hint: 'e.g. registry.example.internal:5000/sealift/sealift:0.1.0',
+    });
+  const layout = await OciLayout.open(image.layout, { create: false });
+  const client = new RegistryClient(ref.registry, {
+    hosts: { [ref.registry]: { plainHttp: opts.plainHttp === true } },
+    credentials: dockerCredentials(),
+    ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+  });
+  try {
+    const result = await copyImage(layoutSource(layout), registryTarget(client, ref.repository), {
+      selector: image.tag,
+      tag: ref.tag ?? image.tag,
+      platforms: { kind: 'all' },
+      ref: reference,
+      ...(opts.onEvent ? { onEvent: opts.onEvent } : {}),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    return result.root.digest;
+  } finally {
+    await closeRegistryConnections();
+  }
 }

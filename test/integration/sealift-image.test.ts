@@ -1,5 +1,6 @@
 // The sealift container image as a user gets it from `npm run build:image`: an OCI layout that
-// skopeo reads (both platforms), that pushes to a real registry (distribution 2.8.2), whose layers
+// skopeo reads (both platforms), that pushes to a real registry (distribution 2.8.2: with skopeo
+// and with the script's own --push, sealift's copy engine), whose layers
 // hold exactly the executable, the loader and libraries it links (ldd agrees), CA certificates,
 // passwd/group and /tmp; whose root filesystem runs `/sealift --version` as user 65532 (amd64 in a
 // chroot, arm64 in a chroot under qemu-user), and which containerd runs (`ctr run`). Two builds
@@ -27,10 +28,11 @@ interface Built {
   digest: string;
   annotations: Record<string, string>;
   platforms: { platform: string; digest: string; layers: { digest: string; size: number }[] }[];
+  pushed?: { reference: string; digest: string };
 }
 
-async function buildImage(out: string): Promise<Built> {
-  const r = await execa(process.execPath, [BUILD, '--out', out, '--source', SOURCE, '--json'], {
+async function buildImage(out: string, extra: string[] = []): Promise<Built> {
+  const r = await execa(process.execPath, [BUILD, '--out', out, '--source', SOURCE, '--json', ...extra], {
     reject: false,
     cwd: PROJECT_ROOT,
     // the creation time is then the commit's (asserted below)
@@ -106,9 +108,13 @@ const expectedPaths = (triplet: string, loader: string[]) =>
 describe('the sealift image', () => {
   it('is the same digest twice, reads in skopeo, pushes, holds only what it needs and runs on both platforms', async () => {
     await using tmp = await tempDir();
+    await using reg = await startRegistry();
     const a = await buildImage(join(tmp.path, 'image-a'));
-    const b = await buildImage(join(tmp.path, 'image-b'));
+    // the second build also pushes, with sealift's own copy engine
+    const ownPush = `${reg.host}/sealift/pushed-by-sealift:${VERSION}`;
+    const b = await buildImage(join(tmp.path, 'image-b'), ['--push', ownPush, '--plain-http']);
     expect(b.digest).toBe(a.digest);
+    expect(b.pushed).toEqual({ reference: ownPush, digest: a.digest });
     expect(await readFile(join(b.layout, 'index.json'), 'utf8')).toBe(
       await readFile(join(a.layout, 'index.json'), 'utf8'),
     );
@@ -179,7 +185,6 @@ describe('the sealift image', () => {
     expect(emulated.stdout).toBe(native.stdout);
 
     // a registry serves the same index, and containerd pulls and runs it as 65532
-    await using reg = await startRegistry();
     const ref = `${reg.host}/sealift/sealift:${VERSION}`;
     const pushed = await execa(
       'skopeo',
@@ -195,6 +200,22 @@ describe('the sealift image', () => {
     expect(remote.Labels['org.opencontainers.image.revision']).toBe(a.annotations['org.opencontainers.image.revision']);
     const remoteRaw = (await execa('skopeo', ['inspect', '--raw', '--tls-verify=false', `docker://${ref}`])).stdout;
     expect(remoteRaw).toBe(await readFile(blob(a.layout, a.digest), 'utf8'));
+    const own = JSON.parse(
+      (await execa('skopeo', ['inspect', '--tls-verify=false', `docker://${ownPush}`])).stdout,
+    ) as {
+      Digest: string;
+    };
+    expect(own.Digest).toBe(a.digest);
+    for (const arch of ['amd64', 'arm64']) {
+      const [viaSkopeo, viaSealift] = await Promise.all(
+        [ref, ownPush].map(async (r) =>
+          JSON.parse(
+            (await execa('skopeo', ['inspect', '--tls-verify=false', '--override-arch', arch, `docker://${r}`])).stdout,
+          ),
+        ),
+      );
+      expect(viaSealift.Layers, arch).toEqual(viaSkopeo.Layers);
+    }
 
     await using containerd = await startContainerd();
     await containerd.ctr(['images', 'pull', '--snapshotter', 'native', '--plain-http', ref]);
