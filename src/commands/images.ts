@@ -168,23 +168,11 @@ async function imagesForEnvironment(
   };
 }
 
-/**
- * `--sizes-from BUNDLE`: each image's bytes (the blobs of the platforms it carried) as bundle.json
- * records them, by normalized reference; a later bundle's wins. Reads bundle.json and small
- * manifests only (bundle inspect), never a layer.
- */
+/** `--sizes-from BUNDLE ...`: the images' sizes as the bundles record them, a later bundle's winning. */
 async function sizesFromBundles(bundles: readonly string[]): Promise<Map<string, number>> {
-  const { inspectBundle } = await import('../bundle/inspect.ts');
-  const { formatImageReference, normalizeImageReference, withDefaultTag } = await import('../oci/reference.ts');
+  const { bundleImageSizes } = await import('../bundle/inspect.ts');
   const sizes = new Map<string, number>();
-  for (const b of bundles) {
-    const inspection = await inspectBundle(resolve(b));
-    for (const i of inspection.images)
-      sizes.set(
-        formatImageReference(withDefaultTag(normalizeImageReference(i.reference, `${b}: bundle.json`))),
-        i.bytes,
-      );
-  }
+  for (const b of bundles) for (const [ref, size] of await bundleImageSizes(resolve(b))) sizes.set(ref, size);
   return sizes;
 }
 
