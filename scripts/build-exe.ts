@@ -50,7 +50,7 @@ function listAssets(): string[] {
   return out.sort();
 }
 
-function gitCommit(): string {
+export function gitCommit(): string {
   const git = (...a: string[]) =>
     execFileSync('git', ['-C', PROJECT_ROOT, ...a], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
   try {

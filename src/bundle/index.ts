@@ -95,6 +95,10 @@ function resolvedLock(
   base?: ImageLock,
 ): ImageLock {
   const digests = new Map(pulled.images.map((p) => [p.pull.request.reference, p.result.root.digest]));
+  // bytes of the blobs carried (what `mirror --shard` balances by): known here, at no extra request
+  const sizes = new Map(
+    pulled.images.map((p) => [p.pull.request.reference, p.result.blobs.reduce((n, b) => n + b.size, 0)]),
+  );
   const whyBy = new Map((base?.images ?? []).map((e) => [e.reference, e]));
   return {
     version: 1,
@@ -107,6 +111,7 @@ function resolvedLock(
         releases: r.releases,
         why: prev?.why ?? [],
         digest: digests.get(r.reference) ?? '',
+        ...(sizes.has(r.reference) ? { size: sizes.get(r.reference)! } : {}),
       };
     }),
     // the inferred knobs the carried values were generated with (verify at the site renders with them)

@@ -15,7 +15,7 @@ import {
   type BundleArchive,
   type BundleIndex,
 } from '../bundle-format/index.ts';
-import type { Digest } from '../oci/reference.ts';
+import { formatImageReference, normalizeImageReference, withDefaultTag, type Digest } from '../oci/reference.ts';
 import { MAX_MANIFEST_BYTES, formatPlatform, type Platform } from '../oci/types.ts';
 import { diffBundles, type BundleDiff, type DiffInput } from './diff.ts';
 
@@ -154,6 +154,26 @@ export async function inspectBundle(input: string): Promise<BundleInspection> {
   try {
     const { index, raw } = await readIndex(archive);
     return await describe(archive, index, raw);
+  } finally {
+    await archive.close();
+  }
+}
+
+/**
+ * Each image's bytes (the blobs of the platforms it carried) as a bundle's bundle.json records
+ * them, by normalized reference (as a lock names it): what `images --sizes-from` writes into the
+ * lock. Reads bundle.json only, never a layer.
+ */
+export async function bundleImageSizes(input: string): Promise<Map<string, number>> {
+  const archive = await openBundleArchive(input);
+  try {
+    const { index } = await readIndex(archive);
+    return new Map(
+      index.images.map((i) => [
+        formatImageReference(withDefaultTag(normalizeImageReference(i.reference, `${archive.location}: bundle.json`))),
+        i.bytes,
+      ]),
+    );
   } finally {
     await archive.close();
   }

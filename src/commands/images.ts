@@ -29,6 +29,7 @@ interface ImagesFlags extends GlobalFlags {
   concurrency?: string;
   explain?: boolean;
   all?: boolean;
+  sizesFrom?: string[];
 }
 
 interface ScanFlags extends GlobalFlags {
@@ -98,6 +99,7 @@ async function imagesForEnvironment(
     ? await readImageLock(previousPath).catch(() => undefined)
     : undefined;
   const concurrency = parseConcurrency(flags.concurrency);
+  const knownSizes = flags.sizesFrom?.length ? await sizesFromBundles(flags.sizesFrom) : undefined;
   const result: ResolveResult = await resolveImages({
     stackDir,
     env,
@@ -106,6 +108,7 @@ async function imagesForEnvironment(
     ...overlaysFrom(flags.overlay),
     ...(concurrency ? { concurrency } : {}),
     ...(previousLock ? { previousLock } : {}),
+    ...(knownSizes ? { knownSizes } : {}),
     onEvent,
   });
   const files = imageListFiles(result, stackDir);
@@ -132,6 +135,8 @@ async function imagesForEnvironment(
       ok: true,
       environment: result.environment,
       images: total,
+      // images whose size the lock records (mirror --shard balances by size once all have one)
+      sized: result.lock.images.filter((e) => e.size !== undefined).length,
       written,
       unchanged,
       releases: flags.explain
@@ -161,6 +166,14 @@ async function imagesForEnvironment(
       `${total} images for ${result.environment}: ${written.length} files written, ${unchanged.length} unchanged (${result.timing.totalMs} ms)`,
     ],
   };
+}
+
+/** `--sizes-from BUNDLE ...`: the images' sizes as the bundles record them, a later bundle's winning. */
+async function sizesFromBundles(bundles: readonly string[]): Promise<Map<string, number>> {
+  const { bundleImageSizes } = await import('../bundle/inspect.ts');
+  const sizes = new Map<string, number>();
+  for (const b of bundles) for (const [ref, size] of await bundleImageSizes(resolve(b))) sizes.set(ref, size);
+  return sizes;
 }
 
 /** Every candidate not taken for an image, with the reason; every document not read. */
@@ -319,6 +332,11 @@ export function registerImages(program: Command): void {
         .option('-o, --out <dir>', 'where the lists go (default <stack>/imagelists)')
         .option('--concurrency <n>', 'helm processes at once (default 4)')
         .option('--explain', 'also list every candidate that was not taken for an image, with the reason')
+        .option(
+          '--sizes-from <bundle>',
+          "write each image's size (bytes of its blobs) from a previous bundle into the lock, for mirror --shard to balance by (repeatable; sizes already in the lock are kept)",
+          collect,
+        )
         .enablePositionalOptions(),
     ),
   ).action((flags: ImagesFlags) => runImages(flags));

@@ -220,10 +220,23 @@ function applyEnvironmentLists(env: Environment, r: ReleaseImages): void {
   r.images = [...new Set(r.findings.map((f) => f.reference))].sort();
 }
 
-/** One lock entry per reference, with every release and every why. */
-export function buildLock(environment: string, releases: readonly ReleaseImages[], previous?: ImageLock): ImageLock {
+/**
+ * One lock entry per reference, with every release and every why. What is known of an image
+ * carries over: the previous lock's digest, and its size (bytes of its blobs, what `mirror
+ * --shard` balances by), `sizes` (e.g. read from a bundle) taking precedence over the previous lock.
+ */
+export function buildLock(
+  environment: string,
+  releases: readonly ReleaseImages[],
+  previous?: ImageLock,
+  sizes?: ReadonlyMap<string, number>,
+): ImageLock {
   const byRef = new Map<string, ImageLockEntry>();
   const known = new Map((previous?.images ?? []).filter((e) => e.digest).map((e) => [e.reference, e.digest!]));
+  const knownSize = new Map(
+    (previous?.images ?? []).filter((e) => e.size !== undefined).map((e) => [e.reference, e.size!]),
+  );
+  for (const [ref, size] of sizes ?? []) knownSize.set(ref, size);
   for (const r of releases) {
     for (const f of r.findings) {
       let e = byRef.get(f.reference);
@@ -231,6 +244,8 @@ export function buildLock(environment: string, releases: readonly ReleaseImages[
         e = { reference: f.reference, releases: [], why: [] };
         const digest = known.get(f.reference);
         if (digest) e.digest = digest;
+        const size = knownSize.get(f.reference);
+        if (size !== undefined) e.size = size;
         byRef.set(f.reference, e);
       }
       if (!e.releases.includes(r.release)) e.releases.push(r.release);
@@ -249,7 +264,12 @@ export function buildLock(environment: string, releases: readonly ReleaseImages[
 
 /** Resolves every image the environment's releases pull, as upstream publishes them. */
 export async function resolveImages(
-  opts: StageOptions & { env: string; previousLock?: ImageLock },
+  opts: StageOptions & {
+    env: string;
+    previousLock?: ImageLock;
+    /** normalized reference -> bytes of its blobs, known from elsewhere (a bundle's bundle.json) */
+    knownSizes?: ReadonlyMap<string, number>;
+  },
 ): Promise<ResolveResult> {
   const env = await loadEnvironment(opts.stackDir, opts.env, opts.overlays ? { overlays: opts.overlays } : {});
   const { releases, plans, rules, timing } = await renderAndExtract(env, 'upstream', opts);
@@ -260,7 +280,7 @@ export async function resolveImages(
     timing.totalMs += timing.knobsMs; // the whole resolve, knob inference included
   }
   for (const r of releases) applyEnvironmentLists(env, r);
-  const lock = buildLock(env.name, releases, opts.previousLock);
+  const lock = buildLock(env.name, releases, opts.previousLock, opts.knownSizes);
   if (knobs) lock.knobs = knobs.knobs;
   if (knobs && Object.keys(knobs.values).length > 0) lock.knobValues = knobs.values;
   return { environment: env.name, envFile: env.file, releases, lock, timing };

@@ -120,6 +120,15 @@ export async function readImageLock(path: string): Promise<ImageLock> {
     if (e.digest !== undefined && !isDigest(e.digest)) {
       throw new SealiftError('CONFIG_INVALID', `${path}: images[${i}].digest "${e.digest}" is not sha256:<64 hex>`);
     }
+    if (e.size !== undefined && !(Number.isSafeInteger(e.size) && e.size >= 0)) {
+      throw new SealiftError(
+        'CONFIG_INVALID',
+        `${path}: images[${i}].size ${JSON.stringify(e.size)} is not a byte count (an integer of at least 0)`,
+        {
+          hint: 'Drop the field (mirror --shard then balances by image count) or regenerate the lock with `sealift images -e <env>`.',
+        },
+      );
+    }
     if (!Array.isArray(e.releases)) e.releases = [];
     if (!Array.isArray(e.why)) e.why = [];
   });

@@ -106,7 +106,7 @@ async function sha256Of(path: string): Promise<string> {
 }
 
 /** Writes a blob whose bytes are in memory (config, manifest) into the layout. */
-async function putJson(layout: OciLayout, mediaType: string, value: unknown): Promise<Descriptor> {
+export async function putJson(layout: OciLayout, mediaType: string, value: unknown): Promise<Descriptor> {
   const bytes = Buffer.from(JSON.stringify(value));
   const desc: Descriptor = { mediaType, digest: sha256Digest(bytes), size: bytes.length };
   await layout.writeBlob(desc, bytes);

@@ -91,8 +91,15 @@ function tarStream(entries: readonly LayerEntry[]): Readable {
   return out;
 }
 
-/** Writes the gzipped layer of `entries` to `dest`. */
-export async function writeLayer(entries: readonly LayerEntry[], dest: string): Promise<WrittenLayer> {
+/**
+ * Writes the gzipped layer of `entries` to `dest`. `level` 9 by default (model files are small);
+ * a large executable takes 6: a third of the time for 0.6% more bytes.
+ */
+export async function writeLayer(
+  entries: readonly LayerEntry[],
+  dest: string,
+  opts: { level?: number } = {},
+): Promise<WrittenLayer> {
   const tarHash = createHash('sha256');
   const gzHash = createHash('sha256');
   const size = { n: 0 };
@@ -100,7 +107,7 @@ export async function writeLayer(entries: readonly LayerEntry[], dest: string): 
     tarStream(entries),
     hashing(tarHash),
     // level and strategy fixed: the same zlib gives the same bytes; the header's mtime is 0
-    createGzip({ level: 9 }),
+    createGzip({ level: opts.level ?? 9 }),
     hashing(gzHash, size),
     createWriteStream(dest, { flush: true }),
   );

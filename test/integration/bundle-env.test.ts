@@ -31,7 +31,7 @@ const sealift = (args: string[]) =>
 interface Lock {
   version: 1;
   environment: string;
-  images: { reference: string; releases: string[]; why: unknown[]; digest?: string }[];
+  images: { reference: string; releases: string[]; why: unknown[]; digest?: string; size?: number }[];
 }
 
 beforeAll(async () => {
@@ -150,6 +150,41 @@ describe('sealift bundle -e airgap', () => {
     expect(names).toContain('imagelists/airgap.lock.json');
     for (const c of index.charts) expect(names).toContain(c.path);
     expect((await sealift(['bundle', 'verify', tar])).exitCode).toBe(0);
+  });
+
+  it('records each image size: in the lock it carries, and `images --sizes-from` writes it into the lists', async () => {
+    const out = join(work.path, 'sized');
+    const r = await bundleAirgap(lists, out, ['--json']);
+    expect(r.exitCode, r.stderr.slice(-3000)).toBe(0);
+    const { index } = JSON.parse(r.stdout) as { index: { images: { reference: string; bytes: number }[] } };
+    const bytes = new Map(index.images.map((i) => [i.reference, i.bytes]));
+    const carried = JSON.parse(
+      (await execa('tar', ['-xOf', join(out, 'airgap.tar'), 'imagelists/airgap.lock.json'])).stdout,
+    ) as Lock;
+    for (const e of carried.images) expect(e.size, e.reference).toBe(bytes.get(e.reference));
+
+    const fresh = join(work.path, 'sized-lists');
+    const images = (extra: string[]) =>
+      sealift(['images', '-e', 'airgap', '--overlay', overlay, '--out', fresh, ...extra]);
+    const sized = await images(['--sizes-from', join(out, 'airgap.tar'), '--json']);
+    expect(sized.exitCode, sized.stderr.slice(-3000)).toBe(0);
+    const lockText = await readFile(join(fresh, 'airgap.lock.json'), 'utf8');
+    const lock = JSON.parse(lockText) as Lock;
+    // pinned references were re-pinned to the seeded digests above: the others match by name
+    const named = lock.images.filter((e) => !e.reference.includes('@'));
+    expect(named.length).toBeGreaterThan(10);
+    for (const e of named) expect(e.size, e.reference).toBe(bytes.get(e.reference));
+    expect(named.every((e) => (e.size ?? 0) > 32 << 10)).toBe(true);
+    expect(JSON.parse(sized.stdout)).toMatchObject({ sized: lock.images.filter((e) => e.size !== undefined).length });
+    // a later run without the bundle keeps them, and --check agrees with what is written
+    expect((await images([])).exitCode).toBe(0);
+    expect(await readFile(join(fresh, 'airgap.lock.json'), 'utf8')).toBe(lockText);
+    expect((await images(['--check'])).exitCode).toBe(0);
+    // something that is no bundle is refused by name, and nothing is written
+    const refused = await images(['--sizes-from', join(work.path, 'sources.yaml')]);
+    expect(refused.exitCode).toBe(10);
+    expect(refused.stderr).toContain('sources.yaml');
+    expect(await readFile(join(fresh, 'airgap.lock.json'), 'utf8')).toBe(lockText);
   });
 
   it('a locked image that does not exist: the error names it and its release, and no bundle is written', async () => {

@@ -11,7 +11,7 @@ export const FLOORS: readonly (readonly string[])[] = [
   ['.'],
   ['oci'],
   ['models'],
-  ['config'],
+  ['config', 'container-image'],
   ['generate'],
   ['render'],
   ['images'],

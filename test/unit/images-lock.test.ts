@@ -91,6 +91,33 @@ describe('buildLock and renderLock', () => {
     expect(lock.images.find((i) => i.reference === 'quay.io/x/b:1')?.digest).toBe(D);
     expect(lock.images.filter((i) => i.digest)).toHaveLength(1);
   });
+
+  it('keeps the sizes the previous lock knew, sizes given (a bundle) winning, and writes them', () => {
+    const previous: ImageLock = {
+      version: 1,
+      environment: 'airgap',
+      images: [
+        { reference: 'quay.io/x/b:1', releases: ['b'], why: [], size: 111 },
+        { reference: 'docker.io/library/shared:1', releases: ['a'], why: [], size: 222 },
+        { reference: 'gone.io/x:1', releases: [], why: [], size: 333 },
+      ],
+    };
+    const fromBundle = new Map([
+      ['docker.io/library/shared:1', 4096],
+      ['not.in/the-list:1', 5],
+    ]);
+    const lock = buildLock('airgap', releases, previous, fromBundle);
+    const sizes = Object.fromEntries(lock.images.map((i) => [i.reference, i.size]));
+    expect(sizes).toEqual({
+      'docker.io/library/shared:1': 4096,
+      'gcr.io/k/opt:latest': undefined,
+      'quay.io/x/b:1': 111,
+    });
+    const written = JSON.parse(renderLock(lock)) as ImageLock;
+    expect(written.images.map((i) => i.size)).toEqual([4096, undefined, 111]);
+    // a lock without sizes renders as before: the field is additive
+    expect(renderLock(buildLock('airgap', releases))).not.toContain('"size"');
+  });
 });
 
 describe('list files', () => {
@@ -149,6 +176,9 @@ describe('readImageLock', () => {
       '{"version": 1, "environment": "e", "images": [{"reference": "x.io/a:1", "digest": "sha256:abc"}]}',
       'images[0].digest',
     ],
+    ['{"version": 1, "environment": "e", "images": [{"reference": "x.io/a:1", "size": -1}]}', 'images[0].size -1'],
+    ['{"version": 1, "environment": "e", "images": [{"reference": "x.io/a:1", "size": 1.5}]}', 'not a byte count'],
+    ['{"version": 1, "environment": "e", "images": [{"reference": "x.io/a:1", "size": "9"}]}', 'images[0].size "9"'],
   ])('rejects %s', async (text, says) => {
     const f = join(dir, `lock-${Math.random().toString(36).slice(2)}.json`);
     await writeFile(f, text);
@@ -160,5 +190,13 @@ describe('readImageLock', () => {
     const lock = buildLock('e', [release('a', [finding('x.io/a:1', 'a', 'p')])]);
     await writeFile(f, renderLock(lock));
     expect(await readImageLock(f)).toEqual(JSON.parse(renderLock(lock)));
+    const sized = buildLock(
+      'e',
+      [release('a', [finding('x.io/a:1', 'a', 'p')])],
+      undefined,
+      new Map([['x.io/a:1', 0]]),
+    );
+    await writeFile(f, renderLock(sized));
+    expect((await readImageLock(f)).images[0]?.size).toBe(0);
   });
 });

@@ -1,7 +1,12 @@
 // mirror --shard: the partition every pod of an Indexed Job computes alike, and the flag checks.
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { SealiftError } from '../../src/errors.ts';
 import { partitionByRepository, shardFrom } from '../../src/load/shard.ts';
+import { readMirrorList } from '../../src/load/mirror.ts';
+import { renderLock } from '../../src/images/lock.ts';
+import { tempDir } from '../support/process.ts';
 
 const repos = (names: string[]) => names.map((repository) => ({ repository }));
 
@@ -40,6 +45,47 @@ describe('partitionByRepository', () => {
   it('falls back to counts when some sizes are missing', () => {
     const items = [{ repository: 'big', size: 900 }, { repository: 'm1' }, { repository: 'm2', size: 1 }];
     expect(partitionByRepository(items, 2)).toEqual([[0, 2], [1]]);
+  });
+
+  it('balances by the sizes `sealift images` wrote into the lock, read back as mirror reads it', async () => {
+    await using tmp = await tempDir();
+    const entry = (reference: string, size: number) => ({ reference, releases: [], why: [], size });
+    const file = join(tmp.path, 'e.lock.json');
+    await writeFile(
+      file,
+      renderLock({
+        version: 1,
+        environment: 'e',
+        images: [
+          entry('docker.io/a/big:1', 9000),
+          entry('docker.io/a/big:2', 9000),
+          entry('docker.io/a/s1:1', 10),
+          entry('docker.io/a/s2:1', 10),
+          entry('docker.io/a/s3:1', 10),
+        ],
+      }),
+    );
+    const list = await readMirrorList(file);
+    expect(list.map((e) => e.size)).toEqual([9000, 9000, 10, 10, 10]);
+    const items = list.map((e) => ({
+      repository: e.reference.replace(/:.*$/, ''),
+      ...(e.size !== undefined ? { size: e.size } : {}),
+    }));
+    // by size the two big images (one repository) are one shard, the three small ones the other;
+    // by count the three small repositories would outweigh it and one would join the big one
+    expect(partitionByRepository(items, 2)).toEqual([
+      [0, 1],
+      [2, 3, 4],
+    ]);
+    expect(
+      partitionByRepository(
+        items.map(({ repository }) => ({ repository })),
+        2,
+      ),
+    ).toEqual([
+      [0, 1, 4],
+      [2, 3],
+    ]);
   });
 
   it('is the same for the same list, and more shards than repositories leaves some empty', () => {

@@ -47,6 +47,7 @@ template:
     imagePullSecrets:
       {{- toYaml . | nindent 6 }}
     {{- end }}
+    # the sealift image's user (src/container-image IMAGE_USER)
     securityContext:
       runAsNonRoot: true
       runAsUser: 65532
@@ -56,7 +57,7 @@ template:
         type: RuntimeDefault
     containers:
       - name: mirror
-        image: "{{ .Values.image.registry }}/{{ .Values.image.repository }}:{{ .Values.image.tag }}"
+        image: "{{ .Values.image.registry }}/{{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}"
         imagePullPolicy: {{ .Values.image.pullPolicy }}
         command: [{{ .Values.image.command | quote }}]
         # the shard index comes from JOB_COMPLETION_INDEX, which the Indexed Job sets
