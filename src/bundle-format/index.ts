@@ -40,9 +40,22 @@ export {
   BundleIndexSchema,
   parseBundleIndex,
   serializeBundleIndex,
+  type AbsentEntry,
+  type BundleBase,
   type BundleChartEntry,
   type BundleFileEntry,
   type BundleImageEntry,
   type BundleIndex,
   type SiteToolsIndex,
 } from './schema.ts';
+export {
+  bundleIdentity,
+  looksLikeReceipt,
+  parseReceipt,
+  receiptUrl,
+  RECEIPT_FILE,
+  RECEIPT_FORMAT_VERSION,
+  serializeReceipt,
+  type Receipt,
+} from './receipt.ts';
+export { absentIndex, carriedGraph, type ImageGraph } from './base.ts';

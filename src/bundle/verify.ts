@@ -23,6 +23,8 @@ export interface BundleVerifyResult {
   bytes: number;
   images: number;
   parts: number;
+  /** an incremental bundle: what it references and does not carry (its base's; load checks them at the target) */
+  base?: { identity: string; name: string; absent: number; absentBytes: number };
 }
 
 const SUMS_LINE_RE = /^([a-f0-9]{64}) [ *](.+)$/;
@@ -164,7 +166,24 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
         'The bundle was altered or damaged after it was made: copy it again (all parts, if split), or make it again with `sealift bundle`.',
       );
     }
-    return { bundle: input, files: checked.files, bytes: checked.bytes, images: checked.images.length, parts };
+    const base = checked.index.base;
+    return {
+      bundle: input,
+      files: checked.files,
+      bytes: checked.bytes,
+      images: checked.images.length,
+      parts,
+      ...(base
+        ? {
+            base: {
+              identity: base.identity,
+              name: base.name,
+              absent: base.absent.length,
+              absentBytes: base.absent.reduce((n, a) => n + a.size, 0),
+            },
+          }
+        : {}),
+    };
   } catch (e) {
     // name what the user gave, not the temp tar
     if (temp && isSealiftError(e) && e.message.includes(temp))

@@ -39,6 +39,7 @@ interface BundleFlags extends GlobalFlags, PlatformFlags {
   mirrorFallback?: boolean;
   sitePlatform: string[];
   siteTools: boolean;
+  since?: string;
 }
 
 async function sitePlatformsFrom(f: Pick<BundleFlags, 'sitePlatform' | 'siteTools'>): Promise<string[]> {
@@ -54,6 +55,11 @@ function summary(r: BundleResult): string[] {
   const lines = [
     `${t.images} images, ${t.blobs} unique blobs (${formatBytes(t.blobBytes)}; sharing saved ${formatBytes(t.savedBySharing)}), ${t.charts} charts, ${t.files} files`,
     `fetched ${formatBytes(r.bytesTransferred)} this run`,
+    ...(r.index.base
+      ? [
+          `incremental on base ${r.index.base.name} (${r.index.base.from}, bundle.json ${r.index.base.identity.slice(0, 19)}): ${r.index.base.absent.length} manifests and blobs (${formatBytes(r.index.base.absent.reduce((n, a) => n + a.size, 0))}) not carried${r.index.base.siteTools.length ? `, ${r.index.base.siteTools.length} site tools unchanged` : ''}`,
+        ]
+      : []),
     r.index.siteTools
       ? `site tools for ${r.index.siteTools.platforms.join(', ')}: ${formatBytes(r.index.siteTools.files.reduce((n, f) => n + f.size, 0))} (bin/<os>-<arch>/: sealift, helm, helmfile, helm-diff)`
       : 'no site tools carried (--no-site-tools)',
@@ -101,7 +107,11 @@ export function registerBundle(program: Command): void {
       collect,
       [] as string[],
     )
-    .option('--no-site-tools', 'carry no site tools (the site brings its own sealift, helm and helmfile)');
+    .option('--no-site-tools', 'carry no site tools (the site brings its own sealift, helm and helmfile)')
+    .option(
+      '--since <base>',
+      'an incremental bundle: carry only the manifests and blobs the site lacks, by a site receipt (load --receipt), a previous bundle (.tar, .part-000, directory) or its bundle.json; site files always, site tools only when changed',
+    );
   withPlatformFlags(cmd, 'linux/amd64, the site platform; the lock in the bundle records the digest kept');
   withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
@@ -129,6 +139,7 @@ export function registerBundle(program: Command): void {
           ...(flags.keepWork ? { keepWork: true } : {}),
           ...(flags.pack === false ? { noPack: true } : {}),
           sitePlatforms,
+          ...(flags.since ? { since: flags.since } : {}),
           registry: { hosts: registryHostsFromFlags(flags) },
           onEvent: out.onEvent,
           signal,
@@ -150,11 +161,14 @@ export function registerBundle(program: Command): void {
     const { verifyBundle } = await import('../bundle/index.ts');
     try {
       const r = await verifyBundle(bundle, { onEvent: out.onEvent });
-      out.result(
-        r,
-        (v: BundleVerifyResult) =>
-          `${v.bundle}: OK: ${v.files} files (${formatBytes(v.bytes)}), ${v.images} images${v.parts > 1 ? `, ${v.parts} parts` : ''} match their checksums`,
-      );
+      out.result(r, (v: BundleVerifyResult) => [
+        `${v.bundle}: OK: ${v.files} files (${formatBytes(v.bytes)}), ${v.images} images${v.parts > 1 ? `, ${v.parts} parts` : ''} match their checksums`,
+        ...(v.base
+          ? [
+              `incremental: ${v.base.absent} manifests and blobs (${formatBytes(v.base.absentBytes)}) are referenced but not carried: they are the base's (${v.base.name}, bundle.json ${v.base.identity.slice(0, 19)}); load checks them at the target before it pushes`,
+            ]
+          : []),
+      ]);
     } finally {
       out.close();
     }

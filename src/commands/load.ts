@@ -60,6 +60,21 @@ export function reportCopy<T extends CopyEngineResult & { ok: boolean }>(
   if (!result.ok) process.exitCode = ERROR_CODES.PARTIAL_FAILURE.exit;
 }
 
+/** The base an incremental bundle relied on, and the receipt written: the head line and the tail. */
+function incrementalLines(r: LoadResult): { head: string[]; tail: string[] } {
+  const head = r.base
+    ? [
+        `incremental bundle on base ${r.base.name} (${short(r.base.identity)}): ${r.base.absent} manifests and blobs not carried, all at the target (${r.base.mounted} mounted from another repository)`,
+      ]
+    : [];
+  const tail = r.receipt
+    ? [
+        `receipt: ${r.receipt.images} images, ${r.receipt.manifests} manifests and ${r.receipt.blobs} blobs in ${r.receipt.repositories} repositories, written to ${r.receipt.files.join(' and ')}`,
+      ]
+    : [];
+  return { head, tail };
+}
+
 export function registerLoad(program: Command): void {
   const cmd = new Command('load')
     .description(
@@ -82,6 +97,10 @@ export function registerLoad(program: Command): void {
     .option(
       '--site-platform <os/arch>',
       "with --extract-to: install the carried tools of this platform (default: this machine's)",
+    )
+    .option(
+      '--receipt <file>',
+      'write the site receipt (every manifest and blob found at the registry, per repository) for `sealift bundle --since`; with --extract-to it is also written to DIR/sealift-receipt.json',
     );
   withTransportFlags(cmd, '--registry');
   withCommonFlags(cmd).action(
@@ -95,6 +114,7 @@ export function registerLoad(program: Command): void {
           extractTo?: string;
           recheck?: boolean;
           sitePlatform?: string;
+          receipt?: string;
         },
     ) => {
       const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
@@ -111,6 +131,7 @@ export function registerLoad(program: Command): void {
             ...(flags.extractTo ? { extractTo: flags.extractTo } : {}),
             ...(flags.recheck ? { recheck: true } : {}),
             ...(flags.sitePlatform ? { sitePlatform: flags.sitePlatform } : {}),
+            ...(flags.receipt ? { receipt: flags.receipt } : {}),
             onEvent: out.onEvent,
             signal,
           }),
@@ -118,17 +139,21 @@ export function registerLoad(program: Command): void {
         reportCopy(out, result, (r: LoadResult) => ({
           head: [
             `bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`,
+            ...incrementalLines(r).head,
           ],
-          tail: r.siteFiles
-            ? [
-                `site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`,
-                ...(r.siteTools
-                  ? [
-                      `site tools (${r.siteTools.platform}): ${r.siteTools.installed.length} installed; next: . ${r.siteTools.envFile}, then the steps in ${r.siteTools.runbook}`,
-                    ]
-                  : []),
-              ]
-            : [],
+          tail: [
+            ...(r.siteFiles
+              ? [
+                  `site files: ${r.siteFiles.files.length} files and ${r.siteFiles.hostsToml.length} containerd hosts.toml in ${r.siteFiles.dir}`,
+                  ...(r.siteTools
+                    ? [
+                        `site tools (${r.siteTools.platform}): ${r.siteTools.installed.length} installed; next: . ${r.siteTools.envFile}, then the steps in ${r.siteTools.runbook}`,
+                      ]
+                    : []),
+                ]
+              : []),
+            ...incrementalLines(r).tail,
+          ],
           done: `loaded into ${r.registry}`,
         }));
       } finally {
