@@ -217,6 +217,9 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     });
   }
 
+  // a receipt of another registry than the one the values name: refused before the long part
+  if (held) checkSinceRegistry(held, opts.since!, site.registry?.host);
+
   // 3. images (the long part): a killed run resumes here, skipping every stored blob
   const layout = await OciLayout.open(join(workDir, LAYOUT_DIR));
   // model images (the environment's models:) are built by sealift, the rest pulled
@@ -249,7 +252,6 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   }
   await pruneLayout(layout, pulled);
   await layout.cleanIngest();
-  if (held) checkSinceRegistry(held, opts.since!, site.registry?.host);
   const since = held ? await applySince(layout, pulled.images, held, unchangedTools) : undefined;
   const carried = [...pulled.blobs].filter(([d]) => !since || since.carry.has(d));
 

@@ -21,7 +21,7 @@ import { RegistryClient } from '../oci/registry.ts';
 import { findVerified, rememberVerified, verifiedCacheDir } from './verified-cache.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
 import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
-import { baseAwareSource, blobHomesOf, checkBaseAtTarget, imageGraphs } from './incremental.ts';
+import { baseAwareSource, blobHomesOf, checkBaseAtTarget, checkBaseTools, imageGraphs } from './incremental.ts';
 import { writeReceipts, type ReceiptResult } from './receipt.ts';
 import { checkSiteDir, writeSiteFiles, type SiteFilesResult } from './site-files.ts';
 import { installSiteTools, planSiteTools, type SiteToolsResult } from './site-tools.ts';
@@ -236,25 +236,43 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
         },
         onEvent,
       });
-      siteTools = await installSiteTools({
-        archive,
-        checksums,
-        plan: toolsPlan!,
-        dir: opts.extractTo,
-        facts: {
-          bundle: opts.bundle,
-          ...(index.environment ? { environment: index.environment } : {}),
-          registry: opts.registry.host,
-          transportFlags: opts.registry.plainHttp
-            ? ['--plain-http']
-            : opts.registry.insecure
-              ? ['--insecure']
-              : opts.registry.caFile
-                ? ['--ca-file', opts.registry.caFile]
-                : [],
-        },
-        onEvent,
-      });
+      // an incremental bundle without tools: the base's, unchanged, are (or should be) in the site dir
+      const baseTools =
+        !toolsPlan!.carried && index.base?.siteTools.length
+          ? await checkBaseTools(index, toolsPlan!.platform, opts.extractTo)
+          : undefined;
+      if (baseTools)
+        onEvent(
+          baseTools.missing.length
+            ? {
+                type: 'warn',
+                message: `the site tools did not change since the base bundle ${index.base!.name}, so this bundle carries none; ${opts.extractTo} lacks ${baseTools.missing.join(', ')} (or holds other bytes): extract the base bundle here, or bundle without --since to carry them`,
+              }
+            : {
+                type: 'info',
+                message: `the site tools did not change since the base bundle ${index.base!.name}: ${baseTools.installed.length} installed in ${opts.extractTo} match`,
+              },
+        );
+      else
+        siteTools = await installSiteTools({
+          archive,
+          checksums,
+          plan: toolsPlan!,
+          dir: opts.extractTo,
+          facts: {
+            bundle: opts.bundle,
+            ...(index.environment ? { environment: index.environment } : {}),
+            registry: opts.registry.host,
+            transportFlags: opts.registry.plainHttp
+              ? ['--plain-http']
+              : opts.registry.insecure
+                ? ['--insecure']
+                : opts.registry.caFile
+                  ? ['--ca-file', opts.registry.caFile]
+                  : [],
+          },
+          onEvent,
+        });
     }
     const receiptFiles = [
       ...(opts.receipt ? [opts.receipt] : []),

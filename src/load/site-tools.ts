@@ -18,6 +18,7 @@ import {
   SITE_PLATFORMS,
   SITE_TOOLS,
   type BundleArchive,
+  type SiteTool,
 } from '../bundle-format/index.ts';
 
 export interface SiteToolsPlan {
@@ -161,6 +162,16 @@ Nodes pull upstream names through \`containerd/certs.d/<host>/hosts.toml\`: copy
 `;
 }
 
+/** Where each carried tool is installed under the site dir. */
+export function installedToolPaths(dir: string): Record<SiteTool, string> {
+  return {
+    sealift: join(dir, 'bin', 'sealift'),
+    helm: join(dir, 'bin', 'helm'),
+    helmfile: join(dir, 'bin', 'helmfile'),
+    'helm-diff': join(dir, 'helm-plugins', 'diff', 'bin', 'diff'),
+  };
+}
+
 /** Installs the plan's tools into `dir` (each verified against checksums.sha256), plus env.sh and the runbook. */
 export async function installSiteTools(opts: {
   archive: BundleArchive;
@@ -179,12 +190,7 @@ export async function installSiteTools(opts: {
     return undefined;
   }
   const dir = resolve(opts.dir);
-  const targets: Record<string, string> = {
-    sealift: join(dir, 'bin', 'sealift'),
-    helm: join(dir, 'bin', 'helm'),
-    helmfile: join(dir, 'bin', 'helmfile'),
-    'helm-diff': join(dir, 'helm-plugins', 'diff', 'bin', 'diff'),
-  };
+  const targets = installedToolPaths(dir);
   const installed: string[] = [];
   for (const tool of SITE_TOOLS) {
     const path = siteToolPath(opts.plan.platform, tool);
