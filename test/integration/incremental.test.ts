@@ -135,8 +135,40 @@ describe('bundle --since a site receipt', () => {
       '--json',
     ]);
     expect(inc.exitCode, inc.stderr.slice(-3000)).toBe(0);
-    await upstream.stop(); // the air gap
     const incTar = join(tmp.path, 'inc', 'stack-update.tar');
+    const blobsIn = async (tar: string) =>
+      (await execa('tar', ['-tf', tar])).stdout
+        .split('\n')
+        .filter((e) => e.startsWith('images/blobs/sha256/'))
+        .map((e) => `sha256:${e.slice(20)}`)
+        .sort();
+
+    // --since the previous bundle itself: the same carry (its graphs say what the site holds);
+    // --since its bundle.json alone: only roots are known, so pilot-discovery's blobs travel again
+    const sinceOther = async (since: string, name: string) => {
+      const r = await sealift([
+        'bundle',
+        '--imagelist',
+        list,
+        '-o',
+        join(tmp.path, 'inc'),
+        '--name',
+        name,
+        '--since',
+        since,
+        '--plain-http',
+        upstream.host,
+        '--no-site-tools',
+        '--json',
+      ]);
+      expect(r.exitCode, r.stderr.slice(-3000)).toBe(0);
+      return blobsIn(join(tmp.path, 'inc', `${name}.tar`));
+    };
+    const bundleJson = join(tmp.path, 'bundle.json');
+    await writeFile(bundleJson, (await execa('tar', ['-xOf', fullTar, 'bundle.json'])).stdout);
+    const byTar = await sinceOther(fullTar, 'by-tar');
+    const byIndex = await sinceOther(bundleJson, 'by-index');
+    await upstream.stop(); // the air gap
 
     // the size target: at most 1.05x the new images' blob bytes + 2 MiB
     const newBytes = [proxyv2, webhook].reduce((n, s) => n + Object.values(s.blobs).reduce((a, b) => a + b, 0), 0);
@@ -145,8 +177,7 @@ describe('bundle --since a site receipt', () => {
     expect(incSize).toBeGreaterThan(newBytes);
 
     // the tar holds exactly the new blobs and the manifests the site lacks in each repository
-    const entries = (await execa('tar', ['-tf', incTar])).stdout.split('\n');
-    const carried = entries.filter((e) => e.startsWith('images/blobs/sha256/')).map((e) => `sha256:${e.slice(20)}`);
+    const carried = await blobsIn(incTar);
     const expected = [
       ...Object.keys(proxyv2.blobs),
       ...Object.keys(webhook.blobs),
@@ -154,7 +185,9 @@ describe('bundle --since a site receipt', () => {
       webhook.digest,
       siteDigest(pilot), // pilot-discovery's manifest: a new repository at the site (blobs are mounted)
     ];
-    expect(carried.sort()).toEqual([...new Set(expected)].sort());
+    expect(carried).toEqual([...new Set(expected)].sort());
+    expect(byTar).toEqual(carried);
+    expect(byIndex).toEqual([...new Set([...expected, ...receipt.repositories['istio/pilot']!.blobs])].sort());
 
     const index = JSON.parse((await execa('tar', ['-xOf', incTar, 'bundle.json'])).stdout) as BundleIndex;
     expect(index.base).toMatchObject({ identity: receipt.bundle.identity, from: 'receipt', registry: site.host });

@@ -1,7 +1,7 @@
 // Incremental bundles, the pure parts: the site receipt's schema (what it refuses, that it holds no
 // credentials) and what `bundle --since` carries (per repository for manifests, registry-wide for
 // blobs, an unchanged root meaning an unchanged graph).
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -16,6 +16,7 @@ import {
 import {
   checkSinceRegistry,
   planCarry,
+  planSiteToolsSince,
   readSince,
   type PlannedImage,
   type SiteHoldings,
@@ -257,5 +258,41 @@ describe('--since input', () => {
     const held = await readSince(f);
     expect(held.base.from).toBe('bundle');
     expect([...held.repositories.get('istio/pilot')!.manifests]).toEqual([d('1')]);
+  });
+});
+
+describe('site tools --since', () => {
+  it("a platform's tools are left out when all match the base by sha256, carried as a set when one differs", async () => {
+    const work = await mkdtemp(join(tmpdir(), 'sealift-since-tools-'));
+    try {
+      const files = [];
+      for (const platform of ['linux/amd64', 'linux/arm64'])
+        for (const tool of ['sealift', 'helm', 'helmfile', 'helm-diff'] as const) {
+          const path = `bin/${platform.replace('/', '-')}/${tool}`;
+          await mkdir(join(work, 'bin', platform.replace('/', '-')), { recursive: true });
+          await writeFile(join(work, path), `${path}\n`);
+          files.push({
+            path,
+            platform,
+            tool,
+            size: path.length + 1,
+            sha256: `${platform === 'linux/arm64' && tool === 'sealift' ? 'f' : 'e'}`.repeat(64),
+          });
+        }
+      // the base had every amd64 tool as now, and an older arm64 sealift
+      const siteTools = new Map(files.map((f) => [f.path, 'e'.repeat(64)]));
+      const r = await planSiteToolsSince(work, { platforms: ['linux/amd64', 'linux/arm64'], files }, { siteTools });
+      expect(r.carried.platforms).toEqual(['linux/arm64']);
+      expect(r.carried.files.map((f) => f.path)).toEqual(
+        files.filter((f) => f.platform === 'linux/arm64').map((f) => f.path),
+      );
+      expect(r.unchanged.map((t) => t.path)).toEqual(
+        files.filter((f) => f.platform === 'linux/amd64').map((f) => f.path),
+      );
+      await expect(stat(join(work, 'bin', 'linux-amd64'))).rejects.toThrow();
+      expect((await stat(join(work, 'bin', 'linux-arm64', 'helm'))).isFile()).toBe(true);
+    } finally {
+      await rm(work, { recursive: true, force: true });
+    }
   });
 });
