@@ -141,7 +141,20 @@ async function holdingsOfBundle(path: string): Promise<SiteHoldings> {
 export async function readSince(path: string): Promise<SiteHoldings> {
   const st = await stat(path).catch(() => undefined);
   if (!st) throw sinceRefused(path, 'does not exist');
-  if (st.isDirectory()) return holdingsOfBundle(path);
+  if (st.isDirectory()) {
+    // a site dir (load --extract-to) holds the receipt; a bundle directory holds bundle.json
+    const receipt = join(path, RECEIPT_FILE);
+    if (
+      !(await stat(join(path, BUNDLE_INDEX_FILE)).catch(() => undefined)) &&
+      (await stat(receipt).catch(() => undefined))
+    )
+      return readSince(receipt);
+    return holdingsOfBundle(path).catch((e: unknown) => {
+      throw isSealiftError(e) && e.code === 'BUNDLE_INVALID'
+        ? sinceRefused(path, `is no bundle directory (${e.message})`)
+        : e;
+    });
+  }
   // JSON first (a receipt or a bundle.json is small); else a bundle tar
   const head = Buffer.alloc(1);
   const fh = await open(path, 'r');

@@ -1,6 +1,7 @@
 // Incremental bundles, the pure parts: the site receipt's schema (what it refuses, that it holds no
 // credentials) and what `bundle --since` carries (per repository for manifests, registry-wide for
 // blobs, an unchanged root meaning an unchanged graph).
+import { createHash } from 'node:crypto';
 import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +12,7 @@ import {
   RECEIPT_FORMAT_VERSION,
   receiptUrl,
   serializeReceipt,
+  type BundleIndex,
   type Receipt,
 } from '../../src/bundle-format/index.ts';
 import {
@@ -22,6 +24,7 @@ import {
   type SiteHoldings,
 } from '../../src/bundle/since.ts';
 import { SealiftError } from '../../src/errors.ts';
+import { checkBaseTools } from '../../src/load/incremental.ts';
 import type { Descriptor, Digest } from '../../src/oci/types.ts';
 
 const d = (c: string) => `sha256:${c.repeat(64)}` as Digest;
@@ -293,6 +296,46 @@ describe('site tools --since', () => {
       expect((await stat(join(work, 'bin', 'linux-arm64', 'helm'))).isFile()).toBe(true);
     } finally {
       await rm(work, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('--since a directory', () => {
+  it('a site dir is read by its receipt; a directory with neither is refused', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sealift-since-dir-'));
+    try {
+      await expect(readSince(dir)).rejects.toThrow(/is no bundle directory/);
+      await writeFile(join(dir, 'sealift-receipt.json'), serializeReceipt(receipt));
+      expect((await readSince(dir)).base).toMatchObject({ from: 'receipt', identity: d('0') });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('the base site tools at load', () => {
+  it("names the base's tools of the platform that the site dir holds with their sha256, and those it does not", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'sealift-base-tools-'));
+    try {
+      await mkdir(join(dir, 'bin'), { recursive: true });
+      await writeFile(join(dir, 'bin', 'helm'), 'helm\n');
+      await writeFile(join(dir, 'bin', 'helmfile'), 'other bytes\n');
+      const sha = (t: string) => createHash('sha256').update(t).digest('hex');
+      const index = {
+        base: {
+          siteTools: [
+            { path: 'bin/linux-amd64/helm', sha256: sha('helm\n') },
+            { path: 'bin/linux-amd64/helmfile', sha256: sha('helmfile\n') },
+            { path: 'bin/linux-amd64/sealift', sha256: sha('sealift\n') },
+            { path: 'bin/linux-arm64/helm', sha256: sha('arm helm\n') },
+          ],
+        },
+      } as unknown as BundleIndex;
+      const r = await checkBaseTools(index, 'linux/amd64', dir);
+      expect(r.installed).toEqual([join(dir, 'bin', 'helm')]);
+      expect(r.missing.sort()).toEqual([join(dir, 'bin', 'helmfile'), join(dir, 'bin', 'sealift')]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 });
