@@ -6,14 +6,10 @@
 // Anything missing refuses the load with BASE_MISSING, listing each missing digest and the base
 // bundle that has it. During the copy, an absent manifest is read back from the target (the walk
 // needs its children), and an absent blob is found there or mounted: never read from the bundle.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { resolve } from 'node:path';
 import pLimit from 'p-limit';
 import {
   absentIndex,
   carriedGraph,
-  parseSiteToolPath,
   type BundleIndex,
   type BundleSource,
   type ImageGraph,
@@ -26,7 +22,6 @@ import type { RegistryClient } from '../oci/registry.ts';
 import type { Descriptor, Digest } from '../oci/types.ts';
 import type { CopyItem } from './engine.ts';
 import type { BlobHomes } from './site-target.ts';
-import { installedToolPaths } from './site-tools.ts';
 
 export interface MissingFromBase {
   repository: string;
@@ -172,33 +167,4 @@ export function baseAwareSource(source: BundleSource, client: RegistryClient, re
     },
     fetchBlob: (desc, o) => source.fetchBlob(desc, o.onBytes ? { onBytes: o.onBytes } : {}),
   };
-}
-
-/**
- * With --extract-to, an incremental bundle whose site tools did not change carries none: the
- * site dir the base was extracted to holds them. Says which of the base's tools for this
- * platform are installed in `dir` with the base's sha256, and which are not.
- */
-export async function checkBaseTools(
-  index: BundleIndex,
-  platform: string,
-  dir: string,
-): Promise<{ installed: string[]; missing: string[] }> {
-  const paths = installedToolPaths(resolve(dir));
-  const installed: string[] = [];
-  const missing: string[] = [];
-  for (const t of index.base?.siteTools ?? []) {
-    const tool = parseSiteToolPath(t.path);
-    if (!tool || tool.platform !== platform) continue;
-    const file = paths[tool.tool];
-    const sha = await sha256Of(file).catch(() => undefined);
-    (sha === t.sha256 ? installed : missing).push(file);
-  }
-  return { installed, missing };
-}
-
-async function sha256Of(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
 }

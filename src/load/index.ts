@@ -1,9 +1,10 @@
 // `sealift load`: a bundle into the site registry. The stages read as the pipeline:
 //   openBundleArchive (index the tar, refuse unsafe entries) -> checkBundle (the one check
 //   bundle verify runs too: checksums, and every image complete, before the registry is
-//   touched) -> planTargets (naming, collisions) -> copyImage per image (bundle -> registry, one
-//   graph walk, blobs read by tar offset) -> checkTargets (every lock entry resolved at the
-//   site) -> writeSiteFiles (--extract-to).
+//   touched) -> planTargets (naming, collisions) -> checkBaseAtTarget (an incremental bundle:
+//   what it does not carry is at the target, incremental.ts) -> copyImage per image (bundle ->
+//   registry, one graph walk, blobs read by tar offset) -> checkTargets (every lock entry
+//   resolved at the site) -> writeSiteFiles (--extract-to) -> writeReceipts (receipt.ts).
 import { join } from 'node:path';
 import {
   BundleSource,
@@ -21,7 +22,7 @@ import { RegistryClient } from '../oci/registry.ts';
 import { findVerified, rememberVerified, verifiedCacheDir } from './verified-cache.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
 import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
-import { baseAwareSource, blobHomesOf, checkBaseAtTarget, checkBaseTools, imageGraphs } from './incremental.ts';
+import { baseAwareSource, blobHomesOf, checkBaseAtTarget, imageGraphs } from './incremental.ts';
 import { writeReceipts, type ReceiptResult } from './receipt.ts';
 import { checkSiteDir, writeSiteFiles, type SiteFilesResult } from './site-files.ts';
 import { installSiteTools, planSiteTools, type SiteToolsResult } from './site-tools.ts';
@@ -236,43 +237,26 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
         },
         onEvent,
       });
-      // an incremental bundle without tools: the base's, unchanged, are (or should be) in the site dir
-      const baseTools =
-        !toolsPlan!.carried && index.base?.siteTools.length
-          ? await checkBaseTools(index, toolsPlan!.platform, opts.extractTo)
-          : undefined;
-      if (baseTools)
-        onEvent(
-          baseTools.missing.length
-            ? {
-                type: 'warn',
-                message: `the site tools did not change since the base bundle ${index.base!.name}, so this bundle carries none; ${opts.extractTo} lacks ${baseTools.missing.join(', ')} (or holds other bytes): extract the base bundle here, or bundle without --since to carry them`,
-              }
-            : {
-                type: 'info',
-                message: `the site tools did not change since the base bundle ${index.base!.name}: ${baseTools.installed.length} installed in ${opts.extractTo} match`,
-              },
-        );
-      else
-        siteTools = await installSiteTools({
-          archive,
-          checksums,
-          plan: toolsPlan!,
-          dir: opts.extractTo,
-          facts: {
-            bundle: opts.bundle,
-            ...(index.environment ? { environment: index.environment } : {}),
-            registry: opts.registry.host,
-            transportFlags: opts.registry.plainHttp
-              ? ['--plain-http']
-              : opts.registry.insecure
-                ? ['--insecure']
-                : opts.registry.caFile
-                  ? ['--ca-file', opts.registry.caFile]
-                  : [],
-          },
-          onEvent,
-        });
+      siteTools = await installSiteTools({
+        archive,
+        checksums,
+        plan: toolsPlan!,
+        dir: opts.extractTo,
+        facts: {
+          bundle: opts.bundle,
+          ...(index.environment ? { environment: index.environment } : {}),
+          registry: opts.registry.host,
+          transportFlags: opts.registry.plainHttp
+            ? ['--plain-http']
+            : opts.registry.insecure
+              ? ['--insecure']
+              : opts.registry.caFile
+                ? ['--ca-file', opts.registry.caFile]
+                : [],
+        },
+        ...(index.base ? { base: index.base } : {}),
+        onEvent,
+      });
     }
     const receiptFiles = [
       ...(opts.receipt ? [opts.receipt] : []),

@@ -12,7 +12,6 @@ import {
   RECEIPT_FORMAT_VERSION,
   receiptUrl,
   serializeReceipt,
-  type BundleIndex,
   type Receipt,
 } from '../../src/bundle-format/index.ts';
 import {
@@ -24,7 +23,7 @@ import {
   type SiteHoldings,
 } from '../../src/bundle/since.ts';
 import { SealiftError } from '../../src/errors.ts';
-import { checkBaseTools } from '../../src/load/incremental.ts';
+import { checkBaseTools } from '../../src/load/site-tools.ts';
 import type { Descriptor, Digest } from '../../src/oci/types.ts';
 
 const d = (c: string) => `sha256:${c.repeat(64)}` as Digest;
@@ -321,17 +320,15 @@ describe('the base site tools at load', () => {
       await writeFile(join(dir, 'bin', 'helm'), 'helm\n');
       await writeFile(join(dir, 'bin', 'helmfile'), 'other bytes\n');
       const sha = (t: string) => createHash('sha256').update(t).digest('hex');
-      const index = {
-        base: {
-          siteTools: [
-            { path: 'bin/linux-amd64/helm', sha256: sha('helm\n') },
-            { path: 'bin/linux-amd64/helmfile', sha256: sha('helmfile\n') },
-            { path: 'bin/linux-amd64/sealift', sha256: sha('sealift\n') },
-            { path: 'bin/linux-arm64/helm', sha256: sha('arm helm\n') },
-          ],
-        },
-      } as unknown as BundleIndex;
-      const r = await checkBaseTools(index, 'linux/amd64', dir);
+      const base = {
+        siteTools: [
+          { path: 'bin/linux-amd64/helm', sha256: sha('helm\n') },
+          { path: 'bin/linux-amd64/helmfile', sha256: sha('helmfile\n') },
+          { path: 'bin/linux-amd64/sealift', sha256: sha('sealift\n') },
+          { path: 'bin/linux-arm64/helm', sha256: sha('arm helm\n') },
+        ],
+      };
+      const r = await checkBaseTools(base, 'linux/amd64', dir);
       expect(r.installed).toEqual([join(dir, 'bin', 'helm')]);
       expect(r.missing.sort()).toEqual([join(dir, 'bin', 'helmfile'), join(dir, 'bin', 'sealift')]);
     } finally {
