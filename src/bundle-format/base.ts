@@ -57,7 +57,11 @@ export async function carriedGraph(
       }
   };
   await walk(root);
+  return { manifests, blobs, absent: absentFor(absent, image) };
+}
+
+/** The absent entries an image references: from bundle.json alone (a streaming reader has no manifests yet). */
+export function absentFor(absent: ReadonlyMap<string, AbsentEntry>, image: string): AbsentEntry[] {
   const key = imageKey(image);
-  const mine = [...absent.values()].filter((a) => a.images.some((i) => imageKey(i) === key));
-  return { manifests, blobs, absent: mine };
+  return [...absent.values()].filter((a) => a.images.some((i) => imageKey(i) === key));
 }

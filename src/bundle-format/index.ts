@@ -58,4 +58,4 @@ export {
   serializeReceipt,
   type Receipt,
 } from './receipt.ts';
-export { absentIndex, carriedGraph, type ImageGraph } from './base.ts';
+export { absentFor, absentIndex, carriedGraph, type ImageGraph } from './base.ts';

@@ -8,6 +8,7 @@
 // needs its children), and an absent blob is found there or mounted: never read from the bundle.
 import pLimit from 'p-limit';
 import {
+  absentFor,
   absentIndex,
   carriedGraph,
   type BundleIndex,
@@ -68,13 +69,14 @@ export function blobHomesOf(graphs: ReadonlyMap<CopyItem, ImageGraph>, mounts: R
 }
 
 /**
- * Checks every absent manifest and blob at the target, before any push. Returns, per
+ * Checks every absent manifest and blob at the target, before any push; needs bundle.json and
+ * the targets only (no manifest is read), so a reader of a stream can call it first. Returns, per
  * `<repository> <digest>` of a blob not yet in its repository, the repository to mount it from.
  */
 export async function checkBaseAtTarget(opts: {
   location: string;
   index: BundleIndex;
-  graphs: ReadonlyMap<CopyItem, ImageGraph>;
+  items: readonly CopyItem[];
   client: RegistryClient;
   registry: string;
   onEvent: EventSink;
@@ -87,8 +89,9 @@ export async function checkBaseAtTarget(opts: {
   // every repository of this bundle that references each absent digest: also a mount source
   const usersOf = new Map<string, Set<string>>();
   const needs: { repository: string; entry: ImageGraph['absent'][number]; image: string }[] = [];
-  for (const [item, g] of opts.graphs)
-    for (const a of g.absent) {
+  const absent = absentIndex(opts.index);
+  for (const item of opts.items)
+    for (const a of absentFor(absent, formatImageReference(item.named.source))) {
       const repository = item.named.target.repository;
       (usersOf.get(a.digest) ?? usersOf.set(a.digest, new Set()).get(a.digest)!).add(repository);
       if (!needs.some((n) => n.repository === repository && n.entry.digest === a.digest))

@@ -191,18 +191,19 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
     });
     await client.ping(opts.signal);
-    // 3. every image's graph; an incremental bundle's base checked at the target before any push
-    // (incremental.ts); which repositories use which blob (mounts, also of blobs an earlier run placed)
-    const graphs = await imageGraphs(source, items, index);
+    // 3. an incremental bundle's base checked at the target before any push (from bundle.json:
+    // incremental.ts); every image's graph, and which repositories use which blob (mounts, also of
+    // blobs an earlier run placed)
     const mounts = await checkBaseAtTarget({
       location: archive.location,
       index,
-      graphs,
+      items,
       client,
       registry: opts.registry.host,
       onEvent,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
+    const graphs = await imageGraphs(source, items, index);
     const homes = blobHomesOf(graphs, mounts);
     const engine = await copyAll({
       items,
