@@ -73,6 +73,8 @@ export const BundleBaseSchema = z.object({
   environment: z.string().nullable(),
   /** receipt: the site registry it describes (null: the base is a bundle) */
   registry: z.string().nullable(),
+  /** the base's own base, when the base was incremental too: what it did not carry, that one did */
+  parent: sha256Digest.nullable().optional(),
   /** manifests and blobs the images reference and this bundle does not carry */
   absent: z.array(
     z.object({

@@ -34,6 +34,8 @@ export interface InspectBase {
   createdAt: string;
   environment: string | null;
   registry: string | null;
+  /** the base's own base, when the base is incremental too */
+  parent: string | null;
   /** manifests and blobs referenced and not carried, and their bytes */
   absent: number;
   absentBytes: number;
@@ -112,6 +114,7 @@ function baseOf(index: BundleIndex): InspectBase | null {
     createdAt: b.createdAt,
     environment: b.environment,
     registry: b.registry,
+    parent: b.parent ?? null,
     absent: b.absent.length,
     absentBytes: b.absent.reduce((n, a) => n + a.size, 0),
     siteTools: b.siteTools.map((t) => t.path),

@@ -43,7 +43,7 @@ export interface RepositoryHoldings {
 
 /** What the site holds, as far as the base says. */
 export interface SiteHoldings {
-  base: Pick<BundleBase, 'identity' | 'from' | 'name' | 'createdAt' | 'environment' | 'registry'>;
+  base: Pick<BundleBase, 'identity' | 'from' | 'name' | 'createdAt' | 'environment' | 'registry' | 'parent'>;
   /** how images are named at the site: the receipt's load, or the base bundle's environment */
   naming: { host: string; scheme: NamingScheme };
   /** site repository -> digests there */
@@ -91,6 +91,7 @@ function bundleBase(index: BundleIndex, bytes: Buffer, name: string): SiteHoldin
     createdAt: index.createdAt,
     environment: index.environment,
     registry: null,
+    parent: index.base?.identity ?? null,
   };
 }
 
@@ -199,6 +200,7 @@ function holdingsOfReceipt(r: ReturnType<typeof parseReceipt>): SiteHoldings {
       createdAt: r.bundle.createdAt,
       environment: r.bundle.environment,
       registry: r.registry.host,
+      parent: r.bundle.base,
     },
     naming: { host: r.registry.host, scheme: r.scheme },
     repositories,

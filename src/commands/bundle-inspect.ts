@@ -7,7 +7,7 @@ const short = (digest: string) => digest.slice(0, 'sha256:'.length + 12);
 
 function baseLine(b: BundleInspection['base']): string {
   if (!b) return 'full bundle';
-  return `incremental on ${b.name} (${b.from}${b.registry ? ` of ${b.registry}` : ''}, bundle.json ${short(b.identity)}, made ${b.createdAt}): ${b.absent} manifests and blobs (${formatBytes(b.absentBytes)}) not carried${b.siteTools.length ? `, ${b.siteTools.length} site tools unchanged` : ''}`;
+  return `incremental on ${b.name} (${b.from}${b.registry ? ` of ${b.registry}` : ''}, bundle.json ${short(b.identity)}, made ${b.createdAt}${b.parent ? `, itself incremental on ${short(b.parent)}` : ''}): ${b.absent} manifests and blobs (${formatBytes(b.absentBytes)}) not carried${b.siteTools.length ? `, ${b.siteTools.length} site tools unchanged` : ''}`;
 }
 
 function inspectionLines(r: BundleInspection): string[] {

@@ -135,7 +135,10 @@ function baseMissing(location: string, index: BundleIndex, registry: string, mis
   if (missing.length > shown.length) shown.push(`... and ${missing.length - shown.length} more`);
   const baseName = `${base.name} (bundle.json sha256 ${base.identity.slice('sha256:'.length)}, made ${base.createdAt}${base.environment ? ` for ${base.environment}` : ''})`;
   const elsewhere =
-    base.registry && base.registry !== registry ? ` It was made from a receipt of registry ${base.registry}.` : '';
+    (base.parent
+      ? ` It is incremental itself: what it did not carry, its base (bundle.json sha256 ${base.parent.slice('sha256:'.length)}) did.`
+      : '') +
+    (base.registry && base.registry !== registry ? ` It was made from a receipt of registry ${base.registry}.` : '');
   return new SealiftError(
     'BASE_MISSING',
     `${location} is an incremental bundle: ${missing.length} of the manifests and blobs it does not carry are not at ${registry} (nothing was pushed):\n  ${shown.join('\n  ')}\nThe base bundle has them: ${baseName}.${elsewhere}`,
@@ -150,6 +153,7 @@ function baseMissing(location: string, index: BundleIndex, registry: string, mis
           createdAt: base.createdAt,
           environment: base.environment,
           registry: base.registry,
+          parent: base.parent ?? null,
         },
       },
     },

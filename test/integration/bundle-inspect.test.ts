@@ -141,6 +141,7 @@ describe('sealift bundle inspect', () => {
       createdAt: '2026-11-01T00:00:00.000Z',
       environment: null,
       registry: null,
+      parent: null,
     };
     await editJson(b.root, 'bundle.json', (v) => {
       v.base = { ...base, absent: [], siteTools: [] };

@@ -190,7 +190,12 @@ describe('bundle --since a site receipt', () => {
     expect(byIndex).toEqual([...new Set([...expected, ...receipt.repositories['istio/pilot']!.blobs])].sort());
 
     const index = JSON.parse((await execa('tar', ['-xOf', incTar, 'bundle.json'])).stdout) as BundleIndex;
-    expect(index.base).toMatchObject({ identity: receipt.bundle.identity, from: 'receipt', registry: site.host });
+    expect(index.base).toMatchObject({
+      identity: receipt.bundle.identity,
+      from: 'receipt',
+      registry: site.host,
+      parent: null,
+    });
 
     // verify accepts what is referenced but not carried, and says so
     const verified = await sealift(['bundle', 'verify', incTar]);

@@ -222,6 +222,9 @@ describe('--since input', () => {
     const held = await readSince(f);
     expect(held.base).toMatchObject({ identity: d('0'), from: 'receipt', registry: '10.61.3.31:35000' });
     expect(() => checkSinceRegistry(held, f, '10.61.3.31:35000')).not.toThrow();
+    // a receipt of an incremental bundle's load names that bundle's base as the parent
+    await writeFile(f, serializeReceipt({ ...receipt, bundle: { ...receipt.bundle, base: d('9') } }));
+    expect((await readSince(f)).base.parent).toBe(d('9'));
     const e = refusal(() => checkSinceRegistry(held, f, '10.61.3.32:5000'));
     expect(e.message).toContain('10.61.3.31:35000');
     expect(e.message).toContain('10.61.3.32:5000');
