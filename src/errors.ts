@@ -12,6 +12,10 @@ export const ERROR_CODES = {
   TOOL_FAILED: { exit: 6, doc: 'an external tool failed' },
   IMAGES_CHANGED: { exit: 7, doc: 'the committed image lists differ from what rendering gives' },
   VERIFY_FAILED: { exit: 8, doc: 'verification found images or files that are not where they must be' },
+  BASE_MISSING: {
+    exit: 8,
+    doc: 'an incremental bundle relies on manifests or blobs that are not at the target (load its base first)',
+  },
   REGISTRY_ERROR: { exit: 9, doc: 'a registry answered with an error' },
   AUTH_FAILED: { exit: 9, doc: 'a registry refused the credentials' },
   NOT_FOUND: { exit: 9, doc: 'a reference, blob or chart does not exist' },

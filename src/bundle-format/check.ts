@@ -5,7 +5,8 @@
 //   2. the contents are complete: bundle.json (schema.ts) reads, every image it lists is in
 //      images/index.json with the same digest and back, every image's graph (nested indexes
 //      included) is in the bundle with the sizes its descriptors say, every chart and file it
-//      lists is there with its size and sha256.
+//      lists is there with its size and sha256; in an incremental bundle, a descriptor its
+//      bundle.json names as the base's (`base.absent`, same size) may be missing.
 // All differences of a step are collected and named; nothing is pushed from a bundle that fails.
 import { createHash } from 'node:crypto';
 import { open, type FileHandle } from 'node:fs/promises';
@@ -27,6 +28,7 @@ import {
   SIGNATURE_FILE,
 } from './names.ts';
 import { parseBundleIndex, type BundleIndex } from './schema.ts';
+import { absentIndex } from './base.ts';
 
 export interface ChecksumDifference {
   path: string;
@@ -267,6 +269,8 @@ export async function checkBundleContents(
     );
   }
   const index = parseBundleIndex(await archive.readSmall(BUNDLE_INDEX_FILE), archive.location);
+  // an incremental bundle references what its base carried: named (with its size) in bundle.json
+  const absent = absentIndex(index);
   const source = new BundleSource(archive, { checked: true });
   const layoutImages = await source.listImages();
   const problems: string[] = [];
@@ -293,8 +297,11 @@ export async function checkBundleContents(
       problems.push(
         `${img.reference}: ${BUNDLE_INDEX_FILE} says ${img.digest}, ${LAYOUT_INDEX_FILE} says ${li.descriptor.digest}`,
       );
-    else if (!blob) problems.push(`${img.reference}: ${img.digest} is not in the bundle`);
-    else if (blob.size !== img.size)
+    else if (!blob) {
+      // an incremental bundle's unchanged image: its base carried it (checked at the target by load)
+      if (absent.get(img.digest)?.size !== img.size)
+        problems.push(`${img.reference}: ${img.digest} is not in the bundle`);
+    } else if (blob.size !== img.size)
       problems.push(`${img.reference}: ${img.digest} is ${blob.size} bytes, ${BUNDLE_INDEX_FILE} says ${img.size}`);
   }
   for (const li of layoutImages)
@@ -305,7 +312,10 @@ export async function checkBundleContents(
   const walk = async (d: Descriptor, image: string, depth: number): Promise<void> => {
     const path = source.blobPath(d.digest);
     const e = archive.lookup(path);
-    if (!e) return void problems.push(`${image}: ${d.digest} is referenced but not in the bundle`);
+    if (!e) {
+      if (absent.get(d.digest)?.size === d.size) return; // the base's: not descended into
+      return void problems.push(`${image}: ${d.digest} is referenced but not in the bundle`);
+    }
     if (e.size !== d.size)
       return void problems.push(`${image}: ${d.digest} is ${e.size} bytes, its descriptor says ${d.size}`);
     if (!/manifest|index|list/.test(d.mediaType ?? '')) return;

@@ -52,6 +52,8 @@ export {
   BundleIndexSchema,
   parseBundleIndex,
   serializeBundleIndex,
+  type AbsentEntry,
+  type BundleBase,
   type BundleChartEntry,
   type BundleFileEntry,
   type BundleImageEntry,
@@ -59,3 +61,14 @@ export {
   type BundleReferrer,
   type SiteToolsIndex,
 } from './schema.ts';
+export {
+  bundleIdentity,
+  looksLikeReceipt,
+  parseReceipt,
+  receiptUrl,
+  RECEIPT_FILE,
+  RECEIPT_FORMAT_VERSION,
+  serializeReceipt,
+  type Receipt,
+} from './receipt.ts';
+export { absentFor, absentIndex, carriedGraph, type ImageGraph } from './base.ts';

@@ -1,6 +1,6 @@
 // bundle.json: one zod schema for the writer (src/bundle) and every reader (load, bundle verify).
 // Every field is required but `registry` and `siteTools`, which bundles of format version 1 made
-// before they were recorded lack.
+// before they were recorded lack, and `base`, which only an incremental bundle has.
 // `version` is checked first and on its own, so a bundle from another format version is refused
 // by its number, not by whichever field happens to differ.
 import { z } from 'zod';
@@ -79,6 +79,41 @@ export const SiteToolsIndexSchema = z.object({
   ),
 });
 
+/**
+ * An incremental bundle's base (`bundle --since`): the bundle whose load the site already holds,
+ * and everything this bundle relies on the site having instead of carrying it. Absent in a full
+ * bundle. The load checks every `absent` entry at the target before it pushes anything.
+ */
+export const BundleBaseSchema = z.object({
+  /** sha256 of the base bundle's bundle.json: the bundle to load first when something is missing */
+  identity: sha256Digest,
+  /** what --since read: a site receipt, or the previous bundle (tar, directory or its bundle.json) */
+  from: z.enum(['receipt', 'bundle']),
+  /** the base bundle's name, creation time and environment, to name it in messages */
+  name: z.string(),
+  createdAt: z.string(),
+  environment: z.string().nullable(),
+  /** receipt: the site registry it describes (null: the base is a bundle) */
+  registry: z.string().nullable(),
+  /** the base's own base, when the base was incremental too: what it did not carry, that one did */
+  parent: sha256Digest.nullable().optional(),
+  /** manifests and blobs the images reference and this bundle does not carry */
+  absent: z.array(
+    z.object({
+      digest: sha256Digest,
+      size,
+      mediaType: z.string(),
+      kind: z.enum(['manifest', 'blob']),
+      /** the images (source references, as bundle.json lists them) that reference it */
+      images: z.array(z.string()).min(1),
+      /** site repositories the receipt saw it in: where load mounts a blob from */
+      from: z.array(z.string()),
+    }),
+  ),
+  /** site tools unchanged since the base (same sha256), so not carried */
+  siteTools: z.array(z.object({ path: z.string().min(1), sha256: sha256Hex })),
+});
+
 export const BundleIndexSchema = z.object({
   version: z.literal(BUNDLE_FORMAT_VERSION),
   tool: z.object({ name: z.literal('sealift'), version: z.string() }),
@@ -94,6 +129,8 @@ export const BundleIndexSchema = z.object({
   /** null: left out (--no-site-tools); absent in bundles made before tools were carried */
   siteTools: SiteToolsIndexSchema.nullable().optional(),
   images: z.array(BundleImageEntrySchema),
+  /** an incremental bundle's base (bundle --since); absent: a full bundle */
+  base: BundleBaseSchema.optional(),
   totals: z.object({
     images: size,
     /** unique blobs stored */
@@ -113,6 +150,8 @@ export type BundleReferrer = z.infer<typeof BundleReferrerSchema>;
 export type BundleChartEntry = z.infer<typeof BundleChartEntrySchema>;
 export type BundleFileEntry = z.infer<typeof BundleFileEntrySchema>;
 export type SiteToolsIndex = z.infer<typeof SiteToolsIndexSchema>;
+export type BundleBase = z.infer<typeof BundleBaseSchema>;
+export type AbsentEntry = BundleBase['absent'][number];
 
 function invalid(location: string, message: string, hint?: string): SealiftError {
   return new SealiftError('BUNDLE_INVALID', `${location}: ${BUNDLE_INDEX_FILE} ${message}`, {

@@ -31,6 +31,7 @@ import { planImagePulls, readImageRequests, requestsFromLock, type ImageRequest 
 import { assembleSiteFiles, type SiteFiles } from './site.ts';
 import { assembleSiteTools, DEFAULT_SITE_PLATFORMS } from './site-tools.ts';
 import { signBundleDir, type SigningKey } from './sign.ts';
+import { applySince, checkSinceRegistry, planSiteToolsSince, readSince } from './since.ts';
 
 export const TOOL_VERSION = SEALIFT_VERSION;
 
@@ -65,6 +66,8 @@ export interface BundleOptions extends RunOptions {
   signKey?: SigningKey;
   /** false: leave out what refers to the images (signatures, attestations, SBOMs) */
   referrers?: boolean;
+  /** an incremental bundle: a site receipt, a previous bundle or its bundle.json (since.ts) */
+  since?: string;
 }
 
 export interface BundleResult {
@@ -201,6 +204,8 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     requests = requestsFromLock(lock, lockFile);
   }
   const pulls = planImagePulls(requests, opts.platforms);
+  // incremental: what the site holds, read before anything is fetched (a bad --since fails now)
+  const held = opts.since ? await readSince(opts.since) : undefined;
   await mkdir(workDir, { recursive: true });
 
   // 2. site files first: charts and release files are small, and a bad pin fails before the long part.
@@ -209,9 +214,10 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     if (entry !== LAYOUT_DIR) await rm(join(workDir, entry), { recursive: true, force: true });
   // the site's tools first of all: one that is missing fails before anything is fetched
   const sitePlatforms = opts.sitePlatforms ?? DEFAULT_SITE_PLATFORMS;
-  const siteTools = sitePlatforms.length
-    ? await assembleSiteTools({ workDir, platforms: sitePlatforms, onEvent })
-    : null;
+  let siteTools = sitePlatforms.length ? await assembleSiteTools({ workDir, platforms: sitePlatforms, onEvent }) : null;
+  let unchangedTools: NonNullable<BundleIndex['base']>['siteTools'] = [];
+  if (held && siteTools)
+    ({ carried: siteTools, unchanged: unchangedTools } = await planSiteToolsSince(workDir, siteTools, held));
   if (opts.env) {
     site = await assembleSiteFiles({
       stackDir: opts.stackDir ?? '.',
@@ -222,6 +228,9 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
   }
+
+  // a receipt of another registry than the one the values name: refused before the long part
+  if (held) checkSinceRegistry(held, opts.since!, site.registry?.host);
 
   // 3. images (the long part): a killed run resumes here, skipping every stored blob
   const layout = await OciLayout.open(join(workDir, LAYOUT_DIR));
@@ -267,6 +276,8 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   }
   await pruneLayout(layout, pulled, referrers?.digests ?? new Set());
   await layout.cleanIngest();
+  const since = held ? await applySince(layout, pulled.images, held, unchangedTools) : undefined;
+  const carried = [...pulled.blobs].filter(([d]) => !since || since.carry.has(d));
 
   // 4. image lists: the lock with resolved digests, plus the lists it came from
   const listName = opts.env ?? name;
@@ -306,7 +317,7 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       ? { referrers: referrers.byImage.get(pull.request.reference) }
       : {}),
   }));
-  const blobBytes = [...pulled.blobs.values()].reduce((a, b) => a + b, 0);
+  const blobBytes = carried.reduce((a, [, b]) => a + b, 0);
   const imageBytes = images.reduce((n, i) => n + i.bytes, 0);
   const index: BundleIndex = {
     version: BUNDLE_FORMAT_VERSION,
@@ -319,9 +330,10 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     files: site.files,
     siteTools,
     images,
+    ...(since ? { base: since.base } : {}),
     totals: {
       images: images.length,
-      blobs: pulled.blobs.size,
+      blobs: carried.length,
       blobBytes,
       imageBytes,
       savedBySharing: imageBytes - blobBytes,

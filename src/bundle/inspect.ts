@@ -5,8 +5,10 @@
 import { stat } from 'node:fs/promises';
 import { SealiftError, isSealiftError } from '../errors.ts';
 import {
+  absentIndex,
   BUNDLE_INDEX_FILE,
   BundleSource,
+  carriedGraph,
   isSitePath,
   readChecksums,
   isBundleSigned,
@@ -23,6 +25,21 @@ import { diffBundles, type BundleDiff, type DiffInput } from './diff.ts';
 const TOOLS_PREFIX = 'bin/';
 const CHARTS_PREFIX = 'charts/';
 
+export interface InspectBase {
+  identity: string;
+  from: 'receipt' | 'bundle';
+  name: string;
+  createdAt: string;
+  environment: string | null;
+  registry: string | null;
+  /** the base's own base, when the base is incremental too */
+  parent: string | null;
+  /** manifests and blobs referenced and not carried, and their bytes */
+  absent: number;
+  absentBytes: number;
+  siteTools: string[];
+}
+
 export interface InspectImage {
   reference: string;
   digest: string;
@@ -31,6 +48,8 @@ export interface InspectImage {
   /** layers and configs of this image, and their bytes */
   blobs: number;
   bytes: number;
+  /** false: an incremental bundle's unchanged image (its root manifest is the base's) */
+  carried: boolean;
 }
 
 export interface BundleInspection {
@@ -40,8 +59,8 @@ export interface BundleInspection {
   tool: string;
   environment: string | null;
   registry: string | null;
-  /** what bundle.json names as the base of an incremental bundle; null: a full bundle */
-  base: unknown;
+  /** the base of an incremental bundle (what it relies on the site having); null: a full bundle */
+  base: InspectBase | null;
   signature: 'unsigned' | 'signed (not verified here: bundle verify --verify-key PUB checks it)';
   images: InspectImage[];
   charts: { release: string; chart: string; version: string; path: string; sha256: string; size: number }[];
@@ -60,6 +79,7 @@ export interface BundleInspection {
 async function platformsOf(archive: BundleArchive, image: BundleIndex['images'][number]): Promise<string[]> {
   if (image.platforms.length > 0) return image.platforms;
   const source = new BundleSource(archive);
+  if (!source.has(image.digest as Digest)) return []; // the base's: not in this bundle to read
   // bundle.json's schema holds only sha256:<64 hex> digests
   const manifest = await source.fetchManifest({
     digest: image.digest as Digest,
@@ -82,11 +102,25 @@ async function platformsOf(archive: BundleArchive, image: BundleIndex['images'][
   return p.os && p.architecture ? [formatPlatform(p as Platform)] : [];
 }
 
-async function describe(
-  archive: BundleArchive,
-  index: BundleIndex,
-  raw: Record<string, unknown>,
-): Promise<BundleInspection> {
+function baseOf(index: BundleIndex): InspectBase | null {
+  const b = index.base;
+  if (!b) return null;
+  return {
+    identity: b.identity,
+    from: b.from,
+    name: b.name,
+    createdAt: b.createdAt,
+    environment: b.environment,
+    registry: b.registry,
+    parent: b.parent ?? null,
+    absent: b.absent.length,
+    absentBytes: b.absent.reduce((n, a) => n + a.size, 0),
+    siteTools: b.siteTools.map((t) => t.path),
+  };
+}
+
+async function describe(archive: BundleArchive, index: BundleIndex): Promise<BundleInspection> {
+  const carriedHere = new BundleSource(archive);
   // sha256 as the bundle lists it (checksums.sha256, small): what a diff compares, not re-hashed
   const sums = await readChecksums(archive);
   const listed = (path: string, size: number) => ({ path, sha256: sums.get(path) ?? '', size });
@@ -113,7 +147,7 @@ async function describe(
     tool: `${index.tool.name} ${index.tool.version}`,
     environment: index.environment,
     registry: index.registry ? index.registry.host : null,
-    base: raw.base ?? null,
+    base: baseOf(index),
     signature: isBundleSigned(archive)
       ? 'signed (not verified here: bundle verify --verify-key PUB checks it)'
       : 'unsigned',
@@ -125,6 +159,7 @@ async function describe(
         platforms: await platformsOf(archive, i),
         blobs: i.blobs,
         bytes: i.bytes,
+        carried: carriedHere.has(i.digest as Digest),
       })),
     ),
     charts: index.charts.map((c) => ({
@@ -141,19 +176,15 @@ async function describe(
   };
 }
 
-async function readIndex(archive: BundleArchive): Promise<{ index: BundleIndex; raw: Record<string, unknown> }> {
-  const bytes = await archive.readSmall(BUNDLE_INDEX_FILE);
-  const index = parseBundleIndex(bytes, archive.location);
-  // fields newer than this schema (an incremental bundle's base) are shown as written
-  return { index, raw: JSON.parse(bytes.toString()) as Record<string, unknown> };
+async function readIndex(archive: BundleArchive): Promise<BundleIndex> {
+  return parseBundleIndex(await archive.readSmall(BUNDLE_INDEX_FILE), archive.location);
 }
 
 /** What a bundle holds, from bundle.json, checksums.sha256 and the archive's entries: fast, and no integrity check. */
 export async function inspectBundle(input: string): Promise<BundleInspection> {
   const archive = await openBundleArchive(input);
   try {
-    const { index, raw } = await readIndex(archive);
-    return await describe(archive, index, raw);
+    return await describe(archive, await readIndex(archive));
   } finally {
     await archive.close();
   }
@@ -167,7 +198,7 @@ export async function inspectBundle(input: string): Promise<BundleInspection> {
 export async function bundleImageSizes(input: string): Promise<Map<string, number>> {
   const archive = await openBundleArchive(input);
   try {
-    const { index } = await readIndex(archive);
+    const index = await readIndex(archive);
     return new Map(
       index.images.map((i) => [
         formatImageReference(withDefaultTag(normalizeImageReference(i.reference, `${archive.location}: bundle.json`))),
@@ -179,12 +210,13 @@ export async function bundleImageSizes(input: string): Promise<Map<string, numbe
   }
 }
 
-/** Every blob digest the layout's images reference (manifests included), with its size. */
-async function layoutBlobs(archive: BundleArchive): Promise<Map<string, number>> {
+/** Every blob digest the layout's images reference and the bundle carries (manifests included), with its size. */
+async function layoutBlobs(archive: BundleArchive, index: BundleIndex): Promise<Map<string, number>> {
   const source = new BundleSource(archive);
+  const absent = absentIndex(index);
   const blobs = new Map<string, number>();
   for (const image of await source.listImages()) {
-    const graph = await source.graph(image.descriptor);
+    const graph = await carriedGraph(source, image.descriptor, image.source, absent);
     for (const d of [...graph.manifests, ...graph.blobs]) blobs.set(d.digest, d.size);
   }
   return blobs;
@@ -197,13 +229,13 @@ async function readForDiff(
   try {
     const archive = await openBundleArchive(input);
     try {
-      const { index, raw } = await readIndex(archive);
-      const inspection = await describe(archive, index, raw);
+      const index = await readIndex(archive);
+      const inspection = await describe(archive, index);
       return {
         inspection,
         diff: {
           images: inspection.images,
-          blobs: await layoutBlobs(archive),
+          blobs: await layoutBlobs(archive, index),
           charts: inspection.charts,
           files: inspection.files,
           tools: inspection.tools,
@@ -226,11 +258,20 @@ async function readForDiff(
 export interface BundleDiffResult extends BundleDiff {
   a: string;
   b: string;
+  /** each side's base (incremental bundles); null: a full bundle */
+  baseA: InspectBase | null;
+  baseB: InspectBase | null;
 }
 
 /** What B holds that A does not (and the other way round for images, charts and files). */
 export async function diffBundleFiles(a: string, b: string): Promise<BundleDiffResult> {
   const left = await readForDiff('A', a);
   const right = await readForDiff('B', b);
-  return { a, b, ...diffBundles(left.diff, right.diff) };
+  return {
+    a,
+    b,
+    baseA: left.inspection.base,
+    baseB: right.inspection.base,
+    ...diffBundles(left.diff, right.diff),
+  };
 }

@@ -33,6 +33,8 @@ export interface BundleVerifyResult {
   parts: number;
   /** signed: it carries checksums.sha256.sig; verified: it verified with --verify-key */
   signature: SignatureCheck;
+  /** an incremental bundle: what it references and does not carry (its base's; load checks them at the target) */
+  base?: { identity: string; name: string; absent: number; absentBytes: number };
 }
 
 export interface BundleVerifyOptions extends RunOptions {
@@ -184,6 +186,7 @@ export async function verifyBundle(input: string, opts: BundleVerifyOptions = {}
         'The bundle was altered or damaged after it was made: copy it again (all parts, if split), or make it again with `sealift bundle`.',
       );
     }
+    const base = checked.index.base;
     return {
       bundle: input,
       files: checked.files,
@@ -191,6 +194,16 @@ export async function verifyBundle(input: string, opts: BundleVerifyOptions = {}
       images: checked.images.length,
       parts,
       signature,
+      ...(base
+        ? {
+            base: {
+              identity: base.identity,
+              name: base.name,
+              absent: base.absent.length,
+              absentBytes: base.absent.reduce((n, a) => n + a.size, 0),
+            },
+          }
+        : {}),
     };
   } catch (e) {
     // name what the user gave, not the temp tar

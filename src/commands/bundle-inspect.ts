@@ -5,17 +5,29 @@ import { createOutput, formatBytes, formatTable, withCommonFlags, type GlobalFla
 
 const short = (digest: string) => digest.slice(0, 'sha256:'.length + 12);
 
+function baseLine(b: BundleInspection['base']): string {
+  if (!b) return 'full bundle';
+  return `incremental on ${b.name} (${b.from}${b.registry ? ` of ${b.registry}` : ''}, bundle.json ${short(b.identity)}, made ${b.createdAt}${b.parent ? `, itself incremental on ${short(b.parent)}` : ''}): ${b.absent} manifests and blobs (${formatBytes(b.absentBytes)}) not carried${b.siteTools.length ? `, ${b.siteTools.length} site tools unchanged` : ''}`;
+}
+
 function inspectionLines(r: BundleInspection): string[] {
   const t = r.totals;
   const lines = [
     `bundle ${r.bundle} (${r.kind}), made ${r.createdAt} by ${r.tool}${r.environment ? ` for ${r.environment}` : ''}${r.registry ? `, registry ${r.registry}` : ''}`,
-    `base: ${r.base === null ? 'full bundle' : JSON.stringify(r.base)}`,
+    `base: ${baseLine(r.base)}`,
     `signature: ${r.signature}`,
     '',
     `images (${r.images.length}):`,
     ...formatTable(
-      ['REFERENCE', 'DIGEST', 'PLATFORMS', 'BLOBS', 'SIZE'],
-      r.images.map((i) => [i.reference, i.digest, i.platforms.join(',') || '-', String(i.blobs), formatBytes(i.bytes)]),
+      ['REFERENCE', 'DIGEST', 'PLATFORMS', 'BLOBS', 'SIZE', 'IN'],
+      r.images.map((i) => [
+        i.reference,
+        i.digest,
+        i.platforms.join(',') || '-',
+        String(i.blobs),
+        formatBytes(i.bytes),
+        i.carried ? 'carried' : 'base',
+      ]),
     ).map((l) => `  ${l}`),
   ];
   if (r.charts.length) {
@@ -52,8 +64,13 @@ function inspectionLines(r: BundleInspection): string[] {
 }
 
 function diffLines(d: BundleDiffResult): string[] {
-  if (d.same) return [`${d.a} and ${d.b} hold the same images, blobs, charts, site files and tools`];
-  const lines = [`${d.a} -> ${d.b}`];
+  if (d.same)
+    return [
+      `${d.a} and ${d.b} hold the same images, blobs, charts, site files and tools`,
+      `base of A: ${baseLine(d.baseA)}`,
+      `base of B: ${baseLine(d.baseB)}`,
+    ];
+  const lines = [`${d.a} -> ${d.b}`, `base of A: ${baseLine(d.baseA)}`, `base of B: ${baseLine(d.baseB)}`];
   const i = d.images;
   lines.push(
     `images: ${i.added.length} added, ${i.removed.length} removed, ${i.changed.length} changed, ${i.unchanged} unchanged`,

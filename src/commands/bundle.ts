@@ -44,6 +44,7 @@ interface BundleFlags extends GlobalFlags, PlatformFlags {
   referrers: boolean;
   siteTools: boolean;
   signKey?: string;
+  since?: string;
 }
 
 /** The private key of --sign-key / --key, its password (if encrypted) from COSIGN_PASSWORD as cosign takes it. */
@@ -65,6 +66,11 @@ function summary(r: BundleResult): string[] {
   const lines = [
     `${t.images} images, ${t.blobs} unique blobs (${formatBytes(t.blobBytes)}; sharing saved ${formatBytes(t.savedBySharing)}), ${t.charts} charts, ${t.files} files`,
     `fetched ${formatBytes(r.bytesTransferred)} this run`,
+    ...(r.index.base
+      ? [
+          `incremental on base ${r.index.base.name} (${r.index.base.from}, bundle.json ${r.index.base.identity.slice(0, 19)}): ${r.index.base.absent.length} manifests and blobs (${formatBytes(r.index.base.absent.reduce((n, a) => n + a.size, 0))}) not carried${r.index.base.siteTools.length ? `, ${r.index.base.siteTools.length} site tools unchanged` : ''}`,
+        ]
+      : []),
     r.index.siteTools
       ? `site tools for ${r.index.siteTools.platforms.join(', ')}: ${formatBytes(r.index.siteTools.files.reduce((n, f) => n + f.size, 0))} (bin/<os>-<arch>/: sealift, helm, helmfile, helm-diff)`
       : 'no site tools carried (--no-site-tools)',
@@ -122,6 +128,10 @@ export function registerBundle(program: Command): void {
     .option(
       '--no-referrers',
       "leave out what refers to the images (OCI 1.1 referrers, cosign's sha256-<hex>.sig/.att/.sbom): signatures, attestations, SBOMs",
+    )
+    .option(
+      '--since <base>',
+      'an incremental bundle: carry only the manifests and blobs the site lacks, by a site receipt (load --receipt), a previous bundle (.tar, .part-000, directory) or its bundle.json; site files always, site tools only when changed',
     );
   withPlatformFlags(cmd, 'linux/amd64, the site platform; the lock in the bundle records the digest kept');
   withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
@@ -154,6 +164,7 @@ export function registerBundle(program: Command): void {
           sitePlatforms,
           ...(signKey ? { signKey } : {}),
           ...(flags.referrers === false ? { referrers: false } : {}),
+          ...(flags.since ? { since: flags.since } : {}),
           registry: { hosts: registryHostsFromFlags(flags) },
           onEvent: out.onEvent,
           signal,
@@ -186,6 +197,11 @@ export function registerBundle(program: Command): void {
       out.result(r, (v: BundleVerifyResult) => [
         `${v.bundle}: OK: ${v.files} files (${formatBytes(v.bytes)}), ${v.images} images${v.parts > 1 ? `, ${v.parts} parts` : ''} match their checksums`,
         originLine(v.signature),
+        ...(v.base
+          ? [
+              `incremental: ${v.base.absent} manifests and blobs (${formatBytes(v.base.absentBytes)}) are referenced but not carried: they are the base's (${v.base.name}, bundle.json ${v.base.identity.slice(0, 19)}); load checks them at the target before it pushes`,
+            ]
+          : []),
       ]);
     } finally {
       out.close();

@@ -76,6 +76,21 @@ export function referrerLines(r: ReferrersLoad | undefined): string[] {
   ];
 }
 
+/** The base an incremental bundle relied on, and the receipt written: the head line and the tail. */
+function incrementalLines(r: LoadResult): { head: string[]; tail: string[] } {
+  const head = r.base
+    ? [
+        `incremental bundle on base ${r.base.name} (${short(r.base.identity)}): ${r.base.absent} manifests and blobs not carried, all at the target (${r.base.mounted} mounted from another repository)`,
+      ]
+    : [];
+  const tail = r.receipt
+    ? [
+        `receipt: ${r.receipt.images} images, ${r.receipt.manifests} manifests and ${r.receipt.blobs} blobs in ${r.receipt.repositories} repositories, written to ${r.receipt.files.join(' and ')}`,
+      ]
+    : [];
+  return { head, tail };
+}
+
 export function registerLoad(program: Command): void {
   const cmd = new Command('load')
     .description(
@@ -103,7 +118,11 @@ export function registerLoad(program: Command): void {
       '--verify-key <pub>',
       'refuse the bundle, before the registry sees a request, unless its checksums.sha256 is signed by this PEM public key (cosign.pub)',
     )
-    .option('--no-referrers', 'push none of the signatures, attestations and SBOMs the bundle carries');
+    .option('--no-referrers', 'push none of the signatures, attestations and SBOMs the bundle carries')
+    .option(
+      '--receipt <file>',
+      'write the site receipt (every manifest and blob found at the registry, per repository) for `sealift bundle --since`; with --extract-to it is also written to DIR/sealift-receipt.json',
+    );
   withTransportFlags(cmd, '--registry');
   withCommonFlags(cmd).action(
     async (
@@ -119,6 +138,7 @@ export function registerLoad(program: Command): void {
           verifyKey?: string;
           /** commander's --no-referrers */
           referrers?: boolean;
+          receipt?: string;
         },
     ) => {
       const { others: _none, ...siteRegistry } = siteRegistryFromFlags(flags.registry, flags);
@@ -137,6 +157,7 @@ export function registerLoad(program: Command): void {
             ...(flags.sitePlatform ? { sitePlatform: flags.sitePlatform } : {}),
             ...(flags.verifyKey ? { verifyKey: flags.verifyKey } : {}),
             ...(flags.referrers === false ? { referrers: false } : {}),
+            ...(flags.receipt ? { receipt: flags.receipt } : {}),
             onEvent: out.onEvent,
             signal,
           }),
@@ -145,6 +166,7 @@ export function registerLoad(program: Command): void {
           head: [
             `bundle ${r.bundle}: ${r.verified.files} files (${formatBytes(r.verified.bytes)}) match checksums.sha256${r.verified.cached ? ' (checked before; file unchanged)' : ''}`,
             originLine(r.origin),
+            ...incrementalLines(r).head,
           ],
           tail: [
             ...referrerLines(r.referrers),
@@ -158,6 +180,7 @@ export function registerLoad(program: Command): void {
                     : []),
                 ]
               : []),
+            ...incrementalLines(r).tail,
           ],
           done: `loaded into ${r.registry}`,
         }));

@@ -1,15 +1,18 @@
 // `sealift load`: a bundle into the site registry. The stages read as the pipeline:
 //   openBundleArchive (index the tar, refuse unsafe entries) -> checkBundle (the one check
 //   bundle verify runs too: checksums, and every image complete, before the registry is
-//   touched) -> planTargets (naming, collisions) -> copyImage per image (bundle -> registry, one
-//   graph walk, blobs read by tar offset) -> checkTargets (every lock entry resolved at the
-//   site) -> writeSiteFiles (--extract-to).
+//   touched) -> planTargets (naming, collisions) -> checkBaseAtTarget (an incremental bundle:
+//   what it does not carry is at the target, incremental.ts) -> copyImage per image (bundle ->
+//   registry, one graph walk, blobs read by tar offset) -> checkTargets (every lock entry
+//   resolved at the site) -> writeSiteFiles (--extract-to) -> writeReceipts (receipt.ts).
+import { join } from 'node:path';
 import {
   BundleSource,
   checkBundle,
   isBundleSigned,
   openBundleArchive,
   readVerifyKey,
+  RECEIPT_FILE,
   verifyBundleSignature,
   type BundleIndex,
   type SignatureCheck,
@@ -20,11 +23,11 @@ import { planTargets, type NamingScheme } from '../oci/naming.ts';
 import { formatImageReference, normalizeImageReference } from '../oci/reference.ts';
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryClient } from '../oci/registry.ts';
-import type { Descriptor, Digest } from '../oci/types.ts';
 import { findVerified, rememberVerified, verifiedCacheDir } from './verified-cache.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
-import { createBlobHomes } from './site-target.ts';
-import { checkOutputDir } from '../fs-paths.ts';
+import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
+import { baseAwareSource, blobHomesOf, checkBaseAtTarget, imageGraphs } from './incremental.ts';
+import { writeReceipts, type ReceiptResult } from './receipt.ts';
 import { checkSiteDir, writeSiteFiles, type SiteFilesResult } from './site-files.ts';
 import { installSiteTools, planSiteTools, type SiteToolsResult } from './site-tools.ts';
 import { loadReferrers, type ReferrersLoad } from './referrers.ts';
@@ -62,6 +65,8 @@ export interface LoadOptions extends RunOptions {
   verifyKey?: string;
   /** false: push none of the signatures, attestations and SBOMs the bundle carries */
   referrers?: boolean;
+  /** write the site receipt here (receipt.ts); with extractTo also always DIR/sealift-receipt.json */
+  receipt?: string;
 }
 
 export interface LoadResult extends CopyEngineResult {
@@ -78,6 +83,9 @@ export interface LoadResult extends CopyEngineResult {
   siteTools?: SiteToolsResult;
   /** the signatures, attestations and SBOMs pushed (absent with --no-referrers) */
   referrers?: ReferrersLoad;
+  /** an incremental bundle: its base, and how much of it this load relied on */
+  base?: { identity: string; name: string; absent: number; mounted: number };
+  receipt?: ReceiptResult;
 }
 
 /**
@@ -133,6 +141,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
   const onEvent = opts.onEvent ?? noEvents;
   // the output directory before the bundle is hashed; each file's path once the bundle is read
   if (opts.extractTo) await checkOutputDir(opts.extractTo, '--extract-to');
+  if (opts.receipt) await checkOutputFile(opts.receipt, '--receipt');
   onEvent({ type: 'phase', name: 'reading bundle' });
   const key = opts.verifyKey ? await readVerifyKey(opts.verifyKey) : undefined;
   const archive = await openBundleArchive(opts.bundle);
@@ -197,26 +206,30 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       // checkBundle proved bundle.json and images/index.json agree on this digest
       return { named: n, selector: li.descriptor, expected: li.descriptor.digest };
     });
-    // 3. which repositories use which blob (for mounts of blobs an earlier run placed)
-    const homes = createBlobHomes();
-    for (const item of items) {
-      const g = await source.graph(item.selector as Descriptor);
-      for (const b of g.blobs) {
-        const set = homes.users.get(b.digest as Digest) ?? new Set<string>();
-        set.add(item.named.target.repository);
-        homes.users.set(b.digest as Digest, set);
-      }
-    }
     const client = new RegistryClient(opts.registry.host, {
       hosts: { [opts.registry.host]: registryHostConfig(opts.registry) },
       onEvent,
       ...(opts.credentials ? { credentials: opts.credentials } : {}),
     });
     await client.ping(opts.signal);
+    // 3. an incremental bundle's base checked at the target before any push (from bundle.json:
+    // incremental.ts); every image's graph, and which repositories use which blob (mounts, also of
+    // blobs an earlier run placed)
+    const mounts = await checkBaseAtTarget({
+      location: archive.location,
+      index,
+      items,
+      client,
+      registry: opts.registry.host,
+      onEvent,
+      ...(opts.signal ? { signal: opts.signal } : {}),
+    });
+    const graphs = await imageGraphs(source, items, index);
+    const homes = blobHomesOf(graphs, mounts);
     const engine = await copyAll({
       items,
       client,
-      source: () => source,
+      source: (item) => (index.base ? baseAwareSource(source, client, item.named.target.repository) : source),
       homes,
       concurrency: opts.concurrency ?? 4,
       onEvent,
@@ -276,9 +289,28 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
                 ? ['--ca-file', opts.registry.caFile]
                 : [],
         },
+        ...(index.base ? { base: index.base } : {}),
         onEvent,
       });
     }
+    const receiptFiles = [
+      ...(opts.receipt ? [opts.receipt] : []),
+      ...(opts.extractTo ? [join(opts.extractTo, RECEIPT_FILE)] : []),
+    ];
+    const receipt = receiptFiles.length
+      ? await writeReceipts({
+          files: receiptFiles,
+          bundle: opts.bundle,
+          index,
+          checksums,
+          graphs,
+          checks: engine.checks,
+          client,
+          registry: opts.registry.host,
+          scheme,
+          ...(opts.signal ? { signal: opts.signal } : {}),
+        })
+      : undefined;
     const ok =
       engine.failures.length === 0 &&
       engine.checks.every((c) => c.status === 'ok') &&
@@ -295,6 +327,17 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       ...(siteFiles ? { siteFiles } : {}),
       ...(siteTools ? { siteTools } : {}),
       ...(referrers ? { referrers } : {}),
+      ...(index.base
+        ? {
+            base: {
+              identity: index.base.identity,
+              name: index.base.name,
+              absent: index.base.absent.length,
+              mounted: mounts.size,
+            },
+          }
+        : {}),
+      ...(receipt ? { receipt } : {}),
     };
   } finally {
     await archive.close();

@@ -5,7 +5,10 @@
 //   DIR/env.sh                           puts them first: PATH, HELM_PLUGINS, HELM_BIN (the helmfile hooks' helm)
 //   DIR/README.md                        the site runbook: the exact commands, in order
 // The platform is this machine's unless --site-platform says otherwise; a bundle without it is
-// refused before the registry is touched, naming the platforms it has.
+// refused before the registry is touched, naming the platforms it has. An incremental bundle
+// whose tools did not change carries none: the base's are checked in the site dir instead.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { SealiftError } from '../errors.ts';
@@ -18,6 +21,8 @@ import {
   SITE_PLATFORMS,
   SITE_TOOLS,
   type BundleArchive,
+  type BundleBase,
+  type SiteTool,
 } from '../bundle-format/index.ts';
 
 export interface SiteToolsPlan {
@@ -161,6 +166,16 @@ Nodes pull upstream names through \`containerd/certs.d/<host>/hosts.toml\`: copy
 `;
 }
 
+/** Where each carried tool is installed under the site dir. */
+export function installedToolPaths(dir: string): Record<SiteTool, string> {
+  return {
+    sealift: join(dir, 'bin', 'sealift'),
+    helm: join(dir, 'bin', 'helm'),
+    helmfile: join(dir, 'bin', 'helmfile'),
+    'helm-diff': join(dir, 'helm-plugins', 'diff', 'bin', 'diff'),
+  };
+}
+
 /** Installs the plan's tools into `dir` (each verified against checksums.sha256), plus env.sh and the runbook. */
 export async function installSiteTools(opts: {
   archive: BundleArchive;
@@ -168,9 +183,26 @@ export async function installSiteTools(opts: {
   plan: SiteToolsPlan;
   facts: Omit<RunbookFacts, 'platform' | 'dir'>;
   dir: string;
+  /** an incremental bundle's base: its unchanged tools are the site dir's, not carried */
+  base?: Pick<BundleBase, 'name' | 'siteTools'>;
   onEvent?: EventSink;
 }): Promise<SiteToolsResult | undefined> {
   const onEvent = opts.onEvent ?? noEvents;
+  if (!opts.plan.carried && opts.base?.siteTools.length) {
+    const { installed, missing } = await checkBaseTools(opts.base, opts.plan.platform, opts.dir);
+    onEvent(
+      missing.length
+        ? {
+            type: 'warn',
+            message: `the site tools did not change since the base bundle ${opts.base.name}, so this bundle carries none; ${opts.dir} lacks ${missing.join(', ')} (or holds other bytes): extract the base bundle here, or bundle without --since to carry them`,
+          }
+        : {
+            type: 'info',
+            message: `the site tools did not change since the base bundle ${opts.base.name}: the ${installed.length} installed in ${opts.dir} match`,
+          },
+    );
+    return undefined;
+  }
   if (!opts.plan.carried) {
     onEvent({
       type: 'warn',
@@ -179,12 +211,7 @@ export async function installSiteTools(opts: {
     return undefined;
   }
   const dir = resolve(opts.dir);
-  const targets: Record<string, string> = {
-    sealift: join(dir, 'bin', 'sealift'),
-    helm: join(dir, 'bin', 'helm'),
-    helmfile: join(dir, 'bin', 'helmfile'),
-    'helm-diff': join(dir, 'helm-plugins', 'diff', 'bin', 'diff'),
-  };
+  const targets = installedToolPaths(dir);
   const installed: string[] = [];
   for (const tool of SITE_TOOLS) {
     const path = siteToolPath(opts.plan.platform, tool);
@@ -208,4 +235,33 @@ export async function installSiteTools(opts: {
     onEvent({ type: 'file', action: 'written', path: file });
   }
   return { platform: opts.plan.platform, installed, envFile: join(dir, 'env.sh'), runbook: join(dir, 'README.md') };
+}
+
+/**
+ * With --extract-to, an incremental bundle whose site tools did not change carries none: the
+ * site dir the base was extracted to holds them. Says which of the base's tools for this
+ * platform are installed in `dir` with the base's sha256, and which are not.
+ */
+export async function checkBaseTools(
+  base: Pick<BundleBase, 'siteTools'>,
+  platform: string,
+  dir: string,
+): Promise<{ installed: string[]; missing: string[] }> {
+  const paths = installedToolPaths(resolve(dir));
+  const installed: string[] = [];
+  const missing: string[] = [];
+  for (const t of base.siteTools) {
+    const tool = parseSiteToolPath(t.path);
+    if (!tool || tool.platform !== platform) continue;
+    const file = paths[tool.tool];
+    const sha = await sha256Of(file).catch(() => undefined);
+    (sha === t.sha256 ? installed : missing).push(file);
+  }
+  return { installed, missing };
+}
+
+async function sha256Of(file: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
 }

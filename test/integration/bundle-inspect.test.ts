@@ -133,8 +133,18 @@ describe('sealift bundle inspect', () => {
     await mkdir(join(b.root, 'bin', 'linux-amd64'), { recursive: true });
     await writeFile(join(b.root, 'bin', 'linux-amd64', 'helm'), Buffer.alloc(1234, 1));
     await writeFile(join(b.root, 'checksums.sha256.sig'), 'sig\n');
+    // an incremental bundle's base that relies on nothing (every blob is carried)
+    const base = {
+      identity: `sha256:${'a'.repeat(64)}`,
+      from: 'bundle',
+      name: 'stack-2026-11.tar',
+      createdAt: '2026-11-01T00:00:00.000Z',
+      environment: null,
+      registry: null,
+      parent: null,
+    };
     await editJson(b.root, 'bundle.json', (v) => {
-      v.base = { bundle: 'stack-2026-11.tar', createdAt: '2026-11-01T00:00:00.000Z' };
+      v.base = { ...base, absent: [], siteTools: [] };
     });
     const r = await sealift(['bundle', 'inspect', b.root, '--json']);
     expect(r.exitCode, r.stderr).toBe(0);
@@ -153,12 +163,18 @@ describe('sealift bundle inspect', () => {
     ]);
     expect(v.tools.map((t) => [t.path, t.size])).toEqual([['bin/linux-amd64/helm', 1234]]);
     expect(v.signature).toBe('signed (not verified here: bundle verify --verify-key PUB checks it)');
-    expect(v.base).toEqual({ bundle: 'stack-2026-11.tar', createdAt: '2026-11-01T00:00:00.000Z' });
+    expect(v.base).toEqual({
+      ...base,
+      absent: 0,
+      absentBytes: 0,
+      siteTools: [],
+    });
     // the image behind two nested indexes: its platform from bundle.json
     expect(v.images.map((i) => [i.reference, i.digest])).toEqual(b.images.map((i) => [i.reference, i.root.digest]));
     const human = await sealift(['bundle', 'inspect', b.root]);
     expect(human.stdout).toMatch(/bin\/linux-amd64\/helm\s+1\.2 KiB/);
     expect(human.stdout).toContain('signature: signed (not verified here: bundle verify --verify-key PUB checks it)');
+    expect(human.stdout).toContain('base: incremental on stack-2026-11.tar (bundle, bundle.json sha256:aaaaaaaaaaaa');
   });
 
   it('a file that is no bundle exits 10 naming it', async () => {
