@@ -9,11 +9,12 @@
 import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
-import { SealiftError } from '../errors.ts';
+import { SealiftError, errorMessage } from '../errors.ts';
 import { acquireWorkLock } from '../work-lock.ts';
-import { writeFileAtomic } from '../fs-atomic.ts';
+import { pathExists, writeFileAtomic } from '../fs-atomic.ts';
+import type { Readable } from 'node:stream';
 import { SEALIFT_VERSION } from '../runtime.ts';
-import { noEvents, type RunOptions } from '../events.ts';
+import { noEvents, type EventSink, type RunOptions } from '../events.ts';
 import type { ImageLock } from '../images/lock.ts';
 import { OciLayout, ANNOTATION_SOURCE } from '../oci/layout.ts';
 import type { RegistryOptions } from '../oci/registry.ts';
@@ -23,7 +24,9 @@ import {
   BUNDLE_INDEX_FILE,
   LAYOUT_DIR,
   blobPath,
+  openBundleArchive,
   serializeBundleIndex,
+  type BundleArchive,
   type BundleImageEntry,
   type BundleIndex,
 } from '../bundle-format/index.ts';
@@ -341,8 +344,12 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       selector: result.root.digest,
       platforms: { kind: 'all' as const },
     }));
+  // the tar an earlier run finished (an older bundle of the same name): its blobs are copied,
+  // not fetched again
+  const previous = await openPreviousTar(join(opts.outDir, `${name}.tar`), onEvent);
   const pack = await packEntries({
     output: join(opts.outDir, `${name}.tar`),
+    ...(previous ? { reuse: previous.reuse } : {}),
     entries: [...(await entriesOf(workDir, { withChecksums: true })), ...extra],
     ...(opts.compress ? { compress: opts.compress } : {}),
     ...(opts.splitSize ? { splitSize: opts.splitSize } : {}),
@@ -361,8 +368,30 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
       bytesTransferred += fetched.bytesTransferred;
     },
   });
+  await previous?.archive.close();
   if (!opts.keepWork) await rm(workDir, { recursive: true, force: true });
   return { name, workDir, index, pack, bytesTransferred };
+}
+
+/** An uncompressed bundle already under this name (or its parts), opened to copy blobs out of. */
+async function openPreviousTar(
+  tar: string,
+  onEvent: EventSink,
+): Promise<{ archive: BundleArchive; reuse: (path: string, size: number) => Readable | undefined } | undefined> {
+  const first = [tar, `${tar}.part-000`];
+  for (const f of first) {
+    if (!(await pathExists(f))) continue;
+    try {
+      const archive = await openBundleArchive(f);
+      return {
+        archive,
+        reuse: (path, size) => (archive.lookup(path)?.size === size ? archive.open(path) : undefined),
+      };
+    } catch (e) {
+      onEvent({ type: 'warn', message: `${f}: not reused (${errorMessage(e)}); every blob is fetched` });
+    }
+  }
+  return undefined;
 }
 
 export { verifyBundle, type BundleVerifyResult } from './verify.ts';
