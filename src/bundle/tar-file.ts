@@ -191,6 +191,36 @@ export class PlannedTar {
     }
   }
 
+  /** Several buffers at one position: one pwritev when they fall in one part. */
+  private async pwritev(bufs: Buffer[], position: number): Promise<void> {
+    const n = bufs.reduce((a, b) => a + b.length, 0);
+    const part = this.parts.find((p) => position >= p.start && position + n <= p.start + p.size);
+    if (!part?.fh || bufs.length === 1) {
+      for (const b of bufs) {
+        await this.pwrite(b, position);
+        position += b.length;
+      }
+      return;
+    }
+    let at = position - part.start;
+    let rest = bufs;
+    while (rest.length) {
+      const { bytesWritten } = await part.fh.writev(rest, at);
+      at += bytesWritten;
+      // a short write: continue after what was written
+      let skip = bytesWritten;
+      const next: Buffer[] = [];
+      for (const b of rest) {
+        if (skip >= b.length) skip -= b.length;
+        else {
+          next.push(skip ? b.subarray(skip) : b);
+          skip = 0;
+        }
+      }
+      rest = next;
+    }
+  }
+
   /** A stream of the first `length` bytes of a file as written so far (to hash a part again). */
   read(path: string, length: number): Readable {
     const f = this.file(path);
@@ -224,26 +254,38 @@ export class PlannedTar {
     let written = from;
     let sinceRecord = 0;
     if (from === 0) this.progress.delete(path);
+    const wrote = (n: number) => {
+      written += n;
+      this.progress.set(path, written);
+      sinceRecord += n;
+      if (sinceRecord >= PART_RECORD_STEP && written < f.size) {
+        sinceRecord = 0;
+        // a hint for a re-run after a kill, not a promise: never waited for, never synced
+        this.journalLine(`part ${f.dataOffset} ${f.size} ${f.sha256} ${written} ${path}\n`, false).catch(
+          () => undefined,
+        );
+      }
+    };
+    const put = (chunks: Buffer[], cb: (e?: Error | null) => void) => {
+      const n = chunks.reduce((a, c) => a + c.length, 0);
+      if (written + n > f.size) {
+        cb(new SealiftError('INTERNAL', `${path}: more than its ${f.size} bytes were written`));
+        return;
+      }
+      this.pwritev(chunks, f.dataOffset + written).then(() => {
+        wrote(n);
+        cb();
+      }, cb);
+    };
+    // chunks that arrive while a write is in flight go out together (one pwritev), up to 256 KiB
     return new Writable({
-      write: (chunk: Buffer, _enc, cb) => {
-        if (written + chunk.length > f.size) {
-          cb(new SealiftError('INTERNAL', `${path}: more than its ${f.size} bytes were written`));
-          return;
-        }
-        this.pwrite(chunk, f.dataOffset + written).then(() => {
-          written += chunk.length;
-          this.progress.set(path, written);
-          sinceRecord += chunk.length;
-          if (sinceRecord >= PART_RECORD_STEP && written < f.size) {
-            sinceRecord = 0;
-            // a hint for a re-run after a kill, not a promise: never waited for, never synced
-            this.journalLine(`part ${f.dataOffset} ${f.size} ${f.sha256} ${written} ${path}\n`, false).catch(
-              () => undefined,
-            );
-          }
-          cb();
-        }, cb);
-      },
+      highWaterMark: 256 << 10,
+      write: (chunk: Buffer, _enc, cb) => put([chunk], cb),
+      writev: (chunks, cb) =>
+        put(
+          chunks.map((c) => c.chunk as Buffer),
+          cb,
+        ),
     });
   }
 

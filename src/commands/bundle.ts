@@ -106,7 +106,7 @@ export function registerBundle(program: Command): void {
       'compress the whole tar into <name>.tar.zst or .tar.gz (split after compression); default none: layers are compressed already',
     )
     .option('--gzip', 'the same as --compress gzip')
-    .option('--keep-work', 'keep <name>.work/ after packing, for a fast incremental re-run')
+    .option('--keep-work', 'keep <name>.work/ (site files, manifests) after packing')
     .option('--no-pack', 'leave the bundle as the directory <name>.work/ (no tar)')
     .option(
       '--mirror <host=endpoint>',
