@@ -319,7 +319,7 @@ try {
 
   // what compression gains on the carried site tools (bin/: Go binaries and the sealift executable)
   const toolDir = join(TOOLS_DIR, 'site', 'linux-amd64');
-  const tools = await readdir(toolDir).catch(() => [] as string[]);
+  const tools = (await readdir(toolDir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
   const toolRows: { compression: string; bytes: number; seconds: number }[] = [];
   if (tools.length) {
     let raw = 0;
