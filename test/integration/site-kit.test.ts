@@ -35,11 +35,11 @@ describe('the site needs nothing but the bundle', () => {
     const siteHost = `127.0.0.1:${await freePort()}`;
     const { tar } = await makeAirgapBundle({ workDir: work.path, siteHost, scheme: 'host-swap' });
 
-    // the tools are the first entries, then bundle.json; listed in bundle.json and checksums.sha256
+    // checksums.sha256 and bundle.json first (bundleTarOrder), then the tools; listed in both
     expect(firstTarEntries(tar, 6)).toEqual([
-      ...TOOLS.map((t) => `bin/linux-amd64/${t}`),
-      'bundle.json',
       'checksums.sha256',
+      'bundle.json',
+      ...TOOLS.map((t) => `bin/linux-amd64/${t}`),
     ]);
     const archive = await openBundleArchive(tar);
     const index = JSON.parse((await archive.readSmall('bundle.json')).toString('utf8')) as {
