@@ -1,7 +1,12 @@
-// Benchmark: the same images bundled by `sealift bundle --imagelist`, by `skopeo copy` per image
-// into directories (sequential, as a shell loop would), and by `crane pull` when scripts/setup.sh
-// built it (SEALIFT_SETUP_BENCH=1), in one run, from one real docker-registry on loopback.
-// Prints wall time, bytes on disk and peak memory (max RSS from /usr/bin/time) of each.
+// Benchmark: the same images bundled by `sealift bundle --imagelist` (packed tar, --no-pack
+// directory, --compress gzip and zstd), by `skopeo copy` per image into directories (sequential,
+// as a shell loop would), and by `crane pull` when scripts/setup.sh built it
+// (SEALIFT_SETUP_BENCH=1), in one run, from one real docker-registry on loopback. Prints wall
+// time, bytes on disk, peak memory (max RSS from /usr/bin/time) and bytes written to disk
+// (write_bytes of /proc/<pid>/io, read by a shell wrapper after the command exits: a reaped
+// child's I/O counts into its parent's) of each, the ratios the issue sets targets for (packed
+// <= 0.8x crane's wall time, write bytes <= 1.05x the bundle, peak RSS <= 120 MiB and flat in
+// image size), and what gzip and zstd gain on the layers and on the carried site tools.
 //
 //   node bench/bundle.ts [--scale 1] [--concurrency 4] [--keep DIR]
 //
@@ -14,7 +19,11 @@ import { execa } from 'execa';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { findTool, PROJECT_ROOT, requireTool } from '../src/tools.ts';
+import { createReadStream } from 'node:fs';
+import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
+import { compressor } from '../src/bundle/pack.ts';
+import { findTool, PROJECT_ROOT, requireTool, TOOLS_DIR } from '../src/tools.ts';
 import { seedImages, type ImageSpec } from '../test/support/images.ts';
 import { tempDir } from '../test/support/process.ts';
 import { startRegistry } from '../test/support/registry.ts';
@@ -76,24 +85,51 @@ interface Measured {
   seconds: number;
   bytes: number;
   peakRssMiB: number;
+  /** write_bytes of the command (and its children) */
+  writeBytes: number;
   note: string;
 }
 
-/** Runs a command under /usr/bin/time; returns wall seconds and max RSS (KiB). */
+interface Timed {
+  seconds: number;
+  maxRssKiB: number;
+  writeBytes: number;
+  cancelledWriteBytes: number;
+}
+
+/**
+ * Runs a command under /usr/bin/time (wall seconds, max RSS) inside a shell that prints its own
+ * /proc/self/io once the command has exited: the kernel adds a reaped child's I/O counters to
+ * its parent's, so the shell's write_bytes are the command's (the shell itself writes nothing).
+ */
 async function timed(
   cmd: string,
   argv: string[],
-  opts: { cwd?: string } = {},
-): Promise<{ seconds: number; maxRssKiB: number }> {
-  const out = join(work.path, `time-${Date.now()}-${Math.random().toString(16).slice(2)}`);
-  const r = await execa('/usr/bin/time', ['-f', '%e %M', '-o', out, cmd, ...argv], {
-    reject: false,
-    cwd: opts.cwd ?? work.path,
-    env: { ...process.env, XDG_RUNTIME_DIR: work.path },
-  });
+  opts: { cwd?: string; env?: Record<string, string> } = {},
+): Promise<Timed> {
+  const tag = `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+  const out = join(work.path, `time-${tag}`);
+  const io = join(work.path, `io-${tag}`);
+  const r = await execa(
+    '/usr/bin/time',
+    ['-f', '%e %M', '-o', out, 'sh', '-c', '"$@"; rc=$?; cat /proc/$$/io > "$IO_OUT"; exit $rc', 'sh', cmd, ...argv],
+    {
+      reject: false,
+      cwd: opts.cwd ?? work.path,
+      env: { ...process.env, XDG_RUNTIME_DIR: work.path, IO_OUT: io, ...opts.env },
+    },
+  );
   if (r.exitCode !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.exitCode}):\n${r.stderr.slice(-3000)}`);
   const [secs = '0', rss = '0'] = (await readFile(out, 'utf8')).trim().split('\n').pop()!.split(' ');
-  return { seconds: Number(secs), maxRssKiB: Number(rss) };
+  const ioText = await readFile(io, 'utf8');
+  const field = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(ioText)?.[1] ?? NaN);
+  await rm(io, { force: true });
+  return {
+    seconds: Number(secs),
+    maxRssKiB: Number(rss),
+    writeBytes: field('write_bytes'),
+    cancelledWriteBytes: field('cancelled_write_bytes'),
+  };
 }
 
 async function duBytes(path: string): Promise<number> {
@@ -130,65 +166,75 @@ try {
 
   const host = registry.host;
   const list = join(work.path, 'images.txt');
+  const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
+  console.log(`load average before the runs: ${load} (${(await import('node:os')).cpus().length} cores)`);
   await writeFile(list, `${images.map((i) => i.ref).join('\n')}\n`);
   const results: Measured[] = [];
+  const row = (tool: string, t: Timed, bytes: number, note: string): Measured => {
+    const m = { tool, seconds: t.seconds, bytes, peakRssMiB: t.maxRssKiB / 1024, writeBytes: t.writeBytes, note };
+    results.push(m);
+    return m;
+  };
 
   // sealift
-  const out = join(work.path, 'sealift-out');
   const mirrors = ['docker.io', 'nvcr.io', 'gcr.io', 'quay.io'].flatMap((h) => ['--mirror', `${h}=${host}`]);
   // every sealift run bundles a list from the same loopback registry, through the same mirrors
-  const bundleList = (imageList: string, outDir: string, extra: string[] = []) =>
-    timed(process.execPath, [
-      join(PROJECT_ROOT, 'bin/sealift.js'),
-      'bundle',
-      '--imagelist',
-      imageList,
-      '-o',
-      outDir,
-      ...extra,
-      '--plain-http',
-      host,
-      ...mirrors,
-      '--concurrency',
-      args.concurrency!,
-      '--json',
-      '--no-site-tools', // images against skopeo: the carried tools are the same bytes on every run
-    ]);
-  const s = await bundleList(list, out);
+  const bundleList = (imageList: string, outDir: string, extra: string[] = [], env: Record<string, string> = {}) =>
+    timed(
+      process.execPath,
+      [
+        join(PROJECT_ROOT, 'bin/sealift.js'),
+        'bundle',
+        '--imagelist',
+        imageList,
+        '-o',
+        outDir,
+        ...extra,
+        '--plain-http',
+        host,
+        ...mirrors,
+        '--concurrency',
+        args.concurrency!,
+        '--json',
+        '--no-site-tools', // images against skopeo: the carried tools are the same bytes on every run
+      ],
+      { env },
+    );
+  const out = join(work.path, 'sealift-out');
   const tar = join(out, 'images.tar');
-  results.push({
-    tool: 'sealift bundle',
-    seconds: s.seconds,
-    bytes: await duBytes(tar),
-    peakRssMiB: s.maxRssKiB / 1024,
-    note: `one tar, verified (${args.concurrency} blob transfers at once)`,
-  });
+  const packed = row('sealift bundle', await bundleList(list, out), 0, '');
+  packed.bytes = await duBytes(tar);
+  packed.note = `one tar, written once, verified (${args.concurrency} blob transfers at once)`;
+  // V8's young generation at 1 MiB: a stream of short-lived buffers is collected sooner
+  const tuned = join(work.path, 'sealift-tuned');
+  const tunedRun = await bundleList(list, tuned, [], { NODE_OPTIONS: '--max-semi-space-size=1' });
+  row(
+    'sealift bundle, --max-semi-space-size=1',
+    tunedRun,
+    await duBytes(join(tuned, 'images.tar')),
+    'the same, NODE_OPTIONS',
+  );
+  await rm(tuned, { recursive: true, force: true });
   // the same without the tar: the verified directory bundle (what crane's layout compares with)
   const dirOut = join(work.path, 'sealift-dir');
   const d = await bundleList(list, dirOut, ['--no-pack']);
-  results.push({
-    tool: 'sealift bundle --no-pack',
-    seconds: d.seconds,
-    bytes: await duBytes(join(dirOut, 'images.work')),
-    peakRssMiB: d.maxRssKiB / 1024,
-    note: 'directory bundle with checksums, no tar',
-  });
+  row('sealift bundle --no-pack', d, await duBytes(join(dirOut, 'images.work')), 'directory bundle with checksums');
   await rm(dirOut, { recursive: true, force: true });
   const v = await timed(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), 'bundle', 'verify', tar]);
-  results.push({
-    tool: 'sealift bundle verify',
-    seconds: v.seconds,
-    bytes: 0,
-    peakRssMiB: v.maxRssKiB / 1024,
-    note: 're-hash of the whole tar',
-  });
+  row('sealift bundle verify', v, 0, 're-hash of the whole tar');
+  for (const c of ['gzip', 'zstd'] as const) {
+    const cOut = join(work.path, `sealift-${c}`);
+    const t = await bundleList(list, cOut, ['--compress', c]);
+    const file = join(cOut, `images.tar${c === 'gzip' ? '.gz' : '.zst'}`);
+    row(`sealift bundle --compress ${c}`, t, await duBytes(file), 'tar written once, then compressed in order');
+    await rm(cOut, { recursive: true, force: true });
+  }
 
   // skopeo copy per image into dir:, sequentially
   const skopeo = requireTool('skopeo');
   const sk = join(work.path, 'skopeo-out');
   await mkdir(sk, { recursive: true });
-  let skSecs = 0;
-  let skPeak = 0;
+  const skTotal: Timed = { seconds: 0, maxRssKiB: 0, writeBytes: 0, cancelledWriteBytes: 0 };
   for (const [i, img] of images.entries()) {
     const r = await timed(skopeo, [
       '--insecure-policy',
@@ -197,16 +243,17 @@ try {
       `docker://${img.testRef}`,
       `dir:${join(sk, String(i))}`,
     ]);
-    skSecs += r.seconds;
-    skPeak = Math.max(skPeak, r.maxRssKiB);
+    skTotal.seconds += r.seconds;
+    skTotal.maxRssKiB = Math.max(skTotal.maxRssKiB, r.maxRssKiB);
+    skTotal.writeBytes += r.writeBytes;
   }
-  results.push({
-    tool: 'skopeo copy (per image, dir:)',
-    seconds: skSecs,
-    bytes: await duBytes(sk),
-    peakRssMiB: skPeak / 1024,
-    note: `${images.length} runs, one after another; no verification pass`,
-  });
+  row(
+    'skopeo copy (per image, dir:)',
+    skTotal,
+    await duBytes(sk),
+    `${images.length} runs, one after another; no verification pass`,
+  );
+  await rm(sk, { recursive: true, force: true });
 
   const crane = findTool('crane');
   if (crane) {
@@ -221,13 +268,8 @@ try {
       ...images.map((i) => i.testRef),
       cr,
     ]);
-    results.push({
-      tool: 'crane pull (one OCI layout)',
-      seconds: r.seconds,
-      bytes: await duBytes(cr),
-      peakRssMiB: r.maxRssKiB / 1024,
-      note: 'all images in one call',
-    });
+    row('crane pull (one OCI layout)', r, await duBytes(cr), 'all images in one call');
+    await rm(cr, { recursive: true, force: true });
   } else {
     console.log('crane: not built (run SEALIFT_SETUP_BENCH=1 bash scripts/setup.sh): skipped');
   }
@@ -242,30 +284,66 @@ try {
       .join('\n')}\n`,
   );
   const small = await bundleList(smallList, join(work.path, 'small-out'));
-  results.push({
-    tool: 'sealift bundle (16 small images)',
-    seconds: small.seconds,
-    bytes: await duBytes(join(work.path, 'small-out', 'small.tar')),
-    peakRssMiB: small.maxRssKiB / 1024,
-    note: 'peak memory for comparison',
-  });
+  row(
+    'sealift bundle (16 small images)',
+    small,
+    await duBytes(join(work.path, 'small-out', 'small.tar')),
+    'peak memory for comparison',
+  );
 
   const rows = results.map((r) => [
     r.tool,
     r.seconds.toFixed(1),
     r.bytes ? (r.bytes / MB).toFixed(0) : '-',
     r.peakRssMiB.toFixed(0),
+    (r.writeBytes / MB).toFixed(0),
+    r.bytes ? (r.writeBytes / r.bytes).toFixed(2) : '-',
     r.note,
   ]);
-  const head = ['TOOL', 'WALL s', 'DISK MB', 'PEAK RSS MiB', 'NOTE'];
+  const head = ['TOOL', 'WALL s', 'DISK MB', 'PEAK RSS MiB', 'WRITTEN MB', 'WRITTEN/DISK', 'NOTE'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   console.log([head, ...rows].map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
-  const sl = results[0]!;
   const sc = results.find((r) => r.tool.startsWith('skopeo'))!;
+  const cr = results.find((r) => r.tool.startsWith('crane'));
+  const target = (ok: boolean) => (ok ? 'met' : 'MISSED');
   console.log(
-    `sealift vs skopeo: ${(sc.seconds / sl.seconds).toFixed(2)}x faster, ${(sc.bytes / sl.bytes).toFixed(2)}x fewer bytes on disk`,
+    `sealift packed vs skopeo: ${(packed.seconds / sc.seconds).toFixed(2)}x the wall time, ${(sc.bytes / packed.bytes).toFixed(2)}x fewer bytes on disk`,
   );
-  console.log(JSON.stringify({ images: images.length, uniqueBlobBytes: registryBytes, results }));
+  if (cr)
+    console.log(
+      `sealift packed vs crane pull: ${(packed.seconds / cr.seconds).toFixed(2)}x the wall time (target <= 0.8x: ${target(packed.seconds <= 0.8 * cr.seconds)})`,
+    );
+  console.log(
+    `sealift packed: wrote ${(packed.writeBytes / packed.bytes).toFixed(3)}x the bundle's size (target <= 1.05x: ${target(packed.writeBytes <= 1.05 * packed.bytes)}); peak RSS ${packed.peakRssMiB.toFixed(0)} MiB, ${small.maxRssKiB ? (small.maxRssKiB / 1024).toFixed(0) : '?'} MiB on the small images (target <= 120 MiB: ${target(packed.peakRssMiB <= 120)})`,
+  );
+
+  // what compression gains on the carried site tools (bin/: Go binaries and the sealift executable)
+  const toolDir = join(TOOLS_DIR, 'site', 'linux-amd64');
+  const tools = (await readdir(toolDir).catch(() => [] as string[])).filter((n) => !n.startsWith('.'));
+  const toolRows: { compression: string; bytes: number; seconds: number }[] = [];
+  if (tools.length) {
+    let raw = 0;
+    for (const t of tools) raw += (await stat(join(toolDir, t))).size;
+    toolRows.push({ compression: 'none', bytes: raw, seconds: 0 });
+    for (const c of ['gzip', 'zstd'] as const) {
+      const t0 = Date.now();
+      let n = 0;
+      for (const t of tools) {
+        const sink = new Writable({
+          write(chunk: Buffer, _e, cb) {
+            n += chunk.length;
+            cb();
+          },
+        });
+        await pipeline(createReadStream(join(toolDir, t), { highWaterMark: 1 << 20 }), compressor(c), sink);
+      }
+      toolRows.push({ compression: c, bytes: n, seconds: (Date.now() - t0) / 1000 });
+    }
+    console.log(
+      `site tools (${toolDir}: ${tools.join(', ')}), the packer's own compressors: ${toolRows.map((r) => `${r.compression} ${(r.bytes / MB).toFixed(0)} MB${r.seconds ? ` in ${r.seconds.toFixed(1)} s` : ''}`).join(', ')}`,
+    );
+  }
+  console.log(JSON.stringify({ images: images.length, uniqueBlobBytes: registryBytes, results, siteTools: toolRows }));
 } finally {
   await registry.stop();
   if (!args.keep) await rm(work.path, { recursive: true, force: true });

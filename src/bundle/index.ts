@@ -3,29 +3,43 @@
 //   (generated helmfile and values, charts at their pins, release files) -> pullImages into one
 //   OCI layout (dedupe, verify, resume) -> image lists with resolved digests -> bundle.json ->
 //   checksums.sha256 -> tar (optionally gzip, split), all assembled in <out>/<name>.work/ which a
-//   failed or killed run leaves for the re-run to continue from.
+//   failed or killed run leaves for the re-run to continue from. A packed bundle (the default)
+//   reads only the manifests into the work layout, lays the tar out from their sizes and writes
+//   each blob from the registry straight into its place in the tar (pack.ts): no byte twice.
 import { cp, mkdir, readdir, rm, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { ensureFreeSpace, reportDiskFull } from '../disk.ts';
 import { checkOutputDir, checkOutputFile } from '../fs-paths.ts';
-import { SealiftError } from '../errors.ts';
+import { SealiftError, errorMessage } from '../errors.ts';
 import { acquireWorkLock } from '../work-lock.ts';
-import { writeFileAtomic } from '../fs-atomic.ts';
+import { pathExists, writeFileAtomic } from '../fs-atomic.ts';
+import type { Readable } from 'node:stream';
 import { SEALIFT_VERSION } from '../runtime.ts';
-import { noEvents, type RunOptions } from '../events.ts';
+import { noEvents, type EventSink, type RunOptions } from '../events.ts';
 import type { ImageLock } from '../images/lock.ts';
 import { OciLayout, ANNOTATION_SOURCE } from '../oci/layout.ts';
 import type { RegistryOptions } from '../oci/registry.ts';
-import { formatPlatform, type PlatformSelection } from '../oci/types.ts';
+import { formatPlatform, type Descriptor, type Digest, type PlatformSelection } from '../oci/types.ts';
 import {
   BUNDLE_FORMAT_VERSION,
   BUNDLE_INDEX_FILE,
   LAYOUT_DIR,
+  blobPath,
+  openBundleArchive,
   serializeBundleIndex,
+  type BundleArchive,
   type BundleImageEntry,
   type BundleIndex,
 } from '../bundle-format/index.ts';
-import { listFiles, packBundle, writeChecksums, type PackResult } from './pack.ts';
+import {
+  COMPRESSED_SUFFIX,
+  COMPRESSIONS,
+  entriesOf,
+  packEntries,
+  writeChecksums,
+  type Compression,
+  type PackEntry,
+  type PackResult,
+} from './pack.ts';
 import { pullImages, type PullSummary } from './pull.ts';
 import { planImagePulls, readImageRequests, requestsFromLock, type ImageRequest } from './requests.ts';
 import { assembleSiteFiles, type SiteFiles } from './site.ts';
@@ -54,7 +68,8 @@ export interface BundleOptions extends RunOptions {
   platforms: PlatformSelection;
   concurrency?: number;
   splitSize?: number;
-  gzip?: boolean;
+  /** the whole tar compressed (default none: layers are compressed already) */
+  compress?: Compression;
   registry?: RegistryOptions;
   /** keep <name>.work/ after packing (default: removed) */
   keepWork?: boolean;
@@ -143,13 +158,6 @@ async function pruneLayout(layout: OciLayout, pulled: PullSummary, referrers: Se
   for (const b of await layout.listBlobs()) if (!keep.has(b.digest)) await layout.removeBlob(b.digest);
 }
 
-/** Bytes the tar of `root` takes: a 512-byte header per file, contents padded to 512, 1 KiB end. */
-async function tarSize(root: string): Promise<number> {
-  let n = 1024;
-  for (const f of await listFiles(root)) n += 512 + Math.ceil((await stat(join(root, f))).size / 512) * 512;
-  return n;
-}
-
 /**
  * One run at a time per bundle: `<out>/<name>.lock` is held from the first read of the work dir
  * to the last rename of the tar, so two runs into one output never mix their files.
@@ -166,8 +174,9 @@ export async function createBundle(opts: BundleOptions): Promise<BundleResult> {
   const target = join(opts.outDir, bundleName(opts));
   // every output path before any work: a bad one fails now, not after the pull
   await checkOutputDir(opts.outDir, '-o');
-  for (const f of [`${target}.tar`, `${target}.tar.gz`, `${target}.tar.sha256`, `${target}.tar.gz.sha256`])
-    await checkOutputFile(f, '-o');
+  for (const c of COMPRESSIONS)
+    for (const f of [`${target}.tar${COMPRESSED_SUFFIX[c]}`, `${target}.tar${COMPRESSED_SUFFIX[c]}.sha256`])
+      await checkOutputFile(f, '-o');
   await checkOutputDir(`${target}.work`, '-o');
   await mkdir(opts.outDir, { recursive: true });
   const lock = await acquireWorkLock(target, `bundle ${target}`);
@@ -214,7 +223,12 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     if (entry !== LAYOUT_DIR) await rm(join(workDir, entry), { recursive: true, force: true });
   // the site's tools first of all: one that is missing fails before anything is fetched
   const sitePlatforms = opts.sitePlatforms ?? DEFAULT_SITE_PLATFORMS;
-  let siteTools = sitePlatforms.length ? await assembleSiteTools({ workDir, platforms: sitePlatforms, onEvent }) : null;
+  // (a packed bundle copies them from where they are straight into the tar)
+  const packed = !opts.noPack;
+  const tools = sitePlatforms.length
+    ? await assembleSiteTools({ ...(packed ? {} : { workDir }), platforms: sitePlatforms, onEvent })
+    : null;
+  let siteTools = tools ? { platforms: tools.platforms, files: tools.files } : null;
   let unchangedTools: NonNullable<BundleIndex['base']>['siteTools'] = [];
   if (held && siteTools)
     ({ carried: siteTools, unchanged: unchangedTools } = await planSiteToolsSince(workDir, siteTools, held));
@@ -232,7 +246,8 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   // a receipt of another registry than the one the values name: refused before the long part
   if (held) checkSinceRegistry(held, opts.since!, site.registry?.host);
 
-  // 3. images (the long part): a killed run resumes here, skipping every stored blob
+  // 3. images (the long part): a killed run resumes here, skipping every stored blob. Packed:
+  // only the manifests now (the plan, with every blob's size), the blobs into the tar in step 6.
   const layout = await OciLayout.open(join(workDir, LAYOUT_DIR));
   // model images (the environment's models:) are built by sealift, the rest pulled
   const { splitModelPulls, buildModelPulls } = await import('./models.ts');
@@ -243,6 +258,7 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
     ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
     onEvent,
     ...(opts.signal ? { signal: opts.signal } : {}),
+    ...(packed ? { mode: 'manifests' as const } : {}),
   });
   // what refers to the pulled images (signatures, attestations, SBOMs), beside them in the layout
   const { pullReferrers } = await import('./referrers.ts');
@@ -276,7 +292,9 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   }
   await pruneLayout(layout, pulled, referrers?.digests ?? new Set());
   await layout.cleanIngest();
-  const since = held ? await applySince(layout, pulled.images, held, unchangedTools) : undefined;
+  const since = held
+    ? await applySince(layout, pulled.images, held, unchangedTools, { removeFromLayout: !packed })
+    : undefined;
   const carried = [...pulled.blobs].filter(([d]) => !since || since.carry.has(d));
 
   // 4. image lists: the lock with resolved digests, plus the lists it came from
@@ -345,26 +363,91 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
 
   // 6. checksums and the tar
   onEvent({ type: 'phase', name: 'checksums' });
-  await writeChecksums(workDir);
-  if (opts.signKey) await signBundleDir(workDir, opts.signKey);
   const signature = opts.signKey ? { signature: opts.signKey.toJSON() } : {};
-  if (opts.noPack) return { name, workDir, index, bytesTransferred: pulled.bytesTransferred, ...signature };
-  // the tar's size is known now: refuse before writing a byte when it cannot fit
-  await ensureFreeSpace(opts.outDir, await tarSize(workDir), `packing ${name}.tar`);
-  const pack = await reportDiskFull(opts.outDir, `packing ${name}.tar`, () =>
-    packBundle({
-      root: workDir,
-      output: join(opts.outDir, `${name}.tar`),
-      ...(opts.gzip ? { gzip: true } : {}),
-      ...(opts.splitSize ? { splitSize: opts.splitSize } : {}),
-      onEvent,
-    }),
-  );
+  if (!packed) {
+    await writeChecksums(workDir);
+    if (opts.signKey) await signBundleDir(workDir, opts.signKey);
+    return { name, workDir, index, bytesTransferred: pulled.bytesTransferred, ...signature };
+  }
+  // what the tar holds that the work dir does not: the blobs still to fetch (a blob an earlier
+  // --no-pack run left there, once verified, is copied from it) and the site tools
+  const extra: PackEntry[] = [];
+  for (const [digest, size] of carried) {
+    if (await layout.hasBlob({ digest: digest as Digest, size })) continue;
+    extra.push({ path: blobPath(digest as Digest), size, mode: 0o644, sha256: digest.slice('sha256:'.length) });
+  }
+  for (const f of siteTools?.files ?? [])
+    extra.push({ path: f.path, size: f.size, mode: 0o755, sha256: f.sha256, from: tools!.sources.get(f.path)! });
+  // an incremental bundle's manifests the site holds stay in the work layout (the blob pass
+  // walks the graphs through them) but are not carried
+  const absent = new Set((since?.base.absent ?? []).map((a) => blobPath(a.digest as Digest)));
+  await writeChecksums(workDir, extra, absent);
+  if (opts.signKey) await signBundleDir(workDir, opts.signKey);
+  let bytesTransferred = pulled.bytesTransferred;
+  // model images were built into the work layout: their blobs are local files already
+  const blobPulls = pulled.images
+    .filter(({ pull }) => !split.models.includes(pull))
+    .map(({ pull, result }) => ({
+      ...pull,
+      // the planned graph exactly: its root (the platform's manifest, or the reduced index), every child
+      selector: result.root.digest,
+      platforms: { kind: 'all' as const },
+    }));
+  // the tar an earlier run finished (an older bundle of the same name): its blobs are copied,
+  // not fetched again
+  const previous = await openPreviousTar(join(opts.outDir, `${name}.tar`), onEvent);
+  const pack = await packEntries({
+    output: join(opts.outDir, `${name}.tar`),
+    ...(previous ? { reuse: previous.reuse } : {}),
+    entries: [...(await entriesOf(workDir, { withChecksums: true })).filter((e) => !absent.has(e.path)), ...extra],
+    ...(opts.compress ? { compress: opts.compress } : {}),
+    ...(opts.splitSize ? { splitSize: opts.splitSize } : {}),
+    onEvent,
+    writeImages: async (tarTarget) => {
+      // what an incremental bundle does not carry counts as there
+      const target = since
+        ? { ...tarTarget, hasBlob: async (d: Descriptor) => !since.carry.has(d.digest) || tarTarget.hasBlob(d) }
+        : tarTarget;
+      const fetched = await pullImages(blobPulls, {
+        layout,
+        registry: opts.registry ?? {},
+        ...(opts.concurrency ? { concurrency: opts.concurrency } : {}),
+        onEvent,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        mode: 'blobs',
+        target,
+        diskDir: opts.outDir,
+      });
+      bytesTransferred += fetched.bytesTransferred;
+    },
+  });
+  await previous?.archive.close();
   if (!opts.keepWork) await rm(workDir, { recursive: true, force: true });
-  return { name, workDir, index, pack, bytesTransferred: pulled.bytesTransferred, ...signature };
+  return { name, workDir, index, pack, bytesTransferred, ...signature };
+}
+
+/** An uncompressed bundle already under this name (or its parts), opened to copy blobs out of. */
+async function openPreviousTar(
+  tar: string,
+  onEvent: EventSink,
+): Promise<{ archive: BundleArchive; reuse: (path: string, size: number) => Readable | undefined } | undefined> {
+  const first = [tar, `${tar}.part-000`];
+  for (const f of first) {
+    if (!(await pathExists(f))) continue;
+    try {
+      const archive = await openBundleArchive(f);
+      return {
+        archive,
+        reuse: (path, size) => (archive.lookup(path)?.size === size ? archive.open(path) : undefined),
+      };
+    } catch (e) {
+      onEvent({ type: 'warn', message: `${f}: not reused (${errorMessage(e)}); every blob is fetched` });
+    }
+  }
+  return undefined;
 }
 
 export { verifyBundle, type BundleVerifyResult } from './verify.ts';
 export { loadSigningKey, signBundle, signChecksums, type SigningKey, type SignBundleResult } from './sign.ts';
-export { parseSize } from './pack.ts';
+export { parseSize, COMPRESSIONS, type Compression } from './pack.ts';
 export { inspectBundle, diffBundleFiles, type BundleInspection, type BundleDiffResult } from './inspect.ts';

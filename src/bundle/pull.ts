@@ -5,10 +5,11 @@ import pLimit from 'p-limit';
 import { diskFullCause, diskFullError } from '../disk.ts';
 import { SealiftError, isSealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
-import { copyImage, createCopySession, type CopyResult } from '../oci/copy.ts';
+import { copyImage, createCopySession, type CopyResult, type ImageSource, type ImageTarget } from '../oci/copy.ts';
 import { ANNOTATION_SOURCE, type OciLayout } from '../oci/layout.ts';
 import { RegistryPool, type RegistryOptions } from '../oci/registry.ts';
-import { layoutTarget, registrySource } from '../oci/stores.ts';
+import { layoutSource, layoutTarget, registrySource } from '../oci/stores.ts';
+import type { EventSink } from '../events.ts';
 import type { ImagePull } from './requests.ts';
 
 export interface PulledImage {
@@ -21,6 +22,17 @@ export interface PullOptions extends RunOptions {
   registry: RegistryOptions;
   /** parallel blob transfers (default 4) */
   concurrency?: number;
+  /**
+   * how: 'layout' copies images into the layout (default); 'manifests' copies only their
+   * manifests into it (every blob counts as present: a plan of what the bundle holds, with
+   * sizes); 'blobs' copies the blobs of images already planned into `target`, reading the
+   * manifests from the layout
+   */
+  mode?: 'layout' | 'manifests' | 'blobs';
+  /** where blobs go in mode 'blobs' */
+  target?: ImageTarget;
+  /** the directory a full disk is reported for (default: the layout's) */
+  diskDir?: string;
 }
 
 export interface PullSummary {
@@ -42,23 +54,52 @@ function describeFailure(pull: ImagePull, e: unknown): string {
   return `${pull.request.reference}${releases}: ${errorMessage(e)}`;
 }
 
+/** A plan's events: what it decided, not a transfer per blob (the transfers come after). */
+function planEvents(onEvent: EventSink): EventSink {
+  return (e) => {
+    if (e.type.startsWith('blob:') || e.type === 'image:start' || e.type === 'image:done') return;
+    onEvent(e);
+  };
+}
+
+/**
+ * Copies the images the pulls name: into the layout, or (modes, see PullOptions) their
+ * manifests first and their blobs later into another target.
+ */
 export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions): Promise<PullSummary> {
-  const onEvent = opts.onEvent ?? noEvents;
+  const onEvent = opts.mode === 'manifests' ? planEvents(opts.onEvent ?? noEvents) : (opts.onEvent ?? noEvents);
   const concurrency = Math.max(1, opts.concurrency ?? 4);
   const session = createCopySession(concurrency);
   const pool = new RegistryPool({ ...opts.registry, onEvent });
   const imageLimit = pLimit(Math.min(concurrency, 4));
-  const target = layoutTarget(opts.layout);
+  const mode = opts.mode ?? 'layout';
+  const intoLayout = layoutTarget(opts.layout);
+  let target: ImageTarget = intoLayout;
+  if (mode === 'manifests') target = { ...intoLayout, hasBlob: async () => true };
+  if (mode === 'blobs') {
+    if (!opts.target) throw new SealiftError('INTERNAL', "pullImages mode 'blobs' needs a target");
+    target = opts.target;
+  }
+  const fromLayout = layoutSource(opts.layout);
+  const sourceFor = (pull: ImagePull): ImageSource => {
+    const upstream = registrySource(pool.client(pull.registry), pull.repository);
+    // the planned graph, from the manifests the plan stored: blobs alone come from the registry
+    return mode === 'blobs' ? { ...upstream, fetchManifest: fromLayout.fetchManifest } : upstream;
+  };
   const done: PulledImage[] = [];
   const failed: { pull: ImagePull; error: unknown }[] = [];
-  onEvent({ type: 'phase', name: 'pulling images', total: pulls.length });
+  onEvent({
+    type: 'phase',
+    name: opts.mode === 'manifests' ? 'reading image manifests' : 'pulling images',
+    total: pulls.length,
+  });
   await Promise.all(
     pulls.map((pull, index) =>
       imageLimit(async () => {
         if (opts.signal?.aborted) return;
         onEvent({ type: 'image:start', ref: pull.request.reference, index, total: pulls.length });
         try {
-          const result = await copyImage(registrySource(pool.client(pull.registry), pull.repository), target, {
+          const result = await copyImage(sourceFor(pull), target, {
             selector: pull.selector,
             ...(pull.tag ? { tag: pull.tag } : {}),
             annotations: { [ANNOTATION_SOURCE]: pull.request.reference },
@@ -81,7 +122,9 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
   // a full disk is no fault of the references: say so, for the layout's directory
   const full = failed.map((f) => diskFullCause(f.error)).find(Boolean);
   if (full)
-    throw await diskFullError(opts.layout.dir, `pulling ${failed.length} of ${pulls.length} images`, { cause: full });
+    throw await diskFullError(opts.diskDir ?? opts.layout.dir, `pulling ${failed.length} of ${pulls.length} images`, {
+      cause: full,
+    });
   if (failed.length === 1) {
     const { pull, error } = failed[0]!;
     const code = isSealiftError(error) ? error.code : 'REGISTRY_ERROR';

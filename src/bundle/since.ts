@@ -328,7 +328,7 @@ export async function planSiteToolsSince(
 
 /**
  * After the pull (which learns every graph): drops the base's manifests and blobs from the work
- * layout and returns bundle.json's `base` and the digests the bundle carries.
+ * layout (unless told not to) and returns bundle.json's `base` and the digests the bundle carries.
  */
 export async function applySince(
   layout: OciLayout,
@@ -338,6 +338,8 @@ export async function applySince(
   }[],
   held: SiteHoldings,
   unchangedTools: BundleBase['siteTools'],
+  /** false: leave them in the layout (a packed bundle walks the graphs through them, then leaves them out of the tar) */
+  opts: { removeFromLayout?: boolean } = {},
 ): Promise<{ base: BundleBase; carry: Set<string> }> {
   const repos = siteRepositories(
     pulled.map((p) => p.pull.request.reference),
@@ -353,6 +355,6 @@ export async function applySince(
     })),
     held,
   );
-  for (const a of plan.absent) await layout.removeBlob(a.digest as Digest);
+  if (opts.removeFromLayout !== false) for (const a of plan.absent) await layout.removeBlob(a.digest as Digest);
   return { base: { ...held.base, absent: plan.absent, siteTools: unchangedTools }, carry: plan.carry };
 }

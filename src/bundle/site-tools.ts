@@ -128,15 +128,16 @@ async function findGoTool(platform: string, tool: Exclude<SiteTool, 'sealift'>):
 }
 
 /**
- * Copies every site tool for `platforms` into `<workDir>/bin/<os>-<arch>/` and returns what
- * bundle.json lists. Every tool is found before any is copied: a missing one fails before the
+ * Copies every site tool for `platforms` into `<workDir>/bin/<os>-<arch>/` (or, without a
+ * workDir, finds them where they are) and returns what bundle.json lists. Every tool is found before any is copied: a missing one fails before the
  * long part of the bundle, naming how to get it.
  */
 export async function assembleSiteTools(opts: {
-  workDir: string;
+  /** copies the tools into <workDir>/bin/<os>-<arch>/; unset: only finds and hashes them where they are */
+  workDir?: string;
   platforms: readonly string[];
   onEvent?: EventSink;
-}): Promise<SiteToolsIndex> {
+}): Promise<SiteToolsIndex & { sources: Map<string, string> }> {
   const onEvent = opts.onEvent ?? noEvents;
   const sources: { platform: string; tool: SiteTool; from: string }[] = [];
   for (const platform of opts.platforms) {
@@ -149,15 +150,21 @@ export async function assembleSiteTools(opts: {
   }
   onEvent({ type: 'phase', name: `site tools for ${opts.platforms.join(', ')}` });
   const files: SiteToolsIndex['files'] = [];
+  // bundle path -> the file its bytes are in (a packed bundle copies them straight into the tar)
+  const where = new Map<string, string>();
   for (const s of sources) {
     const path = siteToolPath(s.platform, s.tool);
-    const target = join(opts.workDir, ...path.split('/'));
-    await mkdir(dirname(target), { recursive: true });
-    await copyFile(s.from, target, constants.COPYFILE_FICLONE);
-    await chmod(target, 0o755); // `tar -xf bundle.tar bin/linux-amd64/sealift` gives a runnable file
+    let target = s.from;
+    if (opts.workDir) {
+      target = join(opts.workDir, ...path.split('/'));
+      await mkdir(dirname(target), { recursive: true });
+      await copyFile(s.from, target, constants.COPYFILE_FICLONE);
+      await chmod(target, 0o755); // `tar -xf bundle.tar bin/linux-amd64/sealift` gives a runnable file
+      onEvent({ type: 'file', action: 'written', path: target });
+    }
     const { hex, size } = await sha256File(target);
     files.push({ path, platform: s.platform, tool: s.tool, size, sha256: hex });
-    onEvent({ type: 'file', action: 'written', path: target });
+    where.set(path, target);
   }
-  return { platforms: [...opts.platforms], files };
+  return { platforms: [...opts.platforms], files, sources: where };
 }

@@ -3,7 +3,7 @@
 import { Command } from 'commander';
 import { SIGNATURE_FILE as CHECKSUMS_SIG } from '../bundle-format/index.ts';
 import { SealiftError } from '../errors.ts';
-import type { BundleResult, BundleVerifyResult, SignBundleResult } from '../bundle/index.ts';
+import type { BundleResult, BundleVerifyResult, Compression, SignBundleResult } from '../bundle/index.ts';
 import {
   collect,
   overlayOption,
@@ -32,6 +32,7 @@ interface BundleFlags extends GlobalFlags, PlatformFlags {
   concurrency: string;
   splitSize?: string;
   gzip?: boolean;
+  compress?: string;
   keepWork?: boolean;
   pack: boolean;
   plainHttp?: string[];
@@ -59,6 +60,21 @@ async function sitePlatformsFrom(f: Pick<BundleFlags, 'sitePlatform' | 'siteTool
     throw new SealiftError('USAGE', '--site-platform and --no-site-tools exclude each other');
   if (!f.siteTools) return [];
   return f.sitePlatform.length ? parseSitePlatforms(f.sitePlatform) : [...DEFAULT_SITE_PLATFORMS];
+}
+
+/** --compress (or the older --gzip): one of the packer's compressions, for a tar. */
+function compressionFrom(
+  f: Pick<BundleFlags, 'compress' | 'gzip' | 'pack'>,
+  kinds: readonly Compression[],
+): { compress?: Compression } {
+  const c = f.compress ?? (f.gzip ? 'gzip' : undefined);
+  if (c === undefined) return {};
+  if (!(kinds as readonly string[]).includes(c))
+    throw new SealiftError('USAGE', `--compress ${c}: give ${kinds.join(', ')}`);
+  if (f.gzip && c !== 'gzip') throw new SealiftError('USAGE', `--gzip and --compress ${c} exclude each other`);
+  if (f.pack === false && c !== 'none')
+    throw new SealiftError('USAGE', '--no-pack writes a directory: there is no tar to compress');
+  return { compress: c as Compression };
 }
 
 function summary(r: BundleResult): string[] {
@@ -104,8 +120,12 @@ export function registerBundle(program: Command): void {
     .option('--imagelists <dir>', 'where <env>.lock.json is (default <stack>/imagelists)')
     .option('--concurrency <n>', 'blob transfers at once', '4')
     .option('--split-size <size>', 'split the bundle into parts of this size (e.g. 4G)')
-    .option('--gzip', 'gzip the tar (layers are compressed already; `load` needs it uncompressed)')
-    .option('--keep-work', 'keep <name>.work/ after packing, for a fast incremental re-run')
+    .option(
+      '--compress <zstd|gzip|none>',
+      'compress the whole tar into <name>.tar.zst or .tar.gz (split after compression); default none: layers are compressed already',
+    )
+    .option('--gzip', 'the same as --compress gzip')
+    .option('--keep-work', 'keep <name>.work/ (site files, manifests) after packing')
     .option('--no-pack', 'leave the bundle as the directory <name>.work/ (no tar)')
     .option(
       '--mirror <host=endpoint>',
@@ -136,7 +156,7 @@ export function registerBundle(program: Command): void {
   withPlatformFlags(cmd, 'linux/amd64, the site platform; the lock in the bundle records the digest kept');
   withCommonFlags(withTransportFlags(cmd)).action(async (flags: BundleFlags) => {
     const out = createOutput(flags);
-    const { createBundle, parseSize } = await import('../bundle/index.ts');
+    const { createBundle, parseSize, COMPRESSIONS } = await import('../bundle/index.ts');
     const { parsePlatform } = await import('../oci/types.ts');
     const { closeRegistryConnections } = await import('../oci/registry.ts');
     const concurrency = parseConcurrency(flags.concurrency);
@@ -158,7 +178,7 @@ export function registerBundle(program: Command): void {
           }),
           concurrency,
           ...(flags.splitSize ? { splitSize: parseSize(flags.splitSize) } : {}),
-          ...(flags.gzip ? { gzip: true } : {}),
+          ...compressionFrom(flags, COMPRESSIONS),
           ...(flags.keepWork ? { keepWork: true } : {}),
           ...(flags.pack === false ? { noPack: true } : {}),
           sitePlatforms,

@@ -1,11 +1,13 @@
 // `sealift bundle --imagelist` end to end, as a user runs it, against a real registry seeded by
 // skopeo: digests equal the source's, skopeo reads the layout, shared layers are stored once,
 // `bundle verify` catches a flipped byte, a missing reference names itself and writes nothing,
-// and a SIGKILLed run resumes fetching only what was missing (a cut layer from where it stopped).
+// and a SIGKILLed run resumes fetching only what was missing (a cut layer from where it stopped),
+// every blob written once, straight into the tar (no copy of it in the work dir).
 import { execa } from 'execa';
 import { mkdir, open, readdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bundleTarOrder } from '../../src/bundle-format/index.ts';
 import { requireTool } from '../../src/tools.ts';
 import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.ts';
 import { seedImages, type SeededImage } from '../support/images.ts';
@@ -123,6 +125,8 @@ describe('sealift bundle --imagelist', () => {
     });
     let bigBytes = 0;
     let lineBuf = '';
+    // what run 1 reported written: a blob's blob:done comes after it is on disk and in the journal
+    const storedAfterKill = new Set<string>();
     await new Promise<void>((resolve) => {
       child.stderr!.on('data', (d: Buffer) => {
         lineBuf += d.toString();
@@ -130,13 +134,14 @@ describe('sealift bundle --imagelist', () => {
         lineBuf = lines.pop() ?? '';
         for (const l of lines) {
           try {
-            const e = JSON.parse(l) as { type: string; digest?: string; bytes?: number };
+            const e = JSON.parse(l) as { type: string; digest?: string; bytes?: number; skipped?: string };
             if (e.type === 'blob:progress' && e.digest === big) bigBytes += e.bytes ?? 0;
+            if (e.type === 'blob:done' && !e.skipped && e.digest) storedAfterKill.add(e.digest.slice(7));
           } catch {
             /* not an event */
           }
         }
-        if (bigBytes > 20 << 20) {
+        if (bigBytes > 48 << 20) {
           child.kill('SIGKILL');
           resolve();
         }
@@ -145,14 +150,16 @@ describe('sealift bundle --imagelist', () => {
     });
     const killed = await child;
     expect(killed.signal).toBe('SIGKILL');
-    const blobDir = join(out, 'images.work', 'images', 'blobs', 'sha256');
-    const storedAfterKill = new Set(await readdir(blobDir));
     expect(storedAfterKill.size).toBeGreaterThan(0);
     expect(storedAfterKill.has(big.slice(7))).toBe(false);
-    const partial = (await readdir(join(out, 'images.work', 'images', '.ingest'))).find((n) =>
-      n.startsWith(big.replace(':', '-')),
-    );
-    expect(partial).toMatch(/\.partial$/);
+    // the blobs went straight into the tar, which is still under its temp name
+    expect((await readdir(out)).sort()).toEqual([
+      '.images.tar.journal',
+      '.images.tar.tmp',
+      'images.lock',
+      'images.work',
+    ]);
+    await expect(stat(join(out, 'images.work', 'images', 'blobs', 'sha256', big.slice(7)))).rejects.toThrow();
     await expect(stat(join(out, 'images.tar'))).rejects.toThrow();
 
     // run 2, through faults: completes, and GETs no blob that run 1 had stored
@@ -212,6 +219,12 @@ describe('sealift bundle --imagelist', () => {
     expect(result.index.totals.savedBySharing).toBeGreaterThanOrEqual(2 * (2 << 20));
     expect(tarSize).toBeGreaterThan(result.index.totals.blobBytes);
     expect(tarSize - result.index.totals.blobBytes).toBeLessThan(1 << 20);
+
+    // GNU tar lists it, in the format's order: checksums, bundle.json, then the rest
+    const listing = (await execa('tar', ['-tvf', tarPath])).stdout.split('\n').map((l) => l.split(/\s+/).pop()!);
+    expect(listing.slice(0, 2)).toEqual(['checksums.sha256', 'bundle.json']);
+    expect(listing).toEqual(bundleTarOrder(listing));
+    expect(listing).toContain(`images/blobs/sha256/${big.slice(7)}`);
 
     // an independent reader: extract with tar, inspect with skopeo
     const x = join(work.path, 'extracted');

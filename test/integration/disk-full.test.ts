@@ -1,7 +1,9 @@
 // Issue 15 class 7: a full disk under `bundle -o` (a small tmpfs, so the test needs root). ENOSPC
 // while pulling or packing is DISK_FULL (exit 15) naming the directory, the free space and, for
 // the tar and the site files whose sizes are known before a byte is written, how much they need; never a registry error
-// ("Fix or exclude the reference") or INTERNAL. Freeing space and running again finishes the bundle.
+// ("Fix or exclude the reference") or INTERNAL. A packed bundle is laid out from the manifests
+// before any blob is fetched, so one that cannot fit is refused before a blob is fetched or a byte
+// of the tar written. Freeing space and running again finishes the bundle.
 import { execa } from 'execa';
 import { mkdir, readdir, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -76,13 +78,17 @@ afterAll(async () => {
 });
 
 describe('bundle on a full disk', () => {
-  it('pulling a layer larger than the disk: DISK_FULL for the layout, then a re-run with room finishes', async () => {
+  it('a layer larger than the disk: DISK_FULL before the first blob is fetched, then a re-run with room finishes', async () => {
     const l = await list('withbig', [small[0]!, big]);
     await withTmpfs(20, async (out) => {
-      const full = await bundle(l, out);
-      expectDiskFull(full, `pulling`);
-      expect(full.stderr).toContain(join(out, 'withbig.work', 'images'));
-      expect((await readdir(out)).filter((n) => n.endsWith('.tar'))).toEqual([]);
+      // the tar is laid out from the manifests' sizes before any blob is fetched: it cannot fit
+      const full = await bundle(l, out, ['--json']);
+      expect(full.exitCode, full.stderr).toBe(15);
+      const err = (JSON.parse(full.stdout) as { error: { code: string; message: string; needed: number } }).error;
+      expect(err.message).toMatch(/^disk full: packing withbig\.tar in .*: [\d.]+ MiB needed, [\d.]+ MiB free$/);
+      expect(err.needed).toBeGreaterThan(26 << 20);
+      expect(full.stderr).not.toContain('"blob:start"');
+      expect((await readdir(out)).sort()).toEqual(['withbig.work']);
       await remount(out, 80);
       const again = await bundle(l, out);
       expect(again.exitCode, again.stderr).toBe(0);
@@ -93,7 +99,7 @@ describe('bundle on a full disk', () => {
 
   it('a tar that cannot fit is refused before a byte of it is written, saying needed and free', async () => {
     const l = await list('twosmall', small);
-    await withTmpfs(12, async (out) => {
+    await withTmpfs(6, async (out) => {
       const full = await bundle(l, out, ['--json']);
       expect(full.exitCode, full.stderr).toBe(15);
       const err = (
@@ -105,12 +111,14 @@ describe('bundle on a full disk', () => {
       );
       expect(err.needed).toBeGreaterThan(8 << 20);
       expect(err.needed).toBeGreaterThan(err.free);
-      // no tar, no temp tar; the work dir stays for the re-run
+      // no tar, no temp tar, nothing fetched in vain; the work dir (manifests) stays for the re-run
+      expect(full.stderr).not.toContain('"blob:start"');
       expect((await readdir(out)).sort()).toEqual(['twosmall.work']);
       await remount(out, 40);
       const again = await bundle(l, out);
       expect(again.exitCode, again.stderr).toBe(0);
-      expect(again.stdout).toContain('fetched 0 B this run');
+      const v = await runSealift(['bundle', 'verify', join(out, 'twosmall.tar')]);
+      expect(v.exitCode, v.stderr).toBe(0);
     });
   }, 300_000);
 
@@ -143,13 +151,14 @@ describe('bundle on a full disk', () => {
     }
   }, 300_000);
 
-  it('a disk filled by something else: the first small write that fails is DISK_FULL too', async () => {
+  it('a disk filled by something else: the first small write that fails is DISK_FULL too (directory bundle)', async () => {
     const l = await list('onesmall', [small[1]!]);
     await withTmpfs(12, async (out) => {
       const filler = join(out, 'filler.bin');
       // leave about 1 MiB: less than the 4 MiB layer, more than the manifests
       await execa('dd', ['if=/dev/zero', `of=${filler}`, 'bs=1M', 'count=11']);
-      const full = await bundle(l, out);
+      // --no-pack writes blobs into the work layout as they come: a write fails mid-pull
+      const full = await bundle(l, out, ['--no-pack']);
       expectDiskFull(full, 'pulling');
       await rm(filler);
       const again = await bundle(l, out);

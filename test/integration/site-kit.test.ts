@@ -35,7 +35,7 @@ describe('the site needs nothing but the bundle', () => {
     const siteHost = `127.0.0.1:${await freePort()}`;
     const { tar } = await makeAirgapBundle({ workDir: work.path, siteHost, scheme: 'host-swap' });
 
-    // the small checksums.sha256 and bundle.json first, then the tools; listed in both
+    // checksums.sha256 and bundle.json first (bundleTarOrder), then the tools; listed in both
     expect(firstTarEntries(tar, 6)).toEqual([
       'checksums.sha256',
       'bundle.json',
