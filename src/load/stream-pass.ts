@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Readable, Transform } from 'node:stream';
+import { pipeline as streamPipeline, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import {
@@ -147,9 +147,10 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
         cb(null, chunk);
       },
     });
-    body.on('error', (err) => verify.destroy(err));
-    body.pipe(verify).pipe(counted);
-    verify.on('error', (err) => counted.destroy(err));
+    // the bundle's own failure (a cut stream) ends the load; the registry's fails this blob
+    let sourceError: unknown;
+    body.once('error', (err) => (sourceError = err));
+    streamPipeline(body, verify, counted, () => undefined);
     try {
       await client.pushBlob(repo, { digest, size: e.size }, counted, signal);
       progress.flush();
@@ -162,6 +163,7 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     } catch (err) {
       progress.flush();
       if (signal?.aborted) throw err;
+      if (sourceError) throw sourceError;
       const got =
         isSealiftError(err) && err.code === 'DIGEST_MISMATCH' ? (err.details?.got as string | undefined) : undefined;
       if (got) {
