@@ -209,6 +209,18 @@ export function compressionOf(magic: Buffer): Compression {
   return 'none';
 }
 
+/** The compression of the stream a file (a bundle, or its first part) starts. */
+export async function compressionOfFile(path: string): Promise<Compression> {
+  const head = Buffer.alloc(4);
+  const fh = await open(path, 'r');
+  try {
+    const { bytesRead } = await fh.read(head, 0, 4, 0);
+    return compressionOf(head.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Finding the parts
 

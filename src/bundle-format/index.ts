@@ -5,6 +5,7 @@ export {
   openBundleArchive,
   findParts,
   compressionOf,
+  compressionOfFile,
   type ArchiveEntry,
   type BundleArchive,
   type Compression,

@@ -5,13 +5,14 @@
 // Nothing is kept: each entry's bytes are handed out once, and skipped when the reader does not
 // want them.
 import { createReadStream } from 'node:fs';
-import { open, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import * as zlib from 'node:zlib';
 import { SealiftError } from '../errors.ts';
 import {
   compressionOf,
+  compressionOfFile,
   findParts,
   invalid,
   lookupIn,
@@ -249,7 +250,13 @@ export async function openBundleStream(input: string, stdin: Readable = process.
     const { head, stream } = await peek(stdin, 4);
     if (head.length === 0)
       throw notATar('stdin', 'the stream is empty (nothing was piped in: `cat bundle.tar | sealift load - ...`)');
-    return tarBundleStream({ location: 'stdin', kind: 'stdin', files: [], raw: stream, head });
+    return tarBundleStream({
+      location: 'stdin',
+      kind: 'stdin',
+      files: [],
+      raw: stream,
+      compression: compressionOf(head),
+    });
   }
   const st = await statBundle(
     input,
@@ -274,22 +281,16 @@ export async function openBundleStream(input: string, stdin: Readable = process.
     };
   }
   const files = await findParts(resolve(input));
-  const head = Buffer.alloc(4);
-  const fh = await open(files[0]!, 'r');
-  try {
-    await fh.read(head, 0, 4, 0);
-  } finally {
-    await fh.close();
-  }
+  const compression = await compressionOfFile(files[0]!);
   // an uncompressed tar is indexed first (headers only): unsafe entries are refused, and the
   // whole listing is known, before anything is read or pushed
-  const archive = compressionOf(head) === 'none' ? await openBundleArchive(input) : undefined;
+  const archive = compression === 'none' ? await openBundleArchive(input) : undefined;
   return tarBundleStream({
     location: input,
     kind: files.length > 1 ? 'parts' : 'tar',
     files,
     raw: concatFiles(files),
-    head,
+    compression,
     ...(archive ? { archive } : {}),
   });
 }
@@ -300,10 +301,10 @@ function tarBundleStream(o: {
   kind: BundleStream['kind'];
   files: string[];
   raw: Readable;
-  head: Buffer;
+  compression: Compression;
   archive?: BundleArchive;
 }): BundleStream {
-  const compression = compressionOf(o.head);
+  const compression = o.compression;
   const unpack = decompressor(compression, o.location);
   const source = unpack ? (o.raw.pipe(unpack) as unknown as Readable) : o.raw;
   if (unpack) o.raw.on('error', (e) => source.destroy(e));

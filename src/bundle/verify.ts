@@ -11,7 +11,7 @@ import { basename } from 'node:path';
 import {
   checkBundle,
   checkBundleStream,
-  compressionOf,
+  compressionOfFile,
   findParts,
   openBundleArchive,
   openBundleStream,
@@ -101,14 +101,7 @@ export async function verifyBundle(input: string, opts: RunOptions = {}): Promis
     parts = files.length;
     const stem = /\.part-\d{3,}$/.test(input) ? input.replace(/\.part-\d{3,}$/, '') : input;
     problems.push(...(await checkOuterSums(files, `${stem}.sha256`, onEvent)));
-    const head = Buffer.alloc(4);
-    const fh = await open(files[0]!, 'r');
-    try {
-      await fh.read(head, 0, 4, 0);
-    } finally {
-      await fh.close();
-    }
-    compressed = compressionOf(head) !== 'none';
+    compressed = (await compressionOfFile(files[0]!)) !== 'none';
   }
   let checked: Awaited<ReturnType<typeof checkBundle>> | undefined;
   try {
