@@ -1,7 +1,8 @@
 // A bundle read once, front to back: a tar (or its split parts), a pipe (`load -`), a zstd or
 // gzip compressed tar stream (told by its magic bytes, split parts of it too), or an extracted
-// directory, yielded entry by entry in tar order. The headers go through the one tar walker
-// (archive.ts walkTar) over forward-only bytes, so a stream gets every rule a file does.
+// directory, yielded entry by entry in tar order. A stream's headers go through the one tar
+// walker (archive.ts walkTar) over forward-only bytes, so it gets every rule a file does; a file
+// is indexed by the same walker first and its entries are then read by offset, each once.
 // Nothing is kept: each entry's bytes are handed out once, and skipped when the reader does not
 // want them.
 import { createReadStream } from 'node:fs';
@@ -48,6 +49,8 @@ export interface BundleStream {
    * compressed bundle, which can only be read once, in order.
    */
   readonly archive: BundleArchive | undefined;
+  /** entries' bodies are independent reads by offset: several may be read at once, in any order */
+  readonly randomAccess: boolean;
   entries(): AsyncGenerator<StreamedEntry>;
   close(): Promise<void>;
 }
@@ -264,35 +267,46 @@ export async function openBundleStream(input: string, stdin: Readable = process.
   );
   if (st.isDirectory()) {
     const archive = await openBundleArchive(input);
-    const files = bundleTarOrder([...archive.entries.values()].filter((e) => e.type === 'file').map((e) => e.path));
-    return {
-      location: archive.location,
-      kind: 'directory',
-      compression: 'none',
-      files: [],
-      archive,
-      entries: async function* () {
-        for (const path of files) {
-          const e = archive.lookup(path)!;
-          yield { ...e, body: () => archive.open(path) };
-        }
-      },
-      close: () => archive.close(),
-    };
+    return indexedStream(archive, 'directory');
   }
   const files = await findParts(resolve(input));
   const compression = await compressionOfFile(files[0]!);
-  // an uncompressed tar is indexed first (headers only): unsafe entries are refused, and the
-  // whole listing is known, before anything is read or pushed
-  const archive = compression === 'none' ? await openBundleArchive(input) : undefined;
+  if (compression === 'none') {
+    // an uncompressed tar is indexed first (headers only: every rule of the walker checked, the
+    // whole listing known before anything is read or pushed); then each entry is read once, by offset
+    const archive = await openBundleArchive(input);
+    return indexedStream(archive, files.length > 1 ? 'parts' : 'tar');
+  }
   return tarBundleStream({
     location: input,
     kind: files.length > 1 ? 'parts' : 'tar',
     files,
     raw: concatFiles(files),
     compression,
-    ...(archive ? { archive } : {}),
   });
+}
+
+/** An indexed bundle (a tar, its parts, a directory) in tar order: every entry's bytes read once, by offset. */
+function indexedStream(archive: BundleArchive, kind: 'tar' | 'parts' | 'directory'): BundleStream {
+  const order =
+    kind === 'directory'
+      ? bundleTarOrder([...archive.entries.values()].filter((e) => e.type === 'file').map((e) => e.path))
+      : [...archive.entries.values()].filter((e) => e.type === 'file').map((e) => e.path);
+  return {
+    location: archive.location,
+    kind,
+    compression: 'none',
+    files: archive.files,
+    archive,
+    randomAccess: true,
+    entries: async function* () {
+      for (const path of order) {
+        const e = archive.lookup(path)!;
+        yield { ...e, body: () => archive.open(path) };
+      }
+    },
+    close: () => archive.close(),
+  };
 }
 
 /** A tar's bytes (decompressed first when its magic says so) read once through the walker. */
@@ -302,7 +316,6 @@ function tarBundleStream(o: {
   files: string[];
   raw: Readable;
   compression: Compression;
-  archive?: BundleArchive;
 }): BundleStream {
   const compression = o.compression;
   const unpack = decompressor(compression, o.location);
@@ -314,12 +327,12 @@ function tarBundleStream(o: {
     kind: o.kind,
     compression,
     files: o.files,
-    archive: o.archive,
+    archive: undefined,
+    randomAccess: false,
     entries: tarStream(bytes, o.location),
     close: async () => {
       source.destroy();
       o.raw.destroy();
-      await o.archive?.close();
     },
   };
 }

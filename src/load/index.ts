@@ -258,6 +258,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
           check,
           client,
           onIndex: makePlan,
+          concurrency: opts.concurrency ?? 4,
           ...(owners ? { owners } : {}),
           // known once bundle.json has passed (makePlan opens it)
           spool: () => (spool && toolsPlan ? { dir: spool.dir, wanted: spoolWanted(toolsPlan) } : undefined),

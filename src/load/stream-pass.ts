@@ -62,6 +62,8 @@ export interface StreamPassOptions extends RunOptions {
   onIndex: (index: BundleIndex) => Promise<StreamPlan>;
   /** digest -> repositories whose images use it, when known before the read (a file) */
   owners?: Map<Digest, Set<string>>;
+  /** blob uploads at once when the entries can be read at once (a file); a stream pushes one at a time */
+  concurrency?: number;
   /** paths to write out (site files, tools), and where the spool is (known once bundle.json has passed) */
   spool?: () => { wanted: (path: string) => boolean; dir: string } | undefined;
 }
@@ -109,9 +111,16 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     for (const [root, repos] of plan.roots) walk(root, repos, 0);
   };
 
-  // small blobs are held whole (one at a time): their pushes may overlap the read
+  // small blobs are held whole: their pushes overlap the read (a few at a time, so memory stays bounded)
   const small = pLimit(8);
-  const smallPushes: Promise<void>[] = [];
+  const pending: Promise<void>[] = [];
+  let failure: { error: unknown } | undefined;
+  /** a push running beside the read; its failure ends the pass once the read is done */
+  const beside = (p: Promise<void>): Promise<void> => {
+    const tracked = p.catch((error: unknown) => void (failure ??= { error }));
+    pending.push(tracked);
+    return tracked;
+  };
 
   /** the repository a blob goes into now; undefined when every image that uses it is at the site */
   const destination = (digest: Digest): string | undefined => {
@@ -177,12 +186,15 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     }
   };
 
+  // a file's entries are independent reads by offset: its big blobs go up several at a time
+  const big = opts.stream.randomAccess ? pLimit(Math.max(1, opts.concurrency ?? 4)) : undefined;
   for await (const e of opts.stream.entries()) {
     signal?.throwIfAborted();
     const blob = BLOB_PATH_RE.exec(e.path);
     const expected = check.expected(e.path);
     if (blob && expected && plan && !check.keeps(e)) {
-      await pushBlob(e, expected, e.body());
+      if (big) void beside(big(() => pushBlob(e, expected, e.body())));
+      else await pushBlob(e, expected, e.body());
       continue;
     }
     const spool = opts.spool?.();
@@ -211,12 +223,14 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     if (blob && bytes && expected && plan && hex === expected) {
       // a small layer: pushed from memory while the read goes on
       const b = bytes;
-      smallPushes.push(small(() => pushBlob(e, expected, Readable.from([b]))));
+      const pushed = beside(small(() => pushBlob(e, expected, Readable.from([b]))));
+      if (small.pendingCount >= 8) await pushed;
       continue;
     }
     check.record(e, hex, bytes ? { bytes } : undefined);
   }
-  await Promise.all(smallPushes);
+  await Promise.all(pending);
+  if (failure) throw failure.error;
   return { placed, inRepo, failed, stats };
 }
 
