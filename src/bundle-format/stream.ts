@@ -250,6 +250,10 @@ function tarStream(bytes: ForwardBytes, location: string): () => AsyncGenerator<
  */
 export async function openBundleStream(input: string, stdin: Readable = process.stdin): Promise<BundleStream> {
   if (input === '-') {
+    if ((stdin as { isTTY?: boolean }).isTTY)
+      throw new SealiftError('USAGE', '`-` reads the bundle from stdin, and stdin is a terminal', {
+        hint: 'Pipe the bundle in: cat airgap.tar | sealift load - ... (or ssh build-host cat airgap.tar | ...), or give the bundle file.',
+      });
     const { head, stream } = await peek(stdin, 4);
     if (head.length === 0)
       throw notATar('stdin', 'the stream is empty (nothing was piped in: `cat bundle.tar | sealift load - ...`)');
