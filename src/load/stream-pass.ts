@@ -159,6 +159,11 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     // the bundle's own failure (a cut stream) ends the load; the registry's fails this blob
     let sourceError: unknown;
     body.once('error', (err) => (sourceError = err));
+    // the hash sealift found, whatever error the upload then reports (its session is cancelled)
+    let mismatch: string | undefined;
+    verify.once('error', (err) => {
+      if (isSealiftError(err) && err.code === 'DIGEST_MISMATCH') mismatch = err.details?.got as string | undefined;
+    });
     streamPipeline(body, verify, counted, () => undefined);
     try {
       await client.pushBlob(repo, { digest, size: e.size }, counted, signal);
@@ -173,8 +178,7 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
       progress.flush();
       if (signal?.aborted) throw err;
       if (sourceError) throw sourceError;
-      const got =
-        isSealiftError(err) && err.code === 'DIGEST_MISMATCH' ? (err.details?.got as string | undefined) : undefined;
+      const got = mismatch;
       if (got) {
         // never committed: the upload session was cancelled; the verdict names the blob
         check.record(e, got.replace(/^sha256:/, ''));
