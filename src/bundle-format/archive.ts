@@ -51,7 +51,12 @@ export interface BundleArchive {
   close(): Promise<void>;
 }
 
-function invalid(location: string, message: string, hint?: string, details?: Record<string, unknown>): SealiftError {
+export function invalid(
+  location: string,
+  message: string,
+  hint?: string,
+  details?: Record<string, unknown>,
+): SealiftError {
   return new SealiftError('BUNDLE_INVALID', `${location}: ${message}`, {
     hint:
       hint ??
@@ -92,7 +97,7 @@ function linkRefused(location: string, path: string, kind: string, target: strin
   });
 }
 
-function notATar(location: string, why: string): SealiftError {
+export function notATar(location: string, why: string): SealiftError {
   return new SealiftError('BUNDLE_INVALID', `${location} is not a sealift bundle (not a tar): ${why}`, {
     hint: 'Give the uncompressed .tar that `sealift bundle` wrote (checksums.sha256 and bundle.json are its first entries), the first part of a split bundle (.tar.part-000), or a directory holding an extracted bundle.',
   });
@@ -108,7 +113,7 @@ interface Part {
   fh: FileHandle;
 }
 
-class PartedFile {
+export class PartedFile {
   readonly parts: Part[];
   readonly total: number;
   constructor(parts: Part[]) {
@@ -192,6 +197,31 @@ class PartedFile {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Compression: the whole tar stream, told by its magic bytes (never by the file's name)
+
+export type Compression = 'none' | 'gzip' | 'zstd';
+
+/** zstd frames start 28 b5 2f fd, gzip members 1f 8b; anything else is read as a tar. */
+export function compressionOf(magic: Buffer): Compression {
+  if (magic.length >= 4 && magic[0] === 0x28 && magic[1] === 0xb5 && magic[2] === 0x2f && magic[3] === 0xfd)
+    return 'zstd';
+  if (magic.length >= 2 && magic[0] === 0x1f && magic[1] === 0x8b) return 'gzip';
+  return 'none';
+}
+
+/** The compression of the stream a file (a bundle, or its first part) starts. */
+export async function compressionOfFile(path: string): Promise<Compression> {
+  const head = Buffer.alloc(4);
+  const fh = await open(path, 'r');
+  try {
+    const { bytesRead } = await fh.read(head, 0, 4, 0);
+    return compressionOf(head.subarray(0, bytesRead));
+  } finally {
+    await fh.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Finding the parts
 
 const PART_RE = /^(.*)\.part-(\d{3,})$/;
@@ -242,22 +272,43 @@ function cString(b: Buffer): string {
   return i === -1 ? s : s.slice(0, i);
 }
 
-export async function indexTar(file: PartedFile, location: string): Promise<Map<string, ArchiveEntry>> {
-  const entries = new Map<string, ArchiveEntry>();
+/**
+ * Bytes of a tar by offset. A file (or its parts) reads anywhere; a stream (stream.ts) reads
+ * forward only, which is all the walker asks: it never reads behind an entry it has passed.
+ */
+export interface TarBytes {
+  /** up to `length` bytes at `offset` (fewer only at the end of the data) */
+  read(offset: number, length: number): Promise<Buffer>;
+  /** the size, when known before the end (a file); a stream learns it at the end */
+  readonly total?: number | undefined;
+}
+
+/**
+ * The one tar walker: every header checked (see the top of this file), each file or directory
+ * entry yielded in archive order with its data's offset and size. The caller may read the data
+ * (a stream must, or have it skipped) before asking for the next entry.
+ */
+export async function* walkTar(file: TarBytes, location: string): AsyncGenerator<ArchiveEntry> {
+  const seen = new Map<string, EntryType>();
   let off = 0;
   let ex: HeaderData | undefined;
   let gex: HeaderData | undefined;
+  const known = file.total;
   const truncated = (what: string) =>
     invalid(
       location,
-      `the archive is truncated: ${what} (it has ${file.total} bytes)`,
-      'The copy of the bundle is incomplete. Copy it again (and every part, if it was split).',
+      `the archive is truncated: ${what}${known !== undefined ? ` (it has ${known} bytes)` : ''}`,
+      'The copy of the bundle is incomplete (a cut transfer or pipe, a missing part). Copy it again (and every part, if it was split), or send the whole stream again.',
     );
   for (;;) {
-    if (off === 0 && file.total < 2 * BLOCK)
-      throw notATar(location, `it has ${file.total} bytes, less than an empty tar (1024)`);
-    if (off + BLOCK > file.total) throw truncated(`it ends at byte ${off} without the end-of-archive marker`);
+    if (off === 0 && known !== undefined && known < 2 * BLOCK)
+      throw notATar(location, `it has ${known} bytes, less than an empty tar (1024)`);
+    if (known !== undefined && off + BLOCK > known)
+      throw truncated(`it ends at byte ${off} without the end-of-archive marker`);
     const block = await file.read(off, BLOCK);
+    if (off === 0 && known === undefined && block.length < BLOCK)
+      throw notATar(location, `it has ${block.length} bytes, less than an empty tar (1024)`);
+    if (block.length === 0) throw truncated(`it ends at byte ${off} without the end-of-archive marker`);
     if (block.length < BLOCK) throw truncated(`a header at byte ${off} is cut short`);
     if (isAllZero(block)) {
       if (off === 0) throw notATar(location, 'it starts with an end-of-archive marker (an empty tar)');
@@ -266,7 +317,7 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
       if (!isAllZero(next))
         throw invalid(location, `a zero block at byte ${off} is followed by data: the archive is damaged`);
       if (ex) throw invalid(location, 'the archive ends with an extended header that describes no entry');
-      return entries;
+      return;
     }
     let header: Header;
     try {
@@ -292,12 +343,15 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
     const dataOff = off + BLOCK;
     const rawPath = ex?.path ?? header.path ?? '';
     if (!Number.isSafeInteger(size) || size < 0) throw invalid(location, `entry "${rawPath}" has an invalid size`);
-    if (dataOff + size > file.total) throw truncated(`entry "${rawPath}" needs ${size} bytes from byte ${dataOff}`);
+    if (known !== undefined && dataOff + size > known)
+      throw truncated(`entry "${rawPath}" needs ${size} bytes from byte ${dataOff}`);
     const next = dataOff + Math.ceil(size / BLOCK) * BLOCK;
     const readMeta = async (what: string) => {
       if (size > MAX_META_BYTES)
         throw invalid(location, `${what} at byte ${off} is ${size} bytes, more than a bundle ever needs`);
-      return file.read(dataOff, size);
+      const b = await file.read(dataOff, size);
+      if (b.length < size) throw truncated(`${what} at byte ${off} is cut short`);
+      return b;
     };
     switch (typeKey) {
       case 'x':
@@ -351,25 +405,30 @@ export async function indexTar(file: PartedFile, location: string): Promise<Map<
       default:
         throw invalid(location, `entry "${rawPath}" has the unsupported tar type "${typeKey}" (${header.type})`);
     }
-    if (path === '' && entry.type === 'directory') {
-      off = next;
-      continue;
-    }
-    const prior = entries.get(path);
-    if (prior && !(prior.type === 'directory' && entry.type === 'directory')) {
+    off = next;
+    if (path === '' && entry.type === 'directory') continue;
+    const prior = seen.get(path);
+    if (prior && !(prior === 'directory' && entry.type === 'directory')) {
       throw invalid(
         location,
         `entry "${path}" appears twice; a later copy could replace what was checked`,
         'Do not use this bundle: it was not made by sealift.',
       );
     }
-    entries.set(path, entry);
-    off = next;
+    seen.set(path, entry.type);
+    yield entry;
   }
 }
 
+/** Every entry of a tar on disk, by path (headers only: the data is skipped by offset). */
+export async function indexTar(file: TarBytes, location: string): Promise<Map<string, ArchiveEntry>> {
+  const entries = new Map<string, ArchiveEntry>();
+  for await (const e of walkTar(file, location)) entries.set(e.path, e);
+  return entries;
+}
+
 /** The regular file at a path (normalized the way entries are); never follows anything. */
-function lookupIn(
+export function lookupIn(
   entries: ReadonlyMap<string, ArchiveEntry>,
   path: string,
   location: string,
@@ -390,6 +449,18 @@ async function readAllStream(s: Readable, maxBytes: number, what: string): Promi
     chunks.push(c as Buffer);
   }
   return Buffer.concat(chunks);
+}
+
+/** The entry a readSmall names, refused when absent or larger than `maxBytes`. */
+export function smallEntry(archive: BundleArchive, path: string, maxBytes: number): ArchiveEntry {
+  const e = archive.lookup(path);
+  if (!e) throw new SealiftError('BUNDLE_INVALID', `${archive.location}: "${path}" is not in the bundle`);
+  if (e.size > maxBytes)
+    throw new SealiftError(
+      'BUNDLE_INVALID',
+      `${archive.location}: "${path}" is ${e.size} bytes, larger than ${maxBytes}`,
+    );
+  return e;
 }
 
 class TarArchive implements BundleArchive {
@@ -414,13 +485,7 @@ class TarArchive implements BundleArchive {
     return this.file.stream(e.offset, e.size);
   }
   async readSmall(path: string, maxBytes = 64 * 1024 * 1024): Promise<Buffer> {
-    const e = this.lookup(path);
-    if (!e) throw new SealiftError('BUNDLE_INVALID', `${this.location}: "${path}" is not in the bundle`);
-    if (e.size > maxBytes)
-      throw new SealiftError(
-        'BUNDLE_INVALID',
-        `${this.location}: "${path}" is ${e.size} bytes, larger than ${maxBytes}`,
-      );
+    const e = smallEntry(this, path, maxBytes);
     return this.file.read(e.offset, e.size);
   }
   close(): Promise<void> {
@@ -490,18 +555,23 @@ async function indexDir(root: string): Promise<Map<string, ArchiveEntry>> {
 
 // ---------------------------------------------------------------------------------------------
 
+/** The bundle's file or directory; NOT_FOUND with `hint` (the forms the caller reads) when absent. */
+export async function statBundle(input: string, hint: string): Promise<Awaited<ReturnType<typeof stat>>> {
+  const st = await stat(resolve(input)).catch(() => undefined);
+  if (!st) throw new SealiftError('NOT_FOUND', `bundle ${input} does not exist`, { hint });
+  return st;
+}
+
 /**
  * Opens a bundle given as a tar, the first of its parts, or an extracted directory, and indexes
  * it. Refuses unsafe or damaged archives before anything is read out of them.
  */
 export async function openBundleArchive(input: string): Promise<BundleArchive> {
   const abs = resolve(input);
-  const st = await stat(abs).catch(() => undefined);
-  if (!st) {
-    throw new SealiftError('NOT_FOUND', `bundle ${input} does not exist`, {
-      hint: 'Give the bundle .tar, the first part of a split bundle (.tar.part-000), or a directory holding an extracted bundle.',
-    });
-  }
+  const st = await statBundle(
+    input,
+    'Give the bundle .tar, the first part of a split bundle (.tar.part-000), or a directory holding an extracted bundle.',
+  );
   if (st.isDirectory()) {
     const entries = await indexDir(abs);
     if (!entries.has(BUNDLE_INDEX_FILE))
@@ -517,13 +587,14 @@ export async function openBundleArchive(input: string): Promise<BundleArchive> {
   const paths = await findParts(abs);
   const file = await PartedFile.open(paths);
   try {
-    const magic = await file.read(0, 2);
-    if (magic[0] === 0x1f && magic[1] === 0x8b) {
+    const compression = compressionOf(await file.read(0, 4));
+    if (compression !== 'none') {
       throw new SealiftError(
         'BUNDLE_INVALID',
-        `${input} is gzip-compressed; sealift reads images straight out of an uncompressed tar`,
+        `${input} is ${compression}-compressed; this command reads images by offset out of an uncompressed tar`,
         {
-          hint: `Decompress it first (gunzip -k ${input}), then load the .tar.`,
+          hint: `\`sealift load\` and \`sealift bundle verify\` read compressed bundles as they are; for this command decompress it first (${compression === 'gzip' ? 'gunzip -k' : 'zstd -d'} ${input}).`,
+          details: { compression },
         },
       );
     }

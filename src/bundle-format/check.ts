@@ -15,8 +15,9 @@ import { SealiftError, errorMessage } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import { progressInSteps } from '../oci/copy.ts';
 import { normalizeImageReference, formatImageReference } from '../oci/reference.ts';
-import type { Descriptor, Digest } from '../oci/types.ts';
+import { MAX_MANIFEST_BYTES, type Descriptor, type Digest } from '../oci/types.ts';
 import type { ArchiveEntry, BundleArchive } from './archive.ts';
+import { StreamedArchive, type BundleStream } from './stream.ts';
 import { parseChecksums } from './checksums.ts';
 import { BundleSource, type LayoutImage } from './layout.ts';
 import {
@@ -85,71 +86,80 @@ export async function readChecksums(archive: BundleArchive, bytes?: Buffer): Pro
   return parseChecksums((bytes ?? (await archive.readSmall(CHECKSUMS_FILE))).toString('utf8'), archive.location);
 }
 
+/**
+ * What a read found (path -> its sha256 hex, or undefined when not hashed), against what
+ * checksums.sha256 lists: one rule set for a bundle read by offset and one read as a stream.
+ */
+export function checksumDifferences(
+  listed: ReadonlyMap<string, string>,
+  found: ReadonlyMap<string, string | undefined>,
+): ChecksumDifference[] {
+  const diffs: ChecksumDifference[] = [];
+  for (const path of found.keys())
+    if (path !== CHECKSUMS_FILE && path !== SIGNATURE_FILE && !listed.has(path))
+      diffs.push({ path, problem: 'unlisted' });
+  for (const [path, hex] of listed) {
+    const blob = BLOB_PATH_RE.exec(path);
+    if (blob && blob[1] !== hex) diffs.push({ path, problem: 'misnamed-blob', expected: hex });
+    if (!found.has(path)) diffs.push({ path, problem: 'missing' });
+    else {
+      const got = found.get(path);
+      if (got !== undefined && got !== hex) diffs.push({ path, problem: 'modified', expected: hex, got });
+    }
+  }
+  return diffs;
+}
+
 /** Hashes every listed file (streaming) and refuses the bundle if anything differs. */
 export async function checkBundleChecksums(archive: BundleArchive, opts: CheckOptions = {}): Promise<ChecksumResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const listed = await readChecksums(archive, opts.checksums);
-  const diffs: ChecksumDifference[] = [];
+  const found = new Map<string, string | undefined>();
+  for (const e of archive.entries.values()) if (e.type === 'file') found.set(e.path, undefined);
   const limit = pLimit(opts.concurrency ?? 1);
   let bytes = 0;
-  for (const e of archive.entries.values()) {
-    if (e.type === 'directory' || e.path === CHECKSUMS_FILE || e.path === SIGNATURE_FILE) continue;
-    if (!listed.has(e.path)) diffs.push({ path: e.path, problem: 'unlisted' });
-  }
   // in archive order, one file at a time by default: one sequential read of the tar, which is
   // what a site's USB or network disk does best (one core hashes faster than such a disk reads)
   onEvent({ type: 'phase', name: 'checking bundle', total: listed.size });
   if (opts.hashed) {
-    for (const [path, hex] of listed) {
-      const blob = BLOB_PATH_RE.exec(path);
-      if (blob && blob[1] !== hex) diffs.push({ path, problem: 'misnamed-blob', expected: hex });
-      const e = archive.lookup(path);
-      if (!e) diffs.push({ path, problem: 'missing' });
-      else bytes += e.size;
+    for (const path of listed.keys()) bytes += archive.lookup(path)?.size ?? 0;
+  } else {
+    const offset = (p: string) => archive.lookup(p)?.offset ?? Number.MAX_SAFE_INTEGER;
+    const ordered = [...listed].sort((a, b) => offset(a[0]) - offset(b[0]));
+    const reader = await RangeReader.open(archive);
+    try {
+      await Promise.all(
+        ordered.map(([path]) =>
+          limit(async () => {
+            opts.signal?.throwIfAborted();
+            const e = archive.lookup(path);
+            if (!e) return;
+            const digest = `sha256:${listed.get(path)}`;
+            onEvent({ type: 'blob:start', digest, size: e.size, ref: path });
+            const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest, bytes: n }));
+            found.set(path, await reader.sha256(e, progress.add));
+            progress.flush();
+            onEvent({ type: 'blob:done', digest, size: e.size });
+            bytes += e.size;
+          }),
+        ),
+      );
+    } finally {
+      await reader.close();
     }
-    if (diffs.length > 0) throw checksumsRefused(archive, diffs);
-    return { files: listed.size, bytes };
   }
-  const offset = (p: string) => archive.lookup(p)?.offset ?? Number.MAX_SAFE_INTEGER;
-  const ordered = [...listed].sort((a, b) => offset(a[0]) - offset(b[0]));
-  const reader = await RangeReader.open(archive);
-  try {
-    await Promise.all(
-      ordered.map(([path, hex]) =>
-        limit(async () => {
-          opts.signal?.throwIfAborted();
-          const blob = BLOB_PATH_RE.exec(path);
-          if (blob && blob[1] !== hex) diffs.push({ path, problem: 'misnamed-blob', expected: hex });
-          const e = archive.lookup(path);
-          if (!e) {
-            diffs.push({ path, problem: 'missing' });
-            return;
-          }
-          const digest = `sha256:${hex}`;
-          onEvent({ type: 'blob:start', digest, size: e.size, ref: path });
-          const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest, bytes: n }));
-          const got = await reader.sha256(e, progress.add);
-          progress.flush();
-          onEvent({ type: 'blob:done', digest, size: e.size });
-          bytes += e.size;
-          if (got !== hex) diffs.push({ path, problem: 'modified', expected: hex, got });
-        }),
-      ),
-    );
-  } finally {
-    await reader.close();
-  }
-  if (diffs.length > 0) throw checksumsRefused(archive, diffs);
+  const diffs = checksumDifferences(listed, found);
+  if (diffs.length > 0) throw checksumsRefused(archive.location, diffs);
   return { files: listed.size, bytes };
 }
 
-function checksumsRefused(archive: BundleArchive, diffs: ChecksumDifference[]): SealiftError {
+export function checksumsRefused(location: string, diffs: ChecksumDifference[]): SealiftError {
   diffs.sort((a, b) => a.path.localeCompare(b.path));
   const shown = diffs.slice(0, 10).map(describe);
   if (diffs.length > shown.length) shown.push(`... and ${diffs.length - shown.length} more`);
   return new SealiftError(
     'BUNDLE_INVALID',
-    `${archive.location} does not match its ${CHECKSUMS_FILE} (nothing is loaded from such a bundle):\n  ${shown.join('\n  ')}`,
+    `${location} does not match its ${CHECKSUMS_FILE} (nothing is loaded from such a bundle):\n  ${shown.join('\n  ')}`,
     {
       hint: 'The bundle was altered or damaged after it was made. Copy it again from the source and compare its .sha256 files.',
       details: { differences: diffs },
@@ -369,4 +379,137 @@ export async function checkBundle(archive: BundleArchive, opts: CheckOptions = {
   const checksums = await readChecksums(archive, opts.checksums);
   const { index, images } = await checkBundleContents(archive, checksums);
   return { ...sums, checksums, index, images };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The same check over one read in tar order (a pipe, a compressed stream)
+
+/** Small files a streamed check keeps to read after the stream: the indexes and (JSON) manifests. */
+const KEPT_FILES = new Set([CHECKSUMS_FILE, SIGNATURE_FILE, BUNDLE_INDEX_FILE, LAYOUT_INDEX_FILE, 'images/oci-layout']);
+
+/**
+ * The bundle's check as it streams past: checksums.sha256 (the tar's first entry) says what each
+ * file must hash to, every entry is recorded with the hash it had, the small JSON files are kept;
+ * at the end `finish` gives the verdict checkBundle gives on a file: the same differences, the
+ * same contents check (over what was kept).
+ */
+export class StreamCheck {
+  readonly archive: StreamedArchive;
+  private listed: Map<string, string> | undefined;
+  private readonly found = new Map<string, string | undefined>();
+  private readonly early: string[] = [];
+  constructor(stream: Pick<BundleStream, 'location' | 'kind' | 'files'>) {
+    this.archive = new StreamedArchive(stream);
+  }
+
+  get location(): string {
+    return this.archive.location;
+  }
+
+  /** checksums.sha256, once it is known */
+  get checksums(): ReadonlyMap<string, string> | undefined {
+    return this.listed;
+  }
+
+  /** checksums.sha256 read ahead (a file indexed before its read): entry order does not matter then */
+  useChecksums(listed: Map<string, string>): void {
+    this.listed = listed;
+  }
+
+  /** the sha256 hex a path must have; undefined while checksums.sha256 has not passed, or unlisted */
+  expected(path: string): string | undefined {
+    return this.listed?.get(path);
+  }
+
+  /**
+   * Whether to hold an entry's bytes: the indexes and anything that may be a manifest (a blob up
+   * to a manifest's largest size), so that the contents can be checked after the stream.
+   */
+  keeps(e: ArchiveEntry): boolean {
+    if (KEPT_FILES.has(e.path)) return e.size <= MAX_MANIFEST_BYTES * 16;
+    if (!this.listed && e.size <= MAX_MANIFEST_BYTES) return true;
+    return BLOB_PATH_RE.test(e.path) && e.size <= MAX_MANIFEST_BYTES;
+  }
+
+  /**
+   * An entry passed with this hash. `bytes`: what was held (JSON is kept: manifests, configs,
+   * indexes), or `file`: where it was spooled. Before checksums.sha256 only small files may pass.
+   */
+  record(e: ArchiveEntry, hex: string | undefined, content?: { bytes: Buffer } | { file: string }): void {
+    this.found.set(e.path, hex);
+    let kept = content;
+    if (content && 'bytes' in content && !KEPT_FILES.has(e.path) && content.bytes[0] !== 0x7b) kept = undefined;
+    this.archive.add(e, kept);
+    if (e.path === CHECKSUMS_FILE && content && 'bytes' in content && !this.listed) {
+      this.listed = parseChecksums(content.bytes.toString('utf8'), this.location);
+      return;
+    }
+    if (!this.listed) {
+      if (!content || !('bytes' in content))
+        throw new SealiftError(
+          'BUNDLE_INVALID',
+          `${this.location}: "${e.path}" comes before ${CHECKSUMS_FILE}; a bundle read as a stream needs the checksums first`,
+          {
+            hint: `Bundles made by this sealift start with ${CHECKSUMS_FILE}. Load an older bundle from the file (not a pipe or a compressed stream), or make it again with \`sealift bundle\`.`,
+          },
+        );
+      this.early.push(e.path);
+    }
+  }
+
+  /** The verdict: every difference from checksums.sha256, then the contents; refuses like checkBundle. */
+  async finish(): Promise<BundleCheckResult> {
+    if (!this.listed)
+      throw new SealiftError(
+        'BUNDLE_INVALID',
+        `${this.location}: there is no ${CHECKSUMS_FILE}, so the bundle cannot be checked`,
+        {
+          hint: 'Load only bundles made by `sealift bundle`; copy the whole bundle again.',
+        },
+      );
+    const diffs = checksumDifferences(this.listed, this.found);
+    if (diffs.length > 0) throw checksumsRefused(this.location, diffs);
+    const { index, images } = await checkBundleContents(this.archive, this.listed);
+    let bytes = 0;
+    for (const p of this.listed.keys()) bytes += this.archive.lookup(p)?.size ?? 0;
+    return { files: this.listed.size, bytes, checksums: this.listed, index, images };
+  }
+}
+
+/** An entry's bytes hashed as they pass (and held, up to `keep` bytes); `onBytes` for progress. */
+export async function hashEntry(
+  body: AsyncIterable<Buffer>,
+  keep: boolean,
+  onBytes?: (n: number) => void,
+): Promise<{ hex: string; bytes?: Buffer }> {
+  const h = createHash('sha256');
+  const held: Buffer[] = [];
+  for await (const chunk of body) {
+    h.update(chunk);
+    if (keep) held.push(chunk);
+    onBytes?.(chunk.length);
+  }
+  return { hex: h.digest('hex'), ...(keep ? { bytes: Buffer.concat(held) } : {}) };
+}
+
+/** checkBundle over one read of a stream (`bundle verify` of a compressed bundle or a pipe). */
+export async function checkBundleStream(
+  stream: BundleStream,
+  opts: CheckOptions & {
+    /** after the read, before the verdict: what the kept head files (the signature) say */
+    beforeVerdict?: (archive: BundleArchive) => Promise<void>;
+  } = {},
+): Promise<BundleCheckResult> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const check = new StreamCheck(stream);
+  onEvent({ type: 'phase', name: 'checking bundle' });
+  for await (const e of stream.entries()) {
+    opts.signal?.throwIfAborted();
+    const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest: e.path, bytes: n }));
+    const { hex, bytes } = await hashEntry(e.body(), check.keeps(e), progress.add);
+    progress.flush();
+    check.record(e, hex, bytes ? { bytes } : undefined);
+  }
+  await opts.beforeVerdict?.(check.archive);
+  return check.finish();
 }

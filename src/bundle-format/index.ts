@@ -1,12 +1,24 @@
 // The bundle format's public surface: its names, bundle.json's schema, the checksum grammar, the
 // one reader (tar, split parts, directory) and the one check. src/bundle writes with it;
 // src/load and `bundle verify` read with it.
-export { openBundleArchive, findParts, type ArchiveEntry, type BundleArchive } from './archive.ts';
+export {
+  openBundleArchive,
+  findParts,
+  compressionOf,
+  compressionOfFile,
+  type ArchiveEntry,
+  type BundleArchive,
+  type Compression,
+} from './archive.ts';
+export { openBundleStream, StreamedArchive, type BundleStream, type StreamedEntry } from './stream.ts';
 export {
   checkBundle,
   checkBundleChecksums,
   checkBundleContents,
+  checkBundleStream,
+  hashEntry,
   readChecksums,
+  StreamCheck,
   type BundleCheckResult,
   type CheckOptions,
   type ChecksumDifference,

@@ -3,27 +3,25 @@
 // disk can say: each part (or the tar, or the .tar.gz) against the <name>.tar.sha256 list
 // beside it. Streaming: every file is hashed in 1 MiB chunks, only bundle.json, the checksum
 // list and manifests (each at most 4 MiB) are read whole, so memory does not grow with the bundle.
-// A .tar.gz is decompressed once into a temp tar beside it (the reader needs offsets), which
-// is removed afterwards.
+// A compressed bundle (zstd or gzip, told by its magic bytes; split parts too) is checked in one
+// read of its stream (checkBundleStream: the same rules and verdict), with no temp tar.
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
-import { open, readFile, rm, stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
 import { basename } from 'node:path';
-import { Transform, type TransformCallback } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import {
   checkBundle,
+  checkBundleStream,
+  compressionOfFile,
   findParts,
   isBundleSigned,
   openBundleArchive,
+  openBundleStream,
   readVerifyKey,
   verifyBundleSignature,
   type SignatureCheck,
 } from '../bundle-format/index.ts';
 import { SealiftError, isSealiftError } from '../errors.ts';
 import { noEvents, type EventSink, type RunOptions } from '../events.ts';
-import { tempName } from '../fs-atomic.ts';
 
 export interface BundleVerifyResult {
   bundle: string;
@@ -99,74 +97,47 @@ async function checkOuterSums(files: readonly string[], sumsFile: string, onEven
   return problems;
 }
 
-/** Hashes what passes through. */
-class Hashing extends Transform {
-  readonly hash = createHash('sha256');
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    cb(null, chunk);
-  }
-}
-
 export async function verifyBundle(input: string, opts: BundleVerifyOptions = {}): Promise<BundleVerifyResult> {
   const onEvent = opts.onEvent ?? noEvents;
   const key = opts.verifyKey ? await readVerifyKey(opts.verifyKey) : undefined;
   const st = await stat(input).catch(() => undefined);
   if (!st) {
     throw new SealiftError('NOT_FOUND', `${input} does not exist`, {
-      hint: 'Give the bundle .tar (or .tar.gz, or the first .part-000), or a bundle directory.',
+      hint: 'Give the bundle .tar (or .tar.zst, .tar.gz, or the first .part-000), or a bundle directory.',
     });
   }
   onEvent({ type: 'phase', name: 'verifying bundle' });
   const problems: string[] = [];
-  let tarPath = input;
   let parts = 0;
-  let temp: string | undefined;
+  let compressed = false;
+  if (!st.isDirectory()) {
+    const files = await findParts(input);
+    parts = files.length;
+    const stem = /\.part-\d{3,}$/.test(input) ? input.replace(/\.part-\d{3,}$/, '') : input;
+    problems.push(...(await checkOuterSums(files, `${stem}.sha256`, onEvent)));
+    compressed = (await compressionOfFile(files[0]!)) !== 'none';
+  }
+  let checked: Awaited<ReturnType<typeof checkBundle>> | undefined;
+  let signature: SignatureCheck = { signed: false, verified: false };
   try {
-    if (!st.isDirectory()) {
-      const gz = input.endsWith('.gz');
-      const files = gz ? [input] : await findParts(input);
-      parts = files.length;
-      const stem = /\.part-\d{3,}$/.test(input) ? input.replace(/\.part-\d{3,}$/, '') : input;
-      if (gz) {
-        // decompressed once into a temp tar; the .gz is hashed on the way for its outer line
-        temp = tempName(input.replace(/\.gz$/, ''));
-        const hashing = new Hashing();
-        try {
-          await pipeline(
-            createReadStream(input, { highWaterMark: 1 << 20 }),
-            hashing,
-            createGunzip(),
-            createWriteStream(temp),
-          );
-        } catch (e) {
-          throw invalid(
-            input,
-            [`it is not a readable gzip file: ${(e as Error).message}`],
-            'The file is damaged or incomplete; copy it again.',
-          );
-        }
-        const got = hashing.hash.digest('hex');
-        const text = await readFile(`${input}.sha256`, 'utf8').catch(() => undefined);
-        const want = text
-          ?.split('\n')
-          .map((l) => SUMS_LINE_RE.exec(l))
-          .find((m) => m?.[2] === basename(input))?.[1];
-        if (text === undefined)
-          problems.push(
-            `${basename(input)}.sha256 is missing beside the bundle: the archive itself cannot be checked, only its contents`,
-          );
-        else if (want !== undefined && want !== got)
-          problems.push(`${basename(input)}: sha256 is ${got}, ${basename(input)}.sha256 says ${want}`);
-        tarPath = temp;
-      } else {
-        problems.push(...(await checkOuterSums(files, `${stem}.sha256`, onEvent)));
+    if (compressed) {
+      // a compressed stream is checked in one read, as load reads it (no temp tar)
+      const stream = await openBundleStream(input);
+      try {
+        checked = await checkBundleStream(stream, {
+          onEvent,
+          // the signature before the verdict: an untrusted bundle is refused as such
+          beforeVerdict: async (archive) => {
+            signature = key
+              ? (await verifyBundleSignature(archive, key)).check
+              : { signed: isBundleSigned(archive), verified: false };
+          },
+        });
+      } finally {
+        await stream.close();
       }
-    }
-    let checked: Awaited<ReturnType<typeof checkBundle>> | undefined;
-    let signature: SignatureCheck = { signed: false, verified: false };
-    try {
-      const archive = await openBundleArchive(tarPath);
+    } else {
+      const archive = await openBundleArchive(input);
       try {
         // the signature before the hashing: an untrusted bundle is refused as such
         const signed = key ? await verifyBundleSignature(archive, key) : undefined;
@@ -175,45 +146,35 @@ export async function verifyBundle(input: string, opts: BundleVerifyOptions = {}
       } finally {
         await archive.close();
       }
-    } catch (e) {
-      if (!isSealiftError(e) || problems.length === 0 || e.code === 'BUNDLE_UNTRUSTED') throw e;
-      problems.push(temp ? e.message.replaceAll(temp, input) : e.message);
     }
-    if (problems.length > 0 || !checked) {
-      throw invalid(
-        input,
-        problems,
-        'The bundle was altered or damaged after it was made: copy it again (all parts, if split), or make it again with `sealift bundle`.',
-      );
-    }
-    const base = checked.index.base;
-    return {
-      bundle: input,
-      files: checked.files,
-      bytes: checked.bytes,
-      images: checked.images.length,
-      parts,
-      signature,
-      ...(base
-        ? {
-            base: {
-              identity: base.identity,
-              name: base.name,
-              absent: base.absent.length,
-              absentBytes: base.absent.reduce((n, a) => n + a.size, 0),
-            },
-          }
-        : {}),
-    };
   } catch (e) {
-    // name what the user gave, not the temp tar
-    if (temp && isSealiftError(e) && e.message.includes(temp))
-      throw new SealiftError(e.code, e.message.replaceAll(temp, input), {
-        ...(e.hint ? { hint: e.hint } : {}),
-        ...(e.details ? { details: e.details } : {}),
-      });
-    throw e;
-  } finally {
-    if (temp) await rm(temp, { force: true });
+    if (!isSealiftError(e) || problems.length === 0 || e.code === 'BUNDLE_UNTRUSTED') throw e;
+    problems.push(e.message);
   }
+  if (problems.length > 0 || !checked) {
+    throw invalid(
+      input,
+      problems,
+      'The bundle was altered or damaged after it was made: copy it again (all parts, if split), or make it again with `sealift bundle`.',
+    );
+  }
+  const base = checked.index.base;
+  return {
+    bundle: input,
+    files: checked.files,
+    bytes: checked.bytes,
+    images: checked.images.length,
+    parts,
+    signature,
+    ...(base
+      ? {
+          base: {
+            identity: base.identity,
+            name: base.name,
+            absent: base.absent.length,
+            absentBytes: base.absent.reduce((n, a) => n + a.size, 0),
+          },
+        }
+      : {}),
+  };
 }

@@ -98,7 +98,7 @@ export function registerLoad(program: Command): void {
     )
     .argument(
       '<bundle>',
-      'bundle .tar, the first part of a split bundle (.tar.part-000), or an extracted bundle directory',
+      'bundle .tar (or a zstd/gzip-compressed .tar.zst, .tar.gz), the first part of a split bundle (.part-000), an extracted bundle directory, or - to read the bundle from stdin (cat airgap.tar | sealift load - ...)',
     )
     .requiredOption('--registry <host:port>', 'the site registry, e.g. 10.61.3.31:35000')
     .addOption(

@@ -76,7 +76,8 @@ export function blobHomesOf(graphs: ReadonlyMap<CopyItem, ImageGraph>, mounts: R
 export async function checkBaseAtTarget(opts: {
   location: string;
   index: BundleIndex;
-  items: readonly CopyItem[];
+  /** the images' targets (only their naming is read) */
+  items: readonly Pick<CopyItem, 'named'>[];
   client: RegistryClient;
   registry: string;
   onEvent: EventSink;

@@ -32,6 +32,9 @@ export async function extractOne(
   target: string,
 ): Promise<void> {
   await mkdir(dirname(target), { recursive: true });
+  // spooled while the bundle streamed by, and checked against checksums.sha256 then: moved, not copied
+  const spooled = (archive as { spooledFile?: (p: string) => string | undefined }).spooledFile?.(path);
+  if (spooled) return rename(spooled, target);
   const tmp = join(dirname(target), `.${randomBytes(4).toString('hex')}.extract.tmp`);
   try {
     await pipeline(

@@ -15,6 +15,8 @@ export interface BlobHomes {
   users: Map<Digest, Set<string>>;
   /** shards running at once (mirror --shard): a peer's repository holding it, once its owner committed it */
   fromPeer?: (digest: Digest, repo: string, signal?: AbortSignal) => Promise<string | undefined>;
+  /** `repo digest` pairs known to be there (load's streamed pushes): not asked again; `hits` counts the answers */
+  known?: { pairs: Set<string>; hits: number };
 }
 
 export function createBlobHomes(): BlobHomes {
@@ -25,6 +27,13 @@ export function siteRegistryTarget(client: RegistryClient, repo: string, homes: 
   const base = registryTarget(client, repo);
   return {
     ...base,
+    async hasBlob(desc: Descriptor, signal?: AbortSignal) {
+      if (homes.known?.pairs.has(`${repo} ${desc.digest}`)) {
+        homes.known.hits++;
+        return true;
+      }
+      return base.hasBlob(desc, signal);
+    },
     async pushBlob(desc: Descriptor, open: () => Promise<Readable>, signal?: AbortSignal) {
       const earlier = homes.placed.get(desc.digest);
       if (earlier) {

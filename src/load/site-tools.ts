@@ -115,8 +115,8 @@ export interface RunbookFacts {
 function runbook(f: RunbookFacts): string {
   const env = f.environment ?? 'airgap';
   const load = [
-    'sealift load',
-    resolve(f.bundle),
+    // a bundle that came through a pipe has no path here: the same pipe again
+    f.bundle === '-' ? 'cat <the bundle you loaded> | sealift load -' : `sealift load ${resolve(f.bundle)}`,
     '--registry',
     f.registry,
     ...f.transportFlags,

@@ -18,7 +18,7 @@ export function verifiedCacheDir(): string {
 type VerifiedCache = Record<string, { checkedAt: string; files: number; bytes: number }>;
 
 /** Identity of the tar (or parts) on disk; undefined for a directory, which is always hashed. */
-export async function bundleFingerprint(archive: BundleArchive): Promise<string | undefined> {
+export async function bundleFingerprint(archive: Pick<BundleArchive, 'files'>): Promise<string | undefined> {
   if (archive.files.length === 0) return undefined;
   const parts = await Promise.all(
     archive.files.map(async (f) => {
@@ -46,7 +46,7 @@ async function readCache(dir: string): Promise<VerifiedCache> {
 
 /** When this exact bundle file was checked before, what that check found. */
 export async function findVerified(
-  archive: BundleArchive,
+  archive: Pick<BundleArchive, 'files'>,
   cacheDir: string,
 ): Promise<(ChecksumResult & { checkedAt: string }) | undefined> {
   const key = await bundleFingerprint(archive);
@@ -54,7 +54,7 @@ export async function findVerified(
 }
 
 export async function rememberVerified(
-  archive: BundleArchive,
+  archive: Pick<BundleArchive, 'files'>,
   cacheDir: string,
   result: ChecksumResult,
 ): Promise<void> {

@@ -1,0 +1,247 @@
+// The one read of a bundle at load: entries in tar order, each hashed as it passes (StreamCheck
+// gives the verdict at the end), every layer blob pushed to the site registry while it streams
+// by and committed only when its bytes hash to its name (sealift checks before the commit; the
+// registry checks the digest the committing PUT carries), blobs already at the site skipped (the
+// bytes are read past, not held), site files spooled to disk. Manifests and tags come after the
+// stream (engine.ts copyAll), once the whole bundle passed its check.
+//
+// A blob is pushed into a repository that uses it. Which one is known before the stream for a
+// file (its manifests are read by offset first); a stream learns it from the manifests that have
+// passed, and a blob that passes before any manifest naming it goes into HOLDING_REPOSITORY, from
+// where the images' repositories mount it afterwards (a POST, no bytes).
+import { createHash } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { pipeline as streamPipeline, Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import pLimit from 'p-limit';
+import {
+  BLOB_PATH_RE,
+  BUNDLE_INDEX_FILE,
+  hashEntry,
+  parseBundleIndex,
+  type BundleIndex,
+  type BundleStream,
+  type StreamCheck,
+  type StreamedEntry,
+} from '../bundle-format/index.ts';
+import { errorMessage, isSealiftError } from '../errors.ts';
+import { noEvents, type RunOptions } from '../events.ts';
+import { progressInSteps } from '../oci/copy.ts';
+import type { RegistryClient } from '../oci/registry.ts';
+import { parseManifest, type Digest } from '../oci/types.ts';
+import { VerifyStream } from '../oci/verify.ts';
+
+/** Where blobs wait whose images are not known yet when they stream by (a pipe): mounted from here after. */
+export const HOLDING_REPOSITORY = 'sealift/incoming';
+
+/** What the stream pass learns from bundle.json before any blob: the images' target repositories and which are there. */
+export interface StreamPlan {
+  /** root manifest digest -> the target repository of each image with that root */
+  roots: Map<Digest, string[]>;
+  /** target repositories whose image is already at the site with the bundle's digest */
+  present: Set<string>;
+}
+
+export interface StreamPassResult {
+  /** digest -> the repository the blob is in (pushed or found by this pass) */
+  placed: Map<Digest, string>;
+  /** `repo digest` pairs this pass committed or found */
+  inRepo: Set<string>;
+  /** digest -> why it could not be pushed (the images using it fail) */
+  failed: Map<Digest, string>;
+  stats: { blobsPushed: number; bytesPushed: number; blobsPresent: number };
+}
+
+export interface StreamPassOptions extends RunOptions {
+  stream: BundleStream;
+  check: StreamCheck;
+  client: RegistryClient;
+  /** called once bundle.json has passed (before any blob): naming, what is at the site, the pre-checks */
+  onIndex: (index: BundleIndex) => Promise<StreamPlan>;
+  /** digest -> repositories whose images use it, when known before the read (a file) */
+  owners?: Map<Digest, Set<string>>;
+  /** blob uploads at once when the entries can be read at once (a file); a stream pushes one at a time */
+  concurrency?: number;
+  /** paths to write out (site files, tools), and where the spool is (known once bundle.json has passed) */
+  spool?: () => { wanted: (path: string) => boolean; dir: string } | undefined;
+}
+
+/** Hashes what passes through (a spooled file is checked against its line after the stream). */
+class Sha256Pass extends Transform {
+  readonly hash = createHash('sha256');
+  override _transform(chunk: Buffer, _e: BufferEncoding, cb: (err?: Error | null, c?: Buffer) => void): void {
+    this.hash.update(chunk);
+    cb(null, chunk);
+  }
+}
+
+export async function streamPass(opts: StreamPassOptions): Promise<StreamPassResult> {
+  const onEvent = opts.onEvent ?? noEvents;
+  const { check, client, signal } = opts;
+  const placed = new Map<Digest, string>();
+  const inRepo = new Set<string>();
+  const failed = new Map<Digest, string>();
+  const stats = { blobsPushed: 0, bytesPushed: 0, blobsPresent: 0 };
+  let plan: StreamPlan | undefined;
+  // a stream's knowledge of which repositories use a blob grows as manifests pass
+  const owners = opts.owners ?? new Map<Digest, Set<string>>();
+  const kept = new Map<Digest, Buffer>();
+  /** every blob reachable from the images' roots through the manifests kept so far */
+  const relearn = () => {
+    if (!plan || opts.owners) return;
+    const walk = (d: Digest, repos: string[], depth: number) => {
+      const bytes = kept.get(d);
+      if (!bytes || depth > 4) return;
+      let raw;
+      try {
+        raw = parseManifest(bytes, { where: d });
+      } catch {
+        return; // a config, not a manifest
+      }
+      const children = raw.kind === 'index' ? raw.parsed.manifests : [raw.parsed.config, ...raw.parsed.layers];
+      for (const c of children) {
+        const set = owners.get(c.digest) ?? new Set<string>();
+        for (const r of repos) set.add(r);
+        owners.set(c.digest, set);
+        if (raw.kind === 'index') walk(c.digest, repos, depth + 1);
+      }
+    };
+    for (const [root, repos] of plan.roots) walk(root, repos, 0);
+  };
+
+  // small blobs are held whole: their pushes overlap the read (a few at a time, so memory stays bounded)
+  const small = pLimit(8);
+  const pending: Promise<void>[] = [];
+  let failure: { error: unknown } | undefined;
+  /** a push running beside the read; its failure ends the pass once the read is done */
+  const beside = (p: Promise<void>): Promise<void> => {
+    const tracked = p.catch((error: unknown) => void (failure ??= { error }));
+    pending.push(tracked);
+    return tracked;
+  };
+
+  /** the repository a blob goes into now; undefined when every image that uses it is at the site */
+  const destination = (digest: Digest): string | undefined => {
+    const users = owners.get(digest);
+    if (users && users.size > 0) return [...users].find((r) => !plan?.present.has(r));
+    // not known yet (a stream): needed unless every image is there already
+    const all = [...(plan?.roots.values() ?? [])].flat();
+    return all.length > 0 && all.every((r) => plan?.present.has(r)) ? undefined : HOLDING_REPOSITORY;
+  };
+
+  /** Pushes one blob from `body` (hashed against its checksums line on the way); records the outcome. */
+  const pushBlob = async (e: StreamedEntry, hex: string, body: Readable): Promise<void> => {
+    const digest = `sha256:${hex}` as Digest;
+    const repo = destination(digest);
+    const verify = new VerifyStream({ digest, size: e.size }, { where: `${check.location} ${e.path}` });
+    if (!repo || (await client.blobExists(repo, digest, signal))) {
+      // not needed, or there already: read past it, still hashed for the verdict
+      const { hex: got } = await hashEntry(body, false);
+      check.record(e, got);
+      if (repo) {
+        placed.set(digest, repo);
+        inRepo.add(`${repo} ${digest}`);
+        stats.blobsPresent++;
+        onEvent({ type: 'blob:done', digest, size: e.size, skipped: 'present' });
+      }
+      return;
+    }
+    onEvent({ type: 'blob:start', digest, size: e.size, ref: e.path });
+    const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest, bytes: n }));
+    const counted = new Transform({
+      transform(chunk: Buffer, _e, cb) {
+        progress.add(chunk.length);
+        cb(null, chunk);
+      },
+    });
+    // the bundle's own failure (a cut stream) ends the load; the registry's fails this blob
+    let sourceError: unknown;
+    body.once('error', (err) => (sourceError = err));
+    // the hash sealift found, whatever error the upload then reports (its session is cancelled)
+    let mismatch: string | undefined;
+    verify.once('error', (err) => {
+      if (isSealiftError(err) && err.code === 'DIGEST_MISMATCH') mismatch = err.details?.got as string | undefined;
+    });
+    streamPipeline(body, verify, counted, () => undefined);
+    try {
+      await client.pushBlob(repo, { digest, size: e.size }, counted, signal);
+      progress.flush();
+      check.record(e, hex);
+      placed.set(digest, repo);
+      inRepo.add(`${repo} ${digest}`);
+      stats.blobsPushed++;
+      stats.bytesPushed += e.size;
+      onEvent({ type: 'blob:done', digest, size: e.size });
+    } catch (err) {
+      progress.flush();
+      if (signal?.aborted) throw err;
+      if (sourceError) throw sourceError;
+      const got = mismatch;
+      if (got) {
+        // never committed: the upload session was cancelled; the verdict names the blob
+        check.record(e, got.replace(/^sha256:/, ''));
+        return;
+      }
+      check.record(e, undefined);
+      failed.set(digest, errorMessage(err));
+      onEvent({ type: 'warn', message: `blob ${digest} (${e.path}) could not be pushed: ${errorMessage(err)}` });
+    }
+  };
+
+  // a file's entries are independent reads by offset: its big blobs go up several at a time
+  const big = opts.stream.randomAccess ? pLimit(Math.max(1, opts.concurrency ?? 4)) : undefined;
+  for await (const e of opts.stream.entries()) {
+    signal?.throwIfAborted();
+    const blob = BLOB_PATH_RE.exec(e.path);
+    const expected = check.expected(e.path);
+    if (blob && expected && plan && !check.keeps(e)) {
+      if (big) void beside(big(() => pushBlob(e, expected, e.body())));
+      else await pushBlob(e, expected, e.body());
+      continue;
+    }
+    const spool = opts.spool?.();
+    if (spool?.wanted(e.path) && expected) {
+      const file = join(spool.dir, `${e.offset}`);
+      const hashing = new Sha256Pass();
+      await pipeline(e.body(), hashing, createWriteStream(file));
+      check.record(e, hashing.hash.digest('hex'), { file });
+      continue;
+    }
+    const held = check.keeps(e);
+    const { hex, bytes } = await hashEntry(e.body(), held);
+    if (e.path === BUNDLE_INDEX_FILE && bytes) {
+      check.record(e, hex, { bytes });
+      plan = await opts.onIndex(parseBundleIndex(bytes, check.location));
+      relearn();
+      continue;
+    }
+    if (blob && bytes && expected && bytes[0] === 0x7b) {
+      // JSON: a manifest or a config, kept for the manifests' push after the stream
+      check.record(e, hex, { bytes });
+      kept.set(`sha256:${blob[1]}` as Digest, bytes);
+      relearn();
+      continue;
+    }
+    if (blob && bytes && expected && plan && hex === expected) {
+      // a small layer: pushed from memory while the read goes on
+      const b = bytes;
+      const pushed = beside(small(() => pushBlob(e, expected, Readable.from([b]))));
+      if (small.pendingCount >= 8) await pushed;
+      continue;
+    }
+    check.record(e, hex, bytes ? { bytes } : undefined);
+  }
+  await Promise.all(pending);
+  if (failure) throw failure.error;
+  return { placed, inRepo, failed, stats };
+}
+
+/** The spool for site files and tools, inside the directory they go to (a work name load skips). */
+export async function openSpool(dir: string): Promise<{ dir: string; remove: () => Promise<void> }> {
+  const spool = join(dir, '.sealift-load.tmp');
+  await rm(spool, { recursive: true, force: true });
+  await mkdir(spool, { recursive: true });
+  return { dir: spool, remove: () => rm(spool, { recursive: true, force: true }) };
+}
