@@ -48,17 +48,19 @@ interface Site {
 
 async function sealift(
   args: string[],
-  opts: { json?: boolean; allowFail?: boolean; site?: Site } = {},
+  opts: { json?: boolean; allowFail?: boolean; site?: Site; stdinFile?: string } = {},
 ): Promise<unknown> {
   const argv = [...args, ...(opts.json ? ['--json'] : [])];
   const shown = args.map((a) => (a.startsWith(SANDBOX) ? relative(PROJECT_ROOT, a) : a)).join(' ');
-  console.log(opts.site ? `site$ sealift ${shown}` : `$ sealift ${shown}`);
+  const piped = opts.stdinFile ? `cat ${relative(PROJECT_ROOT, opts.stdinFile)} | ` : '';
+  console.log(opts.site ? `site$ ${piped}sealift ${shown}` : `$ ${piped}sealift ${shown}`);
   const res = await execa(
     opts.site ? opts.site.sealift : process.execPath,
     opts.site ? argv : [join(PROJECT_ROOT, 'bin', 'sealift.js'), ...argv],
     {
       cwd: opts.site ? SANDBOX : PROJECT_ROOT,
       reject: false,
+      ...(opts.stdinFile ? { inputFile: opts.stdinFile } : {}),
       stdout: opts.json ? 'pipe' : 'inherit',
       stderr: opts.json ? 'pipe' : 'inherit',
       ...(opts.site ? { env: opts.site.env, extendEnv: false } : { env: { CI: 'true' } }),
@@ -173,8 +175,13 @@ async function main(): Promise<void> {
     await sealift(['images', '-e', 'airgap', '--stack', stack]);
     done();
 
-    done = step('bundle: pull images digest-exact and the charts into one verified tar');
+    done = step('bundle: pull images digest-exact and the charts into one verified tar, signed');
     const bundleOut = join(SANDBOX, 'bundles');
+    // the release manager's key (ECDSA P-256, PEM): the public half goes to the site out of band
+    const signKey = join(SANDBOX, 'bundle.key');
+    const verifyKey = join(SANDBOX, 'bundle.pub');
+    await execa('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', signKey]);
+    await execa('openssl', ['pkey', '-in', signKey, '-pubout', '-out', verifyKey]);
     await sealift([
       'bundle',
       '-e',
@@ -186,11 +193,13 @@ async function main(): Promise<void> {
       '--plain-http',
       upstream.host,
       ...mirrors,
+      '--sign-key',
+      signKey,
     ]);
     const bundleFile = (await readdir(bundleOut)).find((f) => f.endsWith('.tar'));
     if (!bundleFile) throw new Error(`no bundle tar in ${bundleOut}`);
     const bundlePath = join(bundleOut, bundleFile);
-    await sealift(['bundle', 'verify', bundlePath]);
+    await sealift(['bundle', 'verify', bundlePath, '--verify-key', verifyKey]);
     done();
 
     done = step('cross the air gap: stop every upstream server');
@@ -219,20 +228,33 @@ async function main(): Promise<void> {
     const loader: Site = { sealift: join(atSite, 'bin', 'linux-amd64', 'sealift'), env: siteEnv };
     done();
 
-    done = step('load: push the bundle into the site registry, extract the site files and the carried tools');
-    await sealift(['load', bundlePath, '--registry', site.host, '--plain-http', '--extract-to', siteDir], {
-      site: loader,
-    });
+    done = step(
+      'load: check the signature, push the bundle into the site registry, extract the site files and the carried tools',
+    );
+    await sealift(
+      ['load', bundlePath, '--registry', site.host, '--plain-http', '--extract-to', siteDir, '--verify-key', verifyKey],
+      { site: loader },
+    );
+    const receipt = JSON.parse(await readFile(join(siteDir, 'sealift-receipt.json'), 'utf8')) as {
+      repositories: Record<string, unknown>;
+    };
+    console.log(
+      `site receipt (for the next \`bundle --since\`): ${Object.keys(receipt.repositories).length} repositories, in site/sealift-receipt.json`,
+    );
     const carried: Site = { sealift: join(siteDir, 'bin', 'sealift'), env: siteEnv };
     console.log((await readFile(join(siteDir, 'env.sh'), 'utf8')).trim());
     done();
 
-    done = step('load again with the installed sealift: the registry has everything, nothing is transferred');
-    const reload = (await sealift(['load', bundlePath, '--registry', site.host, '--plain-http'], {
+    done = step(
+      'load again from a pipe with the installed sealift: the registry has everything, nothing is transferred',
+    );
+    const reload = (await sealift(['load', '-', '--registry', site.host, '--plain-http', '--verify-key', verifyKey], {
       json: true,
       site: carried,
+      stdinFile: bundlePath,
     })) as {
       stats: { blobsPushed: number; blobsPresent: number };
+      origin: { signed: boolean; verified: boolean };
     };
     console.log(`blobs uploaded: ${reload.stats.blobsPushed}, already present: ${reload.stats.blobsPresent}`);
     done();
@@ -334,7 +356,8 @@ async function main(): Promise<void> {
       '==> report',
       `images seeded upstream:          ${seededCount} (Knative pins replaced: ${replaced})`,
       `bundle:                          ${relative(PROJECT_ROOT, bundlePath)}`,
-      `site registry:                   ${site.host}; a second load uploaded ${reload.stats.blobsPushed} blobs`,
+      `bundle signature:                ${reload.origin.verified ? 'verified' : 'NOT verified'} at the site with bundle.pub (load --verify-key, twice)`,
+      `site registry:                   ${site.host}; a second load, from a pipe, uploaded ${reload.stats.blobsPushed} blobs`,
       `containerd (node) pulls:         ${nodePulls.length} by upstream name through hosts.toml`,
       `verify -e airgap --stack site:   ${verified.ok ? 'ok' : 'FAILED'} (${verified.checked} images rendered: ${inRegistry} present in the site registry, ${verified.knobless.length} knob-less ones keep their upstream names, warned)`,
       `helmfile template (site, offline): ${images.length} pod images, ${outside.length} outside the site registry`,
@@ -349,6 +372,7 @@ async function main(): Promise<void> {
       !checked.ok ||
       sized.fit?.verdict === 'does-not-fit' ||
       outside.length > 0 ||
+      !reload.origin.verified ||
       reload.stats.blobsPushed !== 0
     )
       process.exitCode = 1;

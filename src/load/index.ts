@@ -221,10 +221,12 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     // 1. a file (or directory) is checked for everything but its bytes' hashes before the registry
     //    is touched: its listing against checksums.sha256, and every image complete (manifests
     //    read by offset); its bytes are hashed as they stream by below
+    // With --verify-key a file is hashed whole first (a second read): a file altered after signing
+    // is refused before the registry sees a request, not only kept out of it blob by blob
     const preflight = archive
       ? await checkBundle(archive, {
           onEvent,
-          hashed: true,
+          hashed: !key || known !== undefined,
           ...(signedFile ? { checksums: signedFile.checksums } : {}),
         })
       : undefined;

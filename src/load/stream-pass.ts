@@ -192,6 +192,7 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
 
   // a file's entries are independent reads by offset: its big blobs go up several at a time
   const big = opts.stream.randomAccess ? pLimit(Math.max(1, opts.concurrency ?? 4)) : undefined;
+  let spooled = 0;
   for await (const e of opts.stream.entries()) {
     signal?.throwIfAborted();
     const blob = BLOB_PATH_RE.exec(e.path);
@@ -203,7 +204,8 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     }
     const spool = opts.spool?.();
     if (spool?.wanted(e.path) && expected) {
-      const file = join(spool.dir, `${e.offset}`);
+      // numbered in read order: a directory bundle's entries all have offset 0
+      const file = join(spool.dir, `${spooled++}`);
       const hashing = new Sha256Pass();
       await pipeline(e.body(), hashing, createWriteStream(file));
       check.record(e, hashing.hash.digest('hex'), { file });
