@@ -58,10 +58,11 @@ describe('site tools for linux/arm64', () => {
     expect(bundled.exitCode, bundled.stderr.slice(-3000)).toBe(0);
     const tar = join(out, 'tiny.tar');
     const names = (await execa('tar', ['-tf', tar])).stdout.split('\n');
-    expect(names.slice(0, 9)).toEqual([
+    expect(names.slice(0, 10)).toEqual([
+      'checksums.sha256',
+      'bundle.json',
       ...TOOLS.map((t) => `bin/linux-amd64/${t}`),
       ...TOOLS.map((t) => `bin/linux-arm64/${t}`),
-      'bundle.json',
     ]);
 
     const dir = join(work.path, 'site');
