@@ -103,6 +103,16 @@ if ! stamp_ok cosign "$COSIGN_VERSION"; then
   mv "$BIN/cosign.tmp" "$BIN/cosign" && stamp cosign "$COSIGN_VERSION"
 fi
 
+# The tests' registry with the OCI 1.1 referrers API (go-containerregistry's, pinned by the
+# go.mod and go.sum beside its main.go): the sites' docker-registry 2.8.2 has none.
+OCI11_SRC="$ROOT/test/support/oci11-registry"
+OCI11_STAMP="$(cat "$OCI11_SRC/go.mod" "$OCI11_SRC/go.sum" "$OCI11_SRC/main.go" | sha256sum | cut -c1-16)"
+if ! stamp_ok oci11-registry "$OCI11_STAMP"; then
+  log "building the test registry with the referrers API (test/support/oci11-registry)"
+  (cd "$OCI11_SRC" && CGO_ENABLED=0 GOFLAGS="$GOFLAGS -mod=readonly" go build -trimpath -o "$BIN/oci11-registry.tmp" .)
+  mv "$BIN/oci11-registry.tmp" "$BIN/oci11-registry" && stamp oci11-registry "$OCI11_STAMP"
+fi
+
 if [ "${SEALIFT_SETUP_BENCH:-0}" = 1 ] && ! stamp_ok crane "$CRANE_VERSION"; then
   log "building crane $CRANE_VERSION (benchmarks)"
   GOBIN="$BIN" go install "github.com/google/go-containerregistry/cmd/crane@$CRANE_VERSION" && stamp crane "$CRANE_VERSION" || log "crane unavailable; benchmarks will skip it"

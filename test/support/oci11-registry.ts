@@ -1,32 +1,16 @@
 // A registry with the OCI 1.1 referrers API (test/support/oci11-registry/main.go:
-// go-containerregistry's in-memory registry, pinned by its go.mod and go.sum), built once per
-// source hash into node_modules/.cache and started on loopback. The sites' registry
-// (docker-registry 2.8.2, registry.ts) has no referrers API; this one is the source that has it.
-import { createHash } from 'node:crypto';
+// go-containerregistry's in-memory registry, pinned by its go.mod and go.sum), built by
+// scripts/setup.sh into .tools/bin and started on loopback. The sites' registry (docker-registry
+// 2.8.2, registry.ts) has no referrers API; this one is the source that has it.
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, rename } from 'node:fs/promises';
 import { join } from 'node:path';
-import { execa } from 'execa';
-import { PROJECT_ROOT } from '../../src/tools.ts';
+import { TOOLS_DIR } from '../../src/tools.ts';
 import { freePort, httpOk, startProcess } from './process.ts';
 
-const SOURCE = join(PROJECT_ROOT, 'test', 'support', 'oci11-registry');
-
-/** Builds the registry (CGO off, -trimpath) unless this source's build is there; returns the binary. */
-export async function buildOci11Registry(): Promise<string> {
-  const h = createHash('sha256');
-  for (const f of ['go.mod', 'go.sum', 'main.go']) h.update(await readFile(join(SOURCE, f)));
-  const dir = join(PROJECT_ROOT, 'node_modules', '.cache', 'sealift-test');
-  const bin = join(dir, `oci11-registry-${h.digest('hex').slice(0, 16)}`);
-  if (existsSync(bin)) return bin;
-  await mkdir(dir, { recursive: true });
-  const tmp = `${bin}.${process.pid}.tmp`;
-  await execa('go', ['build', '-trimpath', '-o', tmp, '.'], {
-    cwd: SOURCE,
-    env: { ...process.env, CGO_ENABLED: '0', GOFLAGS: '-mod=readonly' },
-    stdin: 'ignore',
-  });
-  await rename(tmp, bin);
+/** The binary the set-up built; a clear failure when the set-up has not run. */
+export function oci11RegistryBinary(): string {
+  const bin = join(TOOLS_DIR, 'bin', 'oci11-registry');
+  if (!existsSync(bin)) throw new Error(`${bin} is missing: run bash scripts/setup.sh (it builds the test registry)`);
   return bin;
 }
 
@@ -37,7 +21,7 @@ export interface Oci11Registry {
 }
 
 export async function startOci11Registry(): Promise<Oci11Registry> {
-  const bin = await buildOci11Registry();
+  const bin = oci11RegistryBinary();
   const host = `127.0.0.1:${await freePort()}`;
   const proc = await startProcess(bin, ['-addr', host], {
     name: 'oci11-registry',
