@@ -38,7 +38,6 @@ import { formatImageReference, normalizeImageReference } from '../oci/reference.
 import type { CredentialLookup } from '../oci/credentials.ts';
 import { RegistryClient } from '../oci/registry.ts';
 import type { Digest } from '../oci/types.ts';
-import { createBlobHomes } from './site-target.ts';
 import { findVerified, rememberVerified, verifiedCacheDir } from './verified-cache.ts';
 import { openSpool, streamPass, type StreamPassResult, type StreamPlan } from './stream-pass.ts';
 import { copyAll, registryHostConfig, type CopyEngineResult, type CopyItem, type SiteRegistry } from './engine.ts';
@@ -352,7 +351,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
     // every image's graph (an incremental bundle's stops at what it does not carry), and which
     // repositories use which blob: the base's blobs are mounted from where checkBaseAtTarget found them
     const graphs = await imageGraphs(source, items, index);
-    const homes = { ...createBlobHomes(), ...blobHomesOf(graphs, mounts) };
+    const homes = blobHomesOf(graphs, mounts);
     homes.known = { pairs: pass.inRepo, hits: 0 };
     for (const [digest, repo] of pass.placed) homes.placed.set(digest, Promise.resolve(repo));
     const incremental = index.base !== undefined;
