@@ -128,6 +128,10 @@ export async function buildExecutables(
         disableExperimentalSEAWarning: true,
         useSnapshot: false,
         useCodeCache: false,
+        // V8's young generation at 1 MiB: blob transfers make a stream of short-lived 64 KiB
+        // buffers, and collecting them sooner keeps them in cache (bench/bundle.ts: a third less
+        // CPU, peak RSS 183 -> 121 MiB); NODE_OPTIONS can still add flags
+        execArgv: ['--max-semi-space-size=1'],
         assets: Object.fromEntries(assets.map((a) => [a, join(PROJECT_ROOT, a)])),
       },
       null,
