@@ -396,8 +396,14 @@ async function buildBundle(opts: BundleOptions): Promise<BundleResult> {
   // the tar an earlier run finished (an older bundle of the same name): its blobs are copied,
   // not fetched again
   const previous = await openPreviousTar(join(opts.outDir, `${name}.tar`), onEvent);
+  // the blob pass fetches image by image, in list order: each image's blobs, then the manifests
+  // over them (each sorted by digest: an index's children are read at once, so the order within
+  // an image differs from run to run, and the layout must not)
+  const sorted = (ds: readonly Descriptor[]) => ds.map((d) => d.digest as string).sort();
+  const blobOrder = pulled.images.flatMap(({ result }) => [...sorted(result.blobs), ...sorted(result.manifests)]);
   const pack = await packEntries({
     output: join(opts.outDir, `${name}.tar`),
+    blobOrder,
     ...(previous ? { reuse: previous.reuse } : {}),
     entries: [...(await entriesOf(workDir, { withChecksums: true })).filter((e) => !absent.has(e.path)), ...extra],
     ...(opts.compress ? { compress: opts.compress } : {}),

@@ -1,9 +1,10 @@
 // The bundle file: checksums.sha256, bundle.json and the site tools first, then the site files,
 // image lists and the OCI layout, in one tar laid out in advance (tar.ts) and written once: every
 // file straight at its offset (tar-file.ts), blobs as they arrive from the registry, verified as
-// they stream; checksums.sha256 and bundle.json (known before the first blob, since a blob's
-// name is its digest) written last; temp names renamed only when all is there, split into parts
-// as it is written. A compressed bundle (--compress) is that tar streamed in order through
+// they stream, laid out in the order they are fetched; checksums.sha256 and bundle.json (known
+// before the first blob, since a blob's name is its digest) written first; the tar's own sha256
+// computed front to back as its bytes become final; temp names renamed only when all is there,
+// split into parts as it is written. A compressed bundle (--compress) is that tar streamed in order through
 // gzip or zstd into <name>.tar.gz|.tar.zst (and parts): a compressed stream has no offsets to
 // write at, so the tar is written once uncompressed beside it first. Every output file gets a line in
 // <name>.tar[.gz|.zst].sha256 (sha256sum -c format).
@@ -325,7 +326,33 @@ export interface PackEntriesOptions {
   writeImages?: (target: ImageTarget) => Promise<void>;
   /** a blob's bytes from somewhere local (the bundle an earlier run wrote), tried before the target's source */
   reuse?: (path: string, size: number) => Readable | undefined;
+  /**
+   * digests in the order `writeImages` fetches them: their blobs are laid out in that order (the
+   * others after them, by path), so the tar's bytes become final front to back while it is
+   * written and its running sha256 keeps up
+   */
+  blobOrder?: readonly string[];
   onEvent?: EventSink;
+}
+
+/**
+ * The order of the files in the tar: bundleTarOrder over the paths sorted, where the blobs that
+ * `blobOrder` names sort among the blobs first, in its order. A function of the contents alone
+ * (the same image list and manifests give the same order), so a re-run lays the tar out as the
+ * killed run did.
+ */
+export function packOrder(paths: Iterable<string>, blobOrder: readonly string[] = []): string[] {
+  const rank = new Map<string, number>();
+  for (const d of blobOrder) if (!rank.has(d)) rank.set(d, rank.size);
+  const key = (path: string) => {
+    const blob = BLOB_PATH_RE.exec(path);
+    const r = blob ? rank.get(`sha256:${blob[1]}`) : undefined;
+    // '#' sorts before every hex digit: the ranked blobs first among the blobs
+    return r === undefined ? path : `${path.slice(0, path.length - 64)}#${String(r).padStart(12, '0')}`;
+  };
+  const keyed = [...paths].map((p) => [key(p), p] as const);
+  keyed.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+  return bundleTarOrder(keyed.map(([, p]) => p));
 }
 
 /**
@@ -340,9 +367,9 @@ export async function packEntries(opts: PackEntriesOptions): Promise<PackResult>
   const byPath = new Map(opts.entries.map((e) => [e.path, e]));
   for (const must of [BUNDLE_INDEX_FILE, CHECKSUMS_FILE])
     if (!byPath.has(must)) throw new SealiftError('INTERNAL', `the bundle has no ${must} to pack`);
-  // sorted first: the layout (every offset) is a function of the contents alone, whatever order
-  // the entries came in, so a re-run lays the tar out as the killed run did and keeps its blobs
-  const ordered = bundleTarOrder([...byPath.keys()].sort()).map((p) => byPath.get(p)!);
+  // the layout (every offset) is a function of the contents alone, whatever order the entries
+  // came in, so a re-run lays the tar out as the killed run did and keeps its blobs
+  const ordered = packOrder(byPath.keys(), opts.blobOrder).map((p) => byPath.get(p)!);
   const layout = layoutTar(ordered);
   const final = `${opts.output}${COMPRESSED_SUFFIX[compress]}`;
   const what = `packing ${basename(final)}`;
@@ -352,6 +379,7 @@ export async function packEntries(opts: PackEntriesOptions): Promise<PackResult>
     layout,
     new Map(ordered.map((e) => [e.path, e.sha256])),
     compress === 'none' ? opts.splitSize : undefined,
+    { hash: compress === 'none' },
   );
   // the tar's size is known now: refuse before writing a byte when it cannot fit (compressed:
   // the tar and, at worst, as much again)
@@ -370,12 +398,14 @@ export async function packEntries(opts: PackEntriesOptions): Promise<PackResult>
           message: `${opts.output}: continuing an earlier run's tar (${tar.keptBytes} bytes of it kept)`,
           fields: { keptBytes: tar.keptBytes },
         });
+      // checksums.sha256, its signature and bundle.json first: they open the tar, and the running
+      // sha256 starts at byte 0 (all are made before the first blob: a blob's name is its
+      // digest; the tar stays under its temp name until every file is in)
+      for (const e of local.filter((x) => head.has(x.path))) await copyFileInto(tar, e);
       await Promise.all([
         ...local.filter((e) => !head.has(e.path)).map((e) => copies(() => copyFileInto(tar, e))),
         opts.writeImages?.(tarTarget(tar, localPaths, opts.reuse)),
       ]);
-      // checksums.sha256 and bundle.json last: the tar says what it holds once it holds it
-      for (const e of local.filter((x) => head.has(x.path))) await copyFileInto(tar, e);
       const missing = ordered.filter((e) => !tar.isDone(e.path));
       if (missing.length)
         throw new SealiftError('INTERNAL', `${missing.length} files were not written, e.g. ${missing[0]!.path}`);
@@ -385,7 +415,7 @@ export async function packEntries(opts: PackEntriesOptions): Promise<PackResult>
         await tar.commit(parts);
         return await finish(parts, layout.size, tar.keptBytes);
       }
-      await tar.complete({ hash: false });
+      await tar.complete();
       onEvent({ type: 'phase', name: `compressing the bundle (${compress})` });
       const tmpTar = join(dir, `.${basename(opts.output)}.tmp`);
       const stream = createReadStream(tmpTar, { highWaterMark: 1 << 20 }).pipe(compressor(compress));

@@ -3,6 +3,11 @@
 // written at its own offset, by as many writers at once as there are downloads. Nothing is
 // written twice and nothing is held in memory: a writer is a stream that pwrite()s each chunk.
 //
+// The sha256 of each part (the <name>.tar.sha256 beside the bundle) is computed while the files
+// are written, in tar order: whenever the next files in order are done, the bytes up to the
+// first one not done are read back (from the page cache) and hashed, so complete() has little
+// left to hash. The packer lays the blobs out in the order it fetches them for that reason.
+//
 // A journal beside the temp files makes a killed run resumable. A file's "done" line is appended
 // only after the temp files were fdatasync()ed, so a done file is on disk; a "part" line (the
 // first N bytes of a file written so far) is a hint and is not synced: whoever continues a part
@@ -14,7 +19,7 @@
 //   .<name>.tar.journal                           sealift-tar-journal 1 split=<bytes|0>
 //                                                 done <offset> <size> <sha256> <path>
 //                                                 part <offset> <size> <sha256> <bytes> <path>
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import { open, readdir, readFile, rename, rm, type FileHandle } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
@@ -63,9 +68,32 @@ export class PlannedTar {
   private readonly progress = new Map<string, number>();
   private batch: { lines: string[]; sync: boolean; promise: Promise<void> } | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** the parts' sha256 in tar order, as far as the files written allow (see advanceHash) */
+  /** whether the parts' sha256 are wanted (a compressed bundle hashes its compressed files instead) */
+  private readonly hashing: boolean;
+  private hashBuffer?: Buffer;
+  private readonly running = {
+    /** bytes of the archive hashed */
+    at: 0,
+    /** index in layout.files of the first file whose data is not yet known complete */
+    next: 0,
+    part: 0,
+    hash: createHash('sha256') as Hash,
+    digests: [] as string[],
+    work: undefined as Promise<void> | undefined,
+    again: false,
+    failed: undefined as unknown,
+  };
 
-  private constructor(output: string, layout: TarLayout, files: PlannedFile[], splitSize: number | undefined) {
+  private constructor(
+    output: string,
+    layout: TarLayout,
+    files: PlannedFile[],
+    splitSize: number | undefined,
+    hashing: boolean,
+  ) {
     this.output = output;
+    this.hashing = hashing;
     this.layout = layout;
     this.size = layout.size;
     this.files = new Map(files.map((f) => [f.path, f]));
@@ -91,13 +119,14 @@ export class PlannedTar {
     layout: TarLayout,
     sha256: ReadonlyMap<string, string>,
     splitSize?: number,
+    opts: { hash?: boolean } = {},
   ): Promise<PlannedTar> {
     const files = layout.files.map((f) => {
       const hex = sha256.get(f.path);
       if (!hex) throw new SealiftError('INTERNAL', `tar layout: no sha256 for ${f.path}`);
       return { ...f, sha256: hex };
     });
-    const tar = new PlannedTar(output, layout, files, splitSize);
+    const tar = new PlannedTar(output, layout, files, splitSize, opts.hash !== false);
     await tar.readJournal();
     return tar;
   }
@@ -151,8 +180,14 @@ export class PlannedTar {
     );
     await writeFileAtomic(this.journalPath, `${JOURNAL_VERSION} split=${this.splitSize}\n${kept.join('')}`);
     this.journal = await open(this.journalPath, 'a');
-    for (const f of this.layout.files) await this.pwrite(f.header, f.headerOffset);
+    for (const f of this.layout.files) {
+      await this.pwrite(f.header, f.headerOffset);
+      // the padding after the data: zeros, also over what a killed run with another layout left
+      const pad = (TAR_BLOCK - (f.size % TAR_BLOCK)) % TAR_BLOCK;
+      if (pad) await this.pwrite(Buffer.alloc(pad), f.dataOffset + f.size);
+    }
     await this.pwrite(Buffer.alloc(2 * TAR_BLOCK), this.layout.size - 2 * TAR_BLOCK);
+    this.advanceHash();
   }
 
   file(path: string): PlannedFile {
@@ -303,6 +338,72 @@ export class PlannedTar {
     await this.journalLine(`done ${recordKey(f)}\n`, true);
     this.done.add(path);
     this.progress.delete(path);
+    this.advanceHash();
+  }
+
+  /** Where the archive's final bytes end for now: the data of the first file in order not done. */
+  private hashableEnd(): number {
+    const files = this.layout.files;
+    const r = this.running;
+    while (r.next < files.length && this.done.has(files[r.next]!.path)) r.next++;
+    return r.next < files.length ? files[r.next]!.dataOffset : this.size;
+  }
+
+  /**
+   * Hashes the archive on from where it stopped to where its bytes are final (headers and
+   * padding were written at open; a done file's data is complete and verified and is never
+   * written again). One pass runs at a time; a call while it runs makes it look again.
+   */
+  private advanceHash(): void {
+    const r = this.running;
+    if (r.work) {
+      r.again = true;
+      return;
+    }
+    if (!this.hashing) return;
+    const buf = (this.hashBuffer ??= Buffer.allocUnsafe(1 << 20));
+    const pass = async () => {
+      do {
+        r.again = false;
+        const end = this.hashableEnd();
+        while (r.at < end) {
+          const part = this.parts[r.part]!;
+          const n = Math.min(buf.length, end - r.at, part.start + part.size - r.at);
+          const { bytesRead } = await part.fh!.read(buf, 0, n, r.at - part.start);
+          if (bytesRead === 0)
+            throw new SealiftError('INTERNAL', `${part.tmp} ends at ${r.at - part.start} of ${part.size} bytes`);
+          r.hash.update(buf.subarray(0, bytesRead));
+          r.at += bytesRead;
+          if (r.at === part.start + part.size) {
+            r.digests.push(r.hash.digest('hex'));
+            r.hash = createHash('sha256');
+            r.part++;
+          }
+        }
+      } while (r.again);
+    };
+    r.work = pass().then(
+      () => {
+        r.work = undefined;
+      },
+      (e: unknown) => {
+        r.work = undefined;
+        r.failed = e;
+      },
+    );
+  }
+
+  /** The sha256 of every part, once every file is done: what the running hash has, the rest hashed now. */
+  private async partDigests(): Promise<string[]> {
+    const r = this.running;
+    while (r.work) await r.work;
+    if (r.failed) throw r.failed;
+    this.advanceHash();
+    while (r.work) await r.work;
+    if (r.failed) throw r.failed;
+    if (r.digests.length !== this.parts.length)
+      throw new SealiftError('INTERNAL', `the tar was hashed to ${r.at} of ${this.size} bytes`);
+    return r.digests;
   }
 
   /** Appends journal lines in batches: every line that arrives while one sync runs shares the next. */
@@ -322,25 +423,17 @@ export class PlannedTar {
     return this.batch.promise;
   }
 
-  /** Every file must be done. Syncs, hashes each part (the .sha256 beside the bundle), closes. */
-  async complete(opts: { hash?: boolean } = {}): Promise<(WrittenPart & { tmp: string })[]> {
+  /** Every file must be done. Syncs, finishes each part's sha256 (the .sha256 beside the bundle), closes. */
+  async complete(): Promise<(WrittenPart & { tmp: string })[]> {
     const missing = [...this.files.keys()].filter((p) => !this.done.has(p));
     if (missing.length)
       throw new SealiftError('INTERNAL', `the tar is not complete: ${missing.slice(0, 3).join(', ')} not written`);
     await this.chain;
+    const digests = this.hashing ? await this.partDigests() : undefined;
     const out: (WrittenPart & { tmp: string })[] = [];
-    const buf = Buffer.allocUnsafe(4 << 20);
-    for (const p of this.parts) {
-      const fh = p.fh!;
-      await fh.sync();
-      const h = createHash('sha256');
-      for (let at = 0; opts.hash !== false && at < p.size;) {
-        const { bytesRead } = await fh.read(buf, 0, Math.min(buf.length, p.size - at), at);
-        if (bytesRead === 0) throw new SealiftError('INTERNAL', `${p.tmp} ends at ${at} of ${p.size} bytes`);
-        h.update(buf.subarray(0, bytesRead));
-        at += bytesRead;
-      }
-      out.push({ tmp: p.tmp, path: p.final, size: p.size, sha256: h.digest('hex') });
+    for (const [i, p] of this.parts.entries()) {
+      await p.fh!.sync();
+      out.push({ tmp: p.tmp, path: p.final, size: p.size, sha256: digests?.[i] ?? '' });
     }
     await this.close();
     return out;
@@ -361,6 +454,7 @@ export class PlannedTar {
   /** Closes the handles; the temp files and journal stay for a re-run. */
   async close(): Promise<void> {
     await this.chain;
+    while (this.running.work) await this.running.work;
     await Promise.all(this.parts.map((p) => p.fh?.close()));
     for (const p of this.parts) delete p.fh;
     await this.journal?.close();

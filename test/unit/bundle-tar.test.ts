@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { Header } from 'tar';
 import { layoutTar, tarHeader, TAR_BLOCK } from '../../src/bundle/tar.ts';
 import { PlannedTar } from '../../src/bundle/tar-file.ts';
+import { packOrder } from '../../src/bundle/pack.ts';
 import { openBundleArchive } from '../../src/bundle-format/index.ts';
 import { tempDir } from '../support/process.ts';
 import { createHash } from 'node:crypto';
@@ -95,6 +96,8 @@ describe('tar headers', () => {
       'b.tar.part-002',
       'b.tar.part-003',
     ]);
+    // each part's sha256 (hashed in order while the files were written, last file first) is sha256sum's
+    for (const p of parts) expect(p.sha256, p.path).toBe((await execa('sha256sum', [p.path])).stdout.split(' ')[0]);
     const whole = join(tmp.path, 'whole.tar');
     await execa('sh', ['-c', `cat ${parts.map((p) => p.path).join(' ')} > ${whole}`]);
     expect((await execa('tar', ['-tf', whole])).stdout.split('\n')).toEqual(files.map((f) => f.path));
@@ -104,5 +107,74 @@ describe('tar headers', () => {
     } finally {
       await archive.close();
     }
+  });
+
+  it("a re-run over a killed run of another layout keeps no stale byte: padding is zero, the sha256 is the file's", async () => {
+    await using tmp = await tempDir();
+    const out = join(tmp.path, 'c.tar');
+    const one = { path: 'images/blobs/sha256/one', data: Buffer.alloc(700, 1) };
+    const two = { path: 'images/blobs/sha256/two', data: Buffer.alloc(1300, 2) };
+    const plan = (files: { path: string; data: Buffer }[]) => ({
+      layout: layoutTar(files.map((f) => ({ path: f.path, size: f.data.length, mode: 0o644 }))),
+      sha: new Map(files.map((f) => [f.path, createHash('sha256').update(f.data).digest('hex')])),
+    });
+    const write = async (tar: PlannedTar, f: { path: string; data: Buffer }) => {
+      const w = tar.writer(f.path);
+      await new Promise<void>((resolve, reject) => w.end(f.data, (e?: Error | null) => (e ? reject(e) : resolve())));
+      await tar.markDone(f.path);
+    };
+    // the killed run: a bigger first file, and bytes everywhere the next layout has padding
+    const killed = plan([{ path: one.path, data: Buffer.alloc(1100, 0xff) }, two]);
+    const first = await PlannedTar.prepare(out, killed.layout, killed.sha);
+    await first.open();
+    await write(first, { path: one.path, data: Buffer.alloc(1100, 0xff) });
+    await first.close();
+    const next = plan([one, two]);
+    const tar = await PlannedTar.prepare(out, next.layout, next.sha);
+    await tar.open();
+    await write(tar, two);
+    await write(tar, one);
+    const [part] = await tar.complete();
+    await tar.commit([part!]);
+    const bytes = await readFile(out);
+    const f1 = next.layout.files[0]!;
+    expect(bytes.subarray(f1.dataOffset + 700, f1.dataOffset + 1024).every((b) => b === 0)).toBe(true);
+    expect(part!.sha256).toBe(createHash('sha256').update(bytes).digest('hex'));
+    expect((await execa('tar', ['-tf', out])).stdout.split('\n')).toEqual([one.path, two.path]);
+  });
+});
+
+describe('packOrder', () => {
+  const blob = (c: string) => `images/blobs/sha256/${c.repeat(64)}`;
+  const paths = [
+    'images/index.json',
+    blob('a'),
+    'bundle.json',
+    blob('c'),
+    'checksums.sha256',
+    'imagelists/images.txt',
+    blob('b'),
+    'images/oci-layout',
+  ];
+  it('puts the head files first, then the blobs in fetch order, the unranked ones by path after them', () => {
+    expect(packOrder(paths, ['sha256:' + 'c'.repeat(64), 'sha256:' + 'a'.repeat(64)])).toEqual([
+      'checksums.sha256',
+      'bundle.json',
+      'imagelists/images.txt',
+      blob('c'),
+      blob('a'),
+      blob('b'),
+      'images/index.json',
+      'images/oci-layout',
+    ]);
+  });
+  it('is a function of the contents: the same files in any order give the same layout', () => {
+    const order = ['sha256:' + 'b'.repeat(64)];
+    expect(packOrder([...paths].reverse(), order)).toEqual(packOrder(paths, order));
+    expect(packOrder(paths)).toEqual([
+      'checksums.sha256',
+      'bundle.json',
+      ...paths.filter((p) => !/^(checksums|bundle)/.test(p)).sort(),
+    ]);
   });
 });
