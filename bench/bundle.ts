@@ -8,7 +8,10 @@
 // <= 0.8x crane's wall time, write bytes <= 1.05x the bundle, peak RSS <= 120 MiB and flat in
 // image size), and what gzip and zstd gain on the layers and on the carried site tools.
 //
-//   node bench/bundle.ts [--scale 1] [--concurrency 4] [--keep DIR]
+//   node bench/bundle.ts [--scale 1] [--concurrency 4] [--entry exe|source] [--keep DIR]
+//
+// sealift runs as its single executable (bench/sealift-command.ts), and once more from the
+// sources for comparison.
 //
 // The image set (scale 1): 32 images, about 2.1 GB of unique blobs, with shared bases as real
 // stacks have them: 10 images on a 150 MB "python" base, 3 on a 400 MB "cuda" base with 280 MB
@@ -23,18 +26,21 @@ import { createReadStream } from 'node:fs';
 import { pipeline } from 'node:stream/promises';
 import { Writable } from 'node:stream';
 import { compressor } from '../src/bundle/pack.ts';
-import { findTool, PROJECT_ROOT, requireTool, TOOLS_DIR } from '../src/tools.ts';
+import { findTool, requireTool, TOOLS_DIR } from '../src/tools.ts';
 import { seedImages, type ImageSpec } from '../test/support/images.ts';
 import { tempDir } from '../test/support/process.ts';
 import { startRegistry } from '../test/support/registry.ts';
+import { parseEntry, sealiftCommand } from './sealift-command.ts';
 
 const { values: args } = parseArgs({
   options: {
     scale: { type: 'string', default: '1' },
     concurrency: { type: 'string', default: '4' },
+    entry: { type: 'string', default: 'exe' },
     keep: { type: 'string' },
   },
 });
+const sealift = await sealiftCommand(parseEntry(args.entry));
 const S = Number(args.scale);
 const MB = 1000 * 1000;
 const mb = (n: number) => Math.max(64 * 1024, Math.round(n * MB * S));
@@ -87,11 +93,14 @@ interface Measured {
   peakRssMiB: number;
   /** write_bytes of the command (and its children) */
   writeBytes: number;
+  /** user + system CPU seconds */
+  cpuSeconds: number;
   note: string;
 }
 
 interface Timed {
   seconds: number;
+  cpuSeconds: number;
   maxRssKiB: number;
   writeBytes: number;
   cancelledWriteBytes: number;
@@ -112,7 +121,18 @@ async function timed(
   const io = join(work.path, `io-${tag}`);
   const r = await execa(
     '/usr/bin/time',
-    ['-f', '%e %M', '-o', out, 'sh', '-c', '"$@"; rc=$?; cat /proc/$$/io > "$IO_OUT"; exit $rc', 'sh', cmd, ...argv],
+    [
+      '-f',
+      '%e %M %U %S',
+      '-o',
+      out,
+      'sh',
+      '-c',
+      '"$@"; rc=$?; cat /proc/$$/io > "$IO_OUT"; exit $rc',
+      'sh',
+      cmd,
+      ...argv,
+    ],
     {
       reject: false,
       cwd: opts.cwd ?? work.path,
@@ -120,12 +140,17 @@ async function timed(
     },
   );
   if (r.exitCode !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.exitCode}):\n${r.stderr.slice(-3000)}`);
-  const [secs = '0', rss = '0'] = (await readFile(out, 'utf8')).trim().split('\n').pop()!.split(' ');
+  const [secs = '0', rss = '0', user = '0', sys = '0'] = (await readFile(out, 'utf8'))
+    .trim()
+    .split('\n')
+    .pop()!
+    .split(' ');
   const ioText = await readFile(io, 'utf8');
   const field = (k: string) => Number(new RegExp(`^${k}: (\\d+)$`, 'm').exec(ioText)?.[1] ?? NaN);
   await rm(io, { force: true });
   return {
     seconds: Number(secs),
+    cpuSeconds: Number(user) + Number(sys),
     maxRssKiB: Number(rss),
     writeBytes: field('write_bytes'),
     cancelledWriteBytes: field('cancelled_write_bytes'),
@@ -167,11 +192,21 @@ try {
   const host = registry.host;
   const list = join(work.path, 'images.txt');
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
-  console.log(`load average before the runs: ${load} (${(await import('node:os')).cpus().length} cores)`);
+  console.log(
+    `load average before the runs: ${load} (${(await import('node:os')).cpus().length} cores); sealift: ${sealift.label}`,
+  );
   await writeFile(list, `${images.map((i) => i.ref).join('\n')}\n`);
   const results: Measured[] = [];
   const row = (tool: string, t: Timed, bytes: number, note: string): Measured => {
-    const m = { tool, seconds: t.seconds, bytes, peakRssMiB: t.maxRssKiB / 1024, writeBytes: t.writeBytes, note };
+    const m = {
+      tool,
+      seconds: t.seconds,
+      bytes,
+      peakRssMiB: t.maxRssKiB / 1024,
+      writeBytes: t.writeBytes,
+      cpuSeconds: t.cpuSeconds,
+      note,
+    };
     results.push(m);
     return m;
   };
@@ -179,11 +214,17 @@ try {
   // sealift
   const mirrors = ['docker.io', 'nvcr.io', 'gcr.io', 'quay.io'].flatMap((h) => ['--mirror', `${h}=${host}`]);
   // every sealift run bundles a list from the same loopback registry, through the same mirrors
-  const bundleList = (imageList: string, outDir: string, extra: string[] = [], env: Record<string, string> = {}) =>
+  const bundleList = (
+    imageList: string,
+    outDir: string,
+    extra: string[] = [],
+    env: Record<string, string> = {},
+    run = sealift,
+  ) =>
     timed(
-      process.execPath,
+      run.file,
       [
-        join(PROJECT_ROOT, 'bin/sealift.js'),
+        ...run.prefix,
         'bundle',
         '--imagelist',
         imageList,
@@ -205,22 +246,25 @@ try {
   const packed = row('sealift bundle', await bundleList(list, out), 0, '');
   packed.bytes = await duBytes(tar);
   packed.note = `one tar, written once, verified (${args.concurrency} blob transfers at once)`;
-  // V8's young generation at 1 MiB: a stream of short-lived buffers is collected sooner
-  const tuned = join(work.path, 'sealift-tuned');
-  const tunedRun = await bundleList(list, tuned, [], { NODE_OPTIONS: '--max-semi-space-size=1' });
-  row(
-    'sealift bundle, --max-semi-space-size=1',
-    tunedRun,
-    await duBytes(join(tuned, 'images.tar')),
-    'the same, NODE_OPTIONS',
-  );
-  await rm(tuned, { recursive: true, force: true });
+  // the same from the sources (type stripping at start, V8's default young generation)
+  if (args.entry !== 'source') {
+    const source = await sealiftCommand('source');
+    const srcOut = join(work.path, 'sealift-source');
+    const r = await bundleList(list, srcOut, [], {}, source);
+    row(
+      'sealift bundle, node bin/sealift.js',
+      r,
+      await duBytes(join(srcOut, 'images.tar')),
+      'the same, from the sources',
+    );
+    await rm(srcOut, { recursive: true, force: true });
+  }
   // the same without the tar: the verified directory bundle (what crane's layout compares with)
   const dirOut = join(work.path, 'sealift-dir');
   const d = await bundleList(list, dirOut, ['--no-pack']);
   row('sealift bundle --no-pack', d, await duBytes(join(dirOut, 'images.work')), 'directory bundle with checksums');
   await rm(dirOut, { recursive: true, force: true });
-  const v = await timed(process.execPath, [join(PROJECT_ROOT, 'bin/sealift.js'), 'bundle', 'verify', tar]);
+  const v = await timed(sealift.file, [...sealift.prefix, 'bundle', 'verify', tar]);
   row('sealift bundle verify', v, 0, 're-hash of the whole tar');
   for (const c of ['gzip', 'zstd'] as const) {
     const cOut = join(work.path, `sealift-${c}`);
@@ -234,7 +278,7 @@ try {
   const skopeo = requireTool('skopeo');
   const sk = join(work.path, 'skopeo-out');
   await mkdir(sk, { recursive: true });
-  const skTotal: Timed = { seconds: 0, maxRssKiB: 0, writeBytes: 0, cancelledWriteBytes: 0 };
+  const skTotal: Timed = { seconds: 0, cpuSeconds: 0, maxRssKiB: 0, writeBytes: 0, cancelledWriteBytes: 0 };
   for (const [i, img] of images.entries()) {
     const r = await timed(skopeo, [
       '--insecure-policy',
@@ -244,6 +288,7 @@ try {
       `dir:${join(sk, String(i))}`,
     ]);
     skTotal.seconds += r.seconds;
+    skTotal.cpuSeconds += r.cpuSeconds;
     skTotal.maxRssKiB = Math.max(skTotal.maxRssKiB, r.maxRssKiB);
     skTotal.writeBytes += r.writeBytes;
   }
@@ -294,13 +339,14 @@ try {
   const rows = results.map((r) => [
     r.tool,
     r.seconds.toFixed(1),
+    r.cpuSeconds.toFixed(1),
     r.bytes ? (r.bytes / MB).toFixed(0) : '-',
     r.peakRssMiB.toFixed(0),
     (r.writeBytes / MB).toFixed(0),
     r.bytes ? (r.writeBytes / r.bytes).toFixed(2) : '-',
     r.note,
   ]);
-  const head = ['TOOL', 'WALL s', 'DISK MB', 'PEAK RSS MiB', 'WRITTEN MB', 'WRITTEN/DISK', 'NOTE'];
+  const head = ['TOOL', 'WALL s', 'CPU s', 'DISK MB', 'PEAK RSS MiB', 'WRITTEN MB', 'WRITTEN/DISK', 'NOTE'];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   console.log([head, ...rows].map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
   const sc = results.find((r) => r.tool.startsWith('skopeo'))!;

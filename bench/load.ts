@@ -3,8 +3,10 @@
 // a shell loop would, and 4 at a time), in one run; then the no-op re-load. Real docker-registry
 // instances on loopback, one per contender. Prints the ratios against the issue's targets.
 //
-//   node bench/load.ts [--images 30] [--own-mb 24] [--base-mb 48] [--bases 3] [--concurrency 4] [--rounds 3] [--keep DIR]
+//   node bench/load.ts [--images 30] [--own-mb 24] [--base-mb 48] [--bases 3] [--concurrency 4] [--rounds 3]
+//                      [--entry exe|source] [--keep DIR]
 //
+// sealift runs as its single executable, what the site has (bench/sealift-command.ts).
 // The contenders take turns, `--rounds` times, each into a fresh empty registry, so that load
 // from other processes on a shared machine falls on all of them alike; medians (and every time)
 // print, with the machine's load average before and after.
@@ -19,12 +21,13 @@ import { parseArgs } from 'node:util';
 import { execa } from 'execa';
 import pLimit from 'p-limit';
 import { create as tarCreate } from 'tar';
-import { PROJECT_ROOT, requireTool } from '../src/tools.ts';
+import { requireTool } from '../src/tools.ts';
 import { bundleTarOrder, serializeBundleIndex } from '../src/bundle-format/index.ts';
 import { writeChecksums } from '../src/bundle/pack.ts';
 import { bundleIndexOf } from '../test/support/bundles.ts';
 import { startRegistry } from '../test/support/registry.ts';
 import { tempDir } from '../test/support/process.ts';
+import { parseEntry, sealiftCommand } from './sealift-command.ts';
 
 const { values: args } = parseArgs({
   options: {
@@ -35,8 +38,10 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '4' },
     keep: { type: 'string' },
     rounds: { type: 'string', default: '3' },
+    entry: { type: 'string', default: 'exe' },
   },
 });
+const sealift = await sealiftCommand(parseEntry(args.entry));
 const IMAGES = Number(args.images);
 const OWN = Number(args['own-mb']) * 1024 * 1024;
 const BASE = Number(args['base-mb']) * 1024 * 1024;
@@ -181,9 +186,9 @@ try {
   const cacheEnv = { ...process.env, SEALIFT_CACHE_DIR: join(work.path, 'cache') };
   const load = (host: string, first: boolean) =>
     execa(
-      'node',
+      sealift.file,
       [
-        join(PROJECT_ROOT, 'bin/sealift.js'),
+        ...sealift.prefix,
         'load',
         bundle.tar,
         '--registry',
@@ -202,13 +207,12 @@ try {
       'sh',
       [
         '-c',
-        'cat "$0" | node "$1" load - --registry "$2" --plain-http --concurrency "$3" --json',
+        'cat "$0" | "$@" load - --registry "$LOAD_HOST" --plain-http --concurrency "$LOAD_CONCURRENCY" --json',
         bundle.tar,
-        join(PROJECT_ROOT, 'bin/sealift.js'),
-        host,
-        String(args.concurrency),
+        sealift.file,
+        ...sealift.prefix,
       ],
-      { reject: false, env: cacheEnv },
+      { reject: false, env: { ...cacheEnv, LOAD_HOST: host, LOAD_CONCURRENCY: String(args.concurrency) } },
     );
   const copy = (reg: string, r: { source: string; tag: string; repo: string }) =>
     execa(skopeo, [
@@ -316,7 +320,7 @@ try {
   );
   console.log(`  no-op re-load / cold load:             ${verdict(ratio(times.noop, times.sealift), 0.05)}`);
   console.log(
-    `  machine: ${cpus().length} CPUs, load average (1/5/15 min) ${load0.join(' ')} before, ${load1.join(' ')} after`,
+    `  machine: ${cpus().length} CPUs, load average (1/5/15 min) ${load0.join(' ')} before, ${load1.join(' ')} after; sealift: ${sealift.label}`,
   );
   console.log('  every image checked with skopeo inspect --raw after every run: same digests as the bundle');
 } finally {
