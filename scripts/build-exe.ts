@@ -130,8 +130,11 @@ export async function buildExecutables(
         useCodeCache: false,
         // V8's young generation at 1 MiB: blob transfers make a stream of short-lived 64 KiB
         // buffers, and collecting them sooner keeps them in cache (bench/bundle.ts: a third less
-        // CPU, peak RSS 183 -> 121 MiB); NODE_OPTIONS can still add flags
-        execArgv: ['--max-semi-space-size=1'],
+        // CPU, peak RSS 183 -> 121 MiB). External memory (those buffers' bytes) counted in the
+        // heap's global limit instead of forcing a full collection every few dozen MiB read: a
+        // load of 352 MiB ran 17 mark-compacts, now 9 (0.3 s less CPU of 2.3). NODE_OPTIONS can
+        // still add flags
+        execArgv: ['--max-semi-space-size=1', '--external-memory-accounted-in-global-limit'],
         assets: Object.fromEntries(assets.map((a) => [a, join(PROJECT_ROOT, a)])),
       },
       null,
