@@ -17,7 +17,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import { readFileSync } from 'node:fs';
 import { Readable } from 'node:stream';
-import { Agent, request, type Dispatcher } from 'undici';
+import { Agent, request, type Dispatcher } from './undici-core.ts';
 import { SealiftError, errorMessage, isSealiftError, type ErrorCode } from '../errors.ts';
 import { noEvents, type EventSink } from '../events.ts';
 import { redactUrl } from '../redact.ts';
