@@ -5,13 +5,20 @@
 // bytes are read past, not held), site files spooled to disk. Manifests and tags come after the
 // stream (engine.ts copyAll), once the whole bundle passed its check.
 //
+// A stream (a pipe, a compressed bundle) is read once in order, so its blobs cannot be read at
+// once; a layer that must go up is written to a spool file as it passes (hashed on the way: a
+// blob that does not match its name is never pushed) and pushed from there, several at a time,
+// while the read goes on, up to PIPE_SPOOL_BYTES in the spool; one larger, or with too little
+// free disk, is pushed straight from the stream as before.
+//
 // A blob is pushed into a repository that uses it. Which one is known before the stream for a
 // file (its manifests are read by offset first); a stream learns it from the manifests that have
 // passed, and a blob that passes before any manifest naming it goes into HOLDING_REPOSITORY, from
 // where the images' repositories mount it afterwards (a POST, no bytes).
 import { createHash } from 'node:crypto';
-import { createWriteStream } from 'node:fs';
-import { mkdir, rm } from 'node:fs/promises';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pipeline as streamPipeline, Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -26,6 +33,7 @@ import {
   type StreamCheck,
   type StreamedEntry,
 } from '../bundle-format/index.ts';
+import { freeBytes } from '../disk.ts';
 import { errorMessage, isSealiftError } from '../errors.ts';
 import { noEvents, type RunOptions } from '../events.ts';
 import { progressInSteps } from '../oci/copy.ts';
@@ -66,7 +74,12 @@ export interface StreamPassOptions extends RunOptions {
   concurrency?: number;
   /** paths to write out (site files, tools), and where the spool is (known once bundle.json has passed) */
   spool?: () => { wanted: (path: string) => boolean; dir: string } | undefined;
+  /** where a stream's layers wait for their push (default: the system's temp directory) */
+  blobSpoolDir?: string;
 }
+
+/** Bytes of a stream's layers that may wait in the spool for their push at once. */
+export const PIPE_SPOOL_BYTES = 1024 * 1024 * 1024;
 
 /** Hashes what passes through (a spooled file is checked against its line after the stream). */
 class Sha256Pass extends Transform {
@@ -131,12 +144,22 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     return all.length > 0 && all.every((r) => plan?.present.has(r)) ? undefined : HOLDING_REPOSITORY;
   };
 
-  /** Pushes one blob from `body` (hashed against its checksums line on the way); records the outcome. */
-  const pushBlob = async (e: StreamedEntry, hex: string, body: Readable): Promise<void> => {
+  /**
+   * Pushes one blob from `body` (hashed against its checksums line on the way, unless `hashed`:
+   * the spool checked it); records the outcome.
+   */
+  const pushBlob = async (
+    e: StreamedEntry,
+    hex: string,
+    body: Readable,
+    where?: { repo: string | undefined; present: boolean; hashed: boolean },
+  ): Promise<void> => {
     const digest = `sha256:${hex}` as Digest;
-    const repo = destination(digest);
-    const verify = new VerifyStream({ digest, size: e.size }, { where: `${check.location} ${e.path}` });
-    if (!repo || (await client.blobExists(repo, digest, signal))) {
+    const repo = where ? where.repo : destination(digest);
+    const verify = where?.hashed
+      ? new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c) })
+      : new VerifyStream({ digest, size: e.size }, { where: `${check.location} ${e.path}` });
+    if (!repo || (where ? where.present : await client.blobExists(repo, digest, signal))) {
       // not needed, or there already: read past it, still hashed for the verdict
       const { hex: got } = await hashEntry(body, false);
       check.record(e, got);
@@ -191,53 +214,142 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
   };
 
   // a file's entries are independent reads by offset: its big blobs go up several at a time
-  const big = opts.stream.randomAccess ? pLimit(Math.max(1, opts.concurrency ?? 4)) : undefined;
+  const uploads = pLimit(Math.max(1, opts.concurrency ?? 4));
+  const big = opts.stream.randomAccess ? uploads : undefined;
+  // a stream's: through the spool
+  const blobSpool = big ? undefined : new BlobSpool(opts.blobSpoolDir ?? tmpdir());
   let spooled = 0;
-  for await (const e of opts.stream.entries()) {
-    signal?.throwIfAborted();
-    const blob = BLOB_PATH_RE.exec(e.path);
-    const expected = check.expected(e.path);
-    if (blob && expected && plan && !check.keeps(e)) {
-      if (big) void beside(big(() => pushBlob(e, expected, e.body())));
-      else await pushBlob(e, expected, e.body());
-      continue;
+  try {
+    for await (const e of opts.stream.entries()) {
+      signal?.throwIfAborted();
+      const blob = BLOB_PATH_RE.exec(e.path);
+      const expected = check.expected(e.path);
+      if (blob && expected && plan && !check.keeps(e)) {
+        if (big) void beside(big(() => pushBlob(e, expected, e.body())));
+        else if (blobSpool && (await viaSpool(blobSpool, e, expected))) continue;
+        else await pushBlob(e, expected, e.body());
+        continue;
+      }
+      const spool = opts.spool?.();
+      if (spool?.wanted(e.path) && expected) {
+        // numbered in read order: a directory bundle's entries all have offset 0
+        const file = join(spool.dir, `${spooled++}`);
+        const hashing = new Sha256Pass();
+        await pipeline(e.body(), hashing, createWriteStream(file));
+        check.record(e, hashing.hash.digest('hex'), { file });
+        continue;
+      }
+      const held = check.keeps(e);
+      const { hex, bytes } = await hashEntry(e.body(), held);
+      if (e.path === BUNDLE_INDEX_FILE && bytes) {
+        check.record(e, hex, { bytes });
+        plan = await opts.onIndex(parseBundleIndex(bytes, check.location));
+        relearn();
+        continue;
+      }
+      if (blob && bytes && expected && bytes[0] === 0x7b) {
+        // JSON: a manifest or a config, kept for the manifests' push after the stream
+        check.record(e, hex, { bytes });
+        kept.set(`sha256:${blob[1]}` as Digest, bytes);
+        relearn();
+        continue;
+      }
+      if (blob && bytes && expected && plan && hex === expected) {
+        // a small layer: pushed from memory while the read goes on
+        const b = bytes;
+        const pushed = beside(small(() => pushBlob(e, expected, Readable.from([b]))));
+        if (small.pendingCount >= 8) await pushed;
+        continue;
+      }
+      check.record(e, hex, bytes ? { bytes } : undefined);
     }
-    const spool = opts.spool?.();
-    if (spool?.wanted(e.path) && expected) {
-      // numbered in read order: a directory bundle's entries all have offset 0
-      const file = join(spool.dir, `${spooled++}`);
-      const hashing = new Sha256Pass();
-      await pipeline(e.body(), hashing, createWriteStream(file));
-      check.record(e, hashing.hash.digest('hex'), { file });
-      continue;
-    }
-    const held = check.keeps(e);
-    const { hex, bytes } = await hashEntry(e.body(), held);
-    if (e.path === BUNDLE_INDEX_FILE && bytes) {
-      check.record(e, hex, { bytes });
-      plan = await opts.onIndex(parseBundleIndex(bytes, check.location));
-      relearn();
-      continue;
-    }
-    if (blob && bytes && expected && bytes[0] === 0x7b) {
-      // JSON: a manifest or a config, kept for the manifests' push after the stream
-      check.record(e, hex, { bytes });
-      kept.set(`sha256:${blob[1]}` as Digest, bytes);
-      relearn();
-      continue;
-    }
-    if (blob && bytes && expected && plan && hex === expected) {
-      // a small layer: pushed from memory while the read goes on
-      const b = bytes;
-      const pushed = beside(small(() => pushBlob(e, expected, Readable.from([b]))));
-      if (small.pendingCount >= 8) await pushed;
-      continue;
-    }
-    check.record(e, hex, bytes ? { bytes } : undefined);
+    await Promise.all(pending);
+  } finally {
+    await blobSpool?.remove();
   }
-  await Promise.all(pending);
   if (failure) throw failure.error;
   return { placed, inRepo, failed, stats };
+
+  /**
+   * A layer of a stream into the spool and its push beside the read. False: not taken (larger
+   * than the spool, too little disk); the caller pushes it from the stream.
+   */
+  async function viaSpool(spool: BlobSpool, e: StreamedEntry, hex: string): Promise<boolean> {
+    const digest = `sha256:${hex}` as Digest;
+    const repo = destination(digest);
+    if (!repo || e.size > PIPE_SPOOL_BYTES) return false;
+    const present = await client.blobExists(repo, digest, signal);
+    // read past (hashed for the verdict), no spool needed
+    if (present) {
+      await pushBlob(e, hex, e.body(), { repo, present, hashed: false });
+      return true;
+    }
+    if (!(await spool.reserve(e.size))) return false;
+    let file: string;
+    try {
+      const verify = new VerifyStream({ digest, size: e.size }, { where: `${check.location} ${e.path}` });
+      file = spool.fileFor(digest);
+      try {
+        await pipeline(e.body(), verify, createWriteStream(file));
+      } catch (err) {
+        if (isSealiftError(err) && err.code === 'DIGEST_MISMATCH') {
+          // never pushed: the verdict names the blob
+          check.record(e, String(err.details?.got ?? '').replace(/^sha256:/, ''));
+          spool.release(e.size, file);
+          return true;
+        }
+        throw err;
+      }
+    } catch (err) {
+      spool.release(e.size);
+      throw err;
+    }
+    void beside(
+      uploads(() =>
+        pushBlob(e, hex, createReadStream(file, { highWaterMark: 1 << 20 }), { repo, present, hashed: true }),
+      ).finally(() => spool.release(e.size, file)),
+    );
+    return true;
+  }
+}
+
+/** Spool files of a stream's layers waiting for their push, at most PIPE_SPOOL_BYTES at once. */
+class BlobSpool {
+  private dir: string | undefined;
+  private readonly parent: string;
+  private used = 0;
+  private waiters: (() => void)[] = [];
+
+  constructor(parent: string) {
+    this.parent = parent;
+  }
+
+  /** Waits until `size` bytes fit; false when the disk has too little room for them. */
+  async reserve(size: number): Promise<boolean> {
+    this.dir ??= await mkdtemp(join(this.parent, 'sealift-load-'));
+    // room for the blob and as much again for everything else on that disk
+    if ((await freeBytes(this.dir).catch(() => 0)) < 2 * size) return false;
+    while (this.used > 0 && this.used + size > PIPE_SPOOL_BYTES)
+      await new Promise<void>((resolve) => this.waiters.push(resolve));
+    this.used += size;
+    return true;
+  }
+
+  fileFor(digest: string): string {
+    return join(this.dir!, digest.replace(':', '-'));
+  }
+
+  release(size: number, file?: string): void {
+    this.used -= size;
+    if (file) void rm(file, { force: true });
+    const waiting = this.waiters;
+    this.waiters = [];
+    for (const w of waiting) w();
+  }
+
+  async remove(): Promise<void> {
+    if (this.dir) await rm(this.dir, { recursive: true, force: true });
+  }
 }
 
 /** The spool for site files and tools, inside the directory they go to (a work name load skips). */

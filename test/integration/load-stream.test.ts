@@ -3,7 +3,7 @@
 // its image never tagged, a cut pipe refused with a re-run that completes. Against the real
 // docker-registry; skopeo (an independent client) checks every image by digest at the target.
 import { createHash } from 'node:crypto';
-import { readFile, readdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { gzipSync, zstdCompressSync } from 'node:zlib';
 import { execa } from 'execa';
@@ -23,11 +23,11 @@ const repoOf = (source: string) => source.slice(source.indexOf('/') + 1, source.
 const tagOf = (source: string) => source.slice(source.lastIndexOf(':') + 1);
 
 /** `sealift load -` with `input` on stdin, as `cat b.tar | sealift load - ...` runs it. */
-function loadFromPipe(input: Buffer, host: string, extra: string[] = []) {
+function loadFromPipe(input: Buffer, host: string, extra: string[] = [], env: Record<string, string> = {}) {
   return execa(process.execPath, [CLI, 'load', '-', '--registry', host, '--plain-http', ...extra], {
     input,
     reject: false,
-    env: { ...CLI_ENV, CI: 'true' },
+    env: { ...CLI_ENV, CI: 'true', ...env },
     timeout: 240_000,
   });
 }
@@ -55,7 +55,10 @@ describe('load in one sequential read', () => {
       'values/airgap/istiod.yaml': 'global:\n  hub: 10.61.3.31:35000/istio\n',
     });
     const site = join(tmp.path, 'site');
-    const r = await loadFromPipe(await readFile(tar), reg.host, ['--extract-to', site, '--json']);
+    // the layers wait for their pushes in a spool under the temp directory
+    const temp = join(tmp.path, 'temp');
+    await mkdir(temp);
+    const r = await loadFromPipe(await readFile(tar), reg.host, ['--extract-to', site, '--json'], { TMPDIR: temp });
     expect(r.exitCode, r.stdout + r.stderr.slice(-3000)).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result.bundle).toBe('-');
@@ -64,8 +67,9 @@ describe('load in one sequential read', () => {
     await expectEveryImageByDigest(reg.host, images);
     expect(await readFile(join(site, 'values/airgap/istiod.yaml'), 'utf8')).toContain('hub: 10.61.3.31:35000/istio');
     expect(await readFile(join(site, 'helmfile.yaml'), 'utf8')).toBe('releases: []\n');
-    // the spool the stream wrote into is gone
+    // the spools the stream wrote into are gone
     expect((await readdir(site)).filter((n) => n.startsWith('.'))).toEqual([]);
+    expect(await readdir(temp)).toEqual([]);
 
     const again = await loadFromPipe(await readFile(tar), reg.host, ['--json']);
     expect(again.exitCode, again.stderr.slice(-3000)).toBe(0);
