@@ -71,8 +71,9 @@ export async function pullImages(pulls: readonly ImagePull[], opts: PullOptions)
   const concurrency = Math.max(1, opts.concurrency ?? 4);
   const session = createCopySession(concurrency);
   const pool = new RegistryPool({ ...opts.registry, onEvent });
-  const imageLimit = pLimit(Math.min(concurrency, 4));
   const mode = opts.mode ?? 'layout';
+  // a plan reads only manifests (small requests, mostly round trips): more images at once
+  const imageLimit = pLimit(mode === 'manifests' ? Math.max(8, 4 * concurrency) : Math.min(concurrency, 4));
   const intoLayout = layoutTarget(opts.layout);
   let target: ImageTarget = intoLayout;
   if (mode === 'manifests') target = { ...intoLayout, hasBlob: async () => true };

@@ -32,7 +32,8 @@ export async function pullReferrers(
   const byImage = new Map<string, BundleReferrer[]>();
   const digests = new Set<string>();
   const failed: { reference: string; error: unknown }[] = [];
-  const limit = pLimit(4);
+  // small lookups, most of them answered 404: more images at once than blob transfers
+  const limit = pLimit(Math.max(8, 4 * (opts.concurrency ?? 4)));
   onEvent({ type: 'phase', name: 'pulling signatures, attestations and SBOMs' });
   await Promise.all(
     images.map(({ pull, result }) =>
