@@ -95,12 +95,15 @@ interface Measured {
   writeBytes: number;
   /** user + system CPU seconds */
   cpuSeconds: number;
+  registryCpuSeconds: number;
   note: string;
 }
 
 interface Timed {
   seconds: number;
   cpuSeconds: number;
+  /** CPU seconds the registry spent meanwhile (serving this run: nothing else uses it) */
+  registryCpuSeconds: number;
   maxRssKiB: number;
   writeBytes: number;
   cancelledWriteBytes: number;
@@ -119,6 +122,7 @@ async function timed(
   const tag = `${Date.now()}-${Math.random().toString(16).slice(2)}`;
   const out = join(work.path, `time-${tag}`);
   const io = join(work.path, `io-${tag}`);
+  const registryBefore = await registryCpu();
   const r = await execa(
     '/usr/bin/time',
     [
@@ -140,6 +144,7 @@ async function timed(
     },
   );
   if (r.exitCode !== 0) throw new Error(`${cmd} ${argv.join(' ')} failed (${r.exitCode}):\n${r.stderr.slice(-3000)}`);
+  const registryCpuSeconds = (await registryCpu()) - registryBefore;
   const [secs = '0', rss = '0', user = '0', sys = '0'] = (await readFile(out, 'utf8'))
     .trim()
     .split('\n')
@@ -151,10 +156,18 @@ async function timed(
   return {
     seconds: Number(secs),
     cpuSeconds: Number(user) + Number(sys),
+    registryCpuSeconds,
     maxRssKiB: Number(rss),
     writeBytes: field('write_bytes'),
     cancelledWriteBytes: field('cancelled_write_bytes'),
   };
+}
+
+/** user + system CPU seconds of the registry process so far (/proc/<pid>/stat, clock ticks of 1/100 s) */
+async function registryCpu(): Promise<number> {
+  const fields = (await readFile(`/proc/${registry.pid}/stat`, 'utf8')).replace(/^.*\) /, '').split(' ');
+  // after "pid (comm) ": state is field 3, utime 14 and stime 15
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 async function duBytes(path: string): Promise<number> {
@@ -205,6 +218,7 @@ try {
       peakRssMiB: t.maxRssKiB / 1024,
       writeBytes: t.writeBytes,
       cpuSeconds: t.cpuSeconds,
+      registryCpuSeconds: t.registryCpuSeconds,
       note,
     };
     results.push(m);
@@ -278,7 +292,14 @@ try {
   const skopeo = requireTool('skopeo');
   const sk = join(work.path, 'skopeo-out');
   await mkdir(sk, { recursive: true });
-  const skTotal: Timed = { seconds: 0, cpuSeconds: 0, maxRssKiB: 0, writeBytes: 0, cancelledWriteBytes: 0 };
+  const skTotal: Timed = {
+    seconds: 0,
+    cpuSeconds: 0,
+    registryCpuSeconds: 0,
+    maxRssKiB: 0,
+    writeBytes: 0,
+    cancelledWriteBytes: 0,
+  };
   for (const [i, img] of images.entries()) {
     const r = await timed(skopeo, [
       '--insecure-policy',
@@ -289,6 +310,7 @@ try {
     ]);
     skTotal.seconds += r.seconds;
     skTotal.cpuSeconds += r.cpuSeconds;
+    skTotal.registryCpuSeconds += r.registryCpuSeconds;
     skTotal.maxRssKiB = Math.max(skTotal.maxRssKiB, r.maxRssKiB);
     skTotal.writeBytes += r.writeBytes;
   }
@@ -340,13 +362,24 @@ try {
     r.tool,
     r.seconds.toFixed(1),
     r.cpuSeconds.toFixed(1),
+    r.registryCpuSeconds.toFixed(1),
     r.bytes ? (r.bytes / MB).toFixed(0) : '-',
     r.peakRssMiB.toFixed(0),
     (r.writeBytes / MB).toFixed(0),
     r.bytes ? (r.writeBytes / r.bytes).toFixed(2) : '-',
     r.note,
   ]);
-  const head = ['TOOL', 'WALL s', 'CPU s', 'DISK MB', 'PEAK RSS MiB', 'WRITTEN MB', 'WRITTEN/DISK', 'NOTE'];
+  const head = [
+    'TOOL',
+    'WALL s',
+    'CPU s',
+    'REGISTRY CPU s',
+    'DISK MB',
+    'PEAK RSS MiB',
+    'WRITTEN MB',
+    'WRITTEN/DISK',
+    'NOTE',
+  ];
   const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
   console.log([head, ...rows].map((r) => r.map((c, i) => c.padEnd(w[i]!)).join('  ')).join('\n'));
   const sc = results.find((r) => r.tool.startsWith('skopeo'))!;
@@ -358,6 +391,10 @@ try {
   if (cr)
     console.log(
       `sealift packed vs crane pull: ${(packed.seconds / cr.seconds).toFixed(2)}x the wall time (target <= 0.8x: ${target(packed.seconds <= 0.8 * cr.seconds)})`,
+    );
+  if (cr)
+    console.log(
+      `CPU seconds, client + registry, on ${(await import('node:os')).cpus().length} cores: sealift ${packed.cpuSeconds.toFixed(1)} + ${packed.registryCpuSeconds.toFixed(1)}, crane ${cr.cpuSeconds.toFixed(1)} + ${cr.registryCpuSeconds.toFixed(1)}`,
     );
   console.log(
     `sealift packed: wrote ${(packed.writeBytes / packed.bytes).toFixed(3)}x the bundle's size (target <= 1.05x: ${target(packed.writeBytes <= 1.05 * packed.bytes)}); peak RSS ${packed.peakRssMiB.toFixed(0)} MiB, ${small.maxRssKiB ? (small.maxRssKiB / 1024).toFixed(0) : '?'} MiB on the small images (target <= 120 MiB: ${target(packed.peakRssMiB <= 120)})`,

@@ -9,6 +9,8 @@ export interface TestRegistry {
   host: string;
   url: string;
   dataDir: string;
+  /** the registry process (benchmarks read its CPU time from /proc) */
+  pid: number;
   stop(): Promise<void>;
   [Symbol.asyncDispose](): Promise<void>;
 }
@@ -70,7 +72,7 @@ export async function startRegistry(opts: RegistryOptions = {}): Promise<TestReg
     await proc.stop();
     await tmp[Symbol.asyncDispose]();
   };
-  return { host, url: `http://${host}`, dataDir, stop, [Symbol.asyncDispose]: stop };
+  return { host, url: `http://${host}`, dataDir, pid: proc.child.pid!, stop, [Symbol.asyncDispose]: stop };
 }
 
 /** Bytes the registry still holds in upload sessions of a repository (abandoned partial uploads). */
