@@ -68,22 +68,22 @@ export class PlannedTar {
   private readonly progress = new Map<string, number>();
   private batch: { lines: string[]; sync: boolean; promise: Promise<void> } | undefined;
   private chain: Promise<void> = Promise.resolve();
-  /** the parts' sha256 in tar order, as far as the files written allow (see advanceHash) */
-  /** whether the parts' sha256 are wanted (a compressed bundle hashes its compressed files instead) */
-  private readonly hashing: boolean;
-  private hashBuffer?: Buffer;
-  private readonly running = {
+  /**
+   * the parts' sha256 in tar order, as far as the files written allow (see advanceHash); unset
+   * when not wanted (a compressed bundle hashes its compressed files instead)
+   */
+  private readonly running?: {
     /** bytes of the archive hashed */
-    at: 0,
+    at: number;
     /** index in layout.files of the first file whose data is not yet known complete */
-    next: 0,
-    part: 0,
-    hash: createHash('sha256') as Hash,
-    digests: [] as string[],
-    work: undefined as Promise<void> | undefined,
-    again: false,
-    failed: undefined as unknown,
+    next: number;
+    part: number;
+    hash: Hash;
+    digests: string[];
+    buf: Buffer;
   };
+  /** the hashing passes, one after another (a failed one fails complete()) */
+  private hashed: Promise<void> = Promise.resolve();
 
   private constructor(
     output: string,
@@ -93,7 +93,15 @@ export class PlannedTar {
     hashing: boolean,
   ) {
     this.output = output;
-    this.hashing = hashing;
+    if (hashing)
+      this.running = {
+        at: 0,
+        next: 0,
+        part: 0,
+        hash: createHash('sha256'),
+        digests: [],
+        buf: Buffer.allocUnsafe(1 << 20),
+      };
     this.layout = layout;
     this.size = layout.size;
     this.files = new Map(files.map((f) => [f.path, f]));
@@ -342,65 +350,45 @@ export class PlannedTar {
   }
 
   /** Where the archive's final bytes end for now: the data of the first file in order not done. */
-  private hashableEnd(): number {
+  private hashableEnd(r: NonNullable<PlannedTar['running']>): number {
     const files = this.layout.files;
-    const r = this.running;
     while (r.next < files.length && this.done.has(files[r.next]!.path)) r.next++;
     return r.next < files.length ? files[r.next]!.dataOffset : this.size;
   }
 
   /**
-   * Hashes the archive on from where it stopped to where its bytes are final (headers and
-   * padding were written at open; a done file's data is complete and verified and is never
-   * written again). One pass runs at a time; a call while it runs makes it look again.
+   * Queues a pass that hashes the archive on from where the last stopped to where its bytes are
+   * final (headers and padding were written at open; a done file's data is complete and verified
+   * and is never written again). A pass with nothing new to hash returns at once.
    */
   private advanceHash(): void {
     const r = this.running;
-    if (r.work) {
-      r.again = true;
-      return;
-    }
-    if (!this.hashing) return;
-    const buf = (this.hashBuffer ??= Buffer.allocUnsafe(1 << 20));
-    const pass = async () => {
-      do {
-        r.again = false;
-        const end = this.hashableEnd();
-        while (r.at < end) {
-          const part = this.parts[r.part]!;
-          const n = Math.min(buf.length, end - r.at, part.start + part.size - r.at);
-          const { bytesRead } = await part.fh!.read(buf, 0, n, r.at - part.start);
-          if (bytesRead === 0)
-            throw new SealiftError('INTERNAL', `${part.tmp} ends at ${r.at - part.start} of ${part.size} bytes`);
-          r.hash.update(buf.subarray(0, bytesRead));
-          r.at += bytesRead;
-          if (r.at === part.start + part.size) {
-            r.digests.push(r.hash.digest('hex'));
-            r.hash = createHash('sha256');
-            r.part++;
-          }
+    if (!r) return;
+    this.hashed = this.hashed.then(async () => {
+      const end = this.hashableEnd(r);
+      while (r.at < end) {
+        const part = this.parts[r.part]!;
+        const n = Math.min(r.buf.length, end - r.at, part.start + part.size - r.at);
+        const { bytesRead } = await part.fh!.read(r.buf, 0, n, r.at - part.start);
+        if (bytesRead === 0)
+          throw new SealiftError('INTERNAL', `${part.tmp} ends at ${r.at - part.start} of ${part.size} bytes`);
+        r.hash.update(r.buf.subarray(0, bytesRead));
+        r.at += bytesRead;
+        if (r.at === part.start + part.size) {
+          r.digests.push(r.hash.digest('hex'));
+          r.hash = createHash('sha256');
+          r.part++;
         }
-      } while (r.again);
-    };
-    r.work = pass().then(
-      () => {
-        r.work = undefined;
-      },
-      (e: unknown) => {
-        r.work = undefined;
-        r.failed = e;
-      },
-    );
+      }
+    });
+    // seen by complete(), which awaits it; until then no unhandled rejection
+    this.hashed.catch(() => undefined);
   }
 
   /** The sha256 of every part, once every file is done: what the running hash has, the rest hashed now. */
-  private async partDigests(): Promise<string[]> {
-    const r = this.running;
-    while (r.work) await r.work;
-    if (r.failed) throw r.failed;
+  private async partDigests(r: NonNullable<PlannedTar['running']>): Promise<string[]> {
     this.advanceHash();
-    while (r.work) await r.work;
-    if (r.failed) throw r.failed;
+    await this.hashed;
     if (r.digests.length !== this.parts.length)
       throw new SealiftError('INTERNAL', `the tar was hashed to ${r.at} of ${this.size} bytes`);
     return r.digests;
@@ -429,7 +417,7 @@ export class PlannedTar {
     if (missing.length)
       throw new SealiftError('INTERNAL', `the tar is not complete: ${missing.slice(0, 3).join(', ')} not written`);
     await this.chain;
-    const digests = this.hashing ? await this.partDigests() : undefined;
+    const digests = this.running ? await this.partDigests(this.running) : undefined;
     const out: (WrittenPart & { tmp: string })[] = [];
     for (const [i, p] of this.parts.entries()) {
       await p.fh!.sync();
@@ -454,7 +442,7 @@ export class PlannedTar {
   /** Closes the handles; the temp files and journal stay for a re-run. */
   async close(): Promise<void> {
     await this.chain;
-    while (this.running.work) await this.running.work;
+    await this.hashed.catch(() => undefined);
     await Promise.all(this.parts.map((p) => p.fh?.close()));
     for (const p of this.parts) delete p.fh;
     await this.journal?.close();
