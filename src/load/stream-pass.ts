@@ -74,8 +74,6 @@ export interface StreamPassOptions extends RunOptions {
   concurrency?: number;
   /** paths to write out (site files, tools), and where the spool is (known once bundle.json has passed) */
   spool?: () => { wanted: (path: string) => boolean; dir: string } | undefined;
-  /** where a stream's layers wait for their push (default: the system's temp directory) */
-  blobSpoolDir?: string;
 }
 
 /** Bytes of a stream's layers that may wait in the spool for their push at once. */
@@ -144,33 +142,40 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     return all.length > 0 && all.every((r) => plan?.present.has(r)) ? undefined : HOLDING_REPOSITORY;
   };
 
-  /**
-   * Pushes one blob from `body` (hashed against its checksums line on the way, unless `hashed`:
-   * the spool checked it); records the outcome.
-   */
-  const pushBlob = async (
-    e: StreamedEntry,
-    hex: string,
-    body: Readable,
-    where?: { repo: string | undefined; present: boolean; hashed: boolean },
-  ): Promise<void> => {
+  /** Where a blob goes (undefined: every image that uses it is at the site), and whether it is there already. */
+  const placeOf = async (digest: Digest): Promise<{ repo: string | undefined; present: boolean }> => {
+    const repo = destination(digest);
+    return { repo, present: repo !== undefined && (await client.blobExists(repo, digest, signal)) };
+  };
+
+  /** A blob not pushed (not needed, or there already): read past, still hashed for the verdict. */
+  const readPast = async (e: StreamedEntry, digest: Digest, body: Readable, repo: string | undefined) => {
+    const { hex: got } = await hashEntry(body, false);
+    check.record(e, got);
+    if (!repo) return;
+    placed.set(digest, repo);
+    inRepo.add(`${repo} ${digest}`);
+    stats.blobsPresent++;
+    onEvent({ type: 'blob:done', digest, size: e.size, skipped: 'present' });
+  };
+
+  /** Pushes one blob from `body` (hashed against its checksums line on the way); records the outcome. */
+  const pushBlob = async (e: StreamedEntry, hex: string, body: Readable): Promise<void> => {
     const digest = `sha256:${hex}` as Digest;
-    const repo = where ? where.repo : destination(digest);
-    const verify = where?.hashed
-      ? new Transform({ transform: (c: Buffer, _e, cb) => cb(null, c) })
-      : new VerifyStream({ digest, size: e.size }, { where: `${check.location} ${e.path}` });
-    if (!repo || (where ? where.present : await client.blobExists(repo, digest, signal))) {
-      // not needed, or there already: read past it, still hashed for the verdict
-      const { hex: got } = await hashEntry(body, false);
-      check.record(e, got);
-      if (repo) {
-        placed.set(digest, repo);
-        inRepo.add(`${repo} ${digest}`);
-        stats.blobsPresent++;
-        onEvent({ type: 'blob:done', digest, size: e.size, skipped: 'present' });
-      }
-      return;
-    }
+    const { repo, present } = await placeOf(digest);
+    if (!repo || present) return readPast(e, digest, body, repo);
+    return upload(e, digest, body, repo, { hashed: false });
+  };
+
+  /** Uploads one blob into `repo`, hashed on the way unless `hashed` (the spool checked it); records the outcome. */
+  const upload = async (
+    e: StreamedEntry,
+    digest: Digest,
+    body: Readable,
+    repo: string,
+    opts: { hashed: boolean },
+  ): Promise<void> => {
+    const hex = digest.slice('sha256:'.length);
     onEvent({ type: 'blob:start', digest, size: e.size, ref: e.path });
     const progress = progressInSteps((n) => onEvent({ type: 'blob:progress', digest, bytes: n }));
     const counted = new Transform({
@@ -184,10 +189,14 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     body.once('error', (err) => (sourceError = err));
     // the hash sealift found, whatever error the upload then reports (its session is cancelled)
     let mismatch: string | undefined;
-    verify.once('error', (err) => {
-      if (isSealiftError(err) && err.code === 'DIGEST_MISMATCH') mismatch = err.details?.got as string | undefined;
-    });
-    streamPipeline(body, verify, counted, () => undefined);
+    const verify = opts.hashed
+      ? []
+      : [new VerifyStream({ digest, size: e.size }, { where: `${check.location} ${e.path}` })];
+    for (const v of verify)
+      v.once('error', (err) => {
+        if (isSealiftError(err) && err.code === 'DIGEST_MISMATCH') mismatch = err.details?.got as string | undefined;
+      });
+    streamPipeline([body, ...verify, counted], () => undefined);
     try {
       await client.pushBlob(repo, { digest, size: e.size }, counted, signal);
       progress.flush();
@@ -217,7 +226,7 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
   const uploads = pLimit(Math.max(1, opts.concurrency ?? 4));
   const big = opts.stream.randomAccess ? uploads : undefined;
   // a stream's: through the spool
-  const blobSpool = big ? undefined : new BlobSpool(opts.blobSpoolDir ?? tmpdir());
+  const blobSpool = big ? undefined : new BlobSpool(tmpdir());
   let spooled = 0;
   try {
     for await (const e of opts.stream.entries()) {
@@ -276,12 +285,10 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
    */
   async function viaSpool(spool: BlobSpool, e: StreamedEntry, hex: string): Promise<boolean> {
     const digest = `sha256:${hex}` as Digest;
-    const repo = destination(digest);
-    if (!repo || e.size > PIPE_SPOOL_BYTES) return false;
-    const present = await client.blobExists(repo, digest, signal);
-    // read past (hashed for the verdict), no spool needed
-    if (present) {
-      await pushBlob(e, hex, e.body(), { repo, present, hashed: false });
+    if (e.size > PIPE_SPOOL_BYTES) return false;
+    const { repo, present } = await placeOf(digest);
+    if (!repo || present) {
+      await readPast(e, digest, e.body(), repo);
       return true;
     }
     if (!(await spool.reserve(e.size))) return false;
@@ -306,7 +313,7 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     }
     void beside(
       uploads(() =>
-        pushBlob(e, hex, createReadStream(file, { highWaterMark: 1 << 20 }), { repo, present, hashed: true }),
+        upload(e, digest, createReadStream(file, { highWaterMark: 1 << 20 }), repo, { hashed: true }),
       ).finally(() => spool.release(e.size, file)),
     );
     return true;
