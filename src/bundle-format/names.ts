@@ -58,6 +58,11 @@ export const SITE_TOOLS = ['sealift', 'helm', 'helmfile', 'helm-diff'] as const;
 export type SiteTool = (typeof SITE_TOOLS)[number];
 export const SITE_PLATFORMS = ['linux/amd64', 'linux/arm64'] as const;
 
+/** This machine as a site platform name (os/arch, Go's arch names: linux/amd64, linux/arm64). */
+export function hostPlatform(): string {
+  return `${process.platform}/${process.arch === 'x64' ? 'amd64' : process.arch}`;
+}
+
 /** `linux/amd64` -> `bin/linux-amd64/<tool>` */
 export function siteToolPath(platform: string, tool: SiteTool): string {
   return `${SITE_TOOLS_DIR}/${platform.replace('/', '-')}/${tool}`;

@@ -16,6 +16,7 @@ import { noEvents, type EventSink } from '../events.ts';
 import { EXECUTABLE_DIR, IS_EXECUTABLE, PROJECT_ROOT } from '../runtime.ts';
 import { TOOLS_DIR } from '../tools.ts';
 import {
+  hostPlatform,
   siteToolPath,
   SITE_PLATFORMS,
   SITE_TOOLS,
@@ -50,10 +51,6 @@ export function parseSitePlatforms(values: readonly string[]): string[] {
 }
 
 /** What bundle.json records about the carried tools. */
-
-function hostPlatform(): string {
-  return `${process.platform}/${process.arch === 'x64' ? 'amd64' : process.arch}`;
-}
 
 const BUILD_EXE = join(PROJECT_ROOT, 'scripts', 'build-exe.ts');
 const BUILD_TOOLS = join(PROJECT_ROOT, 'scripts', 'build-site-tools.sh');

@@ -16,6 +16,7 @@ import { noEvents, type EventSink } from '../events.ts';
 import { writeFileAtomic } from '../fs-atomic.ts';
 import { extractOne } from './site-files.ts';
 import {
+  hostPlatform,
   parseSiteToolPath,
   siteToolPath,
   SITE_PLATFORMS,
@@ -40,14 +41,9 @@ export interface SiteToolsResult {
   runbook: string;
 }
 
-export function thisPlatform(): string {
-  const arch = process.arch === 'x64' ? 'amd64' : process.arch;
-  return `${process.platform}/${arch}`;
-}
-
 /** Which tools to install, decided before the registry is touched: a missing platform or tool is refused here. */
 export function planSiteTools(archive: BundleArchive, bundleFile: string, platform?: string): SiteToolsPlan {
-  const want = platform ?? thisPlatform();
+  const want = platform ?? hostPlatform();
   if (platform !== undefined && !(SITE_PLATFORMS as readonly string[]).includes(platform))
     throw new SealiftError(
       'USAGE',
