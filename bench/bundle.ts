@@ -20,6 +20,7 @@
 // test/support/images.ts and pushed with skopeo.
 import { execa } from 'execa';
 import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createReadStream } from 'node:fs';
@@ -86,16 +87,11 @@ function imageSet(): ImageSpec[] {
   return specs;
 }
 
-interface Measured {
+/** one row of the table: a timed run and what it made */
+interface Measured extends Timed {
   tool: string;
-  seconds: number;
   bytes: number;
   peakRssMiB: number;
-  /** write_bytes of the command (and its children) */
-  writeBytes: number;
-  /** user + system CPU seconds */
-  cpuSeconds: number;
-  registryCpuSeconds: number;
   note: string;
 }
 
@@ -205,22 +201,11 @@ try {
   const host = registry.host;
   const list = join(work.path, 'images.txt');
   const load = (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ');
-  console.log(
-    `load average before the runs: ${load} (${(await import('node:os')).cpus().length} cores); sealift: ${sealift.label}`,
-  );
+  console.log(`load average before the runs: ${load} (${cpus().length} cores); sealift: ${sealift.label}`);
   await writeFile(list, `${images.map((i) => i.ref).join('\n')}\n`);
   const results: Measured[] = [];
   const row = (tool: string, t: Timed, bytes: number, note: string): Measured => {
-    const m = {
-      tool,
-      seconds: t.seconds,
-      bytes,
-      peakRssMiB: t.maxRssKiB / 1024,
-      writeBytes: t.writeBytes,
-      cpuSeconds: t.cpuSeconds,
-      registryCpuSeconds: t.registryCpuSeconds,
-      note,
-    };
+    const m = { ...t, tool, bytes, peakRssMiB: t.maxRssKiB / 1024, note };
     results.push(m);
     return m;
   };
@@ -228,33 +213,23 @@ try {
   // sealift
   const mirrors = ['docker.io', 'nvcr.io', 'gcr.io', 'quay.io'].flatMap((h) => ['--mirror', `${h}=${host}`]);
   // every sealift run bundles a list from the same loopback registry, through the same mirrors
-  const bundleList = (
-    imageList: string,
-    outDir: string,
-    extra: string[] = [],
-    env: Record<string, string> = {},
-    run = sealift,
-  ) =>
-    timed(
-      run.file,
-      [
-        ...run.prefix,
-        'bundle',
-        '--imagelist',
-        imageList,
-        '-o',
-        outDir,
-        ...extra,
-        '--plain-http',
-        host,
-        ...mirrors,
-        '--concurrency',
-        args.concurrency!,
-        '--json',
-        '--no-site-tools', // images against skopeo: the carried tools are the same bytes on every run
-      ],
-      { env },
-    );
+  const bundleList = (imageList: string, outDir: string, extra: string[] = [], run = sealift) =>
+    timed(run.file, [
+      ...run.prefix,
+      'bundle',
+      '--imagelist',
+      imageList,
+      '-o',
+      outDir,
+      ...extra,
+      '--plain-http',
+      host,
+      ...mirrors,
+      '--concurrency',
+      args.concurrency!,
+      '--json',
+      '--no-site-tools', // images against skopeo: the carried tools are the same bytes on every run
+    ]);
   const out = join(work.path, 'sealift-out');
   const tar = join(out, 'images.tar');
   const packed = row('sealift bundle', await bundleList(list, out), 0, '');
@@ -264,7 +239,7 @@ try {
   if (args.entry !== 'source') {
     const source = await sealiftCommand('source');
     const srcOut = join(work.path, 'sealift-source');
-    const r = await bundleList(list, srcOut, [], {}, source);
+    const r = await bundleList(list, srcOut, [], source);
     row(
       'sealift bundle, node bin/sealift.js',
       r,
@@ -394,7 +369,7 @@ try {
     );
   if (cr)
     console.log(
-      `CPU seconds, client + registry, on ${(await import('node:os')).cpus().length} cores: sealift ${packed.cpuSeconds.toFixed(1)} + ${packed.registryCpuSeconds.toFixed(1)}, crane ${cr.cpuSeconds.toFixed(1)} + ${cr.registryCpuSeconds.toFixed(1)}`,
+      `CPU seconds, client + registry, on ${cpus().length} cores: sealift ${packed.cpuSeconds.toFixed(1)} + ${packed.registryCpuSeconds.toFixed(1)}, crane ${cr.cpuSeconds.toFixed(1)} + ${cr.registryCpuSeconds.toFixed(1)}`,
     );
   console.log(
     `sealift packed: wrote ${(packed.writeBytes / packed.bytes).toFixed(3)}x the bundle's size (target <= 1.05x: ${target(packed.writeBytes <= 1.05 * packed.bytes)}); peak RSS ${packed.peakRssMiB.toFixed(0)} MiB, ${small.maxRssKiB ? (small.maxRssKiB / 1024).toFixed(0) : '?'} MiB on the small images (target <= 120 MiB: ${target(packed.peakRssMiB <= 120)})`,
