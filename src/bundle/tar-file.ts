@@ -68,6 +68,10 @@ export class PlannedTar {
   private readonly progress = new Map<string, number>();
   private batch: { lines: string[]; sync: boolean; promise: Promise<void> } | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** every done record queued so far (markDone does not wait for them; complete() does) */
+  private recorded: Promise<void> = Promise.resolve();
+  /** the first done record that failed to be written */
+  private journalFailure?: { error: unknown };
   /**
    * the parts' sha256 in tar order, as far as the files written allow (see advanceHash); unset
    * when not wanted (a compressed bundle hashes its compressed files instead)
@@ -340,13 +344,26 @@ export class PlannedTar {
     await this.pwrite(bytes, f.dataOffset);
   }
 
-  /** The file is complete and verified: on disk (fdatasync) before its record, then recorded. */
+  /**
+   * The file is complete and verified: done for this run at once (its bytes are final), recorded
+   * for a re-run once it is on disk (fdatasync, then its journal line). The writer does not wait
+   * for that record: a sync flushes every dirty page of the tar, and waiting for it held a
+   * transfer slot idle. A record that cannot be written fails the next markDone and complete().
+   */
   async markDone(path: string): Promise<void> {
     const f = this.file(path);
-    await this.journalLine(`done ${recordKey(f)}\n`, true);
+    if (this.journalFailure) throw this.journalFailure.error;
     this.done.add(path);
     this.progress.delete(path);
     this.advanceHash();
+    this.recorded = Promise.all([
+      this.recorded,
+      this.journalLine(`done ${recordKey(f)}\n`, true).catch((e: unknown) => {
+        this.journalFailure ??= { error: e };
+        throw e;
+      }),
+    ]).then(() => undefined);
+    this.recorded.catch(() => undefined);
   }
 
   /** Where the archive's final bytes end for now: the data of the first file in order not done. */
@@ -416,6 +433,7 @@ export class PlannedTar {
     const missing = [...this.files.keys()].filter((p) => !this.done.has(p));
     if (missing.length)
       throw new SealiftError('INTERNAL', `the tar is not complete: ${missing.slice(0, 3).join(', ')} not written`);
+    await this.recorded;
     await this.chain;
     const digests = this.running ? await this.partDigests(this.running) : undefined;
     const out: (WrittenPart & { tmp: string })[] = [];
