@@ -10,14 +10,17 @@ import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   chmodSync,
+  closeSync,
   copyFileSync,
   existsSync,
   mkdirSync,
+  openSync,
   readFileSync,
   readdirSync,
   renameSync,
   rmSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { join, relative, sep } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -161,12 +164,33 @@ export async function buildExecutables(
     copyFileSync(node, tmp);
     chmodSync(tmp, 0o755);
     await inject(tmp, 'NODE_SEA_BLOB', blobBytes, { sentinelFuse: SEA_FUSE });
+    rewriteInPieces(tmp);
     renameSync(tmp, file);
     writeFileSync(stampFile, stamp);
     results.push({ platform, file, sha256: sha256(readFileSync(file)) });
   }
   writeFileSync(join(DIST, 'SHA256SUMS'), listSums(results));
   return results;
+}
+
+/**
+ * Writes the file again in 64 KiB writes, as cp and tar write what they copy. postject writes the
+ * executable in one write of its whole size, and the kernel (6.18, ext4) keeps a file written
+ * that way in the page cache in large folios; every process that maps it then counts whole folios
+ * in its RSS: `sealift --help` peaked at 95 MiB against 70 MiB for the same bytes written in 64
+ * KiB pieces (97 MiB written in 1 MiB pieces), until the page cache let the file go.
+ */
+function rewriteInPieces(path: string): void {
+  const bytes = readFileSync(path);
+  const piece = 64 * 1024;
+  const next = `${path}.pieces`;
+  const fd = openSync(next, 'w', 0o755);
+  try {
+    for (let at = 0; at < bytes.length; at += piece) writeSync(fd, bytes, at, Math.min(piece, bytes.length - at));
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(next, path);
 }
 
 /** dist/SHA256SUMS keeps a line for every executable built so far, this run's replacing older ones. */
