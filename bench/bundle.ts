@@ -6,7 +6,9 @@
 // (write_bytes of /proc/<pid>/io, read by a shell wrapper after the command exits: a reaped
 // child's I/O counts into its parent's) of each, the ratios the issue sets targets for (packed
 // <= 0.8x crane's wall time, write bytes <= 1.05x the bundle, peak RSS <= 120 MiB and flat in
-// image size), and what gzip and zstd gain on the layers and on the carried site tools.
+// image size), and what gzip and zstd gain on the layers and on the carried site tools. Every
+// run starts after a sync (nothing dirty left by the run before it); crane's time is printed
+// once more with a `sync -f` of its output, since sealift's tar is fsynced before it is renamed in.
 //
 //   node bench/bundle.ts [--scale 1] [--concurrency 4] [--entry exe|source] [--keep DIR]
 //
@@ -118,6 +120,9 @@ async function timed(
   const tag = `${Date.now()}-${Math.random().toString(16).slice(2)}`;
   const out = join(work.path, `time-${tag}`);
   const io = join(work.path, `io-${tag}`);
+  // every run starts with nothing dirty in the page cache: else a run pays for the write-back of
+  // what ran before it (the seeding's 2 GB before the first sealift run)
+  await execa('sync');
   const registryBefore = await registryCpu();
   const r = await execa(
     '/usr/bin/time',
@@ -204,6 +209,7 @@ try {
   console.log(`load average before the runs: ${load} (${cpus().length} cores); sealift: ${sealift.label}`);
   await writeFile(list, `${images.map((i) => i.ref).join('\n')}\n`);
   const results: Measured[] = [];
+  let craneSyncSeconds: number | undefined;
   const row = (tool: string, t: Timed, bytes: number, note: string): Measured => {
     const m = { ...t, tool, bytes, peakRssMiB: t.maxRssKiB / 1024, note };
     results.push(m);
@@ -311,6 +317,11 @@ try {
       cr,
     ]);
     row('crane pull (one OCI layout)', r, await duBytes(cr), 'all images in one call');
+    // sealift's tar is on disk (fsync) before it is renamed in; crane's files are in the page
+    // cache when it exits: what it takes to get them on disk too
+    const t0 = performance.now();
+    await execa('sync', ['-f', cr]);
+    craneSyncSeconds = (performance.now() - t0) / 1000;
     await rm(cr, { recursive: true, force: true });
   } else {
     console.log('crane: not built (run SEALIFT_SETUP_BENCH=1 bash scripts/setup.sh): skipped');
@@ -366,6 +377,10 @@ try {
   if (cr)
     console.log(
       `sealift packed vs crane pull: ${(packed.seconds / cr.seconds).toFixed(2)}x the wall time (target <= 0.8x: ${target(packed.seconds <= 0.8 * cr.seconds)})`,
+    );
+  if (cr && craneSyncSeconds !== undefined)
+    console.log(
+      `crane pull, then sync -f of its files: ${(cr.seconds + craneSyncSeconds).toFixed(1)} s (sync ${craneSyncSeconds.toFixed(1)} s); sealift packed vs that: ${(packed.seconds / (cr.seconds + craneSyncSeconds)).toFixed(2)}x`,
     );
   if (cr)
     console.log(
