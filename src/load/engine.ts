@@ -88,6 +88,11 @@ export async function copyAll(
     platforms?: PlatformSelection;
     /** for items without an expected digest: what the target must serve (e.g. the source tag's digest now) */
     resolveExpected?: ((item: CopyItem) => Promise<string>) | undefined;
+    /**
+     * target repositories this run already saw serving their item's expected digest (load's site
+     * state, read before the push): not asked again
+     */
+    servedAlready?: ReadonlySet<string>;
   } & RunOptions,
 ): Promise<CopyEngineResult> {
   const onEvent = opts.onEvent ?? noEvents;
@@ -107,6 +112,8 @@ export async function copyAll(
   const images: ImageLoad[] = [];
   const failures: CopyEngineResult['failures'] = [];
   const copied = new Map<CopyItem, string>();
+  /** items the target served with the expected digest before the walk: nothing was copied, the check is done */
+  const found = new Set<CopyItem>();
   // images in flight: enough that small blobs and manifests overlap the large transfers
   const perImage = pLimit(Math.max(4, 2 * opts.concurrency));
   await Promise.all(
@@ -127,9 +134,12 @@ export async function copyAll(
           if (!expected && opts.resolveExpected) expected = await opts.resolveExpected(item);
           if (expected) {
             const t = item.named.target;
-            const have = await opts.client.manifestExists(repo, t.tag ?? expected, opts.signal);
+            const have = opts.servedAlready?.has(repo)
+              ? { digest: expected }
+              : await opts.client.manifestExists(repo, t.tag ?? expected, opts.signal);
             if (have?.digest === expected) {
               copied.set(item, expected);
+              found.add(item);
               images.push({ source, target, digest: expected, status: 'present' });
               onEvent({ type: 'image:done', ref: source, digest: expected, skipped: true });
               return;
@@ -166,13 +176,27 @@ export async function copyAll(
   );
   const order = new Map(opts.items.map((it, i) => [formatImageReference(it.named.source), i]));
   images.sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
-  const checks = await checkTargets(
+  // a target found serving its digest in this run is not resolved a second time: nothing was written to it
+  const resolved = await checkTargets(
     opts.client,
-    opts.items.map((it) => {
-      const expected = it.expected ?? copied.get(it);
-      return expected ? { ...it, expected } : it;
-    }),
+    opts.items
+      .filter((it) => !found.has(it))
+      .map((it) => {
+        const expected = it.expected ?? copied.get(it);
+        return expected ? { ...it, expected } : it;
+      }),
     opts.signal,
+  );
+  const byItem = new Map(opts.items.filter((it) => !found.has(it)).map((it, i) => [it, resolved[i]!]));
+  const checks = opts.items.map(
+    (it): TargetCheck =>
+      byItem.get(it) ?? {
+        source: formatImageReference(it.named.source),
+        target: formatImageReference(it.named.target),
+        expected: copied.get(it)!,
+        found: copied.get(it)!,
+        status: 'ok',
+      },
   );
   return { images, checks, stats, failures };
 }

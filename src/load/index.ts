@@ -165,7 +165,7 @@ async function siteState(
   const byRef = new Map(named.map((n) => [formatImageReference(n.source), n]));
   const roots = new Map<Digest, string[]>();
   const present = new Set<string>();
-  const limit = pLimit(8);
+  const limit = pLimit(16);
   await Promise.all(
     images.map((img) =>
       limit(async () => {
@@ -291,9 +291,13 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       plan = await siteState(client, idx.images, named, opts.signal);
       return plan;
     };
+    // a file's plan (and the site's state) before anything is read past the preflight
+    if (preflight && archive) await makePlan(preflight.index);
+    const allPresent = () => plan !== undefined && named.every((n) => plan!.present.has(n.target.repository));
+    // 3. the no-op: an unchanged file whose every image is at the site is not read again
+    const skipRead = known !== undefined && preflight !== undefined && !opts.extractTo && allPresent();
     let owners: Map<Digest, Set<string>> | undefined;
-    if (preflight && archive) {
-      await makePlan(preflight.index);
+    if (preflight && archive && !skipRead) {
       // a file's graphs are read by offset now: every blob goes straight into its repository
       owners = new Map();
       const source = new BundleSource(archive, { checked: true });
@@ -306,9 +310,6 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
           owners.set(b.digest, (owners.get(b.digest) ?? new Set<string>()).add(repo));
       }
     }
-    const allPresent = () => plan !== undefined && named.every((n) => plan!.present.has(n.target.repository));
-    // 3. the no-op: an unchanged file whose every image is at the site is not read again
-    const skipRead = known !== undefined && preflight !== undefined && !opts.extractTo && allPresent();
     const pass: StreamPassResult = skipRead
       ? {
           placed: new Map(),
@@ -361,6 +362,7 @@ export async function loadBundle(opts: LoadOptions): Promise<LoadResult> {
       source: (item) => (incremental ? baseAwareSource(source, client, item.named.target.repository) : source),
       homes,
       concurrency: opts.concurrency ?? 4,
+      ...(plan ? { servedAlready: plan.present } : {}),
       onEvent,
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
