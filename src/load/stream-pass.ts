@@ -16,11 +16,11 @@
 // passed, and a blob that passes before any manifest naming it goes into HOLDING_REPOSITORY, from
 // where the images' repositories mount it afterwards (a POST, no bytes).
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { close, createReadStream, createWriteStream, open, writev } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pipeline as streamPipeline, Readable, Transform } from 'node:stream';
+import { pipeline as streamPipeline, Readable, Transform, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import pLimit from 'p-limit';
 import {
@@ -297,7 +297,7 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
       const verify = new VerifyStream({ digest, size: e.size }, { where: `${check.location} ${e.path}` });
       file = spool.fileFor(digest);
       try {
-        await pipeline(e.body(), verify, createWriteStream(file));
+        await pipeline(e.body(), verify, gatheringWriter(file));
       } catch (err) {
         if (isSealiftError(err) && err.code === 'DIGEST_MISMATCH') {
           // never pushed: the verdict names the blob
@@ -318,6 +318,60 @@ export async function streamPass(opts: StreamPassOptions): Promise<StreamPassRes
     );
     return true;
   }
+}
+
+/** what a spool file's writer gathers before one write */
+const SPOOL_WRITE_BYTES = 1 << 20;
+
+/**
+ * A new file written in writes of SPOOL_WRITE_BYTES: a stream's chunks are the pipe's 64 KiB, and
+ * a write each cost about 90 us of CPU here (the hand-off to libuv's thread pool and back), against
+ * 20 us per 64 KiB in writes of 1 MiB (512 MiB through fs.write on this machine).
+ */
+function gatheringWriter(file: string): Writable {
+  let fd: number | undefined;
+  let gathered: Buffer[] = [];
+  let bytes = 0;
+  let position = 0;
+  const flush = (cb: (e?: Error | null) => void) => {
+    const bufs = gathered;
+    const n = bytes;
+    gathered = [];
+    bytes = 0;
+    if (n === 0) return cb();
+    writev(fd!, bufs, position, (e, written) => {
+      if (e) return cb(e);
+      position += written;
+      // a short write: the rest again
+      if (written < n) {
+        gathered = [Buffer.concat(bufs).subarray(written)];
+        bytes = n - written;
+        return flush(cb);
+      }
+      cb();
+    });
+  };
+  return new Writable({
+    construct(cb) {
+      open(file, 'w', (e, opened) => {
+        fd = opened;
+        cb(e);
+      });
+    },
+    write(chunk: Buffer, _enc, cb) {
+      gathered.push(chunk);
+      bytes += chunk.length;
+      if (bytes >= SPOOL_WRITE_BYTES) flush(cb);
+      else cb();
+    },
+    final(cb) {
+      flush(cb);
+    },
+    destroy(err, cb) {
+      if (fd === undefined) return cb(err);
+      close(fd, (e) => cb(err ?? e));
+    },
+  });
 }
 
 /** Spool files of a stream's layers waiting for their push, at most PIPE_SPOOL_BYTES at once. */
