@@ -178,7 +178,7 @@ export async function buildExecutables(
  * executable in one write of its whole size, and the kernel (6.18, ext4) keeps a file written
  * that way in the page cache in large folios; every process that maps it then counts whole folios
  * in its RSS: `sealift --help` peaked at 95 MiB against 70 MiB for the same bytes written in 64
- * KiB pieces (97 MiB written in 1 MiB pieces), until the page cache let the file go.
+ * KiB pieces (90 MiB written in 1 MiB pieces), until the page cache let the file go.
  */
 function rewriteInPieces(path: string): void {
   const bytes = readFileSync(path);
