@@ -68,9 +68,7 @@ export class PlannedTar {
   private readonly progress = new Map<string, number>();
   private batch: { lines: string[]; sync: boolean; promise: Promise<void> } | undefined;
   private chain: Promise<void> = Promise.resolve();
-  /** every done record queued so far (markDone does not wait for them; complete() does) */
-  private recorded: Promise<void> = Promise.resolve();
-  /** the first done record that failed to be written */
+  /** the first done record that failed to be written (markDone does not wait for them; `chain` runs them) */
   private journalFailure?: { error: unknown };
   /**
    * the parts' sha256 in tar order, as far as the files written allow (see advanceHash); unset
@@ -356,14 +354,9 @@ export class PlannedTar {
     this.done.add(path);
     this.progress.delete(path);
     this.advanceHash();
-    this.recorded = Promise.all([
-      this.recorded,
-      this.journalLine(`done ${recordKey(f)}\n`, true).catch((e: unknown) => {
-        this.journalFailure ??= { error: e };
-        throw e;
-      }),
-    ]).then(() => undefined);
-    this.recorded.catch(() => undefined);
+    this.journalLine(`done ${recordKey(f)}\n`, true).catch((e: unknown) => {
+      this.journalFailure ??= { error: e };
+    });
   }
 
   /** Where the archive's final bytes end for now: the data of the first file in order not done. */
@@ -433,8 +426,9 @@ export class PlannedTar {
     const missing = [...this.files.keys()].filter((p) => !this.done.has(p));
     if (missing.length)
       throw new SealiftError('INTERNAL', `the tar is not complete: ${missing.slice(0, 3).join(', ')} not written`);
-    await this.recorded;
+    // every journal batch runs in `chain`: after it, every done record is written or has failed
     await this.chain;
+    if (this.journalFailure) throw this.journalFailure.error;
     const digests = this.running ? await this.partDigests(this.running) : undefined;
     const out: (WrittenPart & { tmp: string })[] = [];
     for (const [i, p] of this.parts.entries()) {
