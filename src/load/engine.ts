@@ -177,17 +177,16 @@ export async function copyAll(
   const order = new Map(opts.items.map((it, i) => [formatImageReference(it.named.source), i]));
   images.sort((a, b) => (order.get(a.source) ?? 0) - (order.get(b.source) ?? 0));
   // a target found serving its digest in this run is not resolved a second time: nothing was written to it
+  const toResolve = opts.items.filter((it) => !found.has(it));
   const resolved = await checkTargets(
     opts.client,
-    opts.items
-      .filter((it) => !found.has(it))
-      .map((it) => {
-        const expected = it.expected ?? copied.get(it);
-        return expected ? { ...it, expected } : it;
-      }),
+    toResolve.map((it) => {
+      const expected = it.expected ?? copied.get(it);
+      return expected ? { ...it, expected } : it;
+    }),
     opts.signal,
   );
-  const byItem = new Map(opts.items.filter((it) => !found.has(it)).map((it, i) => [it, resolved[i]!]));
+  const byItem = new Map(toResolve.map((it, i) => [it, resolved[i]!]));
   const checks = opts.items.map(
     (it): TargetCheck =>
       byItem.get(it) ?? {
